@@ -1,0 +1,65 @@
+"""Search settings: a dataclass that only validates, with the documented caps."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UserError
+
+MAX_N = 256
+MAX_STEP_TOKENS = 1024
+MAX_STEPS = 40
+MAX_QUESTION_CHARS = 4000
+AGGREGATIONS = ("last", "min", "avg", "prod")
+SELECTIONS = ("majority", "prm_max", "prm_vote")
+
+
+@dataclass
+class SearchConfig:
+    strategy: str = "beam"
+    n: int = 8  # budget: number of generations (leaves) per problem
+    beam_width: int = 4  # M: children per kept beam (beam search, DVTS)
+    max_steps: int = 8
+    step_tokens: int = 96  # max tokens of one step
+    final_tokens: int = 256  # max tokens of the last step, which may run to the end
+    temperature: float = 0.8
+    top_p: float = 1.0
+    aggregation: str = "last"
+    selection: str = "prm_vote"
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> None:
+            raise UserError(msg)
+
+        for name in ("n", "beam_width", "max_steps", "step_tokens", "final_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                bad(f"{name} must be a positive integer, got {value!r}")
+        if self.n > MAX_N:
+            bad(f"n={self.n} is above the cap of {MAX_N}")
+        if self.max_steps > MAX_STEPS:
+            bad(f"max_steps={self.max_steps} is above the cap of {MAX_STEPS}")
+        if max(self.step_tokens, self.final_tokens) > MAX_STEP_TOKENS:
+            bad(f"tokens per step are capped at {MAX_STEP_TOKENS}")
+        if self.strategy in ("beam", "dvts"):
+            if self.beam_width > self.n:
+                bad(f"beam width M={self.beam_width} is larger than N={self.n}")
+            if self.n % self.beam_width:
+                bad(f"N={self.n} must be a multiple of the beam width M={self.beam_width}")
+        if not 0.0 <= float(self.temperature) <= 2.0:
+            bad(f"temperature must be in [0, 2], got {self.temperature}")
+        if not 0.0 < float(self.top_p) <= 1.0:
+            bad(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.aggregation not in AGGREGATIONS:
+            bad(f"unknown aggregation {self.aggregation!r}; valid: {', '.join(AGGREGATIONS)}")
+        if self.selection not in SELECTIONS:
+            bad(f"unknown selection {self.selection!r}; valid: {', '.join(SELECTIONS)}")
+
+
+def check_question(question: str) -> str:
+    text = (question or "").strip()
+    if not text:
+        raise UserError("the problem is empty")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise UserError(f"the problem is {len(text)} characters long; the cap is {MAX_QUESTION_CHARS}")
+    return text

@@ -1,0 +1,63 @@
+"""The text-level policy protocol that strategies and scorers call.
+
+Prompts go in as text; completions come out as text with token counts and log-probs.
+How a backend reuses work between calls (a KV cache, a server's prefix cache) is its
+own business, so an OpenAI-compatible server backend can stand behind the same calls.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+from .compute import ComputeMeter
+
+
+class StopRequested(Exception):
+    """Raised inside a backend when the caller's stop check says so (e.g. the Stop button)."""
+
+
+@dataclass
+class Completion:
+    text: str  # the generated text, stop string included when it stopped on one
+    n_tokens: int
+    logprob_sum: float  # sum of the sampled tokens' log-probs under the model (temperature 1)
+    stop_reason: str  # "stop" (a stop string), "eos", or "length"
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.logprob_sum / max(self.n_tokens, 1)
+
+
+class Policy(Protocol):
+    name: str
+    n_params: int
+    meter: ComputeMeter
+
+    def chat_prompt(self, messages: list[dict], continue_final: bool = False) -> str:
+        """Render chat messages with the model's template, ready for generation."""
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        n: Sequence[int],
+        max_tokens: int,
+        temperature: float,
+        stop: str | None = "\n\n",
+        top_p: float = 1.0,
+        keep_state: bool = True,
+        should_stop: Callable[[], bool] | None = None,
+        meter: ComputeMeter | None = None,
+        role: str = "policy",
+    ) -> list[list[Completion]]:
+        """For each prompt, n[i] sampled continuations (one batch); keep_state lets a
+        later call that extends prompt + completion reuse the work done here."""
+
+    def choice_probs(
+        self, prompts: Sequence[str], choices: Sequence[str],
+        meter: ComputeMeter | None = None, role: str = "scorer",
+    ) -> list[list[float]]:
+        """For each prompt, the next-token probability of each choice's first token,
+        normalised over the choices."""
+
+    def reseed(self, seed: int | None) -> None:
+        """Make the following samples reproducible (None: unseeded)."""

@@ -1,0 +1,233 @@
+"""The local policy backend: a transformers causal LM with its own batched sampling loop.
+
+One call samples every candidate of a step in one batch. Work is reused between calls:
+a prompt seen before (the problem's prompt) is prefilled once and kept; each sampled
+continuation keeps its KV state under the text `prompt + completion`, so the next step of
+that path feeds only the one token not yet fed. States shared by several rows (a beam's
+M children) are fed once and then repeated. Loading models lives in loading.py.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import torch
+
+from .base import Completion, StopRequested
+from .compute import ComputeMeter
+from .kv import RowState, batch_cache, empty_state, extract_row, select_rows
+
+ROOT_STATES_KEPT = 16  # prompts prefilled from scratch, kept across calls (LRU)
+
+
+class TransformersPolicy:
+    def __init__(self, model, tokenizer, name: str = "local", reuse_cache: bool = True):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.reuse_cache = reuse_cache
+        self.meter = ComputeMeter()  # used when a caller passes no meter
+        self.n_params = sum(p.numel() for p in model.parameters())
+        self.eos_ids = self._eos_ids()
+        self.generator = torch.Generator().manual_seed(0)
+        self._roots: OrderedDict[str, RowState] = OrderedDict()  # prompt text -> state
+        self._states: dict[str, RowState] = {}  # prompt + completion of the last call -> state
+
+    def _eos_ids(self) -> set[int]:
+        ids = set()
+        for source in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
+            if isinstance(source, int):
+                ids.add(source)
+            elif source:
+                ids.update(source)
+        return ids
+
+    def reseed(self, seed: int | None) -> None:
+        self.generator = torch.Generator()
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(seed)
+
+    def chat_prompt(self, messages: list[dict], continue_final: bool = False) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=not continue_final,
+                continue_final_message=continue_final)
+        return "\n\n".join(m["content"] for m in messages) + ("" if continue_final else "\n\n")
+
+    # --- states --------------------------------------------------------------------
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _lookup(self, prompt: str) -> RowState:
+        """The best known state for `prompt`: exact, else the longest known prefix plus the rest."""
+        if self.reuse_cache:
+            if prompt in self._states:
+                return self._states[prompt]
+            if prompt in self._roots:
+                self._roots.move_to_end(prompt)
+                return self._roots[prompt]
+            best = max((k for k in self._roots if prompt.startswith(k)), key=len, default=None)
+            if best is not None:
+                base = self._roots[best]
+                return RowState(base.keys, base.values, base.next_pos,
+                                base.pending + tuple(self._encode(prompt[len(best):])))
+        ids = self._encode(prompt)
+        if self.tokenizer.bos_token_id is not None and getattr(self.tokenizer, "add_bos_token", False):
+            ids = [self.tokenizer.bos_token_id] + ids
+        return empty_state(ids)
+
+    @torch.inference_mode()
+    def _prefill(self, state: RowState, meter: ComputeMeter, role: str) -> RowState:
+        """Feed all pending tokens but the last, alone (no padding)."""
+        if len(state.pending) <= 1:
+            return state
+        feed = list(state.pending[:-1])
+        cache, mask = batch_cache([state])
+        ids = torch.tensor([feed])
+        positions = torch.arange(state.next_pos, state.next_pos + len(feed)).unsqueeze(0)
+        mask = torch.cat([mask, torch.ones(1, len(feed), dtype=torch.long)], dim=1)
+        self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                   use_cache=True, logits_to_keep=1)
+        meter.add(role, self.n_params, prefill=len(feed))
+        return extract_row(cache, mask, 0, state.next_pos + len(feed), [state.pending[-1]])
+
+    def _prepare(self, prompts: Sequence[str], meter: ComputeMeter, role: str,
+                 remember: bool = True) -> list[RowState]:
+        """States with exactly one pending token; new prompts are kept for later calls."""
+        states = []
+        for prompt in prompts:
+            state = self._lookup(prompt)
+            if len(state.pending) > 1:
+                state = self._prefill(state, meter, role)
+                if self.reuse_cache and remember:
+                    self._roots[prompt] = state
+                    while len(self._roots) > ROOT_STATES_KEPT:
+                        self._roots.popitem(last=False)
+            states.append(state)
+        return states
+
+    @torch.inference_mode()
+    def _feed(self, cache, mask, tokens: torch.Tensor, positions: torch.Tensor):
+        """Feed one token per row; return last-position logits [B, V] and the grown mask."""
+        mask = torch.cat([mask, torch.ones(len(tokens), 1, dtype=torch.long)], dim=1)
+        out = self.model(input_ids=tokens.unsqueeze(1), attention_mask=mask,
+                         position_ids=positions.unsqueeze(1), cache=cache, use_cache=True)
+        return out.logits[:, -1].float(), mask
+
+    def _first_logits(self, states: list[RowState], meter: ComputeMeter, role: str):
+        """Feed each state's pending token once; return cache, mask, logits for the unique states."""
+        cache, mask = batch_cache(states)
+        tokens = torch.tensor([s.pending[0] for s in states])
+        positions = torch.tensor([s.next_pos for s in states])
+        logits, mask = self._feed(cache, mask, tokens, positions)
+        meter.add(role, self.n_params, prefill=len(states))
+        return cache, mask, logits
+
+    # --- sampling ------------------------------------------------------------------
+    def _sample(self, logits: torch.Tensor, temperature: float, top_p: float):
+        logprobs = torch.log_softmax(logits, dim=-1)
+        if temperature <= 0:
+            tokens = logits.argmax(dim=-1)
+        else:
+            probs = torch.softmax(logits / temperature, dim=-1)
+            if top_p < 1.0:
+                sorted_probs, order = probs.sort(dim=-1, descending=True)
+                drop = sorted_probs.cumsum(-1) - sorted_probs > top_p
+                sorted_probs[drop] = 0.0
+                probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+            tokens = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+        return tokens, logprobs.gather(1, tokens.unsqueeze(1)).squeeze(1)
+
+    def generate(self, prompts: Sequence[str], n: Sequence[int], max_tokens: int, temperature: float,
+                 stop: str | None = "\n\n", top_p: float = 1.0, keep_state: bool = True,
+                 should_stop: Callable[[], bool] | None = None, meter: ComputeMeter | None = None,
+                 role: str = "policy") -> list[list[Completion]]:
+        meter = meter or self.meter
+        if len(prompts) != len(n):
+            raise ValueError("prompts and n differ in length")
+        unique = list(dict.fromkeys(p for p, k in zip(prompts, n) if k > 0))
+        if not unique:
+            return [[] for _ in prompts]
+        states = self._prepare(unique, meter, role)
+        cache, mask, logits = self._first_logits(states, meter, role)
+        # batch row -> (prompt index, unique state index)
+        owners = [(i, unique.index(p)) for i, (p, k) in enumerate(zip(prompts, n)) for _ in range(k)]
+        rows = torch.tensor([u for _, u in owners])
+        cache, mask, logits = select_rows(cache, rows), mask[rows], logits[rows]
+        next_pos = torch.tensor([states[u].next_pos + 1 for _, u in owners])
+        finished = self._decode(cache, mask, logits, next_pos, owners, unique, max_tokens,
+                                temperature, top_p, stop, keep_state, should_stop, meter, role)
+        results: list[list[Completion]] = [[] for _ in prompts]
+        for (prompt_index, _), completion in zip(owners, finished):
+            results[prompt_index].append(completion)
+        return results
+
+    def _decode(self, cache, mask, logits, next_pos, owners, unique, max_tokens, temperature, top_p,
+                stop, keep_state, should_stop, meter, role) -> list[Completion]:
+        batch = len(owners)
+        live = list(range(batch))  # batch position -> original row
+        tokens_out: list[list[int]] = [[] for _ in range(batch)]
+        logprob_sums = [0.0] * batch
+        done: dict[int, Completion] = {}
+        new_states: dict[str, RowState] = {}
+        for step in range(max_tokens):
+            if should_stop is not None and should_stop():
+                raise StopRequested()
+            sampled, logprobs = self._sample(logits, temperature, top_p)
+            meter.add(role, self.n_params, generated=len(live))
+            ended = []
+            for pos, row in enumerate(live):
+                token = int(sampled[pos])
+                tokens_out[row].append(token)
+                logprob_sums[row] += float(logprobs[pos])
+                reason = self._stop_reason(tokens_out[row], token, stop, step + 1 >= max_tokens)
+                if reason:
+                    ended.append(pos)
+                    text = self._text(tokens_out[row], stop, reason)
+                    done[row] = Completion(text, len(tokens_out[row]), logprob_sums[row], reason)
+                    if keep_state and self.reuse_cache and reason != "eos":
+                        key = unique[owners[row][1]] + text
+                        new_states[key] = extract_row(cache, mask, pos, int(next_pos[pos]), [token])
+            if len(done) == batch:
+                break
+            if ended:
+                gone = set(ended)
+                keep = torch.tensor([p for p in range(len(live)) if p not in gone])
+                live = [live[p] for p in keep.tolist()]
+                cache, mask, next_pos, sampled = select_rows(cache, keep), mask[keep], next_pos[keep], sampled[keep]
+            logits, mask = self._feed(cache, mask, sampled, next_pos)
+            next_pos = next_pos + 1
+        if keep_state and self.reuse_cache:
+            self._states = new_states
+        return [done[row] for row in range(batch)]
+
+    def _stop_reason(self, ids: list[int], token: int, stop: str | None, at_limit: bool) -> str | None:
+        if token in self.eos_ids:
+            return "eos"
+        if stop is not None:
+            tail = self.tokenizer.decode(ids[-8:], skip_special_tokens=True)
+            if stop in tail:
+                return "stop"
+        return "length" if at_limit else None
+
+    def _text(self, ids: list[int], stop: str | None, reason: str) -> str:
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        if reason == "stop" and stop:
+            text = text[: text.index(stop) + len(stop)]
+        return text
+
+    @torch.inference_mode()
+    def choice_probs(self, prompts: Sequence[str], choices: Sequence[str],
+                     meter: ComputeMeter | None = None, role: str = "scorer") -> list[list[float]]:
+        meter = meter or self.meter
+        choice_ids = [self._encode(c)[0] for c in choices]
+        out: list[list[float]] = []
+        for start in range(0, len(prompts), 16):
+            chunk = list(prompts[start:start + 16])
+            states = self._prepare(chunk, meter, role, remember=False)
+            _, _, logits = self._first_logits(states, meter, role)
+            probs = torch.softmax(logits[:, choice_ids], dim=-1)
+            out.extend(probs.tolist())
+        return out

@@ -1,0 +1,43 @@
+"""Prompt templates kept in assets/: a system prompt and few-shot worked examples.
+
+A solution is a list of steps separated by a blank line; the prompt of a partial path is
+the problem's chat prompt followed by each step and its "\\n\\n" separator.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+STEP_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    system: str
+    examples: tuple[tuple[str, str], ...]  # (question, step-by-step solution)
+
+    def messages(self, question: str) -> list[dict]:
+        out = [{"role": "system", "content": self.system}] if self.system else []
+        for example_q, example_a in self.examples:
+            out += [{"role": "user", "content": example_q}, {"role": "assistant", "content": example_a}]
+        return out + [{"role": "user", "content": question}]
+
+
+def load_template(name: str = "default") -> PromptTemplate:
+    path = ASSETS / "prompts" / f"{name}.json"
+    if not path.is_file():
+        valid = sorted(p.stem for p in (ASSETS / "prompts").glob("*.json"))
+        raise UserError(f"unknown prompt template {name!r}; valid: {', '.join(valid)}")
+    data = json.loads(path.read_text())
+    return PromptTemplate(name, data.get("system", ""),
+                          tuple((e["question"], e["solution"]) for e in data.get("examples", [])))
+
+
+def path_prompt(root_prompt: str, steps: list[str]) -> str:
+    """The prompt that continues a path after its last step."""
+    return root_prompt + "".join(step + STEP_SEPARATOR for step in steps)

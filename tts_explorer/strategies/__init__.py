@@ -1,0 +1,44 @@
+"""Search strategies and their registry: name -> Strategy. Unknown names list the valid ones.
+
+greedy and majority sample independent chains without a scorer; best_of_n adds a PRM
+and PRM-based selection; beam and dvts let the PRM steer the search.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+from ..config import SearchConfig
+from ..errors import UserError
+from .beam import beam_search
+from .dvts import dvts
+from .sampling import independent_chains
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    run: Callable  # generator function(ctx) -> events
+    uses_scorer: bool
+    fixed: tuple[tuple[str, object], ...] = ()  # settings this strategy always uses
+    label: str = ""
+
+    def adjust(self, config: SearchConfig) -> SearchConfig:
+        return dataclasses.replace(config, **dict(self.fixed), strategy=self.name) if self.fixed else config
+
+
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
+    Strategy("greedy", independent_chains, False, (("n", 1), ("temperature", 0.0), ("selection", "majority")),
+             "Greedy chain of thought"),
+    Strategy("majority", independent_chains, False, (("selection", "majority"),), "Majority vote"),
+    Strategy("best_of_n", independent_chains, True, label="Best-of-N"),
+    Strategy("beam", beam_search, True, label="Beam search"),
+    Strategy("dvts", dvts, True, label="DVTS"),
+)}
+
+
+def get_strategy(name: str) -> Strategy:
+    if name not in STRATEGIES:
+        raise UserError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]

@@ -1,0 +1,99 @@
+"""What every strategy shares: the search context, expanding nodes in one batch, scoring them.
+
+A strategy is a generator that grows `ctx.tree` and yields events; nothing else keeps
+search state. Candidates of one expansion are generated in a single policy call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..config import SearchConfig
+from ..events import NodesAdded, NodesPruned, NodesScored
+from ..policy.compute import ComputeMeter
+from ..prompts import STEP_SEPARATOR, path_prompt
+from ..scorers.base import Scorer, StepPath
+from ..selection import aggregate, extract_answer
+from ..tree import Node, SearchTree
+
+
+@dataclass
+class SearchContext:
+    tree: SearchTree
+    policy: object  # a Policy
+    scorer: Scorer | None
+    config: SearchConfig
+    root_prompt: str
+    meter: ComputeMeter = field(default_factory=ComputeMeter)
+    should_stop: Callable[[], bool] | None = None
+
+    def step_path(self, node: Node) -> StepPath:
+        path = self.tree.path(node.id)
+        return StepPath(self.tree.question, self.root_prompt, tuple(n.text for n in path),
+                        tuple(n.mean_logprob for n in path), node.terminal)
+
+
+def _classify(text: str, reason: str, final: bool) -> tuple[str, str, str | None]:
+    """(step text without separator, node stop_reason, answer) for one completion."""
+    step = text[: -len(STEP_SEPARATOR)] if text.endswith(STEP_SEPARATOR) else text
+    answer = extract_answer(step)
+    if reason == "eos" or not step.strip():
+        return step, "eos", answer
+    if answer is not None:
+        return step, "answer", answer
+    if reason == "length" or final:
+        return step, "length", None
+    return step, "step", None
+
+
+def expand(ctx: SearchContext, parents: list[Node], counts: list[int], iteration: int,
+           final: bool, subtrees: list[int | None] | None = None) -> list[Node]:
+    """Sample counts[i] next steps for each parent in one batch; add them to the tree."""
+    cfg = ctx.config
+    prompts = [path_prompt(ctx.root_prompt, ctx.tree.steps(p.id)) for p in parents]
+    results = ctx.policy.generate(
+        prompts, counts, max_tokens=cfg.final_tokens if final else cfg.step_tokens,
+        temperature=cfg.temperature, top_p=cfg.top_p, stop=None if final else STEP_SEPARATOR,
+        should_stop=ctx.should_stop, meter=ctx.meter, role="policy")
+    added = []
+    for i, (parent, completions) in enumerate(zip(parents, results)):
+        for completion in completions:
+            step, reason, answer = _classify(completion.text, completion.stop_reason, final)
+            subtree = parent.subtree if subtrees is None else subtrees[len(added)]
+            added.append(ctx.tree.add(
+                parent.id, text=step, n_tokens=completion.n_tokens,
+                mean_logprob=round(completion.mean_logprob, 4), iteration=iteration,
+                stop_reason=reason, answer=answer, subtree=subtree,
+                status="finished" if reason != "step" else "active"))
+    return added
+
+
+def score(ctx: SearchContext, nodes: list[Node]) -> None:
+    """Set each node's step score (when there is a scorer) and its aggregated path score."""
+    if ctx.scorer is not None and nodes:
+        for node, value in zip(nodes, ctx.scorer.score_last([ctx.step_path(n) for n in nodes])):
+            node.score = round(float(value), 4)
+    for node in nodes:
+        node.agg_score = aggregate([n.score for n in ctx.tree.path(node.id)], ctx.config.aggregation)
+
+
+def expand_and_score(ctx: SearchContext, parents: list[Node], counts: list[int], iteration: int,
+                     final: bool, subtrees: list[int | None] | None = None):
+    """expand() then score(), yielding the events; returns the new nodes."""
+    new = expand(ctx, parents, counts, iteration, final, subtrees)
+    yield NodesAdded([n.id for n in new], iteration)
+    score(ctx, new)
+    yield NodesScored([n.id for n in new], iteration)
+    return new
+
+
+def prune(nodes: list[Node], iteration: int):
+    """Mark nodes pruned and yield the event (nothing when the list is empty)."""
+    for node in nodes:
+        node.status = "pruned"
+    if nodes:
+        yield NodesPruned([n.id for n in nodes], iteration)
+
+
+def by_score(node: Node) -> float:
+    return node.agg_score if node.agg_score is not None else float("-inf")

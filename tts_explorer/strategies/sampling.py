@@ -1,0 +1,24 @@
+"""Independent chains: greedy chain of thought, majority vote (self-consistency), best-of-N.
+
+All three grow N chains side by side, one step per iteration, each unfinished chain
+getting exactly one child; nothing is pruned. They differ in N, temperature, whether a
+scorer runs and how the answer is chosen (see strategies/__init__.py).
+"""
+from __future__ import annotations
+
+from ..events import IterationDone
+from .base import SearchContext, expand_and_score
+
+
+def independent_chains(ctx: SearchContext):
+    cfg = ctx.config
+    active = [ctx.tree.root]
+    counts = [cfg.n]
+    for iteration in range(cfg.max_steps):
+        final = iteration == cfg.max_steps - 1
+        new = yield from expand_and_score(ctx, active, counts, iteration, final)
+        active = [n for n in new if not n.terminal]
+        counts = [1] * len(active)
+        yield IterationDone(iteration, cfg.max_steps, len(active))
+        if not active:
+            break
