@@ -93,8 +93,8 @@ class SearchTree:
         return [n for n in self.nodes.values() if n.status in statuses and n.id != 0]
 
     def candidates(self) -> list[Node]:
-        """The final answer pool: finished (or selected) nodes."""
-        return self.with_status("finished", "selected")
+        """The final answer pool: finished nodes (the chosen one is marked 'selected')."""
+        return [n for n in self.with_status("finished", "selected") if n.terminal]
 
     # --- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install what the app needs (and, with --dev, what the tests need). Safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+$PY -m pip install -q --disable-pip-version-check "torch==2.13.0" -r requirements.txt
+if [ "${1:-}" = "--dev" ]; then
+  $PY -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+fi

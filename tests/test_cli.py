@@ -1,0 +1,69 @@
+"""The command line, run as a user runs it: error paths, and solve / eval on a tiny model."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "tts_explorer", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["solve", ""], "the problem is empty"),
+    (["solve", "x" * 5000], "cap is 4000"),
+    (["solve", "q", "--strategy", "beam", "--n", "6", "--beam-width", "4"], "must be a multiple"),
+    (["solve", "q", "--strategy", "dvts", "--n", "4", "--beam-width", "8"], "larger than N"),
+    (["solve", "q", "--n", "1000"], "above the cap"),
+    (["solve", "q", "--step-tokens", "5000"], "capped"),
+    (["solve", "q", "--strategy", "astar"], "valid: greedy, majority, best_of_n, beam, dvts"),
+    (["solve", "q", "--scorer", "oracle"], "valid: arithmetic, confidence"),
+    (["solve", "q", "--aggregation", "max"], "valid: last, min, avg, prod"),
+    (["solve", "q", "--model", "/no/such/model.gguf"], "cannot read the GGUF"),
+    (["solve", "q", "--model", "/tmp"], "not a model directory"),
+    (["eval", "--data", "/no/such.jsonl"], "cannot read data file"),
+    (["eval", "--data", "assets/problems/easy.jsonl", "--budgets", "4,x"], "comma-separated integers"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    done = cli(*args)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_solve_prints_the_tree_and_writes_json(tiny_model_dir, tmp_path):
+    out = tmp_path / "tree.json"
+    done = cli("solve", "Tom has 3 apples and buys 5 more.", "--model", str(tiny_model_dir), "--strategy",
+               "beam", "--n", "4", "--beam-width", "2", "--max-steps", "3", "--step-tokens", "8",
+               "--final-tokens", "8", "--answer", "8", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "answer:" in done.stdout and "compute: generated" in done.stdout
+    tree = json.loads(out.read_text())
+    assert tree["reference"] == "8" and len(tree["nodes"]) > 4
+
+
+def test_eval_skips_bad_rows(tiny_model_dir, tmp_path):
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("\n".join([
+        json.dumps({"question": "What is 2 + 2?", "answer": "Two and two.\n#### 4"}),
+        "{broken json",
+        json.dumps({"problem": "What is 3 * 3?", "answer": "9"}),
+        json.dumps({"question": 5}),
+    ]))
+    out = tmp_path / "results.jsonl"
+    done = cli("eval", "--data", str(data), "--strategies", "greedy,beam", "--budgets", "2,4", "--model",
+               str(tiny_model_dir), "--beam-width", "2", "--max-steps", "2", "--step-tokens", "6",
+               "--final-tokens", "6", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "mixed.jsonl:2: not valid JSON" in done.stderr and "mixed.jsonl:4: needs" in done.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2 * 3  # 2 problems x (greedy once + beam at N=2 and N=4)
+    assert {r["reference"] for r in rows} == {"4", "9"}
+    assert all(r["compute"]["generated_tokens"] > 0 for r in rows)
+    assert "greedy" in done.stdout and "N=4" in done.stdout

@@ -1,0 +1,93 @@
+"""The local transformers backend on tiny real Llama models built by the tests."""
+import pytest
+
+from tts_explorer.errors import UserError
+from tts_explorer.policy.compute import ComputeMeter
+from tts_explorer.policy.local import TransformersPolicy
+from tts_explorer.policy.loading import load_policy
+
+
+def _fresh(policy):
+    """The same model and tokenizer with an empty state cache."""
+    return TransformersPolicy(policy.model, policy.tokenizer, reuse_cache=policy.reuse_cache)
+
+
+def _greedy_path(policy, root, steps, meter):
+    """Greedy steps, each continuing the previous one's text, one prompt per call."""
+    texts, prompt = [], root
+    for _ in range(steps):
+        completion = policy.generate([prompt], [1], max_tokens=12, temperature=0.0, stop="\n\n",
+                                     meter=meter)[0][0]
+        texts.append(completion.text)
+        prompt += completion.text
+    return texts
+
+
+def test_prefix_reuse_gives_the_same_greedy_tokens(tiny_policy):
+    root = tiny_policy.chat_prompt([{"role": "user", "content": "Tom has 3 apples and buys 5 more."}])
+    with_reuse, without = _fresh(tiny_policy), _fresh(tiny_policy)
+    without.reuse_cache = False
+    meter_reuse, meter_plain = ComputeMeter(), ComputeMeter()
+    a = _greedy_path(with_reuse, root, 4, meter_reuse)
+    b = _greedy_path(without, root, 4, meter_plain)
+    assert a == b
+    assert meter_reuse.generated_tokens == meter_plain.generated_tokens
+    # with reuse the prompt is encoded once; without, it is re-encoded at every step
+    assert meter_plain.prefill_tokens > 2 * meter_reuse.prefill_tokens
+
+
+def test_batched_candidates_match_single_runs(tiny_policy):
+    policy = _fresh(tiny_policy)
+    prompts = [policy.chat_prompt([{"role": "user", "content": q}]) for q in ("How many pens?", "Yes or No?")]
+    batched = policy.generate(prompts, [2, 3], max_tokens=10, temperature=0.0)
+    assert [len(group) for group in batched] == [2, 3]
+    for prompt, group in zip(prompts, batched):
+        single = _fresh(tiny_policy).generate([prompt], [1], max_tokens=10, temperature=0.0)[0][0]
+        assert {c.text for c in group} == {single.text}
+        assert all(c.n_tokens == single.n_tokens for c in group)
+
+
+def test_shared_prefix_is_fed_once(tiny_policy):
+    policy = _fresh(tiny_policy)
+    prompt = policy.chat_prompt([{"role": "user", "content": "Sam has 4 * 6 = 24 pens."}])
+    n_prompt = len(policy.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    meter = ComputeMeter()
+    policy.generate([prompt], [8], max_tokens=5, temperature=1.0, meter=meter)
+    assert meter.prefill_tokens == n_prompt  # not 8 x n_prompt
+    meter2 = ComputeMeter()
+    policy.generate([prompt], [8], max_tokens=5, temperature=1.0, meter=meter2)
+    assert meter2.prefill_tokens == 1  # the cached prompt: only its last token is fed again
+
+
+def test_stops_at_blank_line(newline_model_dir):
+    policy = load_policy(str(newline_model_dir), dtype="fp32")
+    policy.reseed(3)
+    prompt = policy.chat_prompt([{"role": "user", "content": "go"}])
+    results = policy.generate([prompt], [48], max_tokens=400, temperature=1.0, stop="\n\n")[0]
+    stopped = [c for c in results if c.stop_reason == "stop"]
+    assert len(stopped) >= 40  # this model reaches "\n\n" after ~15 tokens
+    for c in stopped:
+        assert c.text.endswith("\n\n") and c.text.count("\n\n") == 1
+    for c in results:
+        assert 1 <= c.n_tokens <= 400 and c.logprob_sum < 0
+    # continuing a stopped candidate reuses its state: one pending token, no prefill of the path
+    meter = ComputeMeter()
+    policy.generate([prompt + stopped[0].text], [2], max_tokens=3, temperature=1.0, meter=meter)
+    assert meter.prefill_tokens == 1
+
+
+def test_choice_probs_are_normalised(tiny_policy):
+    prompt = tiny_policy.chat_prompt([{"role": "user", "content": "Is 2 + 2 = 4? Answer Yes or No."}])
+    (probs,) = tiny_policy.choice_probs([prompt], ["Yes", "No"])
+    assert len(probs) == 2 and abs(sum(probs) - 1) < 1e-5 and all(0 < p < 1 for p in probs)
+
+
+def test_unreadable_model_paths(tmp_path):
+    with pytest.raises(UserError, match="cannot read the GGUF"):
+        load_policy(str(tmp_path / "missing.gguf"))
+    with pytest.raises(UserError, match="not a model directory"):
+        load_policy(str(tmp_path))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    with pytest.raises(UserError, match="cannot load model"):
+        load_policy(str(tmp_path / "bad"))

@@ -1,0 +1,65 @@
+"""Tiny real models that the tests build and save: a character-level tokenizer and a
+randomly initialised Llama. They run the real transformers code."""
+from __future__ import annotations
+
+from pathlib import Path
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def build_tokenizer():
+    """A character-level tokenizer over printable ASCII and newline: every token decodes to
+    clean text and re-encoding a decoded text gives the same ids (exact round trips)."""
+    import string
+
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import PreTrainedTokenizerFast
+
+    chars = sorted(set(string.printable) - set("\t\r\x0b\x0c"))
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + chars)}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>",
+                                        bos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tokenizer.add_special_tokens({"additional_special_tokens": SPECIALS[1:2]})
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_llama(directory: Path, seed: int = 0, newline_chain: bool = False) -> Path:
+    """Save a tiny Llama and its tokenizer in `directory`.
+
+    newline_chain=True builds a model whose next token depends only on the current one
+    (attention and MLP outputs zeroed, one-hot embeddings): every character is equally
+    likely except "\n", about 30 times likelier, and special tokens, never sampled. So
+    sampling reaches "\n\n" after about 15 tokens, which tests of stopping need."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer()
+    vocab = len(tokenizer)
+    hidden = 128 if newline_chain else 64
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=4096, initializer_range=0.2,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+    model = LlamaForCausalLM(config)
+    if newline_chain:
+        with torch.no_grad():
+            for layer in model.model.layers:
+                layer.self_attn.o_proj.weight.zero_()
+                layer.mlp.down_proj.weight.zero_()
+            model.model.embed_tokens.weight.copy_(torch.eye(vocab, hidden))
+            logits = torch.zeros(vocab)
+            logits[tokenizer.convert_tokens_to_ids("\n")] = 3.4
+            logits[: len(SPECIALS)] = -30.0
+            # the final norm turns a one-hot embedding into sqrt(hidden) times itself
+            model.lm_head.weight.copy_(logits.unsqueeze(1).expand(vocab, hidden) / hidden ** 0.5)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

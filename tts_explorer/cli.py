@@ -1,0 +1,146 @@
+"""Command line: `solve` one problem and print its tree; `eval` strategies over a data set.
+
+Every bad input ends with a one-line `error: ...` on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import SearchConfig, check_question
+from .data import read_problems
+from .errors import UserError
+from .report import accuracy_table, format_compute, format_tree
+from .scorers import DEFAULT_SCORER, check_scorer_name
+from .search import new_tree, run_to_end
+from .strategies import get_strategy
+
+
+def _search_args(parser: argparse.ArgumentParser) -> None:
+    defaults = SearchConfig()
+    parser.add_argument("--scorer", default=DEFAULT_SCORER, help="step scorer (PRM) name")
+    parser.add_argument("--beam-width", type=int, default=defaults.beam_width, help="M, for beam and dvts")
+    parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
+    parser.add_argument("--step-tokens", type=int, default=defaults.step_tokens, help="max tokens per step")
+    parser.add_argument("--final-tokens", type=int, default=defaults.final_tokens, help="max tokens of the last step")
+    parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument("--aggregation", default=defaults.aggregation, help="last, min, avg or prod")
+    parser.add_argument("--selection", default=defaults.selection, help="majority, prm_max or prm_vote")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--model", default="embedded", help="'embedded', a GGUF file, a model directory or a hub id")
+    parser.add_argument("--template", default="default", help="prompt template in assets/prompts")
+
+
+def _config(args, strategy: str, n: int, beam_width: int | None = None) -> SearchConfig:
+    return SearchConfig(strategy=strategy, n=n, beam_width=beam_width or args.beam_width, max_steps=args.max_steps,
+                        step_tokens=args.step_tokens, final_tokens=args.final_tokens,
+                        temperature=args.temperature, aggregation=args.aggregation,
+                        selection=args.selection, seed=args.seed)
+
+
+def _load(args):
+    from .policy.loading import load_policy
+
+    return load_policy(args.model)
+
+
+def cmd_solve(args) -> int:
+    question = check_question(args.problem)
+    config = _config(args, get_strategy(args.strategy).name, args.n)
+    check_scorer_name(args.scorer)
+    policy = _load(args)
+    tree = new_tree(question, config, args.scorer, args.answer, policy.name)
+    done = run_to_end(tree, policy, config, args.scorer, template=args.template)
+    print(format_tree(tree))
+    verdict = "" if tree.meta["correct"] is None else f"  ({'right' if tree.meta['correct'] else 'wrong'})"
+    print(f"answer: {done.answer}{verdict}")
+    print(format_compute(tree.meta["compute"]))
+    if args.out:
+        Path(args.out).write_text(tree.to_json(indent=1))
+        print(f"tree written to {args.out}")
+    return 0
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise UserError(f"{what} is empty")
+    return values
+
+
+def cmd_eval(args) -> int:
+    from tqdm import tqdm
+
+    strategies = [get_strategy(s.strip()).name for s in args.strategies.split(",") if s.strip()]
+    budgets = _ints(args.budgets, "--budgets")
+    check_scorer_name(args.scorer)
+    runs = [(s, 1 if s == "greedy" else b) for s in strategies for b in budgets]
+    runs = list(dict.fromkeys(runs))  # greedy runs once, whatever the budgets
+    # at a budget below the beam width M, beam search and DVTS use M = N; validated up front
+    configs = {(s, b): _config(args, s, b, min(args.beam_width, b)) for s, b in runs}
+    problems, skipped = read_problems(args.data, args.limit)
+    for message in skipped:
+        print(f"skipped {message}", file=sys.stderr)
+    if not problems:
+        raise UserError(f"no usable rows in {args.data}")
+    policy = _load(args)
+    rows = []
+    out = open(args.out, "w", encoding="utf-8") if args.out else None
+    try:
+        for problem in tqdm(problems, desc="problems", file=sys.stderr):
+            for strategy, budget in runs:
+                tree = new_tree(problem.question, configs[(strategy, budget)], args.scorer, problem.answer, policy.name)
+                done = run_to_end(tree, policy, configs[(strategy, budget)], args.scorer, template=args.template)
+                row = {"id": problem.id, "strategy": strategy, "n": budget, "scorer": tree.meta["scorer"],
+                       "answer": done.answer, "reference": problem.answer, "correct": bool(tree.meta["correct"]),
+                       "nodes": len(tree), "compute": tree.meta["compute"]}
+                rows.append(row)
+                if out:
+                    out.write(json.dumps(row) + "\n")
+                    out.flush()
+    finally:
+        if out:
+            out.close()
+    print(f"data: {args.data}  problems: {len(problems)}  scorer: {args.scorer}  model: {policy.name}")
+    print(accuracy_table(rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tts_explorer", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    solve = commands.add_parser("solve", help="search one problem and print the tree")
+    solve.add_argument("problem")
+    solve.add_argument("--strategy", default="beam", help="greedy, majority, best_of_n, beam or dvts")
+    solve.add_argument("--n", type=int, default=SearchConfig().n, help="budget N (generations)")
+    solve.add_argument("--answer", default=None, help="reference answer, to mark correctness")
+    solve.add_argument("--out", default=None, help="write the tree as JSON here")
+    _search_args(solve)
+    solve.set_defaults(func=cmd_solve)
+    ev = commands.add_parser("eval", help="accuracy of strategies and budgets on a JSONL data set")
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--strategies", default="greedy,majority,best_of_n,beam,dvts")
+    ev.add_argument("--budgets", default="1,4,16")
+    ev.add_argument("--limit", type=int, default=None)
+    ev.add_argument("--out", default=None, help="write one JSON line per (problem, strategy, budget)")
+    _search_args(ev)
+    ev.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

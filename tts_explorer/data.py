@@ -1,0 +1,48 @@
+"""Reading problem sets: GSM8K-style (`question`, `answer` ending '#### N') and MATH-style
+(`problem`, `answer`) JSONL. A malformed row is reported and skipped, never fatal."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+from .selection import gold_answer
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    question: str
+    answer: str
+
+
+def read_problems(path: str | Path, limit: int | None = None) -> tuple[list[Problem], list[str]]:
+    """(problems, one message per skipped row) from a JSONL file."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read data file {str(path)!r}: {exc.__class__.__name__}") from None
+    problems, skipped = [], []
+    for number, line in enumerate(lines, start=1):
+        if limit is not None and len(problems) >= limit:
+            break
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            skipped.append(f"{path.name}:{number}: not valid JSON ({exc.msg})")
+            continue
+        if not isinstance(row, dict):
+            skipped.append(f"{path.name}:{number}: a row must be a JSON object")
+            continue
+        question = row.get("question", row.get("problem"))
+        answer = row.get("answer", row.get("extracted_groundtruth"))
+        if not isinstance(question, str) or not question.strip() or answer is None:
+            skipped.append(f"{path.name}:{number}: needs 'question' or 'problem', and 'answer'")
+            continue
+        problems.append(Problem(str(row.get("unique_id", row.get("id", number))), question.strip(),
+                                gold_answer(str(answer))))
+    return problems, skipped
