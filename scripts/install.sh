@@ -6,4 +6,9 @@ PY=${PYTHON:-python3}
 $PY -m pip install -q --disable-pip-version-check "torch==2.13.0" -r requirements.txt
 if [ "${1:-}" = "--dev" ]; then
   $PY -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+  # the browser tests drive Debian's chromium (Playwright's own browser download is not used)
+  if ! command -v chromium >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  fi
 fi

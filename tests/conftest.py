@@ -24,3 +24,15 @@ def tiny_policy(tiny_model_dir):
     from tts_explorer.policy.loading import load_policy
 
     return load_policy(str(tiny_model_dir), dtype="fp32")
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_model_dir):
+    """The app on loopback, offering the embedded model (default) and the tiny test model."""
+    from app_server import running_app
+    from tts_explorer.ui.settings import Settings
+
+    settings = Settings(models=("embedded", str(tiny_model_dir)),
+                        scorers=("arithmetic", "confidence", "judge", "mc-rollout", "mc-rollout-oracle"))
+    with running_app(settings) as url:
+        yield url

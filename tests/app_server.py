@@ -1,0 +1,23 @@
+"""Launch the real app on a free loopback port for tests (gradio_client and the browser)."""
+from __future__ import annotations
+
+import socket
+from contextlib import contextmanager
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_app(settings):
+    from tts_explorer.ui import launch
+
+    port = free_port()
+    demo = launch(host="127.0.0.1", port=port, block=False, settings=settings)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

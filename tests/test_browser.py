@@ -1,0 +1,95 @@
+"""The page in a real headless browser (Debian's chromium, driven by Playwright).
+
+Runs the default example on the embedded model, watches nodes appear while the search
+runs, clicks a node and reads the side panel, and checks that HTML in a step is shown as
+text. Screenshots go to artifacts/.
+"""
+import html
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+NODE_COUNT = "Number((document.querySelector('.tts-tree') || {dataset: {}}).dataset.nodes || 0)"
+POINT_OF_NODE = """(id) => {
+  const gd = document.querySelector('.tts-tree');
+  for (const t of gd._fullData) {
+    const i = (t.customdata || []).indexOf(id);
+    if (i < 0 || t.name === 'clicked') continue;
+    const box = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    return {x: box.left + xa._offset + xa.l2p(t.x[i]), y: box.top + ya._offset + ya.l2p(t.y[i]),
+            hover: t.hovertext[i]};
+  }
+  return null;
+}"""
+STEP_IDS = "(() => { const t = document.querySelector('.tts-tree')._fullData.find(t => t.name.startsWith('steps'));" \
+           " return t ? t.customdata : []; })()"
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(app_url)
+        page.wait_for_selector("#run")
+        yield page
+        browser.close()
+
+
+def click_node(page, node_id: int) -> str:
+    point = page.evaluate(POINT_OF_NODE, node_id)
+    assert point, f"node {node_id} is not drawn"
+    page.mouse.move(point["x"], point["y"])
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_selector(f"#path-panel[data-node='{node_id}']", timeout=15000)
+    return point["hover"]
+
+
+def test_default_example_grows_live_and_nodes_open_their_path(page):
+    page.click("#run")
+    page.wait_for_function(f"{NODE_COUNT} > 1 && document.querySelector('#status').innerText.includes('Running')",
+                           timeout=180000)
+    live_nodes = page.evaluate(NODE_COUNT)
+    page.screenshot(path=str(ARTIFACTS / "browser-running.png"))
+    page.wait_for_function("document.querySelector('#status').innerText.startsWith('Done')", timeout=300000)
+    assert page.evaluate(NODE_COUNT) > live_nodes  # the tree kept growing after the first nodes
+    steps = page.evaluate(STEP_IDS)
+    assert steps, "no scored steps drawn"
+    target = max(steps)  # a deep node: its path has several steps
+    hover = click_node(page, target)
+    panel = page.inner_text("#path-panel")
+    step_text = html.unescape(hover.split("<br>")[1]).rstrip("…").strip()  # line 2 of the hover: the step
+    assert f"Path to node {target}" in panel
+    assert " ".join(step_text.split()[:6]) in " ".join(panel.split())
+    assert page.locator("#candidates table tbody tr").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "browser-done.png"), full_page=True)
+
+
+def test_html_in_steps_is_shown_as_text(page, tmp_path):
+    from tts_explorer.tree import SearchTree
+
+    tree = SearchTree("What is <b>2+2</b>?", reference="4", meta={"config": {"max_steps": 2}})
+    evil = tree.add(0, text="<script>window.__pwned = 1</script><img src=x onerror='window.__pwned=2'> 2 + 2 = 4",
+                    score=0.9, agg_score=0.9, status="selected", stop_reason="answer", answer="4")
+    upload = tmp_path / "evil-tree.json"
+    upload.write_text(tree.to_json())
+    page.set_input_files("#import input[type=file]", str(upload))
+    page.wait_for_function("document.querySelector('#status').innerText.startsWith('Imported')", timeout=30000)
+    click_node(page, evil.id)
+    panel = page.inner_text("#path-panel")
+    assert "<script>window.__pwned = 1</script>" in panel and "What is <b>2+2</b>?" in panel
+    assert page.evaluate("window.__pwned === undefined")
+    assert page.locator("#path-panel script, #path-panel img").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "browser-escaped.png"))
+    json.loads(upload.read_text())

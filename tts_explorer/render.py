@@ -1,0 +1,117 @@
+"""Pure drawing: SearchTree -> a plotly figure (as a JSON-ready dict) for plotly.js.
+
+Tidy tree layout (igraph's Reingold-Tilford, root at the top); node colour = PRM step
+score on a fixed 0..1 scale; pruned nodes grey; finished nodes diamonds; the selected
+path drawn in gold; DVTS subtrees told apart by outline colour. WebGL traces keep
+thousands of nodes responsive. Hover text is HTML-escaped and truncated.
+"""
+from __future__ import annotations
+
+import html
+
+import igraph
+
+from .tree import Node, SearchTree
+
+# red (0) - yellow (0.5) - green (1), as ColorBrewer RdYlGn
+COLORSCALE = [[0.0, "#d73027"], [0.25, "#fc8d59"], [0.5, "#fee08b"], [0.75, "#91cf60"], [1.0, "#1a9850"]]
+SUBTREE_COLORS = ["#1f77b4", "#9467bd", "#17becf", "#e377c2", "#8c564b", "#bcbd22", "#7f7f7f", "#ff7f0e"]
+GOLD = "#f2b600"
+HOVER_CHARS = 160
+
+
+def layout_positions(tree: SearchTree, nodes: list[Node]) -> dict[int, tuple[float, float]]:
+    """node id -> (x, y) with the root at (.., 0) and depth growing downwards."""
+    index = {node.id: i for i, node in enumerate(nodes)}
+    edges = [(index[n.parent], index[n.id]) for n in nodes if n.parent is not None and n.parent in index]
+    graph = igraph.Graph(n=len(nodes), edges=edges, directed=True)
+    coords = graph.layout_reingold_tilford(mode="out", root=[index[0]]).coords
+    return {node.id: (coords[i][0], -float(node.depth)) for i, node in enumerate(nodes)}
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def hover_text(node: Node) -> str:
+    """Escaped, truncated hover label for one node (plotly reads a small HTML subset)."""
+    if node.id == 0:
+        return "problem (root)"
+    text = " ".join(node.text.split())
+    text = text if len(text) <= HOVER_CHARS else text[: HOVER_CHARS - 1] + "…"
+    lines = [f"<b>node {node.id}</b> · {node.status} · step {node.depth}",
+             html.escape(text),
+             f"step score {_fmt(node.score)} · path score {_fmt(node.agg_score)} · {node.n_tokens} tokens"]
+    if node.subtree is not None:
+        lines.append(f"subtree {node.subtree}")
+    if node.answer is not None:
+        verdict = "" if node.correct is None else (" ✓" if node.correct else " ✗")
+        lines.append(f"answer: {html.escape(node.answer)}{verdict}")
+    return "<br>".join(lines)
+
+
+def _node_trace(nodes: list[Node], pos, name: str, **marker) -> dict:
+    return {
+        "type": "scattergl", "mode": "markers", "name": name,
+        "x": [pos[n.id][0] for n in nodes], "y": [pos[n.id][1] for n in nodes],
+        "customdata": [n.id for n in nodes], "hovertext": [hover_text(n) for n in nodes],
+        "hoverinfo": "text", "marker": marker,
+    }
+
+
+def _edge_trace(tree: SearchTree, nodes: list[Node], pos, name: str, color: str, width: float) -> dict:
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for node in nodes:
+        if node.parent is None:
+            continue
+        (x0, y0), (x1, y1) = pos[node.parent], pos[node.id]
+        xs += [x0, x1, None]
+        ys += [y0, y1, None]
+    return {"type": "scattergl", "mode": "lines", "name": name, "x": xs, "y": ys, "hoverinfo": "skip",
+            "line": {"color": color, "width": width}, "showlegend": False}
+
+
+def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int | None = None) -> dict:
+    """The whole figure; with upto_iteration, only what existed after that iteration."""
+    final = upto_iteration is None or upto_iteration >= max((n.iteration for n in tree), default=0)
+    nodes = [n for n in tree if n.id == 0 or upto_iteration is None or n.iteration <= upto_iteration]
+    pos = layout_positions(tree, nodes)
+
+    def shown_status(node: Node) -> str:
+        if node.status == "selected" and not final:
+            return "finished" if node.terminal else "active"
+        return node.status
+
+    steps = [n for n in nodes if n.id != 0]
+    pruned = [n for n in steps if shown_status(n) == "pruned"]
+    live = [n for n in steps if shown_status(n) != "pruned"]
+    selected = [n for n in steps if shown_status(n) == "selected"]
+    colors = [n.score if n.score is not None else 0.5 for n in live]
+    outline = [GOLD if shown_status(n) == "selected" else
+               SUBTREE_COLORS[n.subtree % len(SUBTREE_COLORS)] if n.subtree is not None else "#333"
+               for n in live]
+    data = [
+        _edge_trace(tree, steps, pos, "edges", "#c8c8c8", 1),
+        _edge_trace(tree, selected, pos, "selected path", GOLD, 4),
+        _node_trace([tree.root], pos, "problem", size=14, color="#222", symbol="square"),
+        _node_trace(pruned, pos, "pruned", size=7, color="#bbbbbb", opacity=0.45),
+        _node_trace(live, pos, "steps (colour = PRM score)",
+                    size=[13 if n.terminal else 10 for n in live],
+                    symbol=["diamond" if n.terminal else "circle" for n in live],
+                    color=colors, colorscale=COLORSCALE, cmin=0.0, cmax=1.0, showscale=True,
+                    colorbar={"title": {"text": "step score"}, "thickness": 12, "len": 0.8},
+                    line={"color": outline, "width": [3 if c == GOLD else 1.5 for c in outline]}),
+    ]
+    if highlight is not None and highlight in pos:
+        data.append(_node_trace([tree.nodes[highlight]], pos, "clicked", size=20, color="rgba(0,0,0,0)",
+                                line={"color": "#000", "width": 3}))
+    layout = {
+        "uirevision": str(tree.meta.get("run_id", "tree")),  # zoom and pan survive updates of one run
+        "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+        "xaxis": {"visible": False}, "yaxis": {"visible": False},
+        "hovermode": "closest", "dragmode": "pan", "showlegend": True,
+        "legend": {"orientation": "h", "y": 1.06, "x": 0},
+        "plot_bgcolor": "white", "paper_bgcolor": "white", "height": 560,
+    }
+    return {"data": data, "layout": layout}

@@ -1,0 +1,42 @@
+"""Re-scoring a finished tree with another scorer or aggregation, without generating again.
+
+The copy gets every step's score and path score anew; answer selection can then be
+applied to it with any rule and compared with the original.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from .config import SearchConfig
+from .policy.compute import ComputeMeter
+from .prompts import load_template
+from .scorers import ScorerEnv, make_scorer
+from .strategies.base import SearchContext, score
+from .selection import aggregate
+from .tree import SearchTree
+
+
+def rescore(tree: SearchTree, scorer: str, aggregation: str, policy=None, template: str = "default",
+            scorer_options: dict | None = None) -> SearchTree:
+    """A copy of `tree` scored by `scorer` and aggregated by `aggregation`."""
+    new = SearchTree.from_dict(tree.to_dict())
+    config = dataclasses.replace(SearchConfig(**new.meta.get("config", {})), aggregation=aggregation)
+    meter = ComputeMeter()
+    env = ScorerEnv(policy, meter, new.reference, config.temperature)
+    root_prompt = policy.chat_prompt(load_template(template).messages(new.question)) if policy else ""
+    ctx = SearchContext(new, policy, make_scorer(scorer, env, **(scorer_options or {})), config, root_prompt, meter)
+    started = time.perf_counter()
+    score(ctx, sorted((n for n in new if n.id != 0), key=lambda n: n.depth))
+    new.meta.update(scorer=scorer, config=vars(config).copy(),
+                    rescore={"from_scorer": tree.meta.get("scorer"), "compute": meter.snapshot(),
+                             "seconds": round(time.perf_counter() - started, 3)})
+    return new
+
+
+def reaggregate(tree: SearchTree, aggregation: str) -> None:
+    """Recompute every path score in place from the step scores already in the tree."""
+    for node in tree:
+        if node.id != 0:
+            node.agg_score = aggregate([n.score for n in tree.path(node.id)], aggregation)
+    tree.meta.setdefault("config", {})["aggregation"] = aggregation
