@@ -5,7 +5,6 @@ runs, clicks a node and reads the side panel, and checks that HTML in a step is 
 text. Screenshots go to artifacts/.
 """
 import html
-import json
 import shutil
 from pathlib import Path
 
@@ -19,6 +18,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 NODE_COUNT = "Number((document.querySelector('.tts-tree') || {dataset: {}}).dataset.nodes || 0)"
 POINT_OF_NODE = """(id) => {
   const gd = document.querySelector('.tts-tree');
+  if (!gd || !gd._fullData) return null;
   for (const t of gd._fullData) {
     const i = (t.customdata || []).indexOf(id);
     if (i < 0 || t.name === 'clicked') continue;
@@ -48,6 +48,7 @@ def page(app_url):
 
 
 def click_node(page, node_id: int) -> str:
+    page.wait_for_function(f"({POINT_OF_NODE})({node_id}) !== null", timeout=30000)
     point = page.evaluate(POINT_OF_NODE, node_id)
     assert point, f"node {node_id} is not drawn"
     page.mouse.move(point["x"], point["y"])
@@ -56,14 +57,25 @@ def click_node(page, node_id: int) -> str:
     return point["hover"]
 
 
+def import_tree(page, path) -> None:
+    """Open the page afresh (a new session) and import a tree file through the upload box."""
+    page.reload()
+    page.wait_for_selector("#import input[type=file]", state="attached")
+    page.set_input_files("#import input[type=file]", str(path))
+
+
 def test_default_example_grows_live_and_nodes_open_their_path(page):
     page.click("#run")
     page.wait_for_function(f"{NODE_COUNT} > 1 && document.querySelector('#status').innerText.includes('Running')",
                            timeout=180000)
     live_nodes = page.evaluate(NODE_COUNT)
     page.screenshot(path=str(ARTIFACTS / "browser-running.png"))
+    # a visitor zooms in while the search runs: the zoom survives the next updates
+    page.evaluate("Plotly.relayout(document.querySelector('.tts-tree'), {'xaxis.range': [0, 2]})")
+    page.wait_for_function(f"{NODE_COUNT} > {live_nodes}", timeout=300000)
+    assert page.evaluate("document.querySelector('.tts-tree').layout.xaxis.range") == [0, 2]
     page.wait_for_function("document.querySelector('#status').innerText.startsWith('Done')", timeout=300000)
-    assert page.evaluate(NODE_COUNT) > live_nodes  # the tree kept growing after the first nodes
+    page.evaluate("Plotly.relayout(document.querySelector('.tts-tree'), {'xaxis.autorange': true})")
     steps = page.evaluate(STEP_IDS)
     assert steps, "no scored steps drawn"
     target = max(steps)  # a deep node: its path has several steps
@@ -84,7 +96,7 @@ def test_html_in_steps_is_shown_as_text(page, tmp_path):
                     score=0.9, agg_score=0.9, status="selected", stop_reason="answer", answer="4")
     upload = tmp_path / "evil-tree.json"
     upload.write_text(tree.to_json())
-    page.set_input_files("#import input[type=file]", str(upload))
+    import_tree(page, upload)
     page.wait_for_function("document.querySelector('#status').innerText.startsWith('Imported')", timeout=30000)
     click_node(page, evil.id)
     panel = page.inner_text("#path-panel")
@@ -92,4 +104,15 @@ def test_html_in_steps_is_shown_as_text(page, tmp_path):
     assert page.evaluate("window.__pwned === undefined")
     assert page.locator("#path-panel script, #path-panel img").count() == 0
     page.screenshot(path=str(ARTIFACTS / "browser-escaped.png"))
-    json.loads(upload.read_text())
+
+
+def test_a_large_tree_draws(page, tmp_path):
+    from fakes import synthetic_tree
+
+    upload = tmp_path / "large-tree.json"
+    upload.write_text(synthetic_tree(2000).to_json())
+    import_tree(page, upload)
+    page.wait_for_function(f"{NODE_COUNT} == 2000", timeout=60000)
+    # the page still answers: a click on a node opens its path
+    click_node(page, 1999)
+    assert "Path to node 1999" in page.inner_text("#path-panel")

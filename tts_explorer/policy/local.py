@@ -178,10 +178,11 @@ class TransformersPolicy:
             sampled, logprobs = self._sample(logits, temperature, top_p)
             meter.add(role, self.n_params, generated=len(live))
             ended = []
+            sampled_list, logprob_list = sampled.tolist(), logprobs.tolist()
             for pos, row in enumerate(live):
-                token = int(sampled[pos])
+                token = sampled_list[pos]
                 tokens_out[row].append(token)
-                logprob_sums[row] += float(logprobs[pos])
+                logprob_sums[row] += logprob_list[pos]
                 reason = self._stop_reason(tokens_out[row], token, stop, step + 1 >= max_tokens)
                 if reason:
                     ended.append(pos)

@@ -98,6 +98,9 @@ def run_search(session: Session, settings: Settings, question, reference, strate
                 yield (*_views(tree, "Running…", min(iteration, config.max_steps - 1)), gr.update())
     except UserError as exc:
         yield _error(str(exc))
+    except Exception as exc:  # a model or scorer failure: say so in one line, keep the partial tree
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        yield (*_views(tree, f"⚠ the search failed: {message[:200]}"), _export(tree))
 
 
 def import_tree(session: Session, file_path):
