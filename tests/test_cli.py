@@ -67,3 +67,19 @@ def test_eval_skips_bad_rows(tiny_model_dir, tmp_path):
     assert {r["reference"] for r in rows} == {"4", "9"}
     assert all(r["compute"]["generated_tokens"] > 0 for r in rows)
     assert "greedy" in done.stdout and "N=4" in done.stdout
+
+
+def test_solve_with_a_learned_prm(tmp_path, tiny_model_dir):
+    from tiny_prms import SCORE_AT_TAG, build_prm
+
+    prm = build_prm(tmp_path / "prm", "qwen-prm")
+    out = tmp_path / "tree.json"
+    done = cli("solve", "What is 2 + 3?", "--model", str(tiny_model_dir), "--strategy", "beam", "--n", "4",
+               "--beam-width", "2", "--max-steps", "2", "--step-tokens", "6", "--final-tokens", "6",
+               "--scorer", "qwen-prm", "--scorer-model", str(prm), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    nodes = json.loads(out.read_text())["nodes"][1:]
+    assert nodes and all(abs(n["score"] - SCORE_AT_TAG) < 1e-3 for n in nodes)
+    bad = cli("solve", "What is 2 + 3?", "--model", str(tiny_model_dir), "--scorer", "arithmetic",
+              "--scorer-model", str(prm))
+    assert bad.returncode == 2 and "does not take these options" in bad.stderr

@@ -10,22 +10,24 @@ CHAT_TEMPLATE = (
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def build_tokenizer():
+def build_tokenizer(extra_tokens: tuple[str, ...] = (), merges: tuple[tuple[str, str], ...] = (),
+                    chat_template: str = CHAT_TEMPLATE):
     """A character-level tokenizer over printable ASCII and newline: every token decodes to
-    clean text and re-encoding a decoded text gives the same ids (exact round trips)."""
+    clean text and re-encoding a decoded text gives the same ids (exact round trips).
+    extra_tokens become special tokens (a PRM's step tags); merges join characters."""
     import string
 
     from tokenizers import Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
 
     chars = sorted(set(string.printable) - set("\t\r\x0b\x0c"))
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + chars)}
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + chars + ["".join(m) for m in merges])}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=list(merges)))
     core.decoder = decoders.Fuse()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>",
                                         bos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    tokenizer.add_special_tokens({"additional_special_tokens": SPECIALS[1:2]})
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.add_special_tokens({"additional_special_tokens": SPECIALS[1:2] + list(extra_tokens)})
+    tokenizer.chat_template = chat_template
     return tokenizer
 
 

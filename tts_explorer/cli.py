@@ -21,6 +21,9 @@ from .strategies import get_strategy
 def _search_args(parser: argparse.ArgumentParser) -> None:
     defaults = SearchConfig()
     parser.add_argument("--scorer", default=DEFAULT_SCORER, help="step scorer (PRM) name")
+    parser.add_argument("--scorer-model", default=None,
+                        help="model path or hub id for a learned PRM format (or another judge model)")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow a PRM's own modelling code")
     parser.add_argument("--beam-width", type=int, default=defaults.beam_width, help="M, for beam and dvts")
     parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
     parser.add_argument("--step-tokens", type=int, default=defaults.step_tokens, help="max tokens per step")
@@ -40,6 +43,13 @@ def _config(args, strategy: str, n: int, beam_width: int | None = None) -> Searc
                         selection=args.selection, seed=args.seed)
 
 
+def _scorer_options(args) -> dict:
+    options = {"model": args.scorer_model} if args.scorer_model else {}
+    if args.trust_remote_code:
+        options["trust_remote_code"] = True
+    return options
+
+
 def _load(args):
     from .policy.loading import load_policy
 
@@ -52,7 +62,8 @@ def cmd_solve(args) -> int:
     check_scorer_name(args.scorer)
     policy = _load(args)
     tree = new_tree(question, config, args.scorer, args.answer, policy.name)
-    done = run_to_end(tree, policy, config, args.scorer, template=args.template)
+    done = run_to_end(tree, policy, config, args.scorer, template=args.template,
+                      scorer_options=_scorer_options(args))
     print(format_tree(tree))
     verdict = "" if tree.meta["correct"] is None else f"  ({'right' if tree.meta['correct'] else 'wrong'})"
     print(f"answer: {done.answer}{verdict}")
@@ -95,7 +106,8 @@ def cmd_eval(args) -> int:
         for problem in tqdm(problems, desc="problems", file=sys.stderr):
             for strategy, budget in runs:
                 tree = new_tree(problem.question, configs[(strategy, budget)], args.scorer, problem.answer, policy.name)
-                done = run_to_end(tree, policy, configs[(strategy, budget)], args.scorer, template=args.template)
+                done = run_to_end(tree, policy, configs[(strategy, budget)], args.scorer, template=args.template,
+                                  scorer_options=_scorer_options(args))
                 row = {"id": problem.id, "strategy": strategy, "n": budget, "scorer": tree.meta["scorer"],
                        "answer": done.answer, "reference": problem.answer, "correct": bool(tree.meta["correct"]),
                        "nodes": len(tree), "compute": tree.meta["compute"]}

@@ -6,11 +6,13 @@ from .arithmetic import ArithmeticScorer
 from .base import Scorer, ScorerEnv, StepPath
 from .confidence import ConfidenceScorer
 from .judge import JudgeScorer
+from .learned import LEARNED_FORMATS
 from .rollout import OracleRolloutScorer, RolloutScorer
 
 SCORERS: dict[str, type[Scorer]] = {
     cls.name: cls for cls in (ArithmeticScorer, ConfidenceScorer, JudgeScorer, RolloutScorer, OracleRolloutScorer)
 }
+SCORERS.update(LEARNED_FORMATS)  # these take model=<path or hub id>
 DEFAULT_SCORER = "arithmetic"
 
 
@@ -21,7 +23,11 @@ def check_scorer_name(name: str) -> str:
 
 
 def make_scorer(name: str, env: ScorerEnv, **options) -> Scorer:
-    return SCORERS[check_scorer_name(name)](env, **options)
+    cls = SCORERS[check_scorer_name(name)]
+    try:
+        return cls(env, **options)
+    except TypeError as exc:  # an option this scorer does not take
+        raise UserError(f"scorer {name!r} does not take these options ({', '.join(options)}): {exc}") from None
 
 
 __all__ = ["SCORERS", "DEFAULT_SCORER", "Scorer", "ScorerEnv", "StepPath", "make_scorer", "check_scorer_name"]

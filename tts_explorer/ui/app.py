@@ -66,7 +66,8 @@ def run_search(session: Session, settings: Settings, question, reference, strate
         config = SearchConfig(strategy=strategy, n=int(n), beam_width=int(m), max_steps=int(max_steps),
                               step_tokens=DEFAULTS.step_tokens, final_tokens=DEFAULTS.final_tokens,
                               temperature=float(temperature), aggregation=aggregation, selection=selection)
-        tree = new_tree(question, config, scorer, reference or None)
+        scorer_name, scorer_options = settings.scorer(scorer)
+        tree = new_tree(question, config, scorer_name, reference or None)
     except UserError as exc:
         yield _error(str(exc))
         return
@@ -87,7 +88,8 @@ def run_search(session: Session, settings: Settings, question, reference, strate
     tree.meta["policy"] = policy.name
     last_draw, iteration = 0.0, 0
     try:
-        for event in search(tree, policy, config, scorer, should_stop=session.should_stop):
+        for event in search(tree, policy, config, scorer_name, should_stop=session.should_stop,
+                            scorer_options=scorer_options):
             if isinstance(event, IterationDone):
                 iteration = event.iteration + 1
             if isinstance(event, Done):

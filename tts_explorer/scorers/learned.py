@@ -1,0 +1,238 @@
+"""Learned PRMs: each format scores a path's steps exactly as its models were trained.
+
+A format turns (question, steps) into one text and the character offsets at which each
+step's score is read; the offsets map to tokens through the fast tokenizer, so a wrong
+template shows up as a wrong position. The model id or local path is an argument, not a
+class per checkpoint. Formats (see each model card):
+
+- math-shepherd: `question + " " + steps`, each step ending in " ки"; P("+") against "-"
+  at every "ки" (causal LM).
+- qwen-prm: chat template, the system prompt below, the assistant turn = steps joined by
+  "<extra_0>" plus a trailing "<extra_0>"; softmax(logits)[..., 1] at "<extra_0>"
+  (token-classification head).
+- skywork: bos + problem + "\\n", then each step + "\\n"; sigmoid of a linear value head
+  at each step's last token (the value head's weights, `v_head.summary.*`, are read from
+  the checkpoint's safetensors).
+- rlhflow: each step a user turn answered by an assistant "+"; P("+") against "-" where
+  the assistant's token is predicted (causal LM).
+- trl: `"\\n\\n".join([question, *steps]) + "\\n\\n"`; softmax(logits)[..., 1] at the last
+  token of each step's separator (token-classification head).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from .base import Scorer, ScorerEnv, StepPath
+
+QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+_LOADED: dict[tuple, tuple] = {}  # (format, source, dtype, remote code, device) -> (model, tokenizer)
+
+
+@dataclass
+class Encoded:
+    text: str
+    offsets: list[int]  # character index of the token whose output is each step's score
+
+
+class LearnedPRM(Scorer):
+    """Base: loading, batching, offsets -> token positions; subclasses give format and head."""
+
+    name = "learned"
+    head = "causal"  # "causal", "token-classification" or "value"
+
+    def __init__(self, env: ScorerEnv, model: str | None = None, dtype: str = "fp32", batch_size: int = 4,
+                 trust_remote_code: bool = False, device: str = "cpu"):
+        super().__init__(env)
+        if not model:
+            raise UserError(f"the {self.name} scorer needs model=<a local path or hub id>")
+        self.batch_size, self.device = batch_size, device
+        key = (type(self), model, dtype, trust_remote_code, device)
+        if key not in _LOADED:  # loaded once per process, shared read-only by every search
+            loaded, tokenizer = self._load(model, {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype],
+                                           trust_remote_code)
+            _LOADED[key] = (loaded.to(device).eval(), tokenizer)
+        self.model, self.tokenizer = _LOADED[key]
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+
+    # --- loading -------------------------------------------------------------------
+    def _load(self, source: str, dtype, trust_remote_code: bool):
+        from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
+
+        classes = {"causal": AutoModelForCausalLM, "token-classification": AutoModelForTokenClassification}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+            if self.head == "value":
+                return self._load_value_model(source, dtype, trust_remote_code), tokenizer
+            model = classes[self.head].from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"cannot load PRM {source!r}: {first[:200]}") from None
+        return model, tokenizer
+
+    # --- scoring -------------------------------------------------------------------
+    def encode(self, path: StepPath) -> Encoded:
+        raise NotImplementedError
+
+    def step_values(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[B, T] step-score candidates at every position (read where the format says)."""
+        raise NotImplementedError
+
+    def positions(self, path: StepPath) -> tuple[list[int], list[int]]:
+        """(token ids, token index of each step's score) for one path."""
+        encoded = self.encode(path)
+        enc = self.tokenizer(encoded.text, add_special_tokens=False, return_offsets_mapping=True)
+        spans = enc["offset_mapping"]
+        where = []
+        for char in encoded.offsets:
+            index = next((i for i, (a, b) in enumerate(spans) if a <= char < b), None)
+            if index is None:
+                raise ValueError(f"no token covers character {char} of the {self.name} input")
+            where.append(index)
+        return enc["input_ids"], where
+
+    @torch.inference_mode()
+    def score_steps(self, paths: list[StepPath]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for start in range(0, len(paths), self.batch_size):
+            chunk = [self.positions(p) for p in paths[start:start + self.batch_size]]
+            longest = max(len(ids) for ids, _ in chunk)
+            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+            ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
+            mask = torch.zeros(len(chunk), longest, dtype=torch.long)
+            for row, (tokens, _) in enumerate(chunk):  # right padding: positions stay as computed
+                ids[row, : len(tokens)] = torch.tensor(tokens)
+                mask[row, : len(tokens)] = 1
+            values = self.step_values(ids.to(self.device), mask.to(self.device)).float().cpu()
+            out.extend([values[row, where].tolist() for row, (_, where) in enumerate(chunk)])
+            self.env.meter.add("scorer", self.n_params, prefill=int(mask.sum()))
+        return out
+
+    def score_last(self, paths: list[StepPath]) -> list[float]:
+        return [scores[-1] for scores in self.score_steps(paths)]
+
+
+class _PlusMinus(LearnedPRM):
+    """Causal-LM PRMs that read P("+") against P("-") from next-token logits."""
+
+    head = "causal"
+    plus, minus = "+", "-"
+
+    def _token(self, text: str) -> int:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids[-1]
+
+    def step_values(self, input_ids, attention_mask):
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        pair = logits[..., [self._token(self.plus), self._token(self.minus)]].float()
+        return torch.softmax(pair, dim=-1)[..., 0]
+
+
+class MathShepherdPRM(_PlusMinus):
+    name = "math-shepherd"
+    tag = "ки"
+
+    def encode(self, path: StepPath) -> Encoded:
+        text, offsets = path.question + " ", []
+        for i, step in enumerate(path.steps):
+            text += step.strip() + " "
+            offsets.append(len(text))
+            text += self.tag + ("\n" if i < len(path.steps) - 1 else "")
+        return Encoded(text, offsets)
+
+
+class RLHFlowPRM(_PlusMinus):
+    name = "rlhflow"
+
+    def encode(self, path: StepPath) -> Encoded:
+        conversation, offsets = [], []
+        for i, step in enumerate(path.steps):
+            content = f"{path.question} {step.strip()}" if i == 0 else step.strip()
+            conversation.append({"role": "user", "content": content})
+            prefix = self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+            offsets.append(len(prefix) - 1)  # the last prompt token predicts the assistant's "+"
+            conversation.append({"role": "assistant", "content": "+"})
+        text = self.tokenizer.apply_chat_template(conversation, tokenize=False)
+        return Encoded(text, offsets)
+
+
+class _TokenClassification(LearnedPRM):
+    head = "token-classification"
+
+    def step_values(self, input_ids, attention_mask):
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return torch.softmax(logits.float(), dim=-1)[..., 1]
+
+
+class QwenPRM(_TokenClassification):
+    name = "qwen-prm"
+    tag = "<extra_0>"
+
+    def encode(self, path: StepPath) -> Encoded:
+        answer = "".join(step.strip() + self.tag for step in path.steps)
+        messages = [{"role": "system", "content": QWEN_SYSTEM}, {"role": "user", "content": path.question},
+                    {"role": "assistant", "content": answer}]
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        start = text.rindex(answer)
+        offsets, cursor = [], start
+        for step in path.steps:
+            cursor += len(step.strip())
+            offsets.append(cursor)
+            cursor += len(self.tag)
+        return Encoded(text, offsets)
+
+
+class TrlPRM(_TokenClassification):
+    name = "trl"
+    separator = "\n\n"
+
+    def encode(self, path: StepPath) -> Encoded:
+        text, offsets = path.question, []
+        for step in path.steps:
+            text += self.separator + step
+            offsets.append(len(text) + len(self.separator) - 1)
+        return Encoded(text + self.separator, offsets)
+
+
+class SkyworkPRM(LearnedPRM):
+    name = "skywork"
+    head = "value"
+
+    def _load_value_model(self, source: str, dtype, trust_remote_code: bool):
+        from safetensors import safe_open
+        from transformers import AutoModel
+
+        base = AutoModel.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
+        weights: dict[str, torch.Tensor] = {}
+        for file in sorted(Path(source).glob("*.safetensors")) if Path(source).is_dir() else []:
+            with safe_open(str(file), framework="pt") as handle:
+                for key in handle.keys():
+                    if key.startswith("v_head."):
+                        weights[key] = handle.get_tensor(key)
+        if "v_head.summary.weight" not in weights:
+            raise UserError(f"{source!r} has no value head (v_head.summary.weight)")
+        head = torch.nn.Linear(weights["v_head.summary.weight"].shape[1], 1)
+        head.weight.data.copy_(weights["v_head.summary.weight"])
+        head.bias.data.copy_(weights.get("v_head.summary.bias", torch.zeros(1)))
+        base.v_head = head.to(dtype)
+        return base
+
+    def encode(self, path: StepPath) -> Encoded:
+        text = (self.tokenizer.bos_token or "") + path.question + "\n"
+        offsets = []
+        for step in path.steps:
+            text += step.strip() + "\n"
+            offsets.append(len(text) - 1)
+        return Encoded(text, offsets)
+
+    def step_values(self, input_ids, attention_mask):
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return torch.sigmoid(self.model.v_head(hidden).squeeze(-1).float())
+
+
+LEARNED_FORMATS: dict[str, type[LearnedPRM]] = {
+    cls.name: cls for cls in (MathShepherdPRM, QwenPRM, SkyworkPRM, RLHFlowPRM, TrlPRM)
+}
