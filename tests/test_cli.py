@@ -83,3 +83,14 @@ def test_solve_with_a_learned_prm(tmp_path, tiny_model_dir):
     bad = cli("solve", "What is 2 + 3?", "--model", str(tiny_model_dir), "--scorer", "arithmetic",
               "--scorer-model", str(prm))
     assert bad.returncode == 2 and "does not take these options" in bad.stderr
+
+
+def test_prm_data_and_prm_eval(tmp_path):
+    dev, test = tmp_path / "dev.jsonl", tmp_path / "test.jsonl"
+    assert cli("prm-data", "--limit", "40", "--out", str(dev)).returncode == 0
+    assert cli("prm-data", "--offset", "40", "--limit", "40", "--seed", "1", "--out", str(test)).returncode == 0
+    done = cli("prm-eval", "--data", str(test), "--tune-data", str(dev), "--scorer", "arithmetic")
+    assert done.returncode == 0, done.stderr
+    assert "threshold tuned on" in done.stdout and "F1" in done.stdout and "length bias" in done.stdout
+    bad = cli("prm-eval", "--data", str(tmp_path / "missing.jsonl"))
+    assert bad.returncode == 2 and "cannot read data file" in bad.stderr

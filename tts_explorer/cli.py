@@ -1,4 +1,5 @@
-"""Command line: `solve` one problem and print its tree; `eval` strategies over a data set.
+"""Command line: `solve` one problem and print its tree; `eval` strategies over a data set;
+`prm-data` builds ProcessBench-style data from GSM8K; `prm-eval` scores a PRM on such data.
 
 Every bad input ends with a one-line `error: ...` on stderr and exit code 2.
 """
@@ -123,6 +124,59 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_prm_data(args) -> int:
+    from .processbench import build_samples, write_samples
+
+    try:
+        lines = Path(args.source).read_text(encoding="utf-8").splitlines()[args.offset: args.offset + args.limit]
+        rows = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read GSM8K rows from {args.source!r}: {exc.__class__.__name__}") from None
+    samples = build_samples(rows, seed=args.seed)
+    write_samples(samples, args.out)
+    kinds = {k: sum(s.kind == k for s in samples) for k in dict.fromkeys(s.kind for s in samples)}
+    print(f"wrote {len(samples)} samples to {args.out}: " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
+    return 0
+
+
+def cmd_prm_eval(args) -> int:
+    from .processbench import length_bias, metrics, read_samples, score_samples, sweep
+    from .prompts import load_template
+    from .scorers import ScorerEnv, make_scorer
+
+    check_scorer_name(args.scorer)
+    samples, skipped = read_samples(args.data, args.limit)
+    tune = read_samples(args.tune_data, args.limit)[0] if args.tune_data else None
+    for message in skipped:
+        print(f"skipped {message}", file=sys.stderr)
+    if not samples:
+        raise UserError(f"no usable rows in {args.data}")
+    policy = _load(args) if args.scorer in ("confidence", "judge", "mc-rollout") else None
+    scorer = make_scorer(args.scorer, ScorerEnv(policy=policy), **_scorer_options(args))
+    template = load_template(args.template)
+    root = (lambda q: policy.chat_prompt(template.messages(q))) if policy else (lambda q: "")
+    scores = score_samples(scorer, samples, root)
+    table = sweep(samples, scores)
+    if tune:
+        best = max(sweep(tune, score_samples(scorer, tune, root)), key=lambda m: m["f1"])["threshold"]
+        how = f"threshold tuned on {args.tune_data}"
+    else:
+        best = max(table, key=lambda m: m["f1"])["threshold"]
+        how = "threshold chosen on this data (in-sample)"
+    chosen = metrics(samples, scores, args.threshold if args.threshold is not None else best)
+    print(f"scorer {args.scorer} on {args.data}: {chosen['erroneous']} erroneous, {chosen['correct']} correct samples")
+    print(f"{'threshold':>9} {'error acc':>9} {'correct acc':>11} {'F1':>6}")
+    for row in table:
+        print(f"{row['threshold']:>9.2f} {100 * row['error_acc']:>8.1f}% {100 * row['correct_acc']:>10.1f}% "
+              f"{100 * row['f1']:>5.1f}%")
+    bias = length_bias(samples, scores)
+    print(f"result at threshold {chosen['threshold']:.2f} ({how if args.threshold is None else 'given'}): "
+          f"error acc {100 * chosen['error_acc']:.1f}%, correct acc {100 * chosen['correct_acc']:.1f}%, "
+          f"F1 {100 * chosen['f1']:.1f}%")
+    print("length bias (Pearson r of step score with step length): " + ("n/a" if bias is None else f"{bias:+.3f}"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tts_explorer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +196,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="write one JSON line per (problem, strategy, budget)")
     _search_args(ev)
     ev.set_defaults(func=cmd_eval)
+    data = commands.add_parser("prm-data", help="build ProcessBench-style data from GSM8K gold solutions")
+    data.add_argument("--source", default="../shared/data/gsm8k_train.jsonl")
+    data.add_argument("--offset", type=int, default=0, help="first GSM8K row to use")
+    data.add_argument("--limit", type=int, default=200)
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--out", required=True)
+    data.set_defaults(func=cmd_prm_data)
+    pe = commands.add_parser("prm-eval", help="ProcessBench metrics of a scorer on {problem, steps, label} data")
+    pe.add_argument("--data", required=True)
+    pe.add_argument("--tune-data", default=None, help="choose the threshold on this data instead")
+    pe.add_argument("--threshold", type=float, default=None)
+    pe.add_argument("--limit", type=int, default=None)
+    pe.add_argument("--scorer", default=DEFAULT_SCORER)
+    pe.add_argument("--scorer-model", default=None)
+    pe.add_argument("--trust-remote-code", action="store_true")
+    pe.add_argument("--model", default="embedded", help="policy, for scorers that need one")
+    pe.add_argument("--template", default="default")
+    pe.set_defaults(func=cmd_prm_eval)
     return parser
 
 

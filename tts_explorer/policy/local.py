@@ -220,6 +220,26 @@ class TransformersPolicy:
         return text
 
     @torch.inference_mode()
+    def step_logprobs(self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None,
+                      role: str = "scorer") -> list[float]:
+        """Mean log-prob of each given step's tokens, each step following the earlier ones."""
+        text, spans = prompt, []
+        for step in steps:
+            spans.append((len(text), len(text) + len(step)))
+            text += step + "\n\n"
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = torch.tensor([enc["input_ids"]])
+        logprobs = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+        token_logprobs = logprobs.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1).tolist()
+        (meter or self.meter).add(role, self.n_params, prefill=ids.shape[1])
+        out = []
+        for start, end in spans:
+            values = [token_logprobs[i - 1] for i, (a, b) in enumerate(enc["offset_mapping"])
+                      if i > 0 and start <= a < end]
+            out.append(sum(values) / len(values) if values else 0.0)
+        return out
+
+    @torch.inference_mode()
     def choice_probs(self, prompts: Sequence[str], choices: Sequence[str],
                      meter: ComputeMeter | None = None, role: str = "scorer") -> list[list[float]]:
         meter = meter or self.meter

@@ -1,21 +1,30 @@
 """Policy self-confidence: the geometric-mean probability of a step's tokens, exp(mean log-prob).
 
-Free (the log-probs come with sampling) but it measures fluency, not correctness: a
-fluent wrong step scores as high as a right one.
+Free during a search (the log-probs come with sampling); for steps written elsewhere
+(a data set) the policy computes them in one forward pass per path. It measures fluency,
+not correctness: a fluent wrong step scores as high as a right one.
 """
 from __future__ import annotations
 
 import math
 
+from ..errors import UserError
 from .base import Scorer, StepPath
 
 
 class ConfidenceScorer(Scorer):
     name = "confidence"
 
+    def score_steps(self, paths: list[StepPath]) -> list[list[float]]:
+        return [[math.exp(min(lp, 0.0)) for lp in self._logprobs(p)] for p in paths]
+
     def score_last(self, paths: list[StepPath]) -> list[float]:
-        out = []
-        for path in paths:
-            logprob = path.mean_logprobs[-1] if path.mean_logprobs else None
-            out.append(0.5 if logprob is None else math.exp(min(logprob, 0.0)))
-        return out
+        return [scores[-1] for scores in self.score_steps(paths)]
+
+    def _logprobs(self, path: StepPath) -> list[float]:
+        known = list(path.mean_logprobs)
+        if len(known) == len(path.steps) and None not in known:
+            return known
+        if self.env.policy is None:
+            raise UserError("the confidence scorer needs the policy to read log-probs of these steps")
+        return self.env.policy.step_logprobs(path.root_prompt, list(path.steps), meter=self.env.meter)

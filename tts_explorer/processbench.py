@@ -1,0 +1,169 @@
+"""ProcessBench-style PRM evaluation, and a builder of such data from GSM8K gold solutions.
+
+A sample is {"problem", "steps", "label"}: label is the index of the first wrong step, or
+-1 when every step is right. A scorer flags the first step whose score is below a
+threshold; metrics as in ProcessBench: accuracy on erroneous samples (the first error
+found at the right step), accuracy on correct samples (nothing flagged), and their
+harmonic mean (F1). Also a threshold sweep, and a length-bias check (step score against
+step length). The builder turns gold solutions into correct step lists and into copies
+with one step broken on purpose (a wrong number, a wrong operation, a dropped step), so
+labels hold by construction.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+from .scorers.arithmetic import check_equations
+from .scorers.base import Scorer, StepPath
+
+THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 20)]
+_CALC = re.compile(r"<<[^>]*>>")
+_RESULT = re.compile(r"=\s*\$?(-?\d+(?:\.\d+)?)")
+_OPERATION = re.compile(r"(\d)\s*([+\-*/x])\s*(\d)")
+_SWAP = {"+": "-", "-": "+", "*": "+", "x": "+", "/": "*"}
+
+
+@dataclass
+class Sample:
+    problem: str
+    steps: list[str]
+    label: int  # index of the first wrong step, -1 when all are right
+    answer: str | None = None
+    kind: str = "correct"
+
+
+def gold_steps(answer_field: str) -> tuple[list[str], str]:
+    """The step lines of a GSM8K gold solution (calculator notes removed) and its answer."""
+    body, _, final = answer_field.rpartition("####")
+    steps = [_CALC.sub("", line).strip() for line in body.strip().split("\n") if line.strip()]
+    answer = final.strip().replace(",", "")
+    return steps + [f"The answer is {answer}."], answer
+
+
+def _wrong_number(steps: list[str], rng: random.Random) -> tuple[list[str], int] | None:
+    candidates = [i for i, s in enumerate(steps[:-1]) if _RESULT.search(s)]
+    if not candidates:
+        return None
+    k = rng.choice(candidates)
+    match = list(_RESULT.finditer(steps[k]))[-1]
+    value = float(match.group(1))
+    wrong = value + rng.choice([-3, -2, -1, 1, 2, 3, 10]) if value != int(value) or rng.random() < 0.7 else value * 2
+    text = f"{wrong:g}" if wrong != int(wrong) else str(int(wrong))
+    out = list(steps)
+    out[k] = steps[k][: match.start(1)] + text + steps[k][match.end(1):]
+    return out, k
+
+
+def _wrong_operation(steps: list[str], rng: random.Random) -> tuple[list[str], int] | None:
+    candidates = [i for i, s in enumerate(steps[:-1]) if "=" in s and _OPERATION.search(s.split("=")[0])]
+    if not candidates:
+        return None
+    k = rng.choice(candidates)
+    left, sep, right = steps[k].partition("=")
+    match = list(_OPERATION.finditer(left))[-1]  # the operation of the calculation that "=" closes
+    swapped = left[: match.start(2)] + _SWAP[match.group(2)] + left[match.end(2):]
+    if check_equations(swapped + sep + right)[1] == 0:  # e.g. 2 * 2 -> 2 + 2 is still right
+        return None
+    out = list(steps)
+    out[k] = swapped + sep + right
+    return out, k
+
+
+def _dropped_step(steps: list[str], rng: random.Random) -> tuple[list[str], int] | None:
+    if len(steps) < 3:
+        return None
+    k = rng.randrange(0, len(steps) - 2)
+    return steps[:k] + steps[k + 1:], k  # the step now at k builds on the one that is gone
+
+
+PERTURBATIONS = {"wrong_number": _wrong_number, "wrong_operation": _wrong_operation, "dropped_step": _dropped_step}
+
+
+def build_samples(rows: list[dict], seed: int = 0, error_share: float = 0.5) -> list[Sample]:
+    """One sample per GSM8K row: the gold steps, or (with probability error_share) a broken copy."""
+    rng = random.Random(seed)
+    samples = []
+    for row in rows:
+        steps, answer = gold_steps(row["answer"])
+        sample = Sample(row["question"], steps, -1, answer)
+        if rng.random() < error_share:
+            for kind in rng.sample(list(PERTURBATIONS), len(PERTURBATIONS)):
+                broken = PERTURBATIONS[kind](steps, rng)
+                if broken is not None:
+                    sample = Sample(row["question"], broken[0], broken[1], answer, kind)
+                    break
+        samples.append(sample)
+    return samples
+
+
+def write_samples(samples: list[Sample], path: str | Path) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        for s in samples:
+            out.write(json.dumps({"problem": s.problem, "steps": s.steps, "label": s.label, "answer": s.answer,
+                                  "kind": s.kind}) + "\n")
+
+
+def read_samples(path: str | Path, limit: int | None = None) -> tuple[list[Sample], list[str]]:
+    """(samples, one message per skipped row) from ProcessBench-format JSONL."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read data file {str(path)!r}: {exc.__class__.__name__}") from None
+    samples, skipped = [], []
+    for number, line in enumerate(lines, start=1):
+        if limit is not None and len(samples) >= limit:
+            break
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            steps, label = row["steps"], int(row["label"])
+            if not (isinstance(row["problem"], str) and isinstance(steps, list) and steps
+                    and all(isinstance(s, str) for s in steps) and -1 <= label < len(steps)):
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            skipped.append(f"{Path(path).name}:{number}: needs 'problem', a list 'steps' and a valid 'label'")
+            continue
+        samples.append(Sample(row["problem"], steps, label, row.get("answer"), row.get("kind", "")))
+    return samples, skipped
+
+
+def first_flagged(scores: list[float], threshold: float) -> int:
+    return next((i for i, s in enumerate(scores) if s < threshold), -1)
+
+
+def metrics(samples: list[Sample], scores: list[list[float]], threshold: float) -> dict:
+    wrong = [(s, sc) for s, sc in zip(samples, scores) if s.label != -1]
+    right = [(s, sc) for s, sc in zip(samples, scores) if s.label == -1]
+    error_acc = sum(first_flagged(sc, threshold) == s.label for s, sc in wrong) / max(len(wrong), 1)
+    correct_acc = sum(first_flagged(sc, threshold) == -1 for _, sc in right) / max(len(right), 1)
+    f1 = 0.0 if error_acc + correct_acc == 0 else 2 * error_acc * correct_acc / (error_acc + correct_acc)
+    return {"threshold": threshold, "error_acc": error_acc, "correct_acc": correct_acc, "f1": f1,
+            "erroneous": len(wrong), "correct": len(right)}
+
+
+def sweep(samples: list[Sample], scores: list[list[float]]) -> list[dict]:
+    return [metrics(samples, scores, t) for t in THRESHOLDS]
+
+
+def length_bias(samples: list[Sample], scores: list[list[float]]) -> float | None:
+    """Pearson correlation of step score with step length (characters), over every step."""
+    pairs = [(len(step), value) for s, sc in zip(samples, scores) for step, value in zip(s.steps, sc)]
+    if len(pairs) < 3:
+        return None
+    n = len(pairs)
+    mx, my = sum(p[0] for p in pairs) / n, sum(p[1] for p in pairs) / n
+    cov = sum((x - mx) * (y - my) for x, y in pairs)
+    vx = sum((x - mx) ** 2 for x, _ in pairs)
+    vy = sum((y - my) ** 2 for _, y in pairs)
+    return None if vx == 0 or vy == 0 else cov / (vx * vy) ** 0.5
+
+
+def score_samples(scorer: Scorer, samples: list[Sample], root_prompt=lambda q: "") -> list[list[float]]:
+    paths = [StepPath(s.problem, root_prompt(s.problem), tuple(s.steps)) for s in samples]
+    return scorer.score_steps(paths)
