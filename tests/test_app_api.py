@@ -80,3 +80,26 @@ def test_bad_parameters_change_nothing(app_url, tiny_model_dir):
     assert len(outputs) == 1 and "multiple of the beam width" in outputs[0][1]
     with pytest.raises(Exception, match="not in the list of choices"):  # no paths from the page
         call_run(client, **run_args("/etc/passwd")).result(timeout=60)
+
+
+def test_rescoring_compares_before_and_after(app_url, tiny_model_dir):
+    client = Client(app_url, verbose=False)
+    final = wait(call_run(client, **run_args(str(tiny_model_dir), strategy="best_of_n", n=6, steps=2)))[-1]
+    before = SearchTree.from_json(open(final[5]).read())
+    rows, summary, fig = client.predict("confidence", "min", "prm_max", api_name="/rescore")
+    assert "Chosen answer:" in summary and "finished candidates change rank" in summary
+    assert sorted(r[0] for r in rows["data"]) == sorted(n.id for n in before.candidates())
+    assert [r[5] for r in rows["data"]] == list(range(1, len(rows["data"]) + 1))  # ranks after, in order
+    assert json.loads(fig)["data"]
+
+
+def test_prm_lab_scores_a_sample(app_url):
+    from tts_explorer.ui.prm_lab import example_file
+
+    client = Client(app_url, verbose=False)
+    status, index, fig, panel = client.predict(handle_file(example_file()), api_name="/lab_load")
+    assert status == "Loaded 6 samples" and "gold label" in panel
+    status, fig, panel = client.predict("arithmetic", 0.5, api_name="/lab_score")
+    assert status.startswith("Scored sample 0") and "score 0.900" in panel
+    names = [t["name"] for t in json.loads(fig)["data"]]
+    assert "steps (colour = PRM score)" in names

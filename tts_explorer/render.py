@@ -72,8 +72,13 @@ def _edge_trace(tree: SearchTree, nodes: list[Node], pos, name: str, color: str,
             "line": {"color": color, "width": width}, "showlegend": False}
 
 
-def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int | None = None) -> dict:
-    """The whole figure; with upto_iteration, only what existed after that iteration."""
+MARK_STYLES = [("x", "#000000"), ("circle-open", "#d62728"), ("star", "#1f77b4")]
+
+
+def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int | None = None,
+           marks: dict[str, list[int]] | None = None) -> dict:
+    """The whole figure; with upto_iteration, only what existed after that iteration;
+    marks: legend label -> node ids to mark (e.g. a data set's gold first error)."""
     final = upto_iteration is None or upto_iteration >= max((n.iteration for n in tree), default=0)
     nodes = [n for n in tree if n.id == 0 or upto_iteration is None or n.iteration <= upto_iteration]
     pos = layout_positions(tree, nodes)
@@ -103,6 +108,10 @@ def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int |
                     colorbar={"title": {"text": "step score"}, "thickness": 12, "len": 0.8},
                     line={"color": outline, "width": [3 if c == GOLD else 1.5 for c in outline]}),
     ]
+    for (label, ids), (symbol, color) in zip((marks or {}).items(), MARK_STYLES):
+        marked = [tree.nodes[i] for i in ids if i in pos]
+        data.append(_node_trace(marked, pos, label, size=22, symbol=symbol, color=color,
+                                line={"color": color, "width": 3}))
     if highlight is not None and highlight in pos:
         data.append(_node_trace([tree.nodes[highlight]], pos, "clicked", size=20, color="rgba(0,0,0,0)",
                                 line={"color": "#000", "width": 3}))

@@ -5,7 +5,6 @@ applied to it with any rule and compared with the original.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 
 from .config import SearchConfig
@@ -21,14 +20,17 @@ def rescore(tree: SearchTree, scorer: str, aggregation: str, policy=None, templa
             scorer_options: dict | None = None) -> SearchTree:
     """A copy of `tree` scored by `scorer` and aggregated by `aggregation`."""
     new = SearchTree.from_dict(tree.to_dict())
-    config = dataclasses.replace(SearchConfig(**new.meta.get("config", {})), aggregation=aggregation)
+    settings = dict(new.meta.get("config") or {})
+    # only the aggregation and the sampling temperature (for rollouts) matter when re-scoring
+    config = SearchConfig(strategy="best_of_n", aggregation=aggregation,
+                          temperature=float(settings.get("temperature", SearchConfig.temperature)))
     meter = ComputeMeter()
     env = ScorerEnv(policy, meter, new.reference, config.temperature)
     root_prompt = policy.chat_prompt(load_template(template).messages(new.question)) if policy else ""
     ctx = SearchContext(new, policy, make_scorer(scorer, env, **(scorer_options or {})), config, root_prompt, meter)
     started = time.perf_counter()
     score(ctx, sorted((n for n in new if n.id != 0), key=lambda n: n.depth))
-    new.meta.update(scorer=scorer, config=vars(config).copy(),
+    new.meta.update(scorer=scorer, config={**settings, "aggregation": aggregation},
                     rescore={"from_scorer": tree.meta.get("scorer"), "compute": meter.snapshot(),
                              "seconds": round(time.perf_counter() - started, 3)})
     return new

@@ -42,13 +42,13 @@ def plotly_static_dir() -> str:
     return str(PLOTLY_JS.parent)
 
 
-def tree_view(**kwargs) -> gr.HTML:
+def tree_view(elem_id: str = "tree-view", **kwargs) -> gr.HTML:
     return gr.HTML(
         value="",
         html_template='<div class="tts-tree" style="width:100%;min-height:560px"></div>',
         js_on_load=JS_ON_LOAD,
         head=f'<script src="/gradio_api/file={PLOTLY_JS}"></script>',
-        elem_id="tree-view",
+        elem_id=elem_id,
         **kwargs,
     )
 

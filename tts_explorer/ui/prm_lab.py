@@ -1,0 +1,142 @@
+"""The PRM lab tab: load ProcessBench-style data, score a sample's steps with a scorer, and
+see the gold first-error step next to the steps the scorer flags at a chosen threshold."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import gradio as gr
+
+from ..errors import UserError
+from ..processbench import Sample, first_flagged, read_samples, score_samples
+from ..render import figure
+from ..scorers import ScorerEnv, make_scorer
+from ..tree import SearchTree
+from .settings import UPLOAD_LIMIT_BYTES, Settings
+from .tree_view import as_value, tree_view
+
+NEEDS_POLICY = ("confidence", "judge", "mc-rollout", "mc-rollout-oracle")
+
+
+class LabState:
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+        self.scores: list[float] | None = None
+        self.index = 0
+
+    def __deepcopy__(self, memo) -> "LabState":
+        return LabState()
+
+
+def sample_tree(sample: Sample, scores: list[float] | None) -> SearchTree:
+    """The sample's steps as one chain of nodes, scored when scores are given."""
+    tree = SearchTree(sample.problem, sample.answer, meta={"run_id": "lab"})
+    parent = 0
+    for i, step in enumerate(sample.steps):
+        score = None if scores is None else round(scores[i], 4)
+        parent = tree.add(parent, text=step, score=score, agg_score=score).id
+    return tree
+
+
+def lab_view(state: LabState, threshold: float):
+    """(figure, verdict html) for the current sample at this threshold."""
+    sample = state.samples[state.index]
+    tree = sample_tree(sample, state.scores)
+    marks = {}
+    if sample.label != -1:
+        marks["gold first error"] = [sample.label + 1]  # node ids are step index + 1 in a chain
+    verdict = f"<p>Sample {state.index}: gold label <b>{sample.label}</b> ({html.escape(sample.kind or '')})</p>"
+    if state.scores is not None:
+        flagged = first_flagged(state.scores, threshold)
+        if flagged != -1:
+            marks[f"first step below {threshold:.2f}"] = [flagged + 1]
+        right = flagged == sample.label
+        verdict += (f"<p>Scorer flags step <b>{flagged}</b> at threshold {threshold:.2f}: "
+                    f"{'right' if right else 'wrong'}.</p>")
+    items = "".join(
+        f"<li>{html.escape(step)} <span class='tts-meta'>"
+        f"{'' if state.scores is None else f'score {state.scores[i]:.3f}'}</span></li>"
+        for i, step in enumerate(sample.steps))
+    panel = (f"<div class='tts-path' id='lab-panel'><p class='tts-question'>{html.escape(sample.problem)}</p>"
+             f"<ol start='0'>{items}</ol>{verdict}</div>")
+    return as_value(figure(tree, marks=marks)), panel
+
+
+def load_data(state: LabState, file_path):
+    if not file_path or Path(file_path).stat().st_size > UPLOAD_LIMIT_BYTES:
+        return "⚠ choose a ProcessBench JSONL file of at most 5 MB", gr.update(), gr.update(), gr.update()
+    try:
+        samples, skipped = read_samples(file_path)
+    except UserError as exc:
+        return f"⚠ {exc}", gr.update(), gr.update(), gr.update()
+    if not samples:
+        return "⚠ no usable rows: each needs 'problem', a list 'steps' and a 'label'", gr.update(), gr.update(), \
+            gr.update()
+    state.samples, state.scores, state.index = samples, None, 0
+    fig, panel = lab_view(state, 0.5)
+    note = f"Loaded {len(samples)} samples" + (f"; skipped {len(skipped)} bad rows" if skipped else "")
+    return note, gr.update(maximum=len(samples) - 1, value=0), fig, panel
+
+
+def pick_sample(state: LabState, index, threshold):
+    if not state.samples:
+        return gr.update(), gr.update()
+    state.index, state.scores = int(min(max(index, 0), len(state.samples) - 1)), None
+    return lab_view(state, threshold)
+
+
+def score_sample(state: LabState, settings: Settings, scorer_entry, threshold):
+    if not state.samples:
+        return "⚠ load a data file first", gr.update(), gr.update()
+    if scorer_entry not in settings.scorers:
+        return "⚠ that scorer is not offered by this server", gr.update(), gr.update()
+    name, options = settings.scorer(scorer_entry)
+    sample = state.samples[state.index]
+    try:
+        policy = None
+        if name in NEEDS_POLICY:
+            from ..policy.loading import load_policy
+
+            policy = load_policy(settings.models[0])
+        from ..prompts import load_template
+
+        template = load_template()
+        scorer = make_scorer(name, ScorerEnv(policy=policy, reference=sample.answer), **options)
+        root = (lambda q: policy.chat_prompt(template.messages(q))) if policy else (lambda q: "")
+        state.scores = score_samples(scorer, [sample], root)[0]
+    except UserError as exc:
+        return f"⚠ {exc}", gr.update(), gr.update()
+    fig, panel = lab_view(state, threshold)
+    return f"Scored sample {state.index} with {scorer_entry}", fig, panel
+
+
+def example_file() -> str:
+    """A small built-in data file (from GSM8K-style gold steps in assets) to try the lab on."""
+    return str(Path(__file__).resolve().parents[2] / "assets" / "processbench_sample.jsonl")
+
+
+def build(settings: Settings) -> None:
+    state = gr.State(LabState())
+    gr.Markdown("Load ProcessBench-style data (`problem`, `steps`, `label` = index of the first wrong step or -1; "
+                "`python -m tts_explorer prm-data` builds it from GSM8K), score a sample's steps, and compare the "
+                "step the scorer flags with the gold first error.")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            data = gr.File(label="ProcessBench JSONL", file_types=[".jsonl", ".json"], elem_id="lab-file")
+            gr.Examples([[example_file()]], inputs=[data], label="Example data")
+            index = gr.Number(value=0, precision=0, label="Sample", elem_id="lab-index")
+            scorer = gr.Dropdown(list(settings.scorers), value=settings.scorers[0], label="Scorer")
+            threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold (a step below it is flagged)",
+                                  elem_id="lab-threshold")
+            score_btn = gr.Button("Score this sample", variant="primary", elem_id="lab-score")
+        with gr.Column(scale=3):
+            status = gr.Markdown("No data loaded.", elem_id="lab-status")
+            view = tree_view(elem_id="lab-view")
+        with gr.Column(scale=1, min_width=260):
+            panel = gr.HTML("", elem_id="lab-box")
+    data.change(load_data, inputs=[state, data], outputs=[status, index, view, panel], api_name="lab_load")
+    index.submit(pick_sample, inputs=[state, index, threshold], outputs=[view, panel], api_name=False)
+    threshold.release(lambda s, t: lab_view(s, t) if s.samples else (gr.update(), gr.update()),
+                      inputs=[state, threshold], outputs=[view, panel], api_name=False)
+    score_btn.click(lambda s, *args: score_sample(s, settings, *args), inputs=[state, scorer, threshold],
+                    outputs=[status, view, panel], concurrency_id="search", api_name="lab_score")
