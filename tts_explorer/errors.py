@@ -3,3 +3,9 @@
 
 class UserError(ValueError):
     """Bad input (a parameter, a path, a file): shown as one line, never as a traceback."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

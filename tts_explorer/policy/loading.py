@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from . import embedded
 from .local import TransformersPolicy
 
@@ -105,6 +105,5 @@ def load_policy(source: str = EMBEDDED, dtype: str | None = None, reuse_cache: b
     except UserError:
         raise
     except Exception as exc:  # any loader failure becomes one line for the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot load model {source!r}: {first[:200]}") from None
+        raise UserError(f"cannot load model {source!r}: {first_line(exc)}") from None
     return TransformersPolicy(model, tokenizer, name=name, reuse_cache=reuse_cache)

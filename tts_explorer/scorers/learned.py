@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from .base import Scorer, ScorerEnv, StepPath
 
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -69,8 +69,7 @@ class LearnedPRM(Scorer):
                 return self._load_value_model(source, dtype, trust_remote_code), tokenizer
             model = classes[self.head].from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"cannot load PRM {source!r}: {first[:200]}") from None
+            raise UserError(f"cannot load PRM {source!r}: {first_line(exc)}") from None
         return model, tokenizer
 
     # --- scoring -------------------------------------------------------------------

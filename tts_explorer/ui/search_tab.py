@@ -14,7 +14,7 @@ import gradio as gr
 
 from ..config import AGGREGATIONS, SearchConfig
 from ..data import read_problems
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..events import Done, IterationDone
 from ..prompts import ASSETS
 from ..render import figure
@@ -40,10 +40,10 @@ def example_rows() -> list[list[str]]:
     return [[p.question, p.answer] for p in easy + harder]
 
 
-def _views(tree: SearchTree, state: str, iteration: int | None = None, replay=None):
+def _views(tree: SearchTree, state: str, iteration: int | None = None):
     """Values for (tree view, status, candidates, compute, replay slider)."""
     last = max((n.iteration for n in tree), default=0)
-    slider = replay if replay is not None else gr.update(maximum=max(last, 1), value=last)
+    slider = gr.update(maximum=max(last, 1), value=last)
     return (as_value(figure(tree)), status_line(tree, state, iteration), candidate_rows(tree),
             compute_markdown(tree), slider)
 
@@ -105,8 +105,7 @@ def run_search(session: Session, settings: Settings, question, reference, strate
     except UserError as exc:
         yield _error(str(exc))
     except Exception as exc:  # a model or scorer failure: say so in one line, keep the partial tree
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        yield (*_views(tree, f"⚠ the search failed: {message[:200]}"), _export(tree))
+        yield (*_views(tree, f"⚠ the search failed: {first_line(exc)}"), _export(tree))
 
 
 def import_tree(session: Session, file_path):
@@ -119,7 +118,7 @@ def import_tree(session: Session, file_path):
             raise TreeFormatError(f"the file is larger than {UPLOAD_LIMIT_BYTES // (1024 * 1024)} MB")
         tree = SearchTree.from_json(path.read_text(encoding="utf-8"))
     except (TreeFormatError, UnicodeDecodeError, OSError) as exc:
-        return _error(f"cannot import this tree: {str(exc).splitlines()[0]}")
+        return _error(f"cannot import this tree: {first_line(exc)}")
     tree.meta["run_id"] = f"import-{time.time():.0f}"
     session.tree = tree
     return (*_views(tree, f"Imported {path.name}"), _export(tree))
