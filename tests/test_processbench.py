@@ -55,6 +55,16 @@ def test_metrics_and_sweep():
     assert length_bias([Sample("p", ["a", "bbbb", "cccccccc"], -1)], [[0.1, 0.5, 0.9]]) == pytest.approx(1.0, abs=0.05)
 
 
+def test_calibration_against_rollouts():
+    from fakes import FakePolicy
+    from tts_explorer.processbench import calibration
+
+    samples = [Sample("p", ["a", "b", "The answer is 7."], -1, answer="7"), Sample("p", ["a"], 0, answer="8")]
+    cal = calibration(samples, [[0.9, 0.8, 1.0], [0.1]], FakePolicy(answers=("7",)), lambda q: "")
+    # the fake policy always reaches 7: MC values are 1, 1, 1 (own answer) and 0 for the second sample
+    assert cal["steps"] == 4 and cal["pearson"] > 0.9 and abs(cal["mean_abs_diff"] - 0.1) < 1e-9
+
+
 def test_round_trip_and_bad_rows(tmp_path, rows):
     path = tmp_path / "pb.jsonl"
     write_samples(build_samples(rows[:10]), path)

@@ -140,7 +140,7 @@ def cmd_prm_data(args) -> int:
 
 
 def cmd_prm_eval(args) -> int:
-    from .processbench import length_bias, metrics, read_samples, score_samples, sweep
+    from .processbench import calibration, length_bias, metrics, read_samples, score_samples, sweep
     from .prompts import load_template
     from .scorers import ScorerEnv, make_scorer
 
@@ -151,7 +151,8 @@ def cmd_prm_eval(args) -> int:
         print(f"skipped {message}", file=sys.stderr)
     if not samples:
         raise UserError(f"no usable rows in {args.data}")
-    policy = _load(args) if args.scorer in ("confidence", "judge", "mc-rollout") else None
+    needs_policy = args.scorer in ("confidence", "judge", "mc-rollout") or args.calibrate > 0
+    policy = _load(args) if needs_policy else None
     scorer = make_scorer(args.scorer, ScorerEnv(policy=policy), **_scorer_options(args))
     template = load_template(args.template)
     root = (lambda q: policy.chat_prompt(template.messages(q))) if policy else (lambda q: "")
@@ -174,6 +175,14 @@ def cmd_prm_eval(args) -> int:
           f"error acc {100 * chosen['error_acc']:.1f}%, correct acc {100 * chosen['correct_acc']:.1f}%, "
           f"F1 {100 * chosen['f1']:.1f}%")
     print("length bias (Pearson r of step score with step length): " + ("n/a" if bias is None else f"{bias:+.3f}"))
+    if args.calibrate > 0:
+        cal = calibration(samples[: args.calibrate], scores[: args.calibrate], policy, root)
+        if cal["steps"]:
+            r = "n/a" if cal["pearson"] is None else f"{cal['pearson']:+.3f}"
+            print(f"calibration against 4-rollout Monte-Carlo values ({cal['steps']} steps of the first "
+                  f"{args.calibrate} samples): Pearson r {r}, mean |score - MC value| {cal['mean_abs_diff']:.3f}")
+        else:
+            print("calibration: no sample carries a reference answer")
     return 0
 
 
@@ -212,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--scorer-model", default=None)
     pe.add_argument("--trust-remote-code", action="store_true")
     pe.add_argument("--model", default="embedded", help="policy, for scorers that need one")
+    pe.add_argument("--calibrate", type=int, default=0,
+                    help="compare step scores with Monte-Carlo rollout values on the first K samples")
     pe.add_argument("--template", default="default")
     pe.set_defaults(func=cmd_prm_eval)
     return parser

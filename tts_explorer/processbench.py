@@ -151,17 +151,41 @@ def sweep(samples: list[Sample], scores: list[list[float]]) -> list[dict]:
     return [metrics(samples, scores, t) for t in THRESHOLDS]
 
 
+def pearson(xs: list[float], ys: list[float]) -> float | None:
+    n = len(xs)
+    if n < 3:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    vx = sum((x - mx) ** 2 for x in xs)
+    vy = sum((y - my) ** 2 for y in ys)
+    if vx == 0 or vy == 0:
+        return None
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / (vx * vy) ** 0.5
+
+
 def length_bias(samples: list[Sample], scores: list[list[float]]) -> float | None:
     """Pearson correlation of step score with step length (characters), over every step."""
     pairs = [(len(step), value) for s, sc in zip(samples, scores) for step, value in zip(s.steps, sc)]
-    if len(pairs) < 3:
-        return None
-    n = len(pairs)
-    mx, my = sum(p[0] for p in pairs) / n, sum(p[1] for p in pairs) / n
-    cov = sum((x - mx) * (y - my) for x, y in pairs)
-    vx = sum((x - mx) ** 2 for x, _ in pairs)
-    vy = sum((y - my) ** 2 for _, y in pairs)
-    return None if vx == 0 or vy == 0 else cov / (vx * vy) ** 0.5
+    return pearson([p[0] for p in pairs], [p[1] for p in pairs])
+
+
+def calibration(samples: list[Sample], scores: list[list[float]], policy, root_prompt, rollouts: int = 4) -> dict:
+    """Step scores against Monte-Carlo values (share of rollouts from the step that reach
+    the sample's reference answer), for samples that carry an answer."""
+    from .scorers import ScorerEnv, make_scorer
+
+    ours, values = [], []
+    for sample, row in zip(samples, scores):
+        if not sample.answer:
+            continue
+        oracle = make_scorer("mc-rollout-oracle", ScorerEnv(policy=policy, reference=sample.answer),
+                             rollouts=rollouts)
+        ours += row
+        values += score_samples(oracle, [sample], root_prompt)[0]
+    if not ours:
+        return {"steps": 0, "pearson": None, "mean_abs_diff": None}
+    return {"steps": len(ours), "pearson": pearson(ours, values),
+            "mean_abs_diff": sum(abs(a - b) for a, b in zip(ours, values)) / len(ours)}
 
 
 def score_samples(scorer: Scorer, samples: list[Sample], root_prompt=lambda q: "") -> list[list[float]]:
