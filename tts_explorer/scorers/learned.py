@@ -67,7 +67,15 @@ class LearnedPRM(Scorer):
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
             if self.head == "value":
                 return self._load_value_model(source, dtype, trust_remote_code), tokenizer
-            model = classes[self.head].from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
+            try:
+                model = classes[self.head].from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
+            except ValueError:
+                if not trust_remote_code:
+                    raise
+                # checkpoints whose own code registers only AutoModel (Qwen2.5-Math-PRM) return the same logits
+                from transformers import AutoModel
+
+                model = AutoModel.from_pretrained(source, dtype=dtype, trust_remote_code=True)
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot load PRM {source!r}: {first_line(exc)}") from None
         return model, tokenizer
@@ -206,7 +214,12 @@ class SkyworkPRM(LearnedPRM):
 
         base = AutoModel.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
         weights: dict[str, torch.Tensor] = {}
-        for file in sorted(Path(source).glob("*.safetensors")) if Path(source).is_dir() else []:
+        folder = Path(source)
+        if not folder.is_dir():  # a hub id: the files from_pretrained has just cached
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(source, allow_patterns=["*.safetensors", "*.json"]))
+        for file in sorted(folder.glob("*.safetensors")):
             with safe_open(str(file), framework="pt") as handle:
                 for key in handle.keys():
                     if key.startswith("v_head."):
