@@ -17,16 +17,17 @@ class Problem:
     answer: str
 
 
-def read_problems(path: str | Path, limit: int | None = None) -> tuple[list[Problem], list[str]]:
-    """(problems, one message per skipped row) from a JSONL file."""
+def read_jsonl(path: str | Path, parse, limit: int | None = None) -> tuple[list, list[str]]:
+    """(parsed rows, one message per skipped row) from a JSONL file. `parse(row)` returns an
+    item, or raises ValueError / KeyError / TypeError with what the row lacks."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read data file {str(path)!r}: {exc.__class__.__name__}") from None
-    problems, skipped = [], []
+    items, skipped = [], []
     for number, line in enumerate(lines, start=1):
-        if limit is not None and len(problems) >= limit:
+        if limit is not None and len(items) >= limit:
             break
         if not line.strip():
             continue
@@ -35,14 +36,23 @@ def read_problems(path: str | Path, limit: int | None = None) -> tuple[list[Prob
         except json.JSONDecodeError as exc:
             skipped.append(f"{path.name}:{number}: not valid JSON ({exc.msg})")
             continue
-        if not isinstance(row, dict):
-            skipped.append(f"{path.name}:{number}: a row must be a JSON object")
-            continue
-        question = row.get("question", row.get("problem"))
-        answer = row.get("answer", row.get("extracted_groundtruth"))
-        if not isinstance(question, str) or not question.strip() or answer is None:
-            skipped.append(f"{path.name}:{number}: needs 'question' or 'problem', and 'answer'")
-            continue
-        problems.append(Problem(str(row.get("unique_id", row.get("id", number))), question.strip(),
-                                gold_answer(str(answer))))
-    return problems, skipped
+        try:
+            if not isinstance(row, dict):
+                raise TypeError("a row must be a JSON object")
+            items.append(parse(row, number))
+        except (ValueError, KeyError, TypeError) as exc:
+            skipped.append(f"{path.name}:{number}: {exc.args[0] if exc.args else 'malformed row'}")
+    return items, skipped
+
+
+def _problem(row: dict, number: int) -> Problem:
+    question = row.get("question", row.get("problem"))
+    answer = row.get("answer", row.get("extracted_groundtruth"))
+    if not isinstance(question, str) or not question.strip() or answer is None:
+        raise ValueError("needs 'question' or 'problem', and 'answer'")
+    return Problem(str(row.get("unique_id", row.get("id", number))), question.strip(), gold_answer(str(answer)))
+
+
+def read_problems(path: str | Path, limit: int | None = None) -> tuple[list[Problem], list[str]]:
+    """(problems, one message per skipped row) from a JSONL file."""
+    return read_jsonl(path, _problem, limit)

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from .data import read_jsonl
 from .scorers.arithmetic import check_equations
 from .scorers.base import Scorer, StepPath
 
@@ -108,29 +108,17 @@ def write_samples(samples: list[Sample], path: str | Path) -> None:
                                   "kind": s.kind}) + "\n")
 
 
+def _sample(row: dict, number: int) -> Sample:
+    steps, label = row.get("steps"), row.get("label")
+    if not (isinstance(row.get("problem"), str) and isinstance(steps, list) and steps
+            and all(isinstance(s, str) for s in steps) and isinstance(label, int) and -1 <= label < len(steps)):
+        raise ValueError("needs 'problem', a list 'steps' and a valid 'label'")
+    return Sample(row["problem"], steps, label, row.get("answer"), row.get("kind", ""))
+
+
 def read_samples(path: str | Path, limit: int | None = None) -> tuple[list[Sample], list[str]]:
     """(samples, one message per skipped row) from ProcessBench-format JSONL."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read data file {str(path)!r}: {exc.__class__.__name__}") from None
-    samples, skipped = [], []
-    for number, line in enumerate(lines, start=1):
-        if limit is not None and len(samples) >= limit:
-            break
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            steps, label = row["steps"], int(row["label"])
-            if not (isinstance(row["problem"], str) and isinstance(steps, list) and steps
-                    and all(isinstance(s, str) for s in steps) and -1 <= label < len(steps)):
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            skipped.append(f"{Path(path).name}:{number}: needs 'problem', a list 'steps' and a valid 'label'")
-            continue
-        samples.append(Sample(row["problem"], steps, label, row.get("answer"), row.get("kind", "")))
-    return samples, skipped
+    return read_jsonl(path, _sample, limit)
 
 
 def first_flagged(scores: list[float], threshold: float) -> int:
