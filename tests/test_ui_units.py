@@ -1,0 +1,60 @@
+"""The page's pure pieces: panels, operator settings, the PRM lab's chain view."""
+import pytest
+
+from tts_explorer.errors import UserError
+from tts_explorer.processbench import Sample
+from tts_explorer.selection import apply_selection
+from tts_explorer.tree import SearchTree
+from tts_explorer.ui.panels import candidate_rows, compute_markdown, path_html, status_line
+from tts_explorer.ui.prm_lab import LabState, lab_view, sample_tree
+from tts_explorer.ui.settings import Settings
+
+
+def finished_tree() -> SearchTree:
+    tree = SearchTree("Is <b>this</b> bold?", reference="5", meta={"config": {"max_steps": 4}})
+    a = tree.add(0, text="<img src=x onerror=alert(1)> 2 + 3 = 5", score=0.9, agg_score=0.9)
+    tree.add(a.id, text="The answer is 5.", score=0.8, agg_score=0.8, stop_reason="answer", answer="5",
+             status="finished")
+    tree.add(0, text="The answer is 6.", score=0.3, agg_score=0.3, stop_reason="answer", answer="6",
+             status="finished")
+    apply_selection(tree, "prm_vote")
+    return tree
+
+
+def test_path_panel_escapes_everything():
+    panel = path_html(finished_tree(), 2)
+    assert "<img" not in panel and "&lt;img src=x onerror=alert(1)&gt;" in panel
+    assert "Is &lt;b&gt;this&lt;/b&gt; bold?" in panel and "Answer: <b>5</b> (right)" in panel
+    assert "Click a node" in path_html(None, None)
+
+
+def test_candidates_status_and_compute():
+    tree = finished_tree()
+    rows = candidate_rows(tree)
+    assert [r[0] for r in rows] == [2, 3] and rows[0][-1] == "◀ chosen" and rows[0][5] == "yes"
+    assert "answer: 5 ✓ right" in status_line(tree, "Done")
+    assert compute_markdown(None) == "No run yet."
+
+
+def test_operator_settings(monkeypatch):
+    monkeypatch.setenv("TTS_SCORERS", "arithmetic,qwen-prm:/models/prm")
+    monkeypatch.setenv("TTS_TRUST_REMOTE_CODE", "1")
+    settings = Settings.from_env()
+    assert settings.scorers == ("arithmetic", "qwen-prm:/models/prm")
+    assert settings.scorer("qwen-prm:/models/prm") == ("qwen-prm", {"model": "/models/prm", "trust_remote_code": True})
+    assert settings.scorer("arithmetic") == ("arithmetic", {})
+    monkeypatch.setenv("TTS_SCORERS", "arithmetic,oracle")
+    with pytest.raises(UserError, match="unknown scorer 'oracle'"):
+        Settings.from_env()
+
+
+def test_lab_marks_gold_and_flagged_steps():
+    state = LabState()
+    state.samples = [Sample("p <script>", ["a", "b", "c"], 1, "3", "wrong_number")]
+    state.scores = [0.9, 0.6, 0.2]
+    fig, panel = lab_view(state, 0.7)
+    names = {t["name"]: t for t in __import__("json").loads(fig)["data"]}
+    assert names["gold first error"]["customdata"] == [2]
+    assert names["first step below 0.70"]["customdata"] == [2]
+    assert "right" in panel and "&lt;script&gt;" in panel
+    assert [n.score for n in sample_tree(state.samples[0], None) if n.id] == [None, None, None]
