@@ -94,3 +94,17 @@ def test_prm_data_and_prm_eval(tmp_path):
     assert "threshold tuned on" in done.stdout and "F1" in done.stdout and "length bias" in done.stdout
     bad = cli("prm-eval", "--data", str(tmp_path / "missing.jsonl"))
     assert bad.returncode == 2 and "cannot read data file" in bad.stderr
+
+
+def test_bench_prints_engine_and_naive_rows(tiny_model_dir):
+    done = cli("bench", "--model", str(tiny_model_dir), "--limit", "1", "--strategies", "beam,best_of_n",
+               "--budgets", "4", "--beam-width", "2", "--max-steps", "2", "--scorers", "arithmetic,confidence")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    engine = [l for l in lines if " engine " in l]
+    naive = [l for l in lines if " naive " in l]
+    assert len(engine) == 2 and len(naive) == 2 and all(l.rstrip().endswith("x") for l in engine)
+    assert "prefill ratio" in done.stdout and "peak resident memory" in done.stdout
+    # the engine computes each token about once; the naive way re-encodes the path for every candidate
+    ratio = lambda line: float(line.split()[5])  # noqa: E731
+    assert all(ratio(e) < 1.3 for e in engine) and all(ratio(n) > ratio(e) for n, e in zip(naive, engine))

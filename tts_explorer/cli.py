@@ -1,5 +1,6 @@
 """Command line: `solve` one problem and print its tree; `eval` strategies over a data set;
-`prm-data` builds ProcessBench-style data from GSM8K; `prm-eval` scores a PRM on such data.
+`prm-data` builds ProcessBench-style data from GSM8K; `prm-eval` scores a PRM on such data;
+`bench` measures the engine against the naive way.
 
 Every bad input ends with a one-line `error: ...` on stderr and exit code 2.
 """
@@ -186,6 +187,20 @@ def cmd_prm_eval(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    strategies = [get_strategy(s.strip()).name for s in args.strategies.split(",") if s.strip()]
+    budgets = _ints(args.budgets, "--budgets")
+    scorers = [check_scorer_name(s.strip()) for s in args.scorers.split(",") if s.strip()]
+    problems, _ = read_problems(args.data, args.limit)
+    if not problems:
+        raise UserError(f"no usable rows in {args.data}")
+    print(run_bench(args.model, problems, strategies, budgets, args.beam_width, args.max_steps, scorers,
+                    with_naive=not args.no_naive))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tts_explorer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -225,6 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compare step scores with Monte-Carlo rollout values on the first K samples")
     pe.add_argument("--template", default="default")
     pe.set_defaults(func=cmd_prm_eval)
+    bench = commands.add_parser("bench", help="engine vs naive generation, side by side in one run")
+    bench.add_argument("--data", default="assets/problems/easy.jsonl")
+    bench.add_argument("--limit", type=int, default=3, help="problems")
+    bench.add_argument("--strategies", default="best_of_n,beam,dvts")
+    bench.add_argument("--budgets", default="4,16,64")
+    bench.add_argument("--beam-width", type=int, default=4)
+    bench.add_argument("--max-steps", type=int, default=6)
+    bench.add_argument("--scorers", default="arithmetic,confidence,judge,mc-rollout")
+    bench.add_argument("--model", default="embedded")
+    bench.add_argument("--no-naive", action="store_true", help="skip the naive baseline (it is slow)")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
