@@ -63,6 +63,8 @@ def test_aggregations():
     ("\\boxed{3} then \\boxed{x^{2}}", "x^{2}"),
     ("The final answer is: 42 apples", "42"),
     ("The answer is x+1.", "x+1"),
+    ("The answer is 3 + 4 = 7 apples in all.", "7"),
+    ("To find the answer is to add them up.", None),
     ("no answer here", None),
 ])
 def test_extract_answer(text, answer):

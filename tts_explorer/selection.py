@@ -62,12 +62,17 @@ def extract_answer(text: str) -> str | None:
     matches = _ANSWER_IS.findall(text)
     if not matches:
         return None
-    tail = matches[-1].strip()
+    tail = matches[-1].strip().split(". ")[0]
+    if "=" in tail:  # "The answer is 3 + 4 = 7 apples": the result
+        tail = tail.rsplit("=", 1)[1].strip()
     number = _LEADING_NUMBER.match(tail)
     if number:
         return number.group(1).replace(",", "")
     tail = tail.rstrip(". ").strip("$ ").strip()
-    return tail[:80] or None
+    # a short expression ("x+1", "\\frac{3}{4}"), not a sentence ("to add them up")
+    if 0 < len(tail) <= 30 and re.search(r"[\d\\]", tail) and len(tail.split()) <= 3:
+        return tail
+    return None
 
 
 def gold_answer(answer_field: str) -> str:
