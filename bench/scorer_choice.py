@@ -10,7 +10,6 @@ correctness of the pool). Prints one table; writes the trees with --out.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
