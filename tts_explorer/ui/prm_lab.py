@@ -10,12 +10,10 @@ import gradio as gr
 from ..errors import UserError
 from ..processbench import Sample, first_flagged, read_samples, score_samples
 from ..render import figure
-from ..scorers import ScorerEnv, make_scorer
+from ..scorers import NEEDS_POLICY, ScorerEnv, make_scorer
 from ..tree import SearchTree
 from .settings import UPLOAD_LIMIT_BYTES, Settings
 from .tree_view import as_value, tree_view
-
-NEEDS_POLICY = ("confidence", "judge", "mc-rollout", "mc-rollout-oracle")
 
 
 class LabState:

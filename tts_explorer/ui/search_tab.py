@@ -21,6 +21,7 @@ from ..render import figure
 from ..rescore import rescore
 from ..search import new_tree, search
 from ..selection import apply_selection
+from ..scorers import NEEDS_POLICY
 from ..strategies import STRATEGIES
 from ..tree import SearchTree, TreeFormatError
 from .compare import COMPARE_COLUMNS, compare
@@ -150,8 +151,8 @@ def rescore_tree(session: Session, settings: Settings, scorer_entry, aggregation
     name, options = settings.scorer(scorer_entry)
     try:
         policy = None
-        if name in ("judge", "mc-rollout", "mc-rollout-oracle") or (
-                name == "confidence" and any(n.mean_logprob is None for n in session.tree if n.id)):
+        logprobs_known = all(n.mean_logprob is not None for n in session.tree if n.id)
+        if name in NEEDS_POLICY and not (name == "confidence" and logprobs_known):
             from ..policy.loading import load_policy
 
             policy = load_policy(settings.models[0])
