@@ -116,3 +116,12 @@ def test_a_large_tree_draws(page, tmp_path):
     # the page still answers: a click on a node opens its path
     click_node(page, 1999)
     assert "Path to node 1999" in page.inner_text("#path-panel")
+
+
+def test_render_benchmark_draws_every_node():
+    from tts_explorer.bench.render_speed import format_render, render_timings
+
+    timings = render_timings([300])
+    assert [t.nodes for t in timings] == [300]
+    assert timings[0].first_draw_ms > 0 and timings[0].redraw_ms > 0 and timings[0].figure_ms > 0
+    assert "first draw ms" in format_render(timings)

@@ -98,13 +98,15 @@ def test_prm_data_and_prm_eval(tmp_path):
 
 def test_bench_prints_engine_and_naive_rows(tiny_model_dir):
     done = cli("bench", "--model", str(tiny_model_dir), "--limit", "1", "--strategies", "beam,best_of_n",
-               "--budgets", "4", "--beam-width", "2", "--max-steps", "2", "--scorers", "arithmetic,confidence")
+               "--budgets", "4", "--beam-width", "2", "--max-steps", "2", "--scorers", "arithmetic,confidence",
+               "--no-render")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    engine = [l for l in lines if " engine " in l]
-    naive = [l for l in lines if " naive " in l]
+    engine = [l for l in lines if l.split()[2:3] == ["engine"]]
+    naive = [l for l in lines if l.split()[2:3] == ["naive"]]
     assert len(engine) == 2 and len(naive) == 2 and all(l.rstrip().endswith("x") for l in engine)
     assert "prefill ratio" in done.stdout and "peak resident memory" in done.stdout
+    assert "llama.cpp: skipped (the model is not a GGUF file)" in done.stdout
     # the engine computes each token about once; the naive way re-encodes the path for every candidate
-    ratio = lambda line: float(line.split()[5])  # noqa: E731
+    ratio = lambda line: float(line.split()[6])  # noqa: E731
     assert all(ratio(e) < 1.3 for e in engine) and all(ratio(n) > ratio(e) for n, e in zip(naive, engine))

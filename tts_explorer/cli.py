@@ -196,8 +196,9 @@ def cmd_bench(args) -> int:
     problems, _ = read_problems(args.data, args.limit)
     if not problems:
         raise UserError(f"no usable rows in {args.data}")
-    print(run_bench(args.model, problems, strategies, budgets, args.beam_width, args.max_steps, scorers,
-                    with_naive=not args.no_naive))
+    run_bench(args.model, problems, strategies, budgets, args.beam_width, args.max_steps, scorers,
+              naive_max_n=args.naive_max_n, llama_max_n=args.llama_max_n, with_startup=not args.no_startup,
+              render_sizes=() if args.no_render else (1000, 5000), print_fn=lambda line: print(line, flush=True))
     return 0
 
 
@@ -240,16 +241,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compare step scores with Monte-Carlo rollout values on the first K samples")
     pe.add_argument("--template", default="default")
     pe.set_defaults(func=cmd_prm_eval)
-    bench = commands.add_parser("bench", help="engine vs naive generation, side by side in one run")
+    bench = commands.add_parser("bench", help="the engine against the naive way and llama.cpp, side by side")
     bench.add_argument("--data", default="assets/problems/easy.jsonl")
-    bench.add_argument("--limit", type=int, default=3, help="problems")
+    bench.add_argument("--limit", type=int, default=2, help="problems")
     bench.add_argument("--strategies", default="best_of_n,beam,dvts")
     bench.add_argument("--budgets", default="4,16,64")
     bench.add_argument("--beam-width", type=int, default=4)
     bench.add_argument("--max-steps", type=int, default=6)
     bench.add_argument("--scorers", default="arithmetic,confidence,judge,mc-rollout")
     bench.add_argument("--model", default="embedded")
-    bench.add_argument("--no-naive", action="store_true", help="skip the naive baseline (it is slow)")
+    bench.add_argument("--naive-max-n", type=int, default=16, help="largest N the naive baseline runs (it is slow)")
+    bench.add_argument("--llama-max-n", type=int, default=64, help="largest N llama.cpp runs")
+    bench.add_argument("--no-startup", action="store_true", help="skip the app start timings")
+    bench.add_argument("--no-render", action="store_true", help="skip the browser render timings")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import torch
@@ -79,9 +80,18 @@ def _from_dir(source: str | Path, dtype: torch.dtype):
     return model, tokenizer
 
 
-@functools.lru_cache(maxsize=4)
+_LOADING = threading.Lock()
+
+
 def load_policy(source: str = EMBEDDED, dtype: str | None = None, reuse_cache: bool = True) -> TransformersPolicy:
-    """A loaded policy, shared by every caller in the process (read-only use)."""
+    """A loaded policy, shared by every caller in the process (read-only use); callers on
+    other threads wait for a load in progress instead of starting a second one."""
+    with _LOADING:
+        return _load_policy(source, dtype, reuse_cache)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_policy(source: str, dtype: str | None, reuse_cache: bool) -> TransformersPolicy:
     torch.set_num_threads(usable_cores())
     torch_dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, None: None}[dtype] or default_dtype()
     path = Path(source).expanduser()

@@ -4,7 +4,9 @@ One call samples every candidate of a step in one batch. Work is reused between 
 a prompt seen before (the problem's prompt) is prefilled once and kept; each sampled
 continuation keeps its KV state under the text `prompt + completion`, so the next step of
 that path feeds only the one token not yet fed. States shared by several rows (a beam's
-M children) are fed once and then repeated. Loading models lives in loading.py.
+M children) are fed once and then repeated. The prompt's keys and values are one shared
+prefix for every path (kv.py); the forward step itself is in steppers.py. Loading models
+lives in loading.py.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ import torch
 
 from .base import Completion, StopRequested
 from .compute import ComputeMeter
-from .kv import RowState, batch_cache, empty_state, extract_row, select_rows
+from .kv import RowState, empty_state
+from .steppers import make_step
 
 ROOT_STATES_KEPT = 16  # prompts prefilled from scratch, kept across calls (LRU)
 
@@ -28,6 +31,7 @@ class TransformersPolicy:
         self.reuse_cache = reuse_cache
         self.meter = ComputeMeter()  # used when a caller passes no meter
         self.n_params = sum(p.numel() for p in model.parameters())
+        self.step = make_step(model)
         self.eos_ids = self._eos_ids()
         self.generator = torch.Generator().manual_seed(0)
         self._roots: OrderedDict[str, RowState] = OrderedDict()  # prompt text -> state
@@ -41,6 +45,11 @@ class TransformersPolicy:
             elif source:
                 ids.update(source)
         return ids
+
+    def forget(self) -> None:
+        """Drop every kept KV state (the next call starts from the bare model)."""
+        self._roots.clear()
+        self._states = {}
 
     def reseed(self, seed: int | None) -> None:
         self.generator = torch.Generator()
@@ -71,62 +80,56 @@ class TransformersPolicy:
             best = max((k for k in self._roots if prompt.startswith(k)), key=len, default=None)
             if best is not None:
                 base = self._roots[best]
-                return RowState(base.keys, base.values, base.next_pos,
+                return RowState(base.prefix, base.keys, base.values, base.next_pos,
                                 base.pending + tuple(self._encode(prompt[len(best):])))
         ids = self._encode(prompt)
         if self.tokenizer.bos_token_id is not None and getattr(self.tokenizer, "add_bos_token", False):
             ids = [self.tokenizer.bos_token_id] + ids
         return empty_state(ids)
 
-    @torch.inference_mode()
     def _prefill(self, state: RowState, meter: ComputeMeter, role: str) -> RowState:
         """Feed all pending tokens but the last, alone (no padding)."""
         if len(state.pending) <= 1:
             return state
         feed = list(state.pending[:-1])
-        cache, mask = batch_cache([state])
-        ids = torch.tensor([feed])
+        batch = self.step.new_batch([state], spare=len(feed))
         positions = torch.arange(state.next_pos, state.next_pos + len(feed)).unsqueeze(0)
-        mask = torch.cat([mask, torch.ones(1, len(feed), dtype=torch.long)], dim=1)
-        self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                   use_cache=True, logits_to_keep=1)
+        self.step(torch.tensor([feed]), positions, batch)
         meter.add(role, self.n_params, prefill=len(feed))
-        return extract_row(cache, mask, 0, state.next_pos + len(feed), [state.pending[-1]])
+        return batch.extract(0, state.next_pos + len(feed), [state.pending[-1]])
 
     def _prepare(self, prompts: Sequence[str], meter: ComputeMeter, role: str,
                  remember: bool = True) -> list[RowState]:
-        """States with exactly one pending token; new prompts are kept for later calls."""
+        """States with exactly one pending token; new prompts are kept for later calls, their
+        cache made one prefix that every path from them shares."""
         states = []
         for prompt in prompts:
             state = self._lookup(prompt)
             if len(state.pending) > 1:
                 state = self._prefill(state, meter, role)
                 if self.reuse_cache and remember:
+                    state = state.as_prefix()
                     self._roots[prompt] = state
                     while len(self._roots) > ROOT_STATES_KEPT:
                         self._roots.popitem(last=False)
             states.append(state)
         return states
 
-    @torch.inference_mode()
-    def _feed(self, cache, mask, tokens: torch.Tensor, positions: torch.Tensor):
-        """Feed one token per row; return last-position logits [B, V] and the grown mask."""
-        mask = torch.cat([mask, torch.ones(len(tokens), 1, dtype=torch.long)], dim=1)
-        out = self.model(input_ids=tokens.unsqueeze(1), attention_mask=mask,
-                         position_ids=positions.unsqueeze(1), cache=cache, use_cache=True)
-        return out.logits[:, -1].float(), mask
+    def _first_logits(self, states: list[RowState], meter: ComputeMeter, role: str, spare: int = 1):
+        """Feed each state's pending token once; return the batch and the logits of the unique states.
 
-    def _first_logits(self, states: list[RowState], meter: ComputeMeter, role: str):
-        """Feed each state's pending token once; return cache, mask, logits for the unique states."""
-        cache, mask = batch_cache(states)
-        tokens = torch.tensor([s.pending[0] for s in states])
-        positions = torch.tensor([s.next_pos for s in states])
-        logits, mask = self._feed(cache, mask, tokens, positions)
+        The batch keeps room for `spare` tokens in all (this one and those decoded after it)."""
+        batch = self.step.new_batch(states, spare=spare)
+        tokens = torch.tensor([[s.pending[0]] for s in states])
+        positions = torch.tensor([[s.next_pos] for s in states])
+        logits = self.step(tokens, positions, batch)
         meter.add(role, self.n_params, prefill=len(states))
-        return cache, mask, logits
+        return batch, logits
 
     # --- sampling ------------------------------------------------------------------
     def _sample(self, logits: torch.Tensor, temperature: float, top_p: float):
+        """Tokens drawn by inverse CDF (one uniform number per row: far cheaper than
+        torch.multinomial over a large vocabulary), with their log-probs at temperature 1."""
         logprobs = torch.log_softmax(logits, dim=-1)
         if temperature <= 0:
             tokens = logits.argmax(dim=-1)
@@ -137,7 +140,9 @@ class TransformersPolicy:
                 drop = sorted_probs.cumsum(-1) - sorted_probs > top_p
                 sorted_probs[drop] = 0.0
                 probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-            tokens = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+            cdf = probs.cumsum(dim=-1)
+            draw = torch.rand(len(probs), 1, generator=self.generator, dtype=cdf.dtype) * cdf[:, -1:]
+            tokens = torch.searchsorted(cdf, draw, right=True).squeeze(1).clamp_(max=probs.shape[1] - 1)
         return tokens, logprobs.gather(1, tokens.unsqueeze(1)).squeeze(1)
 
     def generate(self, prompts: Sequence[str], n: Sequence[int], max_tokens: int, temperature: float,
@@ -151,25 +156,25 @@ class TransformersPolicy:
         if not unique:
             return [[] for _ in prompts]
         states = self._prepare(unique, meter, role)
-        cache, mask, logits = self._first_logits(states, meter, role)
+        batch, logits = self._first_logits(states, meter, role, spare=max_tokens + 1)
         # batch row -> (prompt index, unique state index)
         owners = [(i, unique.index(p)) for i, (p, k) in enumerate(zip(prompts, n)) for _ in range(k)]
         rows = torch.tensor([u for _, u in owners])
-        cache, mask, logits = select_rows(cache, rows), mask[rows], logits[rows]
+        batch, logits = batch.select(rows), logits[rows]
         next_pos = torch.tensor([states[u].next_pos + 1 for _, u in owners])
-        finished = self._decode(cache, mask, logits, next_pos, owners, unique, max_tokens,
+        finished = self._decode(batch, logits, next_pos, owners, unique, max_tokens,
                                 temperature, top_p, stop, keep_state, should_stop, meter, role)
         results: list[list[Completion]] = [[] for _ in prompts]
         for (prompt_index, _), completion in zip(owners, finished):
             results[prompt_index].append(completion)
         return results
 
-    def _decode(self, cache, mask, logits, next_pos, owners, unique, max_tokens, temperature, top_p,
+    def _decode(self, batch, logits, next_pos, owners, unique, max_tokens, temperature, top_p,
                 stop, keep_state, should_stop, meter, role) -> list[Completion]:
-        batch = len(owners)
-        live = list(range(batch))  # batch position -> original row
-        tokens_out: list[list[int]] = [[] for _ in range(batch)]
-        logprob_sums = [0.0] * batch
+        total = len(owners)
+        live = list(range(total))  # batch position -> original row
+        tokens_out: list[list[int]] = [[] for _ in range(total)]
+        logprob_sums = [0.0] * total
         done: dict[int, Completion] = {}
         new_states: dict[str, RowState] = {}
         for step in range(max_tokens):
@@ -190,19 +195,19 @@ class TransformersPolicy:
                     done[row] = Completion(text, len(tokens_out[row]), logprob_sums[row], reason)
                     if keep_state and self.reuse_cache and reason != "eos":
                         key = unique[owners[row][1]] + text
-                        new_states[key] = extract_row(cache, mask, pos, int(next_pos[pos]), [token])
-            if len(done) == batch:
+                        new_states[key] = batch.extract(pos, int(next_pos[pos]), [token])
+            if len(done) == total:
                 break
             if ended:
                 gone = set(ended)
                 keep = torch.tensor([p for p in range(len(live)) if p not in gone])
                 live = [live[p] for p in keep.tolist()]
-                cache, mask, next_pos, sampled = select_rows(cache, keep), mask[keep], next_pos[keep], sampled[keep]
-            logits, mask = self._feed(cache, mask, sampled, next_pos)
+                batch, next_pos, sampled = batch.select(keep), next_pos[keep], sampled[keep]
+            logits = self.step(sampled.unsqueeze(1), next_pos.unsqueeze(1), batch)
             next_pos = next_pos + 1
         if keep_state and self.reuse_cache:
             self._states = new_states
-        return [done[row] for row in range(batch)]
+        return [done[row] for row in range(total)]
 
     def _stop_reason(self, ids: list[int], token: int, stop: str | None, at_limit: bool) -> str | None:
         if token in self.eos_ids:
@@ -248,7 +253,7 @@ class TransformersPolicy:
         for start in range(0, len(prompts), 16):
             chunk = list(prompts[start:start + 16])
             states = self._prepare(chunk, meter, role, remember=False)
-            _, _, logits = self._first_logits(states, meter, role)
+            _, logits = self._first_logits(states, meter, role)
             probs = torch.softmax(logits[:, choice_ids], dim=-1)
             out.extend(probs.tolist())
         return out

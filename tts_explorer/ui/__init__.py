@@ -1,19 +1,47 @@
 """The web app: `build_demo()` makes the page, `launch()` serves it (HOST and PORT from the
-environment, a queue that runs one search at a time)."""
+environment, a queue that runs one search at a time) and loads the first offered model in
+the background, so that a visitor's first Run does not wait for it."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 
+from ..errors import UserError
 from ..prompts import ASSETS
 from .app import build_demo
+from .settings import Settings
+
+READY_LINE = "model ready:"  # printed once the first model is loaded (the benchmark waits for it)
+
+
+def preload(model: str) -> threading.Thread:
+    def load() -> None:
+        from ..policy.loading import load_policy
+
+        started = time.perf_counter()
+        try:
+            policy = load_policy(model)
+        except UserError as exc:  # the page reports it again when a visitor runs a search
+            print(f"model not loaded: {exc}", flush=True)
+            return
+        print(f"{READY_LINE} {policy.name} in {time.perf_counter() - started:.1f} s", flush=True)
+
+    thread = threading.Thread(target=load, name="preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def launch(host: str | None = None, port: int | None = None, block: bool = True, settings=None):
+    settings = settings or Settings.from_env()
     demo = build_demo(settings)
     demo.queue(default_concurrency_limit=1, max_size=32)
     demo.launch(server_name=host or os.environ.get("HOST", "0.0.0.0"),
                 server_port=port or int(os.environ.get("PORT", "7860")),
-                css=(ASSETS / "app.css").read_text(), prevent_thread_lock=not block, show_error=True)
+                css=(ASSETS / "app.css").read_text(), prevent_thread_lock=True, show_error=True)
+    preload(settings.models[0])
+    if block:
+        demo.block_thread()
     return demo
 
 

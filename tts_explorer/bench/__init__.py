@@ -1,0 +1,88 @@
+"""`python -m tts_explorer bench`: how fast the search engine is, against the alternatives,
+measured side by side in one run on this machine.
+
+Sections, always in this order (later runs are compared with this output, keep it stable):
+1. the machine and model; model load time;
+2. search throughput per strategy and budget for the engine, the naive baseline and
+   llama.cpp (search_speed.py), with the engine's ratio over each;
+3. each offline scorer's cost per step (scorer_cost.py);
+4. app start to page served and to model ready, twice (startup.py);
+5. tree render time in headless Chromium (render_speed.py);
+6. peak resident memory of this process.
+A section that cannot run here (llama-cpp-python or Chromium missing) says why.
+"""
+from __future__ import annotations
+
+import platform
+import resource
+import time
+
+from ..data import Problem
+from ..policy.naive import NaivePolicy
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _llama_cpp(policy, gguf):
+    from ..policy.llamacpp import LlamaCppPolicy, llama_cpp_available
+    from ..policy.loading import usable_cores
+
+    if gguf is None:
+        return None, "llama.cpp: skipped (the model is not a GGUF file)"
+    if not llama_cpp_available():
+        return None, "llama.cpp: skipped (pip install llama-cpp-python, or bash scripts/install.sh --llama-cpp)"
+    return LlamaCppPolicy(gguf, policy.tokenizer, policy.n_params, usable_cores(), name="llama.cpp"), None
+
+
+def _gguf_of(model: str):
+    from pathlib import Path
+
+    from ..policy import embedded
+
+    if model == "embedded":
+        return embedded.embedded_gguf()
+    return Path(model) if model.endswith(".gguf") else None
+
+
+def run_bench(model: str, problems: list[Problem], strategies: list[str], budgets: list[int], beam_width: int,
+              max_steps: int, scorers: list[str], naive_max_n: int = 16, llama_max_n: int = 64,
+              with_startup: bool = True, render_sizes: tuple[int, ...] = (1000, 5000), print_fn=print) -> None:
+    """Run every section, printing each as soon as it is measured."""
+    import torch
+
+    from ..policy.loading import load_policy, usable_cores
+    from .render_speed import chromium_path, format_render, render_timings
+    from .scorer_cost import format_costs, scorer_costs
+    from .search_speed import SCORER, format_rows, measure
+    from .startup import format_starts, start_timings
+
+    started = time.perf_counter()
+    policy = load_policy(model)
+    load_s = time.perf_counter() - started
+    print_fn(f"machine: {platform.processor() or platform.machine()}, {usable_cores()} threads; "
+             f"torch {torch.__version__}")
+    print_fn(f"model: {policy.name}, {policy.n_params / 1e6:.0f}M parameters, {policy.model.dtype}, "
+             f"step {type(policy.step).__name__}; model load {load_s:.1f} s")
+    print_fn(f"searches: {len(problems)} problem(s), scorer {SCORER}, beam width {beam_width}, "
+             f"{max_steps} steps, 64 tokens per step, 96 in the last; each search starts cold")
+    backends = {"engine": policy, "naive": NaivePolicy(policy.model, policy.tokenizer, name="naive")}
+    llama, note = _llama_cpp(policy, _gguf_of(model))
+    if llama is not None:
+        backends["llama.cpp"] = llama
+    if note:
+        print_fn(note)
+    rows = measure(backends, policy.tokenizer, problems, strategies, budgets, beam_width, max_steps,
+                   {"naive": naive_max_n, "llama.cpp": llama_max_n})
+    print_fn(format_rows(rows))
+    print_fn(f"(naive rows up to N={naive_max_n}, llama.cpp rows up to N={llama_max_n})")
+    print_fn(format_costs(scorer_costs(policy, problems[0], scorers) if scorers else {}))
+    if with_startup and model == "embedded":
+        print_fn(format_starts(start_timings()))
+    if render_sizes:
+        if chromium_path() is None:
+            print_fn("render: skipped (no chromium; bash scripts/install.sh --dev installs it)")
+        else:
+            print_fn(format_render(render_timings(list(render_sizes))))
+    print_fn(f"peak resident memory of this process: {peak_rss_mib():.0f} MiB")

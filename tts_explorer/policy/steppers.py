@@ -1,0 +1,197 @@
+"""One forward step of the model over a KVBatch: feed T tokens per row, return the logits
+of each row's last position, and leave the new keys/values in the batch.
+
+LlamaStep is a lean forward for Llama-family decoders (Llama, SmolLM, Qwen2): the model's
+own weights, with q/k/v and gate/up each fused into one matrix multiply, and attention
+split in two: every row's queries against the shared prefix at once (the prompt's keys
+and values are read once per step instead of once per row), and each row against its
+own tokens; the two halves are merged by their log-sum-exps. Its weight matrices are
+prepacked once for oneDNN where PyTorch has it (same results, 1.6-1.8x faster matrix
+products here than F.linear, which repacks on every call). It computes what the
+transformers forward computes, with far fewer operations per token on a CPU.
+HFStep runs any other causal LM through its transformers forward.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .kv import KVBatch
+
+LEAN_MODEL_TYPES = {"llama", "qwen2"}
+
+
+def make_step(model):
+    """The fastest correct step for this model."""
+    config = model.config
+    lean = (config.model_type in LEAN_MODEL_TYPES and not getattr(config, "use_sliding_window", False)
+            and getattr(config, "hidden_act", "silu") == "silu" and hasattr(model, "model")
+            and hasattr(model.model, "rotary_emb"))
+    return LlamaStep(model) if lean else HFStep(model)
+
+
+class _Shape:
+    def __init__(self, model):
+        config = model.config
+        self.layers = config.num_hidden_layers
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.dtype = next(model.parameters()).dtype
+
+    def new_batch(self, states, spare: int) -> KVBatch:
+        return KVBatch.gather(states, self.layers, self.kv_heads, self.head_dim, self.dtype, spare)
+
+
+def _attend_part(q, k, v, mask, scale):
+    """Attention output and log-sum-exp ([B, H, L, D], [B, H, L]) of q over k/v."""
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=mask, scale=scale)
+    return out.float(), lse.float()
+
+
+class _Linear:
+    """x @ W.T + b with W prepacked for oneDNN when possible."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
+        self.weight, self.bias, self.out_features = weight, bias, weight.shape[0]
+        self.packed = None
+        if weight.device.type == "cpu" and torch.backends.mkldnn.is_available():
+            try:
+                packed = torch.ops.mkldnn._reorder_linear_weight(weight)
+                probe = torch.ones(1, weight.shape[1], dtype=weight.dtype)
+                if torch.equal(torch.ops.mkldnn._linear_pointwise(probe, packed, bias, "none", [], ""),
+                               F.linear(probe, weight, bias)):
+                    self.packed = packed
+            except (RuntimeError, AttributeError):
+                self.packed = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed is None:
+            return F.linear(x, self.weight, self.bias)
+        flat = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), self.packed, self.bias, "none", [], "")
+        return flat.view(*x.shape[:-1], self.out_features)
+
+
+def _rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class LlamaStep(_Shape):
+    def __init__(self, model):
+        super().__init__(model)
+        inner = model.model
+        self.embed = inner.embed_tokens
+        self.rotary = inner.rotary_emb
+        self.final_norm = (inner.norm.weight, inner.norm.variance_epsilon)
+        self.lm_head = _Linear(model.lm_head.weight)
+        self.scale = self.head_dim ** -0.5
+        self.blocks = []
+        with torch.no_grad():
+            for layer in inner.layers:
+                attn, mlp = layer.self_attn, layer.mlp
+                qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
+                qkv_bias = None
+                if any(p.bias is not None for p in (attn.q_proj, attn.k_proj, attn.v_proj)):
+                    qkv_bias = torch.cat([p.bias if p.bias is not None else p.weight.new_zeros(p.weight.shape[0])
+                                          for p in (attn.q_proj, attn.k_proj, attn.v_proj)])
+                gate_up_bias = None if mlp.gate_proj.bias is None else torch.cat([mlp.gate_proj.bias,
+                                                                                   mlp.up_proj.bias])
+                self.blocks.append({
+                    "norm_in": (layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon),
+                    "qkv": _Linear(qkv, qkv_bias), "o": _Linear(attn.o_proj.weight, attn.o_proj.bias),
+                    "norm_post": (layer.post_attention_layernorm.weight,
+                                  layer.post_attention_layernorm.variance_epsilon),
+                    "gate_up": _Linear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), gate_up_bias),
+                    "down": _Linear(mlp.down_proj.weight, mlp.down_proj.bias),
+                })
+
+    @staticmethod
+    def _norm(x, weight_eps):
+        weight, eps = weight_eps
+        return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype) * weight
+
+    def _own_mask(self, batch: KVBatch, tokens: int) -> torch.Tensor:
+        """[B, 1, groups*T, length] additive mask: 0 where a query may attend a row's own position."""
+        rows, end = batch.mask.shape[0], batch.length
+        allowed = batch.mask[:, :end].unsqueeze(1).expand(rows, tokens, end).clone()
+        if tokens > 1:  # causal among the new tokens
+            start = end - tokens
+            allowed[:, :, start:] &= torch.ones(tokens, tokens, dtype=torch.bool).tril()
+        groups = self.heads // self.kv_heads
+        allowed = allowed.unsqueeze(1).expand(rows, groups, tokens, end).reshape(rows, 1, groups * tokens, end)
+        blocked = torch.zeros(allowed.shape, dtype=self.dtype)
+        return blocked.masked_fill_(~allowed, torch.finfo(self.dtype).min)
+
+    def _attention(self, q, layer: int, batch: KVBatch, own_mask):
+        rows, _, tokens, dim = q.shape
+        groups = self.heads // self.kv_heads
+        q = q.reshape(rows, self.kv_heads, groups * tokens, dim)
+        end = batch.length
+        out, lse = _attend_part(q, batch.keys[layer][:, :, :end], batch.values[layer][:, :, :end], own_mask,
+                                self.scale)
+        if batch.prefix is not None:
+            shared_q = q.transpose(0, 1).reshape(1, self.kv_heads, rows * groups * tokens, dim)
+            p_out, p_lse = _attend_part(shared_q, batch.prefix.keys[layer].unsqueeze(0),
+                                        batch.prefix.values[layer].unsqueeze(0), None, self.scale)
+            p_out = p_out.reshape(self.kv_heads, rows, groups * tokens, dim).transpose(0, 1)
+            p_lse = p_lse.reshape(self.kv_heads, rows, groups * tokens).transpose(0, 1)
+            total = torch.logaddexp(lse, p_lse)
+            out = out * (lse - total).exp().unsqueeze(-1) + p_out * (p_lse - total).exp().unsqueeze(-1)
+        return out.to(q.dtype).reshape(rows, self.heads, tokens, dim)
+
+    @torch.inference_mode()
+    def __call__(self, ids: torch.Tensor, positions: torch.Tensor, batch: KVBatch) -> torch.Tensor:
+        rows, tokens = ids.shape
+        batch.advance(tokens)
+        own_mask = self._own_mask(batch, tokens)
+        x = self.embed(ids)
+        cos, sin = self.rotary(x, positions)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        for index, block in enumerate(self.blocks):
+            h = self._norm(x, block["norm_in"])
+            q, k, v = block["qkv"](h).split([q_size, kv_size, kv_size], dim=-1)
+            q = q.view(rows, tokens, self.heads, self.head_dim).transpose(1, 2)
+            k = k.view(rows, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = v.view(rows, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+            batch.write(index, k, v)
+            attn = self._attention(q, index, batch, own_mask)
+            x = x + block["o"](attn.transpose(1, 2).reshape(rows, tokens, q_size))
+            gate, up = block["gate_up"](self._norm(x, block["norm_post"])).chunk(2, dim=-1)
+            x = x + block["down"](F.silu(gate) * up)
+        last = self._norm(x[:, -1], self.final_norm)
+        return self.lm_head(last).float()
+
+
+class HFStep(_Shape):
+    """Any causal LM: the rows' full caches are handed to its transformers forward each step."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.model = model
+
+    @torch.inference_mode()
+    def __call__(self, ids: torch.Tensor, positions: torch.Tensor, batch: KVBatch) -> torch.Tensor:
+        from transformers import DynamicCache
+
+        rows, tokens = ids.shape
+        start, prefix = batch.length, batch.prefix_length
+        layers = []
+        for layer in range(self.layers):
+            own_k, own_v = batch.keys[layer][:, :, :start], batch.values[layer][:, :, :start]
+            if prefix:
+                own_k = torch.cat([batch.prefix.keys[layer].unsqueeze(0).expand(rows, -1, -1, -1), own_k], dim=2)
+                own_v = torch.cat([batch.prefix.values[layer].unsqueeze(0).expand(rows, -1, -1, -1), own_v], dim=2)
+            layers.append((own_k, own_v))
+        cache = DynamicCache(ddp_cache_data=layers) if prefix + start else DynamicCache()
+        mask = torch.cat([torch.ones(rows, prefix, dtype=torch.long), batch.mask[:, :start].long(),
+                          torch.ones(rows, tokens, dtype=torch.long)], dim=1)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                         logits_to_keep=1)
+        batch.advance(tokens)
+        for layer, cached in enumerate(cache.layers):
+            batch.write(layer, cached.keys[:, :, -tokens:], cached.values[:, :, -tokens:])
+        return out.logits[:, -1].float()
