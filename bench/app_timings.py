@@ -12,28 +12,15 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from app_server import free_port  # noqa: E402
+from tts_explorer.bench.render_speed import CHROMIUM_ARGS, chromium_path  # noqa: E402
+from tts_explorer.bench.startup import free_port, wait_http  # noqa: E402
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
 NODES = "Number((document.querySelector('.tts-tree') || {dataset: {}}).dataset.nodes || 0)"
-
-
-def wait_http(url: str, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("the app did not start")
 
 
 def main() -> None:
@@ -52,7 +39,7 @@ def main() -> None:
         wait_http(url)
         print(f"app start to page served: {time.perf_counter() - started:.1f} s")
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 1100})
             t0 = time.perf_counter()
             page.goto(url)

@@ -1,14 +1,9 @@
 """Launch the real app on a free loopback port for tests (gradio_client and the browser)."""
 from __future__ import annotations
 
-import socket
 from contextlib import contextmanager
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tts_explorer.bench.startup import free_port
 
 
 @contextmanager

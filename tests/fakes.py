@@ -11,7 +11,6 @@ import random
 from tts_explorer.policy.base import Completion
 from tts_explorer.policy.compute import ComputeMeter
 from tts_explorer.scorers.base import Scorer
-from tts_explorer.bench.trees import synthetic_tree  # noqa: F401  (shared with the benchmark)
 
 
 class FakePolicy:

@@ -5,16 +5,16 @@ runs, clicks a node and reads the side panel, and checks that HTML in a step is 
 text. Screenshots go to artifacts/.
 """
 import html
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tts_explorer.bench.render_speed import CHROMIUM_ARGS, chromium_path
+
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM = chromium_path() or "/usr/bin/chromium"
+ARGS = CHROMIUM_ARGS
 NODE_COUNT = "Number((document.querySelector('.tts-tree') || {dataset: {}}).dataset.nodes || 0)"
 POINT_OF_NODE = """(id) => {
   const gd = document.querySelector('.tts-tree');
@@ -107,7 +107,7 @@ def test_html_in_steps_is_shown_as_text(page, tmp_path):
 
 
 def test_a_large_tree_draws(page, tmp_path):
-    from fakes import synthetic_tree
+    from tts_explorer.bench.trees import synthetic_tree
 
     upload = tmp_path / "large-tree.json"
     upload.write_text(synthetic_tree(2000).to_json())
@@ -118,10 +118,10 @@ def test_a_large_tree_draws(page, tmp_path):
     assert "Path to node 1999" in page.inner_text("#path-panel")
 
 
-def test_render_benchmark_draws_every_node():
+def test_render_benchmark_draws_every_node(page):
     from tts_explorer.bench.render_speed import format_render, render_timings
 
-    timings = render_timings([300])
+    timings = render_timings([300], page.context.browser)
     assert [t.nodes for t in timings] == [300]
     assert timings[0].first_draw_ms > 0 and timings[0].redraw_ms > 0 and timings[0].figure_ms > 0
     assert "first draw ms" in format_render(timings)

@@ -27,6 +27,7 @@ def test_candidates_stop_at_a_blank_line_and_are_metered(llama):
     llama.reseed(0)
     groups = llama.generate([prompt, prompt + "Step 1:"], [3, 2], max_tokens=48, temperature=0.8, meter=meter)
     assert [len(g) for g in groups] == [3, 2]
+    assert len({c.text for c in groups[0]}) > 1  # each candidate is its own sample
     for completion in (c for g in groups for c in g):
         assert 0 < completion.n_tokens <= 48 and completion.logprob_sum < 0
         assert completion.stop_reason in ("stop", "eos", "length")

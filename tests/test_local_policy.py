@@ -108,3 +108,20 @@ def test_engine_matches_plain_generate(fixture, request):
         assert (a.text, a.n_tokens, a.stop_reason) == (b.text, b.n_tokens, b.stop_reason)
         assert a.logprob_sum == pytest.approx(b.logprob_sum, abs=1e-3)
         prompt_engine, prompt_naive = prompt_engine + a.text, prompt_naive + b.text
+
+
+def test_a_new_prompt_reuses_the_leading_tokens_it_shares_with_a_kept_one(tiny_policy):
+    few_shot = [{"role": "system", "content": "Solve it one step at a time. " * 4}]
+    first = tiny_policy.chat_prompt(few_shot + [{"role": "user", "content": "Tom has 3 apples."}])
+    second = tiny_policy.chat_prompt(few_shot + [{"role": "user", "content": "Ann has 7 pears."}])
+    policy, meter = _fresh(tiny_policy), ComputeMeter()
+    policy.warm(first)
+    before = meter.prefill_tokens
+    out = policy.generate([second], [1], max_tokens=10, temperature=0.0, meter=meter)[0][0]
+    a, b = policy._prompt_ids(first), policy._prompt_ids(second)
+    shared = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    assert shared > 50
+    assert meter.prefill_tokens - before == len(b) - shared  # only the differing tail is fed
+    plain = _fresh(tiny_policy)
+    plain.reuse_cache = False
+    assert out.text == plain.generate([second], [1], max_tokens=10, temperature=0.0)[0][0].text

@@ -1,7 +1,7 @@
 """The pure tree drawing: layout, colours, statuses, escaping, replay, size."""
 import json
 
-from fakes import synthetic_tree
+from tts_explorer.bench.trees import synthetic_tree
 from tts_explorer.render import figure, layout_positions
 from tts_explorer.selection import apply_selection
 from tts_explorer.tree import SearchTree

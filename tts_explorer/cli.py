@@ -196,7 +196,7 @@ def cmd_bench(args) -> int:
     problems, _ = read_problems(args.data, args.limit)
     if not problems:
         raise UserError(f"no usable rows in {args.data}")
-    run_bench(args.model, problems, strategies, budgets, args.beam_width, args.max_steps, scorers,
+    run_bench(args.model, args.data, problems, strategies, budgets, args.beam_width, args.max_steps, scorers,
               naive_max_n=args.naive_max_n, llama_max_n=args.llama_max_n, with_startup=not args.no_startup,
               render_sizes=() if args.no_render else (1000, 5000), print_fn=lambda line: print(line, flush=True))
     return 0

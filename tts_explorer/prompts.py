@@ -27,6 +27,11 @@ class PromptTemplate:
             out += [{"role": "user", "content": example_q}, {"role": "assistant", "content": example_a}]
         return out + [{"role": "user", "content": question}]
 
+    def warm_up_prompt(self, policy) -> str:
+        """The template's prompt for an empty question: every problem's prompt starts with
+        its tokens, so a backend that keeps them (policy.warm) prefills only the question."""
+        return policy.chat_prompt(self.messages(""))
+
 
 def load_template(name: str = "default") -> PromptTemplate:
     path = ASSETS / "prompts" / f"{name}.json"

@@ -3,12 +3,13 @@ measured side by side in one run on this machine.
 
 Sections, always in this order (later runs are compared with this output, keep it stable):
 1. the machine and model; model load time;
-2. search throughput per strategy and budget for the engine, the naive baseline and
-   llama.cpp (search_speed.py), with the engine's ratio over each;
+2. the page's default search as a visitor's first Run gets it; search throughput per
+   strategy and budget for the engine, the naive baseline and llama.cpp
+   (search_speed.py), with the engine's ratio over each;
 3. each offline scorer's cost per step (scorer_cost.py);
 4. app start to page served and to model ready, twice (startup.py);
 5. tree render time in headless Chromium (render_speed.py);
-6. peak resident memory of this process.
+6. peak resident memory: the engine alone in a fresh process (memory.py), and this process.
 A section that cannot run here (llama-cpp-python or Chromium missing) says why.
 """
 from __future__ import annotations
@@ -46,16 +47,17 @@ def _gguf_of(model: str):
     return Path(model) if model.endswith(".gguf") else None
 
 
-def run_bench(model: str, problems: list[Problem], strategies: list[str], budgets: list[int], beam_width: int,
-              max_steps: int, scorers: list[str], naive_max_n: int = 16, llama_max_n: int = 64,
+def run_bench(model: str, data: str, problems: list[Problem], strategies: list[str], budgets: list[int],
+              beam_width: int, max_steps: int, scorers: list[str], naive_max_n: int = 16, llama_max_n: int = 64,
               with_startup: bool = True, render_sizes: tuple[int, ...] = (1000, 5000), print_fn=print) -> None:
     """Run every section, printing each as soon as it is measured."""
     import torch
 
     from ..policy.loading import load_policy, usable_cores
+    from .memory import engine_peak_mib, format_memory
     from .render_speed import chromium_path, format_render, render_timings
     from .scorer_cost import format_costs, scorer_costs
-    from .search_speed import SCORER, format_rows, measure
+    from .search_speed import SCORER, format_group, format_header, measure, page_default
     from .startup import format_starts, start_timings
 
     started = time.perf_counter()
@@ -73,9 +75,11 @@ def run_bench(model: str, problems: list[Problem], strategies: list[str], budget
         backends["llama.cpp"] = llama
     if note:
         print_fn(note)
-    rows = measure(backends, policy.tokenizer, problems, strategies, budgets, beam_width, max_steps,
-                   {"naive": naive_max_n, "llama.cpp": llama_max_n})
-    print_fn(format_rows(rows))
+    print_fn(page_default(policy, problems[0]))
+    print_fn(format_header())
+    for group in measure(backends, policy.tokenizer, problems, strategies, budgets, beam_width, max_steps,
+                         {"naive": naive_max_n, "llama.cpp": llama_max_n}):
+        print_fn(format_group(group))
     print_fn(f"(naive rows up to N={naive_max_n}, llama.cpp rows up to N={llama_max_n})")
     print_fn(format_costs(scorer_costs(policy, problems[0], scorers) if scorers else {}))
     if with_startup and model == "embedded":
@@ -85,4 +89,5 @@ def run_bench(model: str, problems: list[Problem], strategies: list[str], budget
             print_fn("render: skipped (no chromium; bash scripts/install.sh --dev installs it)")
         else:
             print_fn(format_render(render_timings(list(render_sizes))))
-    print_fn(f"peak resident memory of this process: {peak_rss_mib():.0f} MiB")
+    print_fn(format_memory(engine_peak_mib(model, data, max(budgets)), max(budgets)))
+    print_fn(f"peak resident memory of this process (engine, naive and llama.cpp): {peak_rss_mib():.0f} MiB")

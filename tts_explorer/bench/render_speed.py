@@ -53,30 +53,34 @@ def chromium_path() -> str | None:
     return os.environ.get("TTS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def render_timings(sizes: list[int]) -> list[RenderTiming]:
-    from playwright.sync_api import sync_playwright
+def render_timings(sizes: list[int], browser=None) -> list[RenderTiming]:
+    """Timings per tree size, in `browser` (a Playwright browser) or a headless Chromium started here."""
+    if browser is None:
+        from playwright.sync_api import sync_playwright
 
+        with sync_playwright() as pw:
+            own = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            try:
+                return render_timings(sizes, own)
+            finally:
+                own.close()
     out = []
-    with tempfile.TemporaryDirectory() as folder, sync_playwright() as pw:
+    with tempfile.TemporaryDirectory() as folder:
         Path(folder, "index.html").write_text(PAGE)
         shutil.copy(PLOTLY_JS, Path(folder, "plotly.min.js"))
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            for size in sizes:
-                tree = synthetic_tree(size)
-                started = time.perf_counter()
-                value = as_value(figure(tree))
-                figure_ms = 1000 * (time.perf_counter() - started)
-                page = browser.new_page(viewport={"width": 1500, "height": 900})
-                page.goto(Path(folder, "index.html").as_uri())
-                page.wait_for_function("window.Plotly !== undefined")
-                first = _draw(page, value, len(tree))
-                grown = synthetic_tree(size + 16)
-                redraw = _draw(page, as_value(figure(grown)), len(grown))
-                page.close()
-                out.append(RenderTiming(len(tree), figure_ms, len(value) / 1024, first, redraw))
-        finally:
-            browser.close()
+        for size in sizes:
+            tree = synthetic_tree(size)
+            started = time.perf_counter()
+            value = as_value(figure(tree))
+            figure_ms = 1000 * (time.perf_counter() - started)
+            page = browser.new_page(viewport={"width": 1500, "height": 900})
+            page.goto(Path(folder, "index.html").as_uri())
+            page.wait_for_function("window.Plotly !== undefined")
+            first = _draw(page, value, len(tree))
+            grown = synthetic_tree(size + 16)
+            redraw = _draw(page, as_value(figure(grown)), len(grown))
+            page.close()
+            out.append(RenderTiming(len(tree), figure_ms, len(value) / 1024, first, redraw))
     return out
 
 

@@ -43,10 +43,14 @@ def bench_config(strategy: str, n: int, beam_width: int, max_steps: int) -> Sear
                         final_tokens=96, seed=0)
 
 
-def run_one(policy, tokenizer, problem: Problem, config: SearchConfig) -> tuple[int, float, float, float]:
-    """(generated tokens, seconds, prefill ratio, seconds to the first scored node) of one cold search."""
+def run_one(policy, tokenizer, problem: Problem, config: SearchConfig,
+            warm: bool = False) -> tuple[int, float, float, float]:
+    """(generated tokens, seconds, prefill ratio, seconds to the first scored node) of one search,
+    started cold, or with the template's shared part prefilled as the app does (warm)."""
     if hasattr(policy, "forget"):
         policy.forget()
+    if warm:
+        policy.warm(load_template().warm_up_prompt(policy))
     tree = new_tree(problem.question, config, SCORER, problem.answer, policy.name)
     started = time.perf_counter()
     first = None
@@ -62,31 +66,47 @@ def run_one(policy, tokenizer, problem: Problem, config: SearchConfig) -> tuple[
 
 
 def measure(backends: dict, tokenizer, problems: list[Problem], strategies: list[str], budgets: list[int],
-            beam_width: int, max_steps: int, max_n: dict[str, int]) -> list[Row]:
-    """Rows for every backend, strategy and budget (a backend runs budgets up to max_n[backend])."""
-    rows = []
+            beam_width: int, max_steps: int, max_n: dict[str, int]):
+    """Yield, per strategy and budget, one Row per backend (a backend runs budgets up to max_n[backend])."""
     for strategy in strategies:
         for n in budgets:
             config = bench_config(strategy, n, beam_width, max_steps)
+            group = []
             for backend, policy in backends.items():
                 if n > max_n.get(backend, n):
                     continue
                 totals = [run_one(policy, tokenizer, p, config) for p in problems]
-                rows.append(Row(backend, strategy, n, sum(t[0] for t in totals), sum(t[1] for t in totals),
-                                sum(t[2] for t in totals) / len(totals), sum(t[3] for t in totals) / len(totals),
-                                len(problems)))
-    return rows
+                group.append(Row(backend, strategy, n, sum(t[0] for t in totals), sum(t[1] for t in totals),
+                                 sum(t[2] for t in totals) / len(totals), sum(t[3] for t in totals) / len(totals),
+                                 len(problems)))
+            yield group
 
 
-def format_rows(rows: list[Row]) -> str:
-    head = (f"{'strategy':<10}{'N':>4} {'backend':<10}{'tokens':>8}{'tok/s':>8}{'problems/min':>14}"
-            f"{'prefill ratio':>15}{'first node s':>14}{'vs naive':>10}{'vs llama.cpp':>14}")
-    lines = [head, "-" * len(head)]
-    by_key = {(r.backend, r.strategy, r.n): r for r in rows}
+def page_default(policy, problem: Problem) -> str:
+    """The page's default search as a visitor's first Run gets it (model loaded, template warmed)."""
+    config = SearchConfig()
+    tokens, seconds, _, first = run_one(policy, policy.tokenizer, problem, config, warm=True)
+    return (f"page default ({config.strategy}, N={config.n}, M={config.beam_width}, up to {config.max_steps} steps), "
+            f"template prefilled as the app does at start: first node {first:.2f} s, done {seconds:.2f} s, "
+            f"{tokens} tokens")
+
+
+HEADER = (f"{'strategy':<10}{'N':>4} {'backend':<10}{'tokens':>8}{'tok/s':>8}{'problems/min':>14}"
+          f"{'prefill ratio':>15}{'first node s':>14}{'vs naive':>10}{'vs llama.cpp':>14}")
+
+
+def format_header() -> str:
+    return HEADER + "\n" + "-" * len(HEADER)
+
+
+def format_group(rows: list[Row]) -> str:
+    """The rows of one strategy and budget, the engine's speed ratios over the baselines on its row."""
+    by_backend = {r.backend: r for r in rows}
+    lines = []
     for r in rows:
         ratios = []
         for baseline in ("naive", "llama.cpp"):
-            base = by_key.get((baseline, r.strategy, r.n))
+            base = by_backend.get(baseline)
             ratios.append(f"{r.tokens_per_s / base.tokens_per_s:.2f}x" if base and r.backend == "engine" else "")
         lines.append(f"{r.strategy:<10}{r.n:>4} {r.backend:<10}{r.tokens:>8}{r.tokens_per_s:>8.1f}"
                      f"{60.0 * r.problems / max(r.seconds, 1e-9):>14.2f}{r.prefill_ratio:>15.2f}"

@@ -59,5 +59,11 @@ class Policy(Protocol):
         """For each prompt, the next-token probability of each choice's first token,
         normalised over the choices."""
 
+    def step_logprobs(
+        self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None, role: str = "scorer",
+    ) -> list[float]:
+        """Mean log-prob of each step's tokens, each step following the earlier ones (the
+        confidence scorer's input)."""
+
     def reseed(self, seed: int | None) -> None:
         """Make the following samples reproducible (None: unseeded)."""

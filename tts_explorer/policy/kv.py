@@ -28,6 +28,11 @@ class Prefix:
     def length(self) -> int:
         return self.keys[0].shape[1]
 
+    def head(self, tokens: int) -> "Prefix":
+        """The first `tokens` positions (views, no copy): a causal model's keys and values of a
+        sequence's first tokens do not depend on what follows them."""
+        return Prefix(tuple(k[:, :tokens] for k in self.keys), tuple(v[:, :tokens] for v in self.values))
+
 
 @dataclass(frozen=True)
 class RowState:

@@ -21,11 +21,9 @@ CONTEXT_TOKENS = 4096
 
 
 def llama_cpp_available() -> bool:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
 
 
 class LlamaCppPolicy:
@@ -44,14 +42,17 @@ class LlamaCppPolicy:
         self.name = name
         self.n_params = n_params
         self.meter = ComputeMeter()
+        self._seed, self._draws = 0, 0  # each candidate gets its own seed: seed + draws so far
 
     def forget(self) -> None:
         """Drop llama.cpp's cached sequence (the next call starts from the bare model)."""
         self.llm.reset()
 
     def reseed(self, seed: int | None) -> None:
-        if seed is not None:
-            self.llm.set_seed(seed)
+        import random
+
+        self._seed = random.randrange(2 ** 31) if seed is None else seed
+        self._draws = 0
 
     def chat_prompt(self, messages: list[dict], continue_final: bool = False) -> str:
         return self.template.apply_chat_template(messages, tokenize=False, add_generation_prompt=not continue_final,
@@ -100,6 +101,8 @@ class LlamaCppPolicy:
         sampling = {"temp": temperature, "top_p": top_p, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
         if temperature <= 0:
             sampling.update(temp=0.0, top_k=1)
+        self.llm.set_seed(self._seed + self._draws)  # llama.cpp's sampler restarts from it on every call
+        self._draws += 1
         for token in self.llm.generate(tokens, **sampling):
             out.append(token)
             logprob += self._last_logprob(token)
@@ -116,6 +119,10 @@ class LlamaCppPolicy:
         if reason == "stop" and stop:
             text = text[: text.index(stop) + len(stop)]
         return Completion(text, len(out), logprob, reason)
+
+    def step_logprobs(self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None,
+                      role: str = "scorer") -> list[float]:
+        raise UserError("the llama.cpp backend keeps no prompt log-probs, so the confidence scorer cannot run on it")
 
     def choice_probs(self, prompts: Sequence[str], choices: Sequence[str],
                      meter: ComputeMeter | None = None, role: str = "scorer") -> list[list[float]]:

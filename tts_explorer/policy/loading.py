@@ -2,7 +2,8 @@
 Hugging Face model directory, or a hub id (when the hub is reachable).
 
 A GGUF file is dequantized by transformers (~20 s for the embedded model); the result is
-kept as safetensors in the user cache so that the next start loads in about a second.
+kept as safetensors, in the dtype it runs in, in the user cache so that the next start
+loads in about a second.
 """
 from __future__ import annotations
 
@@ -45,22 +46,23 @@ def default_dtype() -> torch.dtype:
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
 
 
-def _converted_dir(gguf: Path) -> Path:
+def _converted_dir(gguf: Path, dtype: torch.dtype) -> Path:
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    return embedded.cache_dir() / "converted" / f"{gguf.stem}-{key}"
+    return embedded.cache_dir() / "converted" / f"{gguf.stem}-{key}-{str(dtype).removeprefix('torch.')}"
 
 
 def _from_gguf(gguf: Path, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    converted = _converted_dir(gguf)
+    converted = _converted_dir(gguf, dtype)
     if (converted / "model.safetensors").exists():
         return _from_dir(converted, dtype)
     log.info("dequantizing %s (first load only)", gguf)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model.hf_quantizer = None  # the weights are plain tensors now; this lets them be saved
+    model = model.to(dtype)  # kept in the dtype it runs in: half the file and the memory when bf16
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     partial = converted.with_name(converted.name + ".part")
@@ -69,7 +71,7 @@ def _from_gguf(gguf: Path, dtype: torch.dtype):
     tokenizer.save_pretrained(partial)
     shutil.rmtree(converted, ignore_errors=True)
     partial.rename(converted)
-    return model.to(dtype), tokenizer
+    return model, tokenizer
 
 
 def _from_dir(source: str | Path, dtype: torch.dtype):

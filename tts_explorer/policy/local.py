@@ -21,6 +21,7 @@ from .kv import RowState, empty_state
 from .steppers import make_step
 
 ROOT_STATES_KEPT = 16  # prompts prefilled from scratch, kept across calls (LRU)
+MIN_SHARED_TOKENS = 8  # a kept prompt sharing fewer leading tokens with a new one is not worth slicing
 
 
 class TransformersPolicy:
@@ -34,7 +35,7 @@ class TransformersPolicy:
         self.step = make_step(model)
         self.eos_ids = self._eos_ids()
         self.generator = torch.Generator().manual_seed(0)
-        self._roots: OrderedDict[str, RowState] = OrderedDict()  # prompt text -> state
+        self._roots: OrderedDict[str, tuple[RowState, tuple[int, ...]]] = OrderedDict()  # prompt -> state, ids
         self._states: dict[str, RowState] = {}  # prompt + completion of the last call -> state
 
     def _eos_ids(self) -> set[int]:
@@ -69,23 +70,38 @@ class TransformersPolicy:
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        ids = self._encode(prompt)
+        if self.tokenizer.bos_token_id is not None and getattr(self.tokenizer, "add_bos_token", False):
+            ids = [self.tokenizer.bos_token_id] + ids
+        return ids
+
     def _lookup(self, prompt: str) -> RowState:
-        """The best known state for `prompt`: exact, else the longest known prefix plus the rest."""
+        """The best known state for `prompt`: exact, else the keys and values of the longest run
+        of leading tokens it shares with a kept prompt (the few-shot part of a new problem's
+        prompt, say), with the rest of its tokens pending."""
         if self.reuse_cache:
             if prompt in self._states:
                 return self._states[prompt]
             if prompt in self._roots:
                 self._roots.move_to_end(prompt)
-                return self._roots[prompt]
-            best = max((k for k in self._roots if prompt.startswith(k)), key=len, default=None)
-            if best is not None:
-                base = self._roots[best]
-                return RowState(base.prefix, base.keys, base.values, base.next_pos,
-                                base.pending + tuple(self._encode(prompt[len(best):])))
-        ids = self._encode(prompt)
-        if self.tokenizer.bos_token_id is not None and getattr(self.tokenizer, "add_bos_token", False):
-            ids = [self.tokenizer.bos_token_id] + ids
-        return empty_state(ids)
+                return self._roots[prompt][0]
+        ids = self._prompt_ids(prompt)
+        shared, source = 0, None
+        if self.reuse_cache:
+            for state, root_ids in self._roots.values():
+                cached = root_ids[: state.prefix.length] if state.prefix is not None else ()
+                common = next((i for i, (a, b) in enumerate(zip(ids, cached)) if a != b), min(len(ids), len(cached)))
+                if common > shared:
+                    shared, source = common, state.prefix
+        shared = min(shared, len(ids) - 1)  # at least one token stays pending
+        if source is None or shared < MIN_SHARED_TOKENS:
+            return empty_state(ids)
+        return RowState(source.head(shared), (), (), shared, tuple(ids[shared:]))
+
+    def warm(self, prompt: str) -> None:
+        """Prefill `prompt` and keep it, so later prompts that start like it begin from its state."""
+        self._prepare([prompt], self.meter, "policy")
 
     def _prefill(self, state: RowState, meter: ComputeMeter, role: str) -> RowState:
         """Feed all pending tokens but the last, alone (no padding)."""
@@ -109,7 +125,7 @@ class TransformersPolicy:
                 state = self._prefill(state, meter, role)
                 if self.reuse_cache and remember:
                     state = state.as_prefix()
-                    self._roots[prompt] = state
+                    self._roots[prompt] = (state, tuple(self._prompt_ids(prompt)))
                     while len(self._roots) > ROOT_STATES_KEPT:
                         self._roots.popitem(last=False)
             states.append(state)

@@ -61,7 +61,7 @@ class _Linear:
                 probe = torch.ones(1, weight.shape[1], dtype=weight.dtype)
                 if torch.equal(torch.ops.mkldnn._linear_pointwise(probe, packed, bias, "none", [], ""),
                                F.linear(probe, weight, bias)):
-                    self.packed = packed
+                    self.packed, self.weight = packed, None  # the packed copy is all that is used
             except (RuntimeError, AttributeError):
                 self.packed = None
 

@@ -1,6 +1,7 @@
 """The web app: `build_demo()` makes the page, `launch()` serves it (HOST and PORT from the
 environment, a queue that runs one search at a time) and loads the first offered model in
-the background, so that a visitor's first Run does not wait for it."""
+the background, with the prompt template's shared part prefilled, so that a visitor's
+first Run waits for neither."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ import threading
 import time
 
 from ..errors import UserError
-from ..prompts import ASSETS
+from ..prompts import ASSETS, load_template
 from .app import build_demo
 from .settings import Settings
 
@@ -25,6 +26,7 @@ def preload(model: str) -> threading.Thread:
         except UserError as exc:  # the page reports it again when a visitor runs a search
             print(f"model not loaded: {exc}", flush=True)
             return
+        policy.warm(load_template().warm_up_prompt(policy))  # a first Run prefills only its question
         print(f"{READY_LINE} {policy.name} in {time.perf_counter() - started:.1f} s", flush=True)
 
     thread = threading.Thread(target=load, name="preload", daemon=True)
