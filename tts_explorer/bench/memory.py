@@ -9,16 +9,14 @@ import subprocess
 import sys
 
 PROBE = """
-import json, sys
+import json, os, sys
+from tts_explorer.bench.startup import peak_rss_of
 from tts_explorer.config import SearchConfig
 from tts_explorer.data import read_problems
 from tts_explorer.policy.loading import load_policy
 from tts_explorer.search import new_tree, run_to_end
 
-def peak():  # VmHWM: ru_maxrss would carry the parent's peak across fork and exec
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+peak = lambda: peak_rss_of(os.getpid())  # VmHWM: ru_maxrss would carry the parent's peak across exec
 policy = load_policy(sys.argv[1])
 loaded = peak()
 problem = read_problems(sys.argv[2], 1)[0][0]
