@@ -58,6 +58,11 @@ class RowState:
         return RowState(Prefix(keys, values), (), (), self.next_pos, self.pending)
 
 
+def common_prefix_length(a, b) -> int:
+    """How many leading tokens two token sequences share."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
 def empty_state(pending: list[int]) -> RowState:
     return RowState(prefix=None, keys=(), values=(), next_pos=0, pending=tuple(pending))
 

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import UserError
 from .base import Completion, StopRequested
 from .compute import ComputeMeter
+from .kv import common_prefix_length
 
 CONTEXT_TOKENS = 4096
 
@@ -63,16 +64,15 @@ class LlamaCppPolicy:
 
     def _fed_for(self, tokens: list[int]) -> int:
         """How many prompt tokens llama.cpp will evaluate: all but the prefix already in its cache."""
-        cached = self.llm.input_ids[: self.llm.n_tokens].tolist()
-        common = 0
-        for a, b in zip(cached, tokens):
-            if a != b:
-                break
-            common += 1
+        common = common_prefix_length(self.llm.input_ids[: self.llm.n_tokens].tolist(), tokens)
         return len(tokens) - min(common, len(tokens) - 1)
 
+    def _last_logits(self) -> np.ndarray:
+        """The logits llama.cpp computed for the last position it evaluated (a view)."""
+        return np.ctypeslib.as_array(self._lib.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.llm.n_vocab(),))
+
     def _last_logprob(self, token: int) -> float:
-        logits = np.ctypeslib.as_array(self._lib.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.llm.n_vocab(),))
+        logits = self._last_logits()
         peak = float(logits.max())
         return float(logits[token]) - peak - float(np.log(np.exp(logits - peak).sum()))
 
@@ -134,8 +134,7 @@ class LlamaCppPolicy:
             self.llm.reset()
             self.llm.eval(tokens)
             meter.add(role, self.n_params, prefill=len(tokens))
-            logits = np.ctypeslib.as_array(self._lib.llama_get_logits_ith(self.llm.ctx, -1),
-                                           shape=(self.llm.n_vocab(),))[choice_ids].astype(np.float64)
+            logits = self._last_logits()[choice_ids].astype(np.float64)
             probs = np.exp(logits - logits.max())
             out.append((probs / probs.sum()).tolist())
         return out

@@ -17,7 +17,7 @@ import torch
 
 from .base import Completion, StopRequested
 from .compute import ComputeMeter
-from .kv import RowState, empty_state
+from .kv import RowState, common_prefix_length, empty_state
 from .steppers import make_step
 
 ROOT_STATES_KEPT = 16  # prompts prefilled from scratch, kept across calls (LRU)
@@ -76,28 +76,29 @@ class TransformersPolicy:
             ids = [self.tokenizer.bos_token_id] + ids
         return ids
 
-    def _lookup(self, prompt: str) -> RowState:
+    def _lookup(self, prompt: str) -> tuple[RowState, list[int] | None]:
         """The best known state for `prompt`: exact, else the keys and values of the longest run
         of leading tokens it shares with a kept prompt (the few-shot part of a new problem's
-        prompt, say), with the rest of its tokens pending."""
+        prompt, say), with the rest of its tokens pending. Also the prompt's token ids when
+        they had to be computed (None for an exact hit)."""
         if self.reuse_cache:
             if prompt in self._states:
-                return self._states[prompt]
+                return self._states[prompt], None
             if prompt in self._roots:
                 self._roots.move_to_end(prompt)
-                return self._roots[prompt][0]
+                return self._roots[prompt][0], None
         ids = self._prompt_ids(prompt)
         shared, source = 0, None
         if self.reuse_cache:
             for state, root_ids in self._roots.values():
                 cached = root_ids[: state.prefix.length] if state.prefix is not None else ()
-                common = next((i for i, (a, b) in enumerate(zip(ids, cached)) if a != b), min(len(ids), len(cached)))
+                common = common_prefix_length(ids, cached)
                 if common > shared:
                     shared, source = common, state.prefix
         shared = min(shared, len(ids) - 1)  # at least one token stays pending
         if source is None or shared < MIN_SHARED_TOKENS:
-            return empty_state(ids)
-        return RowState(source.head(shared), (), (), shared, tuple(ids[shared:]))
+            return empty_state(ids), ids
+        return RowState(source.head(shared), (), (), shared, tuple(ids[shared:])), ids
 
     def warm(self, prompt: str) -> None:
         """Prefill `prompt` and keep it, so later prompts that start like it begin from its state."""
@@ -120,12 +121,12 @@ class TransformersPolicy:
         cache made one prefix that every path from them shares."""
         states = []
         for prompt in prompts:
-            state = self._lookup(prompt)
+            state, ids = self._lookup(prompt)
             if len(state.pending) > 1:
                 state = self._prefill(state, meter, role)
                 if self.reuse_cache and remember:
                     state = state.as_prefix()
-                    self._roots[prompt] = (state, tuple(self._prompt_ids(prompt)))
+                    self._roots[prompt] = (state, tuple(ids))
                     while len(self._roots) > ROOT_STATES_KEPT:
                         self._roots.popitem(last=False)
             states.append(state)
