@@ -15,10 +15,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from tts_explorer.bench.render_speed import CHROMIUM_ARGS, chromium_path  # noqa: E402
-from tts_explorer.bench.startup import free_port, wait_http  # noqa: E402
+from tts_explorer.loopback import CHROMIUM_ARGS, chromium_path, free_port, wait_http
 
 NODES = "Number((document.querySelector('.tts-tree') || {dataset: {}}).dataset.nodes || 0)"
 

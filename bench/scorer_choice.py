@@ -12,16 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tts_explorer.config import SearchConfig  # noqa: E402
-from tts_explorer.data import read_problems  # noqa: E402
-from tts_explorer.policy.loading import load_policy  # noqa: E402
-from tts_explorer.rescore import reaggregate, rescore  # noqa: E402
-from tts_explorer.search import new_tree, run_to_end  # noqa: E402
-from tts_explorer.selection import apply_selection, equivalent  # noqa: E402
+from tts_explorer.config import SearchConfig
+from tts_explorer.data import read_problems
+from tts_explorer.policy.loading import load_policy
+from tts_explorer.rescore import reaggregate, rescore
+from tts_explorer.search import new_tree, run_to_end
+from tts_explorer.answers import equivalent
+from tts_explorer.selection import apply_selection
 
 
 def main() -> None:

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Install what the app needs; with --dev, what the tests need; with --llama-cpp, the
-# benchmark's llama.cpp reference (llama-cpp-python compiles llama.cpp: ~12 min on 2 cores).
-# Safe to run twice.
+# Install the project (pip install -e ., the `tts-explorer` command) with what the app needs;
+# with --dev, what the tests need; with --llama-cpp, the benchmark's llama.cpp reference
+# (llama-cpp-python compiles llama.cpp: ~12 min on 2 cores). Safe to run twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 $PY -m pip install -q --disable-pip-version-check "torch==2.13.0" -r requirements.txt
 if [ "${1:-}" = "--llama-cpp" ]; then
-  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) $PY -m pip install -q --disable-pip-version-check "llama-cpp-python>=0.3.16"
+  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) $PY -m pip install -q --disable-pip-version-check -e ".[llama-cpp]"
 fi
 if [ "${1:-}" = "--dev" ]; then
   $PY -m pip install -q --disable-pip-version-check -r requirements-dev.txt

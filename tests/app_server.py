@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from tts_explorer.bench.startup import free_port
+from tts_explorer.loopback import free_port
 
 
 @contextmanager

@@ -1,12 +1,13 @@
-import sys
+"""Shared fixtures: tiny real models built once per run, the app on loopback.
+
+pytest puts this folder on sys.path (rootdir conftest, no package), so the tests import
+their helpers (fakes, tiny_models) directly; the project itself is installed (pip install -e .).
+"""
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tiny_models import build_llama  # noqa: E402
+from tiny_models import build_llama
 
 
 @pytest.fixture(scope="session")

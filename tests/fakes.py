@@ -2,6 +2,9 @@
 
 The fake policy writes "step d.k" lines and, with a set probability per step, a final
 "The answer is A." with A drawn from a small set; every choice comes from a seeded RNG.
+A completion ends the three ways a real one can: on the step separator (a step, or an
+answer followed by "\n\n"), on end-of-sequence (an answer), or at the token limit (a step
+cut mid-sentence, with length_prob).
 """
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ class FakePolicy:
     name = "fake"
     n_params = 1000
 
-    def __init__(self, answer_prob: float = 0.3, answers=("7", "8", "9"), seed: int = 0):
-        self.answer_prob, self.answers = answer_prob, answers
+    def __init__(self, answer_prob: float = 0.3, answers=("7", "8", "9"), seed: int = 0, length_prob: float = 0.0,
+                 eos_share: float = 0.5):
+        self.answer_prob, self.answers, self.length_prob, self.eos_share = answer_prob, answers, length_prob, eos_share
         self.rng = random.Random(seed)
         self.meter = ComputeMeter()
         self.calls: list[tuple[list[str], list[int]]] = []
@@ -41,8 +45,15 @@ class FakePolicy:
                 if should_stop is not None and should_stop():
                     from tts_explorer.policy.base import StopRequested
                     raise StopRequested()
-                if stop is None or self.rng.random() < self.answer_prob:
-                    text, reason = f"The answer is {self.rng.choice(self.answers)}.", "eos"
+                draw = self.rng.random()
+                if stop is None or draw < self.answer_prob:
+                    text = f"The answer is {self.rng.choice(self.answers)}."
+                    if stop is None or self.rng.random() < self.eos_share:
+                        reason = "eos"
+                    else:
+                        text, reason = text + stop, "stop"
+                elif draw < self.answer_prob + self.length_prob:
+                    text, reason = f"step {depth}.{self.rng.randrange(1000)} and then the answer is", "length"
                 else:
                     text, reason = f"step {depth}.{self.rng.randrange(1000)}" + stop, "stop"
                 group.append(Completion(text, 5, -0.5, reason))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tts_explorer.bench.render_speed import CHROMIUM_ARGS, chromium_path
+from tts_explorer.loopback import CHROMIUM_ARGS, chromium_path
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -93,7 +93,8 @@ def test_html_in_steps_is_shown_as_text(page, tmp_path):
 
     tree = SearchTree("What is <b>2+2</b>?", reference="4", meta={"config": {"max_steps": 2}})
     evil = tree.add(0, text="<script>window.__pwned = 1</script><img src=x onerror='window.__pwned=2'> 2 + 2 = 4",
-                    score=0.9, agg_score=0.9, status="selected", stop_reason="answer", answer="4")
+                    score=0.9, agg_score=0.9, status="finished", stop_reason="answer", answer="4")
+    tree.meta["selected_leaf"] = evil.id
     upload = tmp_path / "evil-tree.json"
     upload.write_text(tree.to_json())
     import_tree(page, upload)
@@ -107,7 +108,7 @@ def test_html_in_steps_is_shown_as_text(page, tmp_path):
 
 
 def test_a_large_tree_draws(page, tmp_path):
-    from tts_explorer.bench.trees import synthetic_tree
+    from tts_explorer.synthetic import synthetic_tree
 
     upload = tmp_path / "large-tree.json"
     upload.write_text(synthetic_tree(2000).to_json())

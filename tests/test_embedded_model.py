@@ -44,5 +44,5 @@ def test_beam_search_grows_a_real_tree(smollm):
     assert compute["generated_tokens"] == sum(n.n_tokens for n in steps)
     assert compute["policy_flops"] > 2 * smollm.n_params * compute["generated_tokens"]
     if done.answer is not None:
-        assert tree.nodes[done.selected[0]].status == "selected"
+        assert done.selected[0] in tree.chosen_path() and tree.nodes[done.selected[0]].status == "finished"
     assert SearchTree.from_json(tree.to_json()).to_json() == tree.to_json()

@@ -1,7 +1,7 @@
 """The pure tree drawing: layout, colours, statuses, escaping, replay, size."""
 import json
 
-from tts_explorer.bench.trees import synthetic_tree
+from tts_explorer.synthetic import synthetic_tree
 from tts_explorer.render import figure, layout_positions
 from tts_explorer.selection import apply_selection
 from tts_explorer.tree import SearchTree
@@ -34,7 +34,7 @@ def test_statuses_colours_and_selected_path():
     assert all(by_id[n.id] == n.score for n in tree if n.id in by_id)
     assert steps["marker"]["cmin"] == 0 and steps["marker"]["cmax"] == 1  # a fixed scale
     gold_edges = [x for x in t["selected path"]["x"] if x is not None]
-    assert len(gold_edges) == 2 * len(tree.with_status("selected"))
+    assert len(gold_edges) == 2 * len(tree.chosen_path())
     assert fig["layout"]["xaxis"]["visible"] is False
 
 

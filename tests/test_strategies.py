@@ -9,6 +9,8 @@ from tts_explorer.events import Done, IterationDone, NodesAdded, NodesPruned, No
 from tts_explorer.scorers import SCORERS
 from tts_explorer.search import new_tree, search
 from tts_explorer.selection import aggregate
+from tts_explorer.strategies.base import _classify
+from tts_explorer.strategies.beam import split_budget
 from tts_explorer.tree import SearchTree
 
 QUESTION = "How many?"
@@ -62,41 +64,65 @@ def test_chains_never_prune_and_end_with_n_leaves():
     assert len([n for n in tree.leaves() if n.terminal]) == 8
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_beam_keeps_top_n_over_m_each_iteration(seed):
-    tree, events, _ = run("beam", n=8, m=4, steps=6, seed=seed, answer_prob=0.15)
-    keep = 8 // 4
-    for event in added_by_iteration(events):
-        new = [tree.nodes[i] for i in event.ids]
-        open_ = [n for n in new if not n.terminal]
-        expanded = [n for n in open_ if n.children]
-        assert len(expanded) <= keep
-        if expanded:  # survivors are the best-scored of the unfinished candidates
-            worst_kept = min(n.agg_score for n in expanded)
-            assert all(n.agg_score <= worst_kept for n in open_ if n.status == "pruned")
-        if event.iteration > 0:
-            assert len(event.ids) == 8  # survivors share out all N children
-    for node in tree:
-        if node.id and node.children:
-            parents_children = len(node.children)
-            assert parents_children in (4, 8)  # N split among 1 or 2 survivors
+def nodes_of(tree, event):
+    return [tree.nodes[i] for i in event.ids]
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_dvts_subtrees_never_mix(seed):
-    tree, events, _ = run("dvts", n=8, m=2, steps=6, seed=seed, answer_prob=0.2)
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("n, m", [(8, 4), (8, 2), (12, 4)])
+def test_beam_keeps_exactly_the_best_n_over_m_and_shares_out_n(seed, n, m):
+    steps = 6
+    tree, events, _ = run("beam", n=n, m=m, steps=steps, seed=seed, answer_prob=0.15, length_prob=0.1)
+    added = added_by_iteration(events)
+    keep = n // m
+    for index, event in enumerate(added):
+        new = nodes_of(tree, event)
+        assert len(new) == n  # every iteration generates exactly N candidates
+        open_ = sorted((x for x in new if not x.terminal), key=lambda x: -x.agg_score)
+        survivors = open_[:keep]
+        assert all(x.status == "pruned" and not x.children for x in open_[keep:])
+        if index + 1 < len(added):  # the survivors, and only they, share out the next N
+            parents = [tree.nodes[i].parent for i in added[index + 1].ids]
+            assert list(dict.fromkeys(parents)) == [x.id for x in survivors]
+            assert [len(x.children) for x in survivors] == split_budget(n, len(survivors))
+        else:
+            assert not survivors or index == steps - 1  # stopped early only when nothing survived
+    pool = tree.candidates()
+    assert len(pool) <= n
+    finished = [x for x in tree if x.terminal]
+    best = sorted(finished, key=lambda x: -x.agg_score)[:n]
+    assert {x.id for x in pool} == {x.id for x in best}  # the pool keeps the N best finished
+    assert all(x.status == "pruned" for x in finished if x not in best)  # the rest are pruned at the end
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_dvts_rule_for_finished_and_unfinished_siblings(seed):
+    n, m, steps = 8, 2, 6
+    tree, events, _ = run("dvts", n=n, m=m, steps=steps, seed=seed, answer_prob=0.25, length_prob=0.1)
     assert Counter(tree.nodes[c].subtree for c in tree.root.children) == {0: 2, 1: 2, 2: 2, 3: 2}
+    ended = set()
+    for event in added_by_iteration(events):
+        new = nodes_of(tree, event)
+        for subtree in range(n // m):
+            siblings = [x for x in new if x.subtree == subtree]
+            if subtree in ended:
+                assert siblings == []  # an ended subtree grows no more
+                continue
+            assert len(siblings) == m and len({x.parent for x in siblings}) == 1
+            best = max(siblings, key=lambda x: x.agg_score)
+            others = [x for x in siblings if x is not best]
+            if best.terminal:  # the subtree ends: its finished candidates stay, the unfinished are pruned
+                ended.add(subtree)
+                assert best.status == "finished"
+                assert all(x.status == ("finished" if x.terminal else "pruned") for x in others)
+            else:  # the best goes on (M children next, unless this was the last step); every sibling is pruned
+                assert best.status == "active"
+                assert len(best.children) in (0, m) and (best.children or event.iteration == steps - 1)
+                assert all(x.status == "pruned" and not x.children for x in others)
     for node in tree:
         if node.id:
             for child in node.children:
                 assert tree.nodes[child].subtree == node.subtree
-    for event in events:
-        if isinstance(event, IterationDone):
-            kept = [n for n in tree if n.iteration == event.iteration and n.children]
-            assert len({n.subtree for n in kept}) == len(kept)  # one beam per subtree
-    for node in tree:
-        if node.id and node.children:
-            assert len(node.children) == 2
 
 
 def test_prm_aggregation_is_applied():
@@ -131,7 +157,7 @@ def test_selected_answer_follows_the_rule(how, strategy):
         assert done.answer == _expected(tree, how)
         leaf = tree.nodes[done.selected[0]]
         assert leaf.answer == done.answer
-        assert [n.id for n in tree.with_status("selected")] == [n.id for n in tree.path(leaf.id)]
+        assert tree.chosen_path() == {n.id for n in tree.path(leaf.id)}
 
 
 def test_stop_keeps_the_partial_tree():
@@ -154,3 +180,30 @@ def test_compute_is_recorded():
     compute = tree.meta["compute"]
     assert compute["generated_tokens"] == 5 * (len(tree) - 1)
     assert compute["policy_flops"] == 2 * 1000 * compute["generated_tokens"]
+
+
+@pytest.mark.parametrize("text, reason, final, expected", [
+    ("The answer is 7.\n\n", "stop", False, ("The answer is 7.", "answer", "7")),
+    ("So she has 3 + 4 = 7 apples. The answer is 7.", "eos", False, ("So she has 3 + 4 = 7 apples. The answer is 7.",
+                                                                    "eos", "7")),
+    ("The answer is 15.", "length", False, ("The answer is 15.", "answer", "15")),
+    ("The answer is 1", "length", False, ("The answer is 1", "length", None)),  # cut: maybe 15
+    ("The answer is 12 minus the 5 she ate\n\n", "stop", False, ("The answer is 12 minus the 5 she ate", "step", None)),
+    ("the answer is not 5 yet\n\n", "stop", False, ("the answer is not 5 yet", "step", None)),
+    ("She has 12 - 5 = 7 left.\n\n", "stop", False, ("She has 12 - 5 = 7 left.", "step", None)),
+    ("She has 12 - 5 = 7 left.\n\n", "stop", True, ("She has 12 - 5 = 7 left.", "length", None)),
+    ("", "eos", False, ("", "eos", None)),
+])
+def test_a_step_ends_its_path_only_on_a_readable_answer(text, reason, final, expected):
+    assert _classify(text, reason, final) == expected
+
+
+def test_answer_length_and_eos_ends_all_occur_and_are_classified():
+    tree, _, _ = run("best_of_n", n=16, steps=4, answer_prob=0.3, length_prob=0.2)
+    reasons = Counter(n.stop_reason for n in tree if n.id)
+    assert reasons["answer"] and reasons["eos"] and reasons["length"] and reasons["step"]
+    for node in tree:
+        if node.stop_reason == "length":
+            assert node.answer is None and node.status == "finished"
+        if node.stop_reason == "answer":
+            assert node.answer in ("7", "8", "9") and not node.text.endswith("\n")

@@ -3,8 +3,10 @@ import json
 
 import pytest
 
-from tts_explorer.selection import aggregate, apply_selection, equivalent, extract_answer, gold_answer, tally
-from tts_explorer.tree import SearchTree, TreeFormatError
+from tts_explorer.answers import equivalent, gold_answer
+from tts_explorer.selection import aggregate, apply_selection, tally
+from tts_explorer.tree import SearchTree
+from tts_explorer.treefile import TreeFormatError
 
 
 def small_tree() -> SearchTree:
@@ -27,7 +29,7 @@ def test_json_round_trip_loses_nothing():
     text = tree.to_json()
     again = SearchTree.from_json(text)
     assert again.to_json() == text
-    assert json.loads(text)["schema_version"] == 1
+    assert json.loads(text)["schema_version"] == 2
 
 
 def test_networkx_view():
@@ -56,21 +58,6 @@ def test_aggregations():
     assert aggregate([None], "min") is None
 
 
-@pytest.mark.parametrize("text, answer", [
-    ("so 3 + 4 = 7. The answer is 7.", "7"),
-    ("The answer is $1,200.", "1200"),
-    ("we get \\boxed{\\frac{1}{2}} in the end", "\\frac{1}{2}"),
-    ("\\boxed{3} then \\boxed{x^{2}}", "x^{2}"),
-    ("The final answer is: 42 apples", "42"),
-    ("The answer is x+1.", "x+1"),
-    ("The answer is 3 + 4 = 7 apples in all.", "7"),
-    ("To find the answer is to add them up.", None),
-    ("no answer here", None),
-])
-def test_extract_answer(text, answer):
-    assert extract_answer(text) == answer
-
-
 def test_equivalence_uses_math_verify():
     assert equivalent("0.5", "\\frac{1}{2}") and equivalent("5.00", "5") and equivalent("1,000", "1000")
     assert not equivalent("5", "6") and not equivalent(None, "5")
@@ -84,10 +71,38 @@ def test_selection_rules_disagree_where_they_should():
     assert apply_selection(tree, "majority")[0] == "5"
     assert apply_selection(tree, "prm_max")[0] == "6"  # one very confident wrong path
     assert tree.meta["correct"] is False
-    assert [n.id for n in tree.with_status("selected")] == [2, 6]
+    assert tree.chosen_path() == {2, 6}
     answer, leaf = apply_selection(tree, "prm_vote")  # 0.8 + 0.3 > 0.99
     assert answer == "5" and leaf == 4 and tree.meta["correct"] is True
-    assert [n.id for n in tree.with_status("selected")] == [1, 4]
-    # the earlier choice is undone: its leaf is back in the pool, its parent kept, the pruned one pruned
-    assert [tree.nodes[i].status for i in (2, 3, 5, 6)] == ["active", "pruned", "finished", "finished"]
+    assert tree.chosen_path() == {1, 4}
+    # choosing changes no node's status: the path is one fact of the tree
+    assert [tree.nodes[i].status for i in (1, 2, 3, 4, 5, 6)] == ["active", "active", "pruned", "finished",
+                                                                  "finished", "finished"]
     assert tree.nodes[5].correct is True and tree.nodes[6].correct is False
+
+
+def test_missing_scores_rank_last_everywhere():
+    from tts_explorer.selection import by_score
+    from tts_explorer.ui.compare import _ranks
+    from tts_explorer.ui.panels import candidate_rows
+
+    tree = SearchTree("q", reference="1")
+    tree.add(0, text="The answer is 1.", stop_reason="answer", answer="1", status="finished")  # no score
+    tree.add(0, text="The answer is 2.", score=0.0, agg_score=0.0, stop_reason="answer", answer="2",
+             status="finished")
+    tree.add(0, text="The answer is 3.", score=0.4, agg_score=0.4, stop_reason="answer", answer="3",
+             status="finished")
+    order = [n.id for n in sorted(tree.candidates(), key=by_score, reverse=True)]
+    assert order == [3, 2, 1]
+    assert [row[0] for row in candidate_rows(tree)] == order
+    assert sorted(_ranks(tree), key=_ranks(tree).get) == order
+    assert apply_selection(tree, "prm_max") == ("3", 3)
+    rows = {r["answer"]: r for r in tally(tree)}
+    assert rows["1"]["vote_sum"] == 0 and rows["1"]["best"] == float("-inf")
+
+
+def test_a_run_without_an_answer_is_not_wrong():
+    tree = SearchTree("q", reference="5")
+    tree.add(0, text="Let me think", stop_reason="length", status="finished")
+    assert apply_selection(tree, "majority") == (None, None)
+    assert tree.meta["correct"] is None and tree.chosen_path() == set()

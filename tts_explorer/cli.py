@@ -143,7 +143,7 @@ def cmd_prm_data(args) -> int:
 def cmd_prm_eval(args) -> int:
     from .processbench import calibration, length_bias, metrics, read_samples, score_samples, sweep
     from .prompts import load_template
-    from .scorers import NEEDS_POLICY, ScorerEnv, make_scorer
+    from .scorers import SCORERS, ScorerEnv, make_scorer
 
     check_scorer_name(args.scorer)
     samples, skipped = read_samples(args.data, args.limit)
@@ -152,7 +152,7 @@ def cmd_prm_eval(args) -> int:
         print(f"skipped {message}", file=sys.stderr)
     if not samples:
         raise UserError(f"no usable rows in {args.data}")
-    needs_policy = args.scorer in NEEDS_POLICY or args.calibrate > 0
+    needs_policy = SCORERS[args.scorer].needs_policy_for(logprobs_known=False) or args.calibrate > 0
     policy = _load(args) if needs_policy else None
     scorer = make_scorer(args.scorer, ScorerEnv(policy=policy), **_scorer_options(args))
     template = load_template(args.template)

@@ -1,6 +1,8 @@
-"""Search settings: a dataclass that only validates, with the documented caps."""
+"""Search settings: a dataclass that only validates, with the documented caps; the checks
+every numeric or text field from a user goes through; the page's default search."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import UserError
@@ -35,6 +37,10 @@ class SearchConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 bad(f"{name} must be a positive integer, got {value!r}")
+        for name in ("temperature", "top_p"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                bad(f"{name} must be a finite number, got {value!r}")
         if self.n > MAX_N:
             bad(f"n={self.n} is above the cap of {MAX_N}")
         if self.max_steps > MAX_STEPS:
@@ -56,10 +62,56 @@ class SearchConfig:
             bad(f"unknown selection {self.selection!r}; valid: {', '.join(SELECTIONS)}")
 
 
-def check_question(question: str) -> str:
-    text = (question or "").strip()
-    if not text:
-        raise UserError("the problem is empty")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise UserError(f"the problem is {len(text)} characters long; the cap is {MAX_QUESTION_CHARS}")
+# The page's default search: the controls start here, and the benchmark's "page default" runs it.
+PAGE_DEFAULTS = SearchConfig(strategy="beam", n=8, beam_width=2, max_steps=6, step_tokens=64, final_tokens=96)
+
+
+def whole_number(value, name: str, low: int, high: int) -> int:
+    """An integer in [low, high] from a field that may hold a float, a string or NaN."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UserError(f"{name} must be a whole number")
+    try:
+        number = float(value) if not isinstance(value, int) else value
+    except (ValueError, OverflowError):
+        raise UserError(f"{name} must be a whole number") from None
+    if isinstance(number, float) and (not math.isfinite(number) or not number.is_integer()):
+        raise UserError(f"{name} must be a whole number, got {str(value)[:20]}")
+    number = int(number)
+    if not low <= number <= high:
+        raise UserError(f"{name} must be between {low} and {high}, got {number}")
+    return number
+
+
+def real_number(value, name: str, low: float, high: float) -> float:
+    """A finite float in [low, high] from a field that may hold a string, NaN or infinity."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UserError(f"{name} must be a number")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise UserError(f"{name} must be a number") from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise UserError(f"{name} must be a number between {low:g} and {high:g}")
+    return number
+
+
+def check_text(value, name: str, max_chars: int, required: bool = True) -> str:
+    """Stripped text that UTF-8 can encode (no lone surrogates), within its length cap."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise UserError(f"{name} must be text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{name} is not valid Unicode text (it holds a lone surrogate)") from None
+    text = value.strip()
+    if required and not text:
+        raise UserError(f"{name} is empty")
+    if len(text) > max_chars:
+        raise UserError(f"{name} is {len(text)} characters long; the cap is {max_chars}")
     return text
+
+
+def check_question(question) -> str:
+    return check_text(question, "the problem", MAX_QUESTION_CHARS)

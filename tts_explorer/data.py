@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
-from .selection import gold_answer
+from .errors import UserError, first_line
+from .answers import gold_answer
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,10 @@ class Problem:
     id: str
     question: str
     answer: str
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def read_jsonl(path: str | Path, parse, limit: int | None = None) -> tuple[list, list[str]]:
@@ -32,16 +36,19 @@ def read_jsonl(path: str | Path, parse, limit: int | None = None) -> tuple[list,
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            skipped.append(f"{path.name}:{number}: not valid JSON ({exc.msg})")
+            row = json.loads(line, parse_constant=_reject_constant)
+        except RecursionError:
+            skipped.append(f"{path.name}:{number}: nested too deeply")
+            continue
+        except ValueError as exc:  # JSONDecodeError, or a NaN / Infinity literal
+            skipped.append(f"{path.name}:{number}: not valid JSON ({getattr(exc, 'msg', exc)})")
             continue
         try:
             if not isinstance(row, dict):
                 raise TypeError("a row must be a JSON object")
             items.append(parse(row, number))
         except (ValueError, KeyError, TypeError) as exc:
-            skipped.append(f"{path.name}:{number}: {exc.args[0] if exc.args else 'malformed row'}")
+            skipped.append(f"{path.name}:{number}: {first_line(exc) if exc.args else 'malformed row'}")
     return items, skipped
 
 

@@ -6,6 +6,8 @@ class UserError(ValueError):
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
+    """The first line of an exception's message (its type name when it has none), safe to
+    show anywhere: text UTF-8 cannot encode (a lone surrogate from the input) is replaced."""
     text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+    line = (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+    return line.encode("utf-8", "replace").decode("utf-8")

@@ -36,7 +36,7 @@ class IterationDone:
 class Done:
     answer: str | None
     selected: list[int] = field(default_factory=list)  # the chosen path's leaf ids
-    stopped: bool = False  # True when the run was cancelled
+    stopped: str | None = None  # why the run ended early (a stop request, a run limit), None when it did not
 
 
 Event = NodesAdded | NodesScored | NodesPruned | IterationDone | Done

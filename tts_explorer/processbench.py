@@ -17,7 +17,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import Field, ValidationError, model_validator
+
+from .answers import MAX_ANSWER_CHARS
+from .config import MAX_QUESTION_CHARS
 from .data import read_jsonl
+from .schema import Strict, Text, one_line
 from .scorers.arithmetic import check_equations
 from .scorers.base import Scorer, StepPath
 
@@ -108,12 +113,33 @@ def write_samples(samples: list[Sample], path: str | Path) -> None:
                                   "kind": s.kind}) + "\n")
 
 
+MAX_SAMPLE_STEPS = 64
+MAX_STEP_CHARS = 8_000
+
+
+class SampleRow(Strict):
+    """One ProcessBench-format row, as read from an untrusted file (other keys are ignored)."""
+
+    model_config = {**Strict.model_config, "extra": "ignore"}
+    problem: Text(MAX_QUESTION_CHARS) = Field(min_length=1)
+    steps: list[Text(MAX_STEP_CHARS)] = Field(min_length=1, max_length=MAX_SAMPLE_STEPS)
+    label: int = Field(ge=-1)
+    answer: Text(MAX_ANSWER_CHARS) | None = None
+    kind: Text(40) = ""
+
+    @model_validator(mode="after")
+    def _label_names_a_step(self):
+        if self.label >= len(self.steps):
+            raise ValueError(f"label {self.label} is past the last step ({len(self.steps) - 1})")
+        return self
+
+
 def _sample(row: dict, number: int) -> Sample:
-    steps, label = row.get("steps"), row.get("label")
-    if not (isinstance(row.get("problem"), str) and isinstance(steps, list) and steps
-            and all(isinstance(s, str) for s in steps) and isinstance(label, int) and -1 <= label < len(steps)):
-        raise ValueError("needs 'problem', a list 'steps' and a valid 'label'")
-    return Sample(row["problem"], steps, label, row.get("answer"), row.get("kind", ""))
+    try:
+        valid = SampleRow.model_validate(row)
+    except ValidationError as exc:
+        raise ValueError(one_line(exc)) from None
+    return Sample(valid.problem, list(valid.steps), valid.label, valid.answer, valid.kind)
 
 
 def read_samples(path: str | Path, limit: int | None = None) -> tuple[list[Sample], list[str]]:

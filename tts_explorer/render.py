@@ -3,7 +3,7 @@
 Tidy tree layout (igraph's Reingold-Tilford, root at the top); node colour = PRM step
 score on a fixed 0..1 scale; pruned nodes grey; finished nodes diamonds; the selected
 path drawn in gold; DVTS subtrees told apart by outline colour. WebGL traces keep
-thousands of nodes responsive. Hover text is HTML-escaped and truncated.
+thousands of nodes responsive. Hover text is escaped once and truncated.
 """
 from __future__ import annotations
 
@@ -33,28 +33,34 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def hover_text(node: Node) -> str:
-    """Escaped, truncated hover label for one node (plotly reads a small HTML subset)."""
+def plotly_text(text: str) -> str:
+    """Text for plotly's labels, escaped once: plotly reads a small HTML subset and decodes
+    only &lt; &gt; &amp; (html.escape's &quot; would be shown as it is)."""
+    return html.escape(text, quote=False)
+
+
+def hover_text(node: Node, chosen: bool = False) -> str:
+    """Escaped, truncated hover label for one node."""
     if node.id == 0:
         return "problem (root)"
     text = " ".join(node.text.split())
     text = text if len(text) <= HOVER_CHARS else text[: HOVER_CHARS - 1] + "…"
-    lines = [f"<b>node {node.id}</b> · {node.status} · step {node.depth}",
-             html.escape(text),
+    lines = [f"<b>node {node.id}</b> · {node.status}{' · chosen path' if chosen else ''} · step {node.depth}",
+             plotly_text(text),
              f"step score {_fmt(node.score)} · path score {_fmt(node.agg_score)} · {node.n_tokens} tokens"]
     if node.subtree is not None:
         lines.append(f"subtree {node.subtree}")
     if node.answer is not None:
         verdict = "" if node.correct is None else (" ✓" if node.correct else " ✗")
-        lines.append(f"answer: {html.escape(node.answer)}{verdict}")
+        lines.append(f"answer: {plotly_text(node.answer)}{verdict}")
     return "<br>".join(lines)
 
 
-def _node_trace(nodes: list[Node], pos, name: str, **marker) -> dict:
+def _node_trace(nodes: list[Node], pos, name: str, chosen: set[int] = frozenset(), **marker) -> dict:
     return {
         "type": "scattergl", "mode": "markers", "name": name,
         "x": [pos[n.id][0] for n in nodes], "y": [pos[n.id][1] for n in nodes],
-        "customdata": [n.id for n in nodes], "hovertext": [hover_text(n) for n in nodes],
+        "customdata": [n.id for n in nodes], "hovertext": [hover_text(n, n.id in chosen) for n in nodes],
         "hoverinfo": "text", "marker": marker,
     }
 
@@ -82,18 +88,14 @@ def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int |
     final = upto_iteration is None or upto_iteration >= max((n.iteration for n in tree), default=0)
     nodes = [n for n in tree if n.id == 0 or upto_iteration is None or n.iteration <= upto_iteration]
     pos = layout_positions(tree, nodes)
-
-    def shown_status(node: Node) -> str:
-        if node.status == "selected" and not final:
-            return "finished" if node.terminal else "active"
-        return node.status
+    chosen = tree.chosen_path() if final else set()  # replay of an earlier iteration: nothing chosen yet
 
     steps = [n for n in nodes if n.id != 0]
-    pruned = [n for n in steps if shown_status(n) == "pruned"]
-    live = [n for n in steps if shown_status(n) != "pruned"]
-    selected = [n for n in steps if shown_status(n) == "selected"]
+    pruned = [n for n in steps if n.status == "pruned"]
+    live = [n for n in steps if n.status != "pruned"]
+    selected = [n for n in steps if n.id in chosen]
     colors = [n.score if n.score is not None else 0.5 for n in live]
-    outline = [GOLD if shown_status(n) == "selected" else
+    outline = [GOLD if n.id in chosen else
                SUBTREE_COLORS[n.subtree % len(SUBTREE_COLORS)] if n.subtree is not None else "#333"
                for n in live]
     data = [
@@ -101,7 +103,7 @@ def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int |
         _edge_trace(tree, selected, pos, "selected path", GOLD, 4),
         _node_trace([tree.root], pos, "problem", size=14, color="#222", symbol="square"),
         _node_trace(pruned, pos, "pruned", size=7, color="#bbbbbb", opacity=0.45),
-        _node_trace(live, pos, "steps (colour = PRM score)",
+        _node_trace(live, pos, "steps (colour = PRM score)", chosen,
                     size=[13 if n.terminal else 10 for n in live],
                     symbol=["diamond" if n.terminal else "circle" for n in live],
                     color=colors, colorscale=COLORSCALE, cmin=0.0, cmax=1.0, showscale=True,

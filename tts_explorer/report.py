@@ -5,7 +5,7 @@ from collections import defaultdict
 
 from .tree import SearchTree
 
-MARK = {"active": " ", "pruned": "x", "finished": "*", "selected": ">"}
+MARK = {"active": " ", "pruned": "x", "finished": "*"}
 
 
 def _num(value, fmt: str = ".2f") -> str:
@@ -15,6 +15,7 @@ def _num(value, fmt: str = ".2f") -> str:
 def format_tree(tree: SearchTree, width: int = 90) -> str:
     """One line per node, children indented under their parent, in depth-first order."""
     lines = [f"problem: {tree.question}"]
+    chosen = tree.chosen_path()
 
     def walk(node_id: int) -> None:
         node = tree.nodes[node_id]
@@ -25,7 +26,7 @@ def format_tree(tree: SearchTree, width: int = 90) -> str:
             if node.correct is not None:
                 extra += " (right)" if node.correct else " (wrong)"
             sub = f" t{node.subtree}" if node.subtree is not None else ""
-            lines.append(f"{'  ' * (node.depth - 1)}{MARK[node.status]} [{node.id}{sub}] "
+            lines.append(f"{'  ' * (node.depth - 1)}{'>' if node.id in chosen else MARK[node.status]} [{node.id}{sub}] "
                          f"s={_num(node.score)} agg={_num(node.agg_score)} tok={node.n_tokens} | {text}{extra}")
         for child in node.children:
             walk(child)

@@ -19,7 +19,7 @@ from .tree import SearchTree
 def rescore(tree: SearchTree, scorer: str, aggregation: str, policy=None, template: str = "default",
             scorer_options: dict | None = None) -> SearchTree:
     """A copy of `tree` scored by `scorer` and aggregated by `aggregation`."""
-    new = SearchTree.from_dict(tree.to_dict())
+    new = tree.copy()
     settings = dict(new.meta.get("config") or {})
     # only the aggregation and the sampling temperature (for rollouts) matter when re-scoring
     config = SearchConfig(strategy="best_of_n", aggregation=aggregation,

@@ -1,11 +1,14 @@
 """Running one search: set up the context, drive the strategy, choose the answer.
 
 `search()` is a generator of events over a tree the caller owns, so a CLI can print at
-the end and a UI can redraw as it goes; a stop request ends it early with the partial
-tree kept and the answer chosen from what finished.
+the end and a UI can redraw as it goes; a stop request, or a run limit (wall time,
+tokens) set by an operator, ends it early with the partial tree kept and the answer
+chosen from what finished.
 """
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from .config import SearchConfig, check_question
@@ -30,31 +33,61 @@ def new_tree(question: str, config: SearchConfig, scorer: str, reference: str | 
     return SearchTree(check_question(question), reference.strip() if reference else None, meta)
 
 
+@dataclass(frozen=True)
+class RunLimits:
+    """Caps on one run, checked at every decoded token: wall seconds, and tokens (generated
+    by the policy plus processed by the scorer's model). None: no cap."""
+
+    seconds: float | None = None
+    tokens: int | None = None
+
+
+class _Guard:
+    """The stop check handed to the policy: the caller's request or a run limit; `cause` says
+    which ("on request", "at this server's limit of ..."), None while neither happened."""""
+
+    def __init__(self, should_stop: Callable[[], bool] | None, limits: RunLimits, meter: ComputeMeter):
+        self.should_stop, self.limits, self.meter = should_stop, limits, meter
+        self.started = time.monotonic()
+        self.cause: str | None = None
+
+    def __call__(self) -> bool:
+        if self.cause is None:
+            if self.should_stop is not None and self.should_stop():
+                self.cause = "on request"
+            elif self.limits.seconds is not None and time.monotonic() - self.started > self.limits.seconds:
+                self.cause = f"at this server's limit of {self.limits.seconds:g} s per run"
+            elif (self.limits.tokens is not None
+                  and self.meter.generated_tokens + self.meter.scorer_tokens > self.limits.tokens):
+                self.cause = f"at this server's limit of {self.limits.tokens} tokens per run"
+        return self.cause is not None
+
+
 def search(tree: SearchTree, policy, config: SearchConfig, scorer: str, template: str = "default",
-           should_stop: Callable[[], bool] | None = None, scorer_options: dict | None = None
-           ) -> Iterator[Event]:
+           should_stop: Callable[[], bool] | None = None, scorer_options: dict | None = None,
+           limits: RunLimits = RunLimits()) -> Iterator[Event]:
     """Grow `tree` with the configured strategy, yielding events; ends with a Done event."""
     strategy = get_strategy(config.strategy)
     config = strategy.adjust(config)
     meter = ComputeMeter()
+    guard = _Guard(should_stop, limits, meter)
     scorer_obj = None
     if strategy.uses_scorer:
-        env = ScorerEnv(policy, meter, tree.reference, config.temperature, should_stop)
+        env = ScorerEnv(policy, meter, tree.reference, config.temperature, guard)
         scorer_obj = make_scorer(check_scorer_name(scorer), env, **(scorer_options or {}))
     root_prompt = policy.chat_prompt(load_template(template).messages(tree.question))
-    ctx = SearchContext(tree, policy, scorer_obj, config, root_prompt, meter, should_stop)
+    ctx = SearchContext(tree, policy, scorer_obj, config, root_prompt, meter, guard)
     policy.reseed(config.seed)
-    stopped = False
     try:
         for event in strategy.run(ctx):
             tree.meta["compute"] = meter.snapshot()
             yield event
     except StopRequested:
-        stopped = True
+        pass
     answer, leaf = apply_selection(tree, config.selection)
     tree.meta["compute"] = meter.snapshot()
-    tree.meta["stopped"] = stopped
-    yield Done(answer, [leaf] if leaf is not None else [], stopped)
+    tree.meta["stopped"] = guard.cause
+    yield Done(answer, [leaf] if leaf is not None else [], guard.cause)
 
 
 def run_to_end(tree: SearchTree, policy, config: SearchConfig, scorer: str, **kwargs) -> Done:

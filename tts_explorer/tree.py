@@ -2,8 +2,10 @@
 
 Strategies add nodes and set their scores and statuses; answers, votes and compute are
 read back from the tree. Ids are per tree (0 is the root, which holds the problem and
-no step). JSON round trip with a schema version; conversion to a networkx.DiGraph.
-Layout, colours and rendering live elsewhere (render.py).
+no step). A node's status says what the search did with it (active, pruned, finished);
+which path was chosen as the answer is one fact of the tree (meta "selected_leaf"), not
+a status. JSON round trip with a schema version (reading untrusted JSON is treefile.py's
+job); conversion to a networkx.DiGraph. Layout, colours and rendering live elsewhere.
 """
 from __future__ import annotations
 
@@ -12,13 +14,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-SCHEMA_VERSION = 1
-STATUSES = ("active", "pruned", "finished", "selected")
+SCHEMA_VERSION = 2  # 1: the chosen path was a node status "selected"
+STATUSES = ("active", "pruned", "finished")
 STOP_REASONS = ("step", "answer", "eos", "length")
-
-
-class TreeFormatError(ValueError):
-    """A tree JSON document that cannot be read."""
 
 
 @dataclass
@@ -80,6 +78,8 @@ class SearchTree:
         node = self.nodes[node_id]
         while node.parent is not None:
             out.append(node)
+            if len(out) > len(self.nodes):  # only a tree built by hand can hold a cycle; never loop
+                raise ValueError(f"node {node_id} has a cycle of parents")
             node = self.nodes[node.parent]
         return out[::-1]
 
@@ -93,8 +93,19 @@ class SearchTree:
         return [n for n in self.nodes.values() if n.status in statuses and n.id != 0]
 
     def candidates(self) -> list[Node]:
-        """The final answer pool: finished nodes (the chosen one is marked 'selected')."""
-        return [n for n in self.with_status("finished", "selected") if n.terminal]
+        """The final answer pool: finished nodes that end a path."""
+        return [n for n in self.with_status("finished") if n.terminal]
+
+    def chosen_path(self) -> set[int]:
+        """Ids of the nodes on the chosen answer's path (empty before selection or without one)."""
+        leaf = self.meta.get("selected_leaf")
+        return {n.id for n in self.path(leaf)} if isinstance(leaf, int) and leaf in self.nodes else set()
+
+    def copy(self) -> "SearchTree":
+        """An independent copy (a consistent snapshot of a tree another thread is growing)."""
+        new = SearchTree(self.question, self.reference, json.loads(json.dumps(self.meta)))
+        new.nodes = {i: dataclasses.replace(n, children=list(n.children)) for i, n in list(self.nodes.items())}
+        return new
 
     # --- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -110,47 +121,11 @@ class SearchTree:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "SearchTree":
-        if not isinstance(data, dict):
-            raise TreeFormatError("a tree must be a JSON object")
-        version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise TreeFormatError(f"unsupported tree schema_version {version!r} (expected {SCHEMA_VERSION})")
-        if not isinstance(data.get("question"), str) or not isinstance(data.get("nodes"), list):
-            raise TreeFormatError("a tree needs a string 'question' and a list 'nodes'")
-        tree = cls(data["question"], data.get("reference"), data.get("meta") or {})
-        names = {f.name for f in dataclasses.fields(Node)}
-        tree.nodes = {}
-        for raw in data["nodes"]:
-            if not isinstance(raw, dict) or set(raw) - names or "id" not in raw:
-                raise TreeFormatError(f"malformed node: {str(raw)[:80]}")
-            try:
-                node = Node(**raw)
-            except TypeError as exc:
-                raise TreeFormatError(f"malformed node {raw.get('id')}: {exc}") from None
-            if node.status not in STATUSES or node.stop_reason not in STOP_REASONS:
-                raise TreeFormatError(f"node {node.id}: unknown status or stop_reason")
-            tree.nodes[node.id] = node
-        tree._check_links()
-        return tree
-
-    @classmethod
     def from_json(cls, text: str) -> "SearchTree":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TreeFormatError(f"not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        """A tree from JSON text, checked (treefile.py); TreeFormatError says what is wrong in one line."""
+        from .treefile import read_tree
 
-    def _check_links(self) -> None:
-        if 0 not in self.nodes or self.nodes[0].parent is not None:
-            raise TreeFormatError("the tree has no root node 0")
-        for node in self.nodes.values():
-            if node.id != 0 and node.parent not in self.nodes:
-                raise TreeFormatError(f"node {node.id} names a missing parent {node.parent}")
-            for child in node.children:
-                if child not in self.nodes or self.nodes[child].parent != node.id:
-                    raise TreeFormatError(f"node {node.id} names a child {child} that is not its own")
+        return read_tree(text)
 
     def to_networkx(self):
         """A networkx.DiGraph with every node's fields as attributes, edges parent -> child."""

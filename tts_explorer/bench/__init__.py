@@ -55,7 +55,8 @@ def run_bench(model: str, data: str, problems: list[Problem], strategies: list[s
 
     from ..policy.loading import load_policy, usable_cores
     from .memory import engine_peak_mib, format_memory
-    from .render_speed import chromium_path, format_render, render_timings
+    from ..loopback import chromium_path
+    from .render_speed import format_render, render_timings
     from .scorer_cost import format_costs, scorer_costs
     from .search_speed import SCORER, format_group, format_header, measure, page_default
     from .startup import format_starts, start_timings

@@ -4,19 +4,16 @@ next frame is painted). Needs Playwright and a Chromium (the dev install has bot
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..loopback import CHROMIUM_ARGS, chromium_path
 from ..render import figure
+from ..synthetic import synthetic_tree
 from ..ui.tree_view import PLOTLY_JS, as_value
-from .trees import synthetic_tree
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><script src="plotly.min.js"></script></head>
 <body><div id="tree" style="width:1400px;height:800px"></div></body></html>"""
@@ -47,10 +44,6 @@ class RenderTiming:
     json_kib: float
     first_draw_ms: float  # browser: first Plotly.react into an empty element
     redraw_ms: float  # browser: Plotly.react to the tree grown by one step of 16 nodes (a streamed update)
-
-
-def chromium_path() -> str | None:
-    return os.environ.get("TTS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def render_timings(sizes: list[int], browser=None) -> list[RenderTiming]:

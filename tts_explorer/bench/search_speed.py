@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..config import SearchConfig
+from ..config import PAGE_DEFAULTS, SearchConfig
 from ..data import Problem
 from ..events import NodesScored
 from ..prompts import load_template
@@ -84,7 +84,7 @@ def measure(backends: dict, tokenizer, problems: list[Problem], strategies: list
 
 def page_default(policy, problem: Problem) -> str:
     """The page's default search as a visitor's first Run gets it (model loaded, template warmed)."""
-    config = SearchConfig()
+    config = PAGE_DEFAULTS
     tokens, seconds, _, first = run_one(policy, policy.tokenizer, problem, config, warm=True)
     return (f"page default ({config.strategy}, N={config.n}, M={config.beam_width}, up to {config.max_steps} steps), "
             f"template prefilled as the app does at start: first node {first:.2f} s, done {seconds:.2f} s, "

@@ -6,16 +6,15 @@ package index and converts it; the second finds both in the cache.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..loopback import free_port, wait_http
 from ..ui import READY_LINE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,23 +26,6 @@ class StartTiming:
     served_s: float
     ready_s: float
     peak_rss_mib: float
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 300) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
 def peak_rss_of(pid: int) -> float:

@@ -19,9 +19,10 @@ class StopRequested(Exception):
 @dataclass
 class Completion:
     text: str  # the generated text, stop string included when it stopped on one
-    n_tokens: int
+    n_tokens: int  # tokens sampled
     logprob_sum: float  # sum of the sampled tokens' log-probs under the model (temperature 1)
     stop_reason: str  # "stop" (a stop string), "eos", or "length"
+    token_ids: tuple[int, ...] = ()  # tokens that decode to `text` exactly, where the backend knows them
 
     @property
     def mean_logprob(self) -> float:

@@ -41,6 +41,7 @@ class RowState:
     values: tuple[torch.Tensor, ...]
     next_pos: int  # position id of the first pending token
     pending: tuple[int, ...]  # token ids not yet fed to the model
+    ids: tuple[int, ...] = ()  # every token of the sequence, fed or pending (what the state stands for)
 
     @property
     def length(self) -> int:
@@ -55,7 +56,7 @@ class RowState:
         if self.prefix is not None:
             keys = tuple(torch.cat([p, k], dim=1) for p, k in zip(self.prefix.keys, keys))
             values = tuple(torch.cat([p, v], dim=1) for p, v in zip(self.prefix.values, values))
-        return RowState(Prefix(keys, values), (), (), self.next_pos, self.pending)
+        return RowState(Prefix(keys, values), (), (), self.next_pos, self.pending, self.ids)
 
 
 def common_prefix_length(a, b) -> int:
@@ -64,7 +65,7 @@ def common_prefix_length(a, b) -> int:
 
 
 def empty_state(pending: list[int]) -> RowState:
-    return RowState(prefix=None, keys=(), values=(), next_pos=0, pending=tuple(pending))
+    return RowState(prefix=None, keys=(), values=(), next_pos=0, pending=tuple(pending), ids=tuple(pending))
 
 
 class KVBatch:
@@ -128,18 +129,18 @@ class KVBatch:
         return KVBatch(self.prefix, [k.index_select(0, rows) for k in self.keys],
                        [v.index_select(0, rows) for v in self.values], self.mask.index_select(0, rows), self.length)
 
-    def extract(self, row: int, next_pos: int, pending: list[int]) -> RowState:
-        """Copy one row's real positions out of the batch."""
+    def extract(self, row: int, next_pos: int, pending: list[int], ids: tuple[int, ...] = ()) -> RowState:
+        """Copy one row's real positions out of the batch (`ids`: every token the state stands for)."""
         valid = self.mask[row, :self.length].nonzero().squeeze(1)
         return RowState(self.prefix, tuple(k[row].index_select(1, valid) for k in self.keys),
-                        tuple(v[row].index_select(1, valid) for v in self.values), next_pos, tuple(pending))
+                        tuple(v[row].index_select(1, valid) for v in self.values), next_pos, tuple(pending), ids)
 
 
 def _inline_prefix(state: RowState) -> RowState:
     if state.prefix is None:
         return state
     full = state.as_prefix()
-    return RowState(None, full.prefix.keys, full.prefix.values, state.next_pos, state.pending)
+    return RowState(None, full.prefix.keys, full.prefix.values, state.next_pos, state.pending, state.ids)
 
 
 def _grown(buffer: torch.Tensor, filled: int, capacity: int) -> torch.Tensor:

@@ -3,13 +3,18 @@
 One call samples every candidate of a step in one batch. Work is reused between calls:
 a prompt seen before (the problem's prompt) is prefilled once and kept; each sampled
 continuation keeps its KV state under the text `prompt + completion`, so the next step of
-that path feeds only the one token not yet fed. States shared by several rows (a beam's
-M children) are fed once and then repeated. The prompt's keys and values are one shared
-prefix for every path (kv.py); the forward step itself is in steppers.py. Loading models
-lives in loading.py.
+that path feeds only the one token not yet fed. A state stands for exactly the tokens that
+decode to its key: where a stop string ends inside a token, the state is cut at the token
+boundary and the rest of the text re-encoded as pending tokens. States shared by several
+rows (a beam's M children) are fed once and then repeated. The prompt's keys and values
+are one shared prefix for every path (kv.py); the forward step itself is in steppers.py.
+One lock serialises the calls (the app's preload thread and the searches share a model).
+Loading models lives in loading.py.
 """
 from __future__ import annotations
 
+import functools
+import threading
 from collections import OrderedDict
 from typing import Callable, Sequence
 
@@ -22,6 +27,15 @@ from .steppers import make_step
 
 ROOT_STATES_KEPT = 16  # prompts prefilled from scratch, kept across calls (LRU)
 MIN_SHARED_TOKENS = 8  # a kept prompt sharing fewer leading tokens with a new one is not worth slicing
+
+
+def _locked(method):
+    """Run a method under the policy's lock."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 class TransformersPolicy:
@@ -37,6 +51,7 @@ class TransformersPolicy:
         self.generator = torch.Generator().manual_seed(0)
         self._roots: OrderedDict[str, tuple[RowState, tuple[int, ...]]] = OrderedDict()  # prompt -> state, ids
         self._states: dict[str, RowState] = {}  # prompt + completion of the last call -> state
+        self._lock = threading.RLock()
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -47,6 +62,7 @@ class TransformersPolicy:
                 ids.update(source)
         return ids
 
+    @_locked
     def forget(self) -> None:
         """Drop every kept KV state (the next call starts from the bare model)."""
         self._roots.clear()
@@ -98,8 +114,9 @@ class TransformersPolicy:
         shared = min(shared, len(ids) - 1)  # at least one token stays pending
         if source is None or shared < MIN_SHARED_TOKENS:
             return empty_state(ids), ids
-        return RowState(source.head(shared), (), (), shared, tuple(ids[shared:])), ids
+        return RowState(source.head(shared), (), (), shared, tuple(ids[shared:]), tuple(ids)), ids
 
+    @_locked
     def warm(self, prompt: str) -> None:
         """Prefill `prompt` and keep it, so later prompts that start like it begin from its state."""
         self._prepare([prompt], self.meter, "policy")
@@ -113,7 +130,7 @@ class TransformersPolicy:
         positions = torch.arange(state.next_pos, state.next_pos + len(feed)).unsqueeze(0)
         self.step(torch.tensor([feed]), positions, batch)
         meter.add(role, self.n_params, prefill=len(feed))
-        return batch.extract(0, state.next_pos + len(feed), [state.pending[-1]])
+        return batch.extract(0, state.next_pos + len(feed), [state.pending[-1]], state.ids)
 
     def _prepare(self, prompts: Sequence[str], meter: ComputeMeter, role: str,
                  remember: bool = True) -> list[RowState]:
@@ -124,7 +141,7 @@ class TransformersPolicy:
             state, ids = self._lookup(prompt)
             if len(state.pending) > 1:
                 state = self._prefill(state, meter, role)
-                if self.reuse_cache and remember:
+                if self.reuse_cache and remember and ids is not None:  # a new prompt, not a kept path
                     state = state.as_prefix()
                     self._roots[prompt] = (state, tuple(ids))
                     while len(self._roots) > ROOT_STATES_KEPT:
@@ -162,6 +179,7 @@ class TransformersPolicy:
             tokens = torch.searchsorted(cdf, draw, right=True).squeeze(1).clamp_(max=probs.shape[1] - 1)
         return tokens, logprobs.gather(1, tokens.unsqueeze(1)).squeeze(1)
 
+    @_locked
     def generate(self, prompts: Sequence[str], n: Sequence[int], max_tokens: int, temperature: float,
                  stop: str | None = "\n\n", top_p: float = 1.0, keep_state: bool = True,
                  should_stop: Callable[[], bool] | None = None, meter: ComputeMeter | None = None,
@@ -179,14 +197,14 @@ class TransformersPolicy:
         rows = torch.tensor([u for _, u in owners])
         batch, logits = batch.select(rows), logits[rows]
         next_pos = torch.tensor([states[u].next_pos + 1 for _, u in owners])
-        finished = self._decode(batch, logits, next_pos, owners, unique, max_tokens,
+        finished = self._decode(batch, logits, next_pos, owners, unique, states, max_tokens,
                                 temperature, top_p, stop, keep_state, should_stop, meter, role)
         results: list[list[Completion]] = [[] for _ in prompts]
         for (prompt_index, _), completion in zip(owners, finished):
             results[prompt_index].append(completion)
         return results
 
-    def _decode(self, batch, logits, next_pos, owners, unique, max_tokens, temperature, top_p,
+    def _decode(self, batch, logits, next_pos, owners, unique, states, max_tokens, temperature, top_p,
                 stop, keep_state, should_stop, meter, role) -> list[Completion]:
         total = len(owners)
         live = list(range(total))  # batch position -> original row
@@ -208,11 +226,15 @@ class TransformersPolicy:
                 reason = self._stop_reason(tokens_out[row], token, stop, step + 1 >= max_tokens)
                 if reason:
                     ended.append(pos)
-                    text = self._text(tokens_out[row], stop, reason)
-                    done[row] = Completion(text, len(tokens_out[row]), logprob_sums[row], reason)
-                    if keep_state and self.reuse_cache and reason != "eos":
-                        key = unique[owners[row][1]] + text
-                        new_states[key] = batch.extract(pos, int(next_pos[pos]), [token])
+                    ids = tokens_out[row]
+                    text, kept = self._text(ids, stop, reason)
+                    done[row] = Completion(text, len(ids), logprob_sums[row], reason, kept or ())
+                    fed = len(ids) - 1  # the batch holds the keys and values of all but the last token
+                    if (keep_state and self.reuse_cache and reason != "eos" and kept is not None
+                            and len(kept) > fed and kept[:fed] == tuple(ids[:fed])):
+                        owner = states[owners[row][1]]
+                        new_states[unique[owners[row][1]] + text] = batch.extract(
+                            pos, int(next_pos[pos]), list(kept[fed:]), owner.ids + kept)
             if len(done) == total:
                 break
             if ended:
@@ -235,12 +257,24 @@ class TransformersPolicy:
                 return "stop"
         return "length" if at_limit else None
 
-    def _text(self, ids: list[int], stop: str | None, reason: str) -> str:
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        if reason == "stop" and stop:
-            text = text[: text.index(stop) + len(stop)]
-        return text
+    def _text(self, ids: list[int], stop: str | None, reason: str) -> tuple[str, tuple[int, ...] | None]:
+        """The completion's text (cut just after the stop string), and the tokens that decode to
+        exactly that text: `ids` themselves, or when the cut falls inside a token (or a special
+        token was dropped) the tokens up to the last boundary before the cut plus the rest of
+        the text re-encoded; None when no such tokens are found."""
+        decode = self.tokenizer.decode
+        full = decode(ids, skip_special_tokens=True)
+        text = full[: full.index(stop) + len(stop)] if reason == "stop" and stop else full
+        if text == full and decode(ids, skip_special_tokens=False) == full:
+            return text, tuple(ids)
+        for k in range(len(ids) - 1, max(len(ids) - 9, -1), -1):  # the stop check reads the last 8 tokens
+            head = decode(ids[:k], skip_special_tokens=False)
+            if text.startswith(head):
+                kept = tuple(ids[:k]) + tuple(self._encode(text[len(head):]))
+                return (text, kept) if decode(list(kept), skip_special_tokens=False) == text else (text, None)
+        return text, None
 
+    @_locked
     @torch.inference_mode()
     def step_logprobs(self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None,
                       role: str = "scorer") -> list[float]:
@@ -261,6 +295,7 @@ class TransformersPolicy:
             out.append(sum(values) / len(values) if values else 0.0)
         return out
 
+    @_locked
     @torch.inference_mode()
     def choice_probs(self, prompts: Sequence[str], choices: Sequence[str],
                      meter: ComputeMeter | None = None, role: str = "scorer") -> list[list[float]]:

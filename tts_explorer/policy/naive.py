@@ -66,4 +66,5 @@ class NaivePolicy(TransformersPolicy):
             reason = "stop"
         else:
             reason = "length"
-        return Completion(self._text(tokens, stop, reason), len(tokens), logprob, reason)
+        text, kept = self._text(tokens, stop, reason)
+        return Completion(text, len(tokens), logprob, reason, kept or ())

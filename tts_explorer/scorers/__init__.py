@@ -16,10 +16,6 @@ SCORERS.update(LEARNED_FORMATS)  # these take model=<path or hub id>
 DEFAULT_SCORER = "arithmetic"
 
 
-# scorers that run the policy model on steps written elsewhere (a data set, an imported tree)
-NEEDS_POLICY = frozenset({"confidence", "judge", "mc-rollout", "mc-rollout-oracle"})
-
-
 def check_scorer_name(name: str) -> str:
     if name not in SCORERS:
         raise UserError(f"unknown scorer {name!r}; valid: {', '.join(SCORERS)}")
@@ -34,4 +30,4 @@ def make_scorer(name: str, env: ScorerEnv, **options) -> Scorer:
         raise UserError(f"scorer {name!r} does not take these options ({', '.join(options)}): {exc}") from None
 
 
-__all__ = ["SCORERS", "DEFAULT_SCORER", "NEEDS_POLICY", "Scorer", "ScorerEnv", "StepPath", "make_scorer", "check_scorer_name"]
+__all__ = ["SCORERS", "DEFAULT_SCORER", "Scorer", "ScorerEnv", "StepPath", "make_scorer", "check_scorer_name"]

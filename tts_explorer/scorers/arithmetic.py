@@ -14,7 +14,7 @@ import operator
 import re
 from fractions import Fraction
 
-from ..selection import extract_answer
+from ..answers import extract_answer
 from .base import Scorer, StepPath
 
 _SPAN = re.compile(r"[\d$(][\d\s.,+\-*/×x÷()$%]*(?:=[\s$]*[\d\s.,+\-*/×x÷()$%]*[\d)])+")

@@ -42,6 +42,14 @@ class ScorerEnv:
 
 class Scorer:
     name = "base"
+    needs_model = False  # a learned format: takes model=<path or id> and cannot run without it
+    needs_policy = False  # runs the policy model on the steps it scores
+
+    @classmethod
+    def needs_policy_for(cls, logprobs_known: bool) -> bool:
+        """Whether scoring steps written elsewhere needs the policy, given whether the steps'
+        log-probs are already known (a tree from a search has them)."""
+        return cls.needs_policy
 
     def __init__(self, env: ScorerEnv):
         self.env = env

@@ -14,6 +14,11 @@ from .base import Scorer, StepPath
 
 class ConfidenceScorer(Scorer):
     name = "confidence"
+    needs_policy = True
+
+    @classmethod
+    def needs_policy_for(cls, logprobs_known: bool) -> bool:
+        return not logprobs_known
 
     def score_steps(self, paths: list[StepPath]) -> list[list[float]]:
         return [[math.exp(min(lp, 0.0)) for lp in self._logprobs(p)] for p in paths]

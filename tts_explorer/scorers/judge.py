@@ -15,6 +15,7 @@ JUDGE_QUESTION = ("Problem: {question}\n\nSteps so far:\n{previous}\n\nNew step:
 
 class JudgeScorer(Scorer):
     name = "judge"
+    needs_policy = True
 
     def __init__(self, env: ScorerEnv, model: str | None = None):
         super().__init__(env)

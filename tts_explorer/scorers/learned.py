@@ -43,6 +43,7 @@ class LearnedPRM(Scorer):
 
     name = "learned"
     head = "causal"  # "causal", "token-classification" or "value"
+    needs_model = True
 
     def __init__(self, env: ScorerEnv, model: str | None = None, dtype: str = "fp32", batch_size: int = 4,
                  trust_remote_code: bool = False, device: str = "cpu"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..errors import UserError
-from ..selection import equivalent, extract_answer, group_answers
+from ..answers import Comparer, extract_answer
 from .base import Scorer, ScorerEnv, StepPath
 
 ROLLOUT_TOKENS = 160
@@ -20,6 +20,7 @@ ROLLOUT_TOKENS = 160
 
 class RolloutScorer(Scorer):
     name = "mc-rollout"
+    needs_policy = True
     use_reference = False
 
     def __init__(self, env: ScorerEnv, rollouts: int = 4, max_tokens: int = ROLLOUT_TOKENS):
@@ -28,7 +29,7 @@ class RolloutScorer(Scorer):
             raise UserError(f"the {self.name} scorer needs a policy model")
         self.rollouts, self.max_tokens = rollouts, max_tokens
 
-    def _target(self, answers: list[str | None]) -> str | None:
+    def _target(self, answers: list[str | None], comparer: Comparer) -> str | None:
         if self.use_reference:
             if self.env.reference is None:
                 raise UserError(f"the {self.name} scorer needs a reference answer")
@@ -36,7 +37,7 @@ class RolloutScorer(Scorer):
         seen = [a for a in answers if a is not None]
         if not seen:
             return None
-        groups = group_answers(seen)
+        groups = comparer.group(seen)
         return seen[max(groups, key=len)[0]]
 
     def score_last(self, paths: list[StepPath]) -> list[float]:
@@ -46,13 +47,15 @@ class RolloutScorer(Scorer):
             [paths[i].prompt for i in open_paths], [self.rollouts] * len(open_paths),
             max_tokens=self.max_tokens, temperature=max(self.env.temperature, 0.3), stop=None,
             keep_state=False, should_stop=self.env.should_stop, meter=self.env.meter, role="scorer")
-        reached: dict[int, list[str | None]] = {i: [extract_answer(c.text) for c in r]
-                                                for i, r in zip(open_paths, results)}
-        target = self._target([a for a in own if a] + [a for v in reached.values() for a in v])
+        reached: dict[int, list[str | None]] = {
+            i: [extract_answer(c.text, complete=c.stop_reason != "length") for c in r]
+            for i, r in zip(open_paths, results)}
+        comparer = Comparer()
+        target = self._target([a for a in own if a] + [a for v in reached.values() for a in v], comparer)
         scores = []
         for i, answer in enumerate(own):
             outcomes = reached.get(i, [answer])
-            hits = Counter(equivalent(a, target) for a in outcomes)[True] if target else 0
+            hits = Counter(comparer.equivalent(a, target) for a in outcomes)[True] if target else 0
             scores.append(hits / max(len(outcomes), 1))
         return scores
 

@@ -13,7 +13,8 @@ from ..events import NodesAdded, NodesPruned, NodesScored
 from ..policy.compute import ComputeMeter
 from ..prompts import STEP_SEPARATOR, path_prompt
 from ..scorers.base import Scorer, StepPath
-from ..selection import aggregate, extract_answer
+from ..answers import extract_answer
+from ..selection import aggregate
 from ..tree import Node, SearchTree
 
 
@@ -36,7 +37,7 @@ class SearchContext:
 def _classify(text: str, reason: str, final: bool) -> tuple[str, str, str | None]:
     """(step text without separator, node stop_reason, answer) for one completion."""
     step = text[: -len(STEP_SEPARATOR)] if text.endswith(STEP_SEPARATOR) else text
-    answer = extract_answer(step)
+    answer = extract_answer(step, complete=reason != "length")
     if reason == "eos" or not step.strip():
         return step, "eos", answer
     if answer is not None:
@@ -94,6 +95,3 @@ def prune(nodes: list[Node], iteration: int):
     if nodes:
         yield NodesPruned([n.id for n in nodes], iteration)
 
-
-def by_score(node: Node) -> float:
-    return node.agg_score if node.agg_score is not None else float("-inf")

@@ -10,7 +10,8 @@ the N best finished candidates.
 from __future__ import annotations
 
 from ..events import IterationDone
-from .base import SearchContext, by_score, expand_and_score, prune
+from ..selection import by_score
+from .base import SearchContext, expand_and_score, prune
 
 
 def split_budget(total: int, parents: int) -> list[int]:

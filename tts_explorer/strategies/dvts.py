@@ -8,7 +8,8 @@ finished; the finished candidates of its last expansion form its share of the an
 from __future__ import annotations
 
 from ..events import IterationDone
-from .base import SearchContext, by_score, expand_and_score, prune
+from ..selection import by_score
+from .base import SearchContext, expand_and_score, prune
 
 
 def dvts(ctx: SearchContext):

@@ -35,7 +35,10 @@ def preload(model: str) -> threading.Thread:
 
 
 def launch(host: str | None = None, port: int | None = None, block: bool = True, settings=None):
-    settings = settings or Settings.from_env()
+    try:
+        settings = settings or Settings.from_env()
+    except UserError as exc:  # the operator's settings: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None
     demo = build_demo(settings)
     demo.queue(default_concurrency_limit=1, max_size=32)
     demo.launch(server_name=host or os.environ.get("HOST", "0.0.0.0"),

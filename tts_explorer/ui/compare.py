@@ -1,7 +1,9 @@
 """Re-scoring a tree in the page: which finished candidates change rank, whether the answer flips."""
 from __future__ import annotations
 
-from ..selection import equivalent
+from ..answers import equivalent
+from ..selection import by_score
+from .panels import markdown_text
 from ..tree import SearchTree
 
 COMPARE_COLUMNS = ["node", "answer", "score before", "rank before", "score after", "rank after", "change"]
@@ -9,7 +11,7 @@ COMPARE_COLUMNS = ["node", "answer", "score before", "rank before", "score after
 
 def _ranks(tree: SearchTree) -> dict[int, int]:
     """node id -> rank (1 = best path score) among the finished candidates."""
-    pool = sorted(tree.candidates(), key=lambda n: -(n.agg_score if n.agg_score is not None else -1.0))
+    pool = sorted(tree.candidates(), key=by_score, reverse=True)
     return {node.id: rank for rank, node in enumerate(pool, start=1)}
 
 
@@ -27,6 +29,7 @@ def compare(before: SearchTree, after: SearchTree) -> tuple[list[list], str]:
     moved = sum(1 for row in rows if row[-1] != "=")
     was, now = before.meta.get("answer"), after.meta.get("answer")
     flipped = not (was == now or equivalent(was, now))
-    summary = (f"Chosen answer: {was} → {now}" + (" — **the answer flips**" if flipped else " (unchanged)") +
+    shown = [markdown_text(str(a)) if a is not None else "no answer" for a in (was, now)]
+    summary = (f"Chosen answer: {shown[0]} → {shown[1]}" + (" — **the answer flips**" if flipped else " (unchanged)") +
                f"; {moved} of {len(rows)} finished candidates change rank.")
     return rows, summary

@@ -1,5 +1,8 @@
 """The PRM lab tab: load ProcessBench-style data, score a sample's steps with a scorer, and
-see the gold first-error step next to the steps the scorer flags at a chosen threshold."""
+see the gold first-error step next to the steps the scorer flags at a chosen threshold.
+
+Uploaded rows are checked row by row (processbench.SampleRow); a bad file, index or
+threshold gets one line and changes nothing."""
 from __future__ import annotations
 
 import html
@@ -7,10 +10,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..errors import UserError
+from ..config import real_number, whole_number
+from ..errors import UserError, first_line
 from ..processbench import Sample, first_flagged, read_samples, score_samples
 from ..render import figure
-from ..scorers import NEEDS_POLICY, ScorerEnv, make_scorer
+from ..scorers import SCORERS, ScorerEnv, make_scorer
 from ..tree import SearchTree
 from .settings import UPLOAD_LIMIT_BYTES, Settings
 from .tree_view import as_value, tree_view
@@ -60,27 +64,47 @@ def lab_view(state: LabState, threshold: float):
     return as_value(figure(tree, marks=marks)), panel
 
 
+MAX_SAMPLES = 10_000
+
+
 def load_data(state: LabState, file_path):
-    if not file_path or Path(file_path).stat().st_size > UPLOAD_LIMIT_BYTES:
-        return "⚠ choose a ProcessBench JSONL file of at most 5 MB", gr.update(), gr.update(), gr.update()
+    unchanged = (gr.update(), gr.update(), gr.update())
+    if not isinstance(file_path, str) or not file_path or Path(file_path).stat().st_size > UPLOAD_LIMIT_BYTES:
+        return ("⚠ choose a ProcessBench JSONL file of at most 5 MB", *unchanged)
     try:
-        samples, skipped = read_samples(file_path)
+        samples, skipped = read_samples(file_path, limit=MAX_SAMPLES)
     except UserError as exc:
-        return f"⚠ {exc}", gr.update(), gr.update(), gr.update()
+        return (f"⚠ {first_line(exc)}", *unchanged)
     if not samples:
-        return "⚠ no usable rows: each needs 'problem', a list 'steps' and a 'label'", gr.update(), gr.update(), \
-            gr.update()
+        why = f" (first: {skipped[0]})" if skipped else ""
+        return (f"⚠ no usable rows: each needs 'problem', a list 'steps' and a 'label'{why}", *unchanged)
+    new = LabState()
+    new.samples = samples
+    fig, panel = lab_view(new, 0.5)  # built before the session's state changes
     state.samples, state.scores, state.index = samples, None, 0
-    fig, panel = lab_view(state, 0.5)
-    note = f"Loaded {len(samples)} samples" + (f"; skipped {len(skipped)} bad rows" if skipped else "")
+    note = f"Loaded {len(samples)} samples" + (f"; skipped {len(skipped)} bad rows (first: {skipped[0]})"
+                                               if skipped else "")
     return note, gr.update(maximum=len(samples) - 1, value=0), fig, panel
 
 
 def pick_sample(state: LabState, index, threshold):
     if not state.samples:
         return gr.update(), gr.update()
-    state.index, state.scores = int(min(max(index, 0), len(state.samples) - 1)), None
+    try:
+        chosen = whole_number(index, "the sample index", 0, len(state.samples) - 1)
+        threshold = real_number(threshold, "the threshold", 0.0, 1.0)
+    except UserError:
+        return gr.update(), gr.update()
+    state.index, state.scores = chosen, None
     return lab_view(state, threshold)
+
+
+def redraw(state: LabState, threshold):
+    try:
+        threshold = real_number(threshold, "the threshold", 0.0, 1.0)
+    except UserError:
+        return gr.update(), gr.update()
+    return lab_view(state, threshold) if state.samples else (gr.update(), gr.update())
 
 
 def score_sample(state: LabState, settings: Settings, scorer_entry, threshold):
@@ -91,8 +115,9 @@ def score_sample(state: LabState, settings: Settings, scorer_entry, threshold):
     name, options = settings.scorer(scorer_entry)
     sample = state.samples[state.index]
     try:
+        threshold = real_number(threshold, "the threshold", 0.0, 1.0)
         policy = None
-        if name in NEEDS_POLICY:
+        if SCORERS[name].needs_policy_for(logprobs_known=False):
             from ..policy.loading import load_policy
 
             policy = load_policy(settings.models[0])
@@ -103,7 +128,9 @@ def score_sample(state: LabState, settings: Settings, scorer_entry, threshold):
         root = (lambda q: policy.chat_prompt(template.messages(q))) if policy else (lambda q: "")
         state.scores = score_samples(scorer, [sample], root)[0]
     except UserError as exc:
-        return f"⚠ {exc}", gr.update(), gr.update()
+        return f"⚠ {first_line(exc)}", gr.update(), gr.update()
+    except Exception as exc:  # a scorer's model failing on these steps: one line
+        return f"⚠ scoring failed: {first_line(exc)}", gr.update(), gr.update()
     fig, panel = lab_view(state, threshold)
     return f"Scored sample {state.index} with {scorer_entry}", fig, panel
 
@@ -134,7 +161,6 @@ def build(settings: Settings) -> None:
             panel = gr.HTML("", elem_id="lab-box")
     data.change(load_data, inputs=[state, data], outputs=[status, index, view, panel], api_name="lab_load")
     index.submit(pick_sample, inputs=[state, index, threshold], outputs=[view, panel], api_name=False)
-    threshold.release(lambda s, t: lab_view(s, t) if s.samples else (gr.update(), gr.update()),
-                      inputs=[state, threshold], outputs=[view, panel], api_name=False)
+    threshold.release(redraw, inputs=[state, threshold], outputs=[view, panel], api_name=False)
     score_btn.click(lambda s, *args: score_sample(s, settings, *args), inputs=[state, scorer, threshold],
                     outputs=[status, view, panel], concurrency_id="search", api_name="lab_score")

@@ -12,27 +12,47 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..config import AGGREGATIONS, SearchConfig
+from ..answers import MAX_ANSWER_CHARS
+from ..config import (
+    AGGREGATIONS,
+    PAGE_DEFAULTS,
+    SELECTIONS,
+    SearchConfig,
+    check_text,
+    real_number,
+    whole_number,
+)
 from ..data import read_problems
 from ..errors import UserError, first_line
 from ..events import Done, IterationDone
 from ..prompts import ASSETS
 from ..render import figure
 from ..rescore import rescore
+from ..scorers import SCORERS
 from ..search import new_tree, search
 from ..selection import apply_selection
-from ..scorers import NEEDS_POLICY
 from ..strategies import STRATEGIES
-from ..tree import SearchTree, TreeFormatError
+from ..tree import SearchTree
 from .compare import COMPARE_COLUMNS, compare
-from .panels import CANDIDATE_COLUMNS, candidate_rows, compute_markdown, path_html, status_line
+from .panels import (
+    CANDIDATE_COLUMNS,
+    candidate_rows,
+    compute_markdown,
+    path_html,
+    status_line,
+)
 from .session import Session
-from .settings import UI_MAX_N, UPLOAD_LIMIT_BYTES, Settings
+from .settings import (
+    UI_MAX_BEAM_WIDTH,
+    UI_MAX_N,
+    UI_MAX_STEPS,
+    UPLOAD_LIMIT_BYTES,
+    Settings,
+)
 from .tree_view import as_value, tree_view
 
 REDRAW_INTERVAL_S = 0.3  # at most ~3 redraws a second while a search runs
 SELECTION_CHOICES = [("Majority", "majority"), ("PRM-Max", "prm_max"), ("PRM-Vote", "prm_vote")]
-DEFAULTS = SearchConfig(strategy="beam", n=8, beam_width=2, max_steps=6, step_tokens=64, final_tokens=96)
 
 
 def example_rows() -> list[list[str]]:
@@ -60,28 +80,52 @@ def _export(tree: SearchTree) -> str:
     return str(out)
 
 
-def run_search(session: Session, settings: Settings, question, reference, strategy, n, m, temperature,
-               max_steps, scorer, aggregation, selection, model):
+def _choice(value, name: str, valid) -> str:
+    if not isinstance(value, str) or value not in valid:
+        raise UserError(f"unknown {name}; valid: {', '.join(valid)}")
+    return value
+
+
+def run_request(settings: Settings, question, reference, strategy, n, m, temperature, max_steps, scorer,
+                aggregation, selection, model) -> tuple[SearchConfig, str, dict, SearchTree]:
+    """The checked settings of a Run from the page: (config, scorer name, scorer options, empty tree)."""
+    if model not in settings.models or scorer not in settings.scorers:
+        raise UserError("that model or scorer is not offered by this server")
+    config = SearchConfig(strategy=_choice(strategy, "strategy", list(STRATEGIES)),
+                          n=whole_number(n, "N", 1, UI_MAX_N),
+                          beam_width=whole_number(m, "the beam width M", 1, UI_MAX_BEAM_WIDTH),
+                          max_steps=whole_number(max_steps, "max steps", 1, UI_MAX_STEPS),
+                          step_tokens=PAGE_DEFAULTS.step_tokens, final_tokens=PAGE_DEFAULTS.final_tokens,
+                          temperature=real_number(temperature, "the temperature", 0.0, 2.0),
+                          aggregation=_choice(aggregation, "aggregation", AGGREGATIONS),
+                          selection=_choice(selection, "selection", SELECTIONS), seed=PAGE_DEFAULTS.seed)
+    scorer_name, scorer_options = settings.scorer(scorer)
+    reference = check_text(reference, "the reference answer", MAX_ANSWER_CHARS, required=False)
+    return config, scorer_name, scorer_options, new_tree(question, config, scorer_name, reference or None)
+
+
+def run_search(session: Session, settings: Settings, *fields):
     """Generator behind the Run button: streams (tree, status, table, compute, slider, export)."""
     try:
-        if model not in settings.models or scorer not in settings.scorers:
-            raise UserError("that model or scorer is not offered by this server")
-        if int(n) > UI_MAX_N:
-            raise UserError(f"N is capped at {UI_MAX_N} on this page")
-        config = SearchConfig(strategy=strategy, n=int(n), beam_width=int(m), max_steps=int(max_steps),
-                              step_tokens=DEFAULTS.step_tokens, final_tokens=DEFAULTS.final_tokens,
-                              temperature=float(temperature), aggregation=aggregation, selection=selection)
-        scorer_name, scorer_options = settings.scorer(scorer)
-        tree = new_tree(question, config, scorer_name, reference or None)
+        config, scorer_name, scorer_options, tree = run_request(settings, *fields)
     except UserError as exc:
         yield _error(str(exc))
         return
+    if not session.start_run():
+        yield _error("Stopped before it started: Stop was pressed while this run waited in the queue")
+        return
+    try:
+        yield from _run(session, settings, tree, config, scorer_name, scorer_options, fields[-1])
+    finally:
+        session.end_run()
+
+
+def _run(session: Session, settings: Settings, tree: SearchTree, config: SearchConfig, scorer_name: str,
+         scorer_options: dict, model: str):
     from ..policy.loading import load_policy
 
-    session.stop_flag.clear()
-    session.runs += 1
     tree.meta["run_id"] = f"run-{session.runs}-{time.time():.0f}"
-    session.tree = tree
+    session.show(tree, live=True)
     yield (as_value(figure(tree)), status_line(tree, "Loading the model (the first run downloads and "
                                                      "converts it: about 30 s)…"),
            [], compute_markdown(None), gr.update(), gr.update(value=None))
@@ -94,74 +138,104 @@ def run_search(session: Session, settings: Settings, question, reference, strate
     last_draw, iteration = 0.0, 0
     try:
         for event in search(tree, policy, config, scorer_name, should_stop=session.should_stop,
-                            scorer_options=scorer_options):
+                            scorer_options=scorer_options, limits=settings.limits):
             if isinstance(event, IterationDone):
                 iteration = event.iteration + 1
             if isinstance(event, Done):
-                state = "Stopped" if event.stopped else "Done"
+                session.show(tree, live=False)
+                state = f"Stopped {event.stopped}" if event.stopped else "Done"
                 yield (*_views(tree, state), _export(tree))
             elif time.monotonic() - last_draw >= REDRAW_INTERVAL_S:
                 last_draw = time.monotonic()
+                session.show(tree, live=True)
                 yield (*_views(tree, "Running…", min(iteration, config.max_steps - 1)), gr.update())
     except UserError as exc:
-        yield _error(str(exc))
+        session.show(tree, live=False)
+        yield (*_views(tree, f"⚠ {first_line(exc)}"), _export(tree))
     except Exception as exc:  # a model or scorer failure: say so in one line, keep the partial tree
+        session.show(tree, live=False)
         yield (*_views(tree, f"⚠ the search failed: {first_line(exc)}"), _export(tree))
 
 
 def import_tree(session: Session, file_path):
-    """Load an exported tree (no model needed); bad files change nothing."""
-    if not file_path:
+    """Load an exported tree (no model needed); a bad file changes nothing."""
+    if session.running:
+        return _error("a search of this session is running: stop it before importing")
+    if not isinstance(file_path, str) or not file_path:
         return _error("no file")
     path = Path(file_path)
     try:
         if path.stat().st_size > UPLOAD_LIMIT_BYTES:
-            raise TreeFormatError(f"the file is larger than {UPLOAD_LIMIT_BYTES // (1024 * 1024)} MB")
+            raise UserError(f"the file is larger than {UPLOAD_LIMIT_BYTES // (1024 * 1024)} MB")
         tree = SearchTree.from_json(path.read_text(encoding="utf-8"))
-    except (TreeFormatError, UnicodeDecodeError, OSError) as exc:
+        tree.meta["run_id"] = f"import-{time.time():.0f}"
+        views = _views(tree, f"Imported {path.name}")  # built before the session changes
+        export = _export(tree)
+    except UserError as exc:
         return _error(f"cannot import this tree: {first_line(exc)}")
-    tree.meta["run_id"] = f"import-{time.time():.0f}"
-    session.tree = tree
-    return (*_views(tree, f"Imported {path.name}"), _export(tree))
+    except (UnicodeDecodeError, OSError) as exc:
+        return _error(f"cannot import this tree: {type(exc).__name__}")
+    session.show(tree, live=False)
+    return (*views, export)
 
 
 def replay(session: Session, iteration):
-    if session.tree is None:
+    if session.view is None:
         return gr.update()
-    return as_value(figure(session.tree, upto_iteration=int(iteration)))
+    try:
+        upto = whole_number(iteration, "the replay iteration", 0, 100_000)
+    except UserError:
+        return gr.update()
+    return as_value(figure(session.view, upto_iteration=upto))
 
 
 def show_path(session: Session, evt: gr.EventData):
     node = getattr(evt, "_data", None) or {}
     node_id = node.get("node") if isinstance(node, dict) else None
-    return path_html(session.tree, node_id if isinstance(node_id, int) else None)
+    return path_html(session.view, node_id if isinstance(node_id, int) and not isinstance(node_id, bool) else None)
 
 
-def request_stop(session: Session):
-    session.stop_flag.set()
-    return "Stopping…"
+def queued_runs(request: gr.Request | None) -> int:
+    """How many Run events of the requesting session wait in the queue. Read from Gradio's
+    queue (internal structures, read defensively: 0 where they are not found)."""
+    try:
+        blocks = request.request.app.get_blocks()
+        waiting = blocks._queue.event_queue_per_concurrency_id["search"].queue
+        return sum(1 for event in list(waiting)
+                   if event.session_hash == request.session_hash and event.fn.api_name == "run")
+    except (AttributeError, KeyError, TypeError):
+        return 0
+
+
+def request_stop(session: Session, request: gr.Request):
+    return session.request_stop(queued_runs(request))
 
 
 def rescore_tree(session: Session, settings: Settings, scorer_entry, aggregation, selection):
     """Re-score the session's tree without generating again; compare with the original."""
-    if session.tree is None or not session.tree.candidates():
+    before = session.view
+    if before is None or not before.candidates():
         return gr.update(), "⚠ run a search or import a tree first", gr.update()
     if scorer_entry not in settings.scorers:
         return gr.update(), "⚠ that scorer is not offered by this server", gr.update()
     name, options = settings.scorer(scorer_entry)
     try:
+        aggregation = _choice(aggregation, "aggregation", AGGREGATIONS)
+        selection = _choice(selection, "selection", SELECTIONS)
         policy = None
-        logprobs_known = all(n.mean_logprob is not None for n in session.tree if n.id)
-        if name in NEEDS_POLICY and not (name == "confidence" and logprobs_known):
+        logprobs_known = all(n.mean_logprob is not None for n in before if n.id)
+        if SCORERS[name].needs_policy_for(logprobs_known):
             from ..policy.loading import load_policy
 
             policy = load_policy(settings.models[0])
-        after = rescore(session.tree, name, aggregation, policy, scorer_options=options)
+        after = rescore(before, name, aggregation, policy, scorer_options=options)
+        apply_selection(after, selection)
     except UserError as exc:
-        return gr.update(), f"⚠ {exc}", gr.update()
-    apply_selection(after, selection)
-    after.meta["run_id"] = f"{session.tree.meta.get('run_id', 'tree')}-rescored"
-    rows, summary = compare(session.tree, after)
+        return gr.update(), f"⚠ {first_line(exc)}", gr.update()
+    except Exception as exc:  # a scorer's model failing on these steps: one line
+        return gr.update(), f"⚠ re-scoring failed: {first_line(exc)}", gr.update()
+    after.meta["run_id"] = f"{before.meta.get('run_id', 'tree')}-rescored"
+    rows, summary = compare(before, after)
     return rows, summary, as_value(figure(after))
 
 
@@ -176,15 +250,16 @@ def build(settings: Settings) -> None:
             with gr.Row():
                 run_btn = gr.Button("Run", variant="primary", elem_id="run")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-            strategy = gr.Dropdown([(s.label, s.name) for s in STRATEGIES.values()], value=DEFAULTS.strategy,
+            strategy = gr.Dropdown([(s.label, s.name) for s in STRATEGIES.values()], value=PAGE_DEFAULTS.strategy,
                                    label="Strategy", elem_id="strategy")
-            n = gr.Slider(1, UI_MAX_N, value=DEFAULTS.n, step=1, label="Budget N (generations)")
-            m = gr.Slider(1, 16, value=DEFAULTS.beam_width, step=1, label="Beam width M (beam, DVTS)")
-            temperature = gr.Slider(0.0, 1.5, value=DEFAULTS.temperature, step=0.05, label="Temperature")
-            max_steps = gr.Slider(1, 12, value=DEFAULTS.max_steps, step=1, label="Max steps")
+            n = gr.Slider(1, UI_MAX_N, value=PAGE_DEFAULTS.n, step=1, label="Budget N (generations)")
+            m = gr.Slider(1, UI_MAX_BEAM_WIDTH, value=PAGE_DEFAULTS.beam_width, step=1,
+                          label="Beam width M (beam, DVTS)")
+            temperature = gr.Slider(0.0, 1.5, value=PAGE_DEFAULTS.temperature, step=0.05, label="Temperature")
+            max_steps = gr.Slider(1, UI_MAX_STEPS, value=PAGE_DEFAULTS.max_steps, step=1, label="Max steps")
             scorer = gr.Dropdown(list(settings.scorers), value=settings.scorers[0], label="Scorer (PRM)")
-            aggregation = gr.Radio(list(AGGREGATIONS), value=DEFAULTS.aggregation, label="Step-score aggregation")
-            selection = gr.Radio(SELECTION_CHOICES, value=DEFAULTS.selection, label="Answer selection")
+            aggregation = gr.Radio(list(AGGREGATIONS), value=PAGE_DEFAULTS.aggregation, label="Step-score aggregation")
+            selection = gr.Radio(SELECTION_CHOICES, value=PAGE_DEFAULTS.selection, label="Answer selection")
             model = gr.Dropdown(list(settings.models), value=settings.models[0], label="Policy model")
             gr.Examples(examples, inputs=[question, reference], label="Examples", examples_per_page=5)
         with gr.Column(scale=3):
@@ -201,8 +276,9 @@ def build(settings: Settings) -> None:
             with gr.Accordion("Re-score this tree with another scorer, aggregation or selection", open=False):
                 with gr.Row():
                     re_scorer = gr.Dropdown(list(settings.scorers), value=settings.scorers[0], label="Scorer")
-                    re_aggregation = gr.Radio(list(AGGREGATIONS), value="min", label="Aggregation")
-                    re_selection = gr.Radio(SELECTION_CHOICES, value=DEFAULTS.selection, label="Selection")
+                    re_aggregation = gr.Radio(list(AGGREGATIONS), value=PAGE_DEFAULTS.aggregation,
+                                              label="Aggregation")
+                    re_selection = gr.Radio(SELECTION_CHOICES, value=PAGE_DEFAULTS.selection, label="Selection")
                 rescore_btn = gr.Button("Re-score", elem_id="rescore")
                 rescore_summary = gr.Markdown(elem_id="rescore-summary")
                 rescore_table = gr.Dataframe(headers=COMPARE_COLUMNS, value=[], interactive=False,

@@ -3,18 +3,40 @@
 TTS_MODELS: comma-separated policy sources ("embedded", a GGUF file, a model directory);
 TTS_SCORERS: comma-separated scorers, each a name ("arithmetic") or, for a learned PRM,
 FORMAT:MODEL ("qwen-prm:/models/Qwen2.5-Math-PRM-7B"); TTS_TRUST_REMOTE_CODE=1 lets
-those PRMs run their own modelling code. The page offers only these; nothing typed in
-the browser becomes a path, a hub id or trust_remote_code.
+those PRMs run their own modelling code; TTS_RUN_SECONDS and TTS_RUN_TOKENS cap one run
+(a run over a cap stops like Stop, keeping its tree). The page offers only these, and by
+default only scorers that can run; nothing typed in the browser becomes a path, a hub
+id or trust_remote_code.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
+from ..errors import UserError
 from ..scorers import DEFAULT_SCORER, SCORERS, check_scorer_name
+from ..search import RunLimits
 
 UPLOAD_LIMIT_BYTES = 5 * 1024 * 1024
 UI_MAX_N = 64  # the page's cap on N (the engine's cap is higher, for the CLI)
+UI_MAX_STEPS = 12
+UI_MAX_BEAM_WIDTH = 16
+RUN_SECONDS = 120.0  # default caps on one run from the page
+RUN_TOKENS = 50_000
+
+
+def _positive(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise UserError(f"{name} must be a positive number, got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -22,6 +44,7 @@ class Settings:
     models: tuple[str, ...]
     scorers: tuple[str, ...]  # entries as the page shows them: NAME or FORMAT:MODEL
     trust_remote_code: bool = False
+    limits: RunLimits = RunLimits(RUN_SECONDS, RUN_TOKENS)
 
     def scorer(self, entry: str) -> tuple[str, dict]:
         """(scorer name, options) for an offered entry."""
@@ -34,9 +57,12 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         models = tuple(m.strip() for m in os.environ.get("TTS_MODELS", "embedded").split(",") if m.strip())
-        default_scorers = ",".join(s for s in SCORERS if s != "mc-rollout-oracle") + ",mc-rollout-oracle"
-        scorers = tuple(s.strip() for s in os.environ.get("TTS_SCORERS", default_scorers).split(",") if s.strip())
+        runnable = ",".join(name for name, scorer in SCORERS.items() if not scorer.needs_model)
+        scorers = tuple(s.strip() for s in os.environ.get("TTS_SCORERS", runnable).split(",") if s.strip())
         for entry in scorers:
-            check_scorer_name(entry.partition(":")[0])
+            name, _, model = entry.partition(":")
+            if SCORERS[check_scorer_name(name)].needs_model and not model:
+                raise UserError(f"TTS_SCORERS: the {name} scorer needs a model: write {name}:/path/to/model")
+        limits = RunLimits(_positive("TTS_RUN_SECONDS", RUN_SECONDS), int(_positive("TTS_RUN_TOKENS", RUN_TOKENS)))
         return cls(models or ("embedded",), scorers or (DEFAULT_SCORER,),
-                   os.environ.get("TTS_TRUST_REMOTE_CODE") == "1")
+                   os.environ.get("TTS_TRUST_REMOTE_CODE") == "1", limits)

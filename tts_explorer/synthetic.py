@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from ..tree import SearchTree
+from .tree import SearchTree
 
 
 def synthetic_tree(n_nodes: int, width: int = 4, seed: int = 0):
