@@ -94,7 +94,8 @@ def test_html_in_steps_is_shown_as_text(page, tmp_path):
     tree = SearchTree("What is <b>2+2</b>?", reference="4", meta={"config": {"max_steps": 2}})
     evil = tree.add(0, text="<script>window.__pwned = 1</script><img src=x onerror='window.__pwned=2'> 2 + 2 = 4",
                     score=0.9, agg_score=0.9, status="finished", stop_reason="answer", answer="4")
-    tree.meta["selected_leaf"] = evil.id
+    quoted = tree.add(0, text='She said "four" & wrote 2 + 2 = 4 <i>twice</i>', score=0.2, agg_score=0.2,
+                      status="finished", stop_reason="answer", answer="<img src=x onerror='window.__pwned=3'>")
     upload = tmp_path / "evil-tree.json"
     upload.write_text(tree.to_json())
     import_tree(page, upload)
@@ -102,8 +103,24 @@ def test_html_in_steps_is_shown_as_text(page, tmp_path):
     click_node(page, evil.id)
     panel = page.inner_text("#path-panel")
     assert "<script>window.__pwned = 1</script>" in panel and "What is <b>2+2</b>?" in panel
+    # the answers, in the candidates table and the status line, are text too
+    assert "<img src=x onerror='window.__pwned=3'>" in page.inner_text("#candidates")
+    assert page.locator("#candidates img, #status img, #path-panel script, #path-panel img").count() == 0
+    # the hover label shows quotes, ampersands and tags as written: escaped exactly once
+    point = page.evaluate(POINT_OF_NODE, quoted.id)
+    page.mouse.move(0, 0)
+    page.mouse.move(point["x"], point["y"])
+    page.wait_for_function(f"(document.querySelector('.hoverlayer .hovertext') || {{}}).textContent"
+                           f"?.startsWith('node {quoted.id} ')", timeout=10000)
+    hover = page.evaluate("document.querySelector('.hoverlayer .hovertext').textContent")
+    assert 'She said "four" & wrote 2 + 2 = 4 <i>twice</i>' in hover and "&quot;" not in hover
+    # re-scoring's summary puts the answers in Markdown: still text
+    page.click("text=Re-score this tree")
+    page.click("#rescore")
+    page.wait_for_function("document.querySelector('#rescore-summary').innerText.includes('Chosen answer')",
+                           timeout=30000)
+    assert page.locator("#rescore-summary img").count() == 0
     assert page.evaluate("window.__pwned === undefined")
-    assert page.locator("#path-panel script, #path-panel img").count() == 0
     page.screenshot(path=str(ARTIFACTS / "browser-escaped.png"))
 
 

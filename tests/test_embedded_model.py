@@ -46,3 +46,52 @@ def test_beam_search_grows_a_real_tree(smollm):
     if done.answer is not None:
         assert done.selected[0] in tree.chosen_path() and tree.nodes[done.selected[0]].status == "finished"
     assert SearchTree.from_json(tree.to_json()).to_json() == tree.to_json()
+
+
+def _decode(policy, ids) -> str:
+    ids = list(ids)
+    if ids and ids[0] == policy.tokenizer.bos_token_id and getattr(policy.tokenizer, "add_bos_token", False):
+        ids = ids[1:]
+    return policy.tokenizer.decode(ids, skip_special_tokens=False)
+
+
+def test_kept_states_stand_for_exactly_the_text_in_the_tree(smollm):
+    """Every completion's tokens decode to its text, every state the engine keeps decodes to the
+    text it is filed under, and the tree's steps are those texts."""
+    completions, kept = [], []
+    real = smollm.generate
+
+    def recording(*args, **kwargs):
+        out = real(*args, **kwargs)
+        completions.extend(c for group in out for c in group)
+        kept.extend(smollm._states.items())
+        return out
+
+    smollm.generate = recording
+    try:
+        config = SearchConfig(strategy="beam", n=8, beam_width=4, max_steps=4, step_tokens=48, final_tokens=64,
+                              seed=3)
+        tree = new_tree("A box holds 6 eggs. How many eggs are in 7 boxes?", config, "arithmetic", "42")
+        run_to_end(tree, smollm, config, "arithmetic")
+    finally:
+        del smollm.generate
+    assert completions and kept
+    for completion in completions:
+        assert completion.token_ids and _decode(smollm, completion.token_ids) == completion.text
+    for key, state in kept:
+        assert _decode(smollm, state.ids) == key
+        assert state.ids[-len(state.pending):] == state.pending
+    texts = {c.text for c in completions}
+    for node in tree:
+        if node.id:
+            assert node.text + ("\n\n" if node.stop_reason == "step" else "") in texts
+
+
+def test_a_stop_string_inside_a_token_is_cut_at_the_token_boundary(smollm):
+    tok = smollm.tokenizer
+    inside = next(i for i in range(len(tok)) if tok.decode([i]) == "\n\n   ")  # the separator and 3 spaces
+    ids = tok("Sam has 24 pens.", add_special_tokens=False)["input_ids"] + [inside]
+    text, kept = smollm._text(ids, "\n\n", "stop")
+    assert text == "Sam has 24 pens.\n\n"
+    assert kept is not None and kept[:-1] == tuple(ids[:-1]) and tok.decode(list(kept)) == text
+    assert kept[-1] != inside  # the last token re-encoded from the text, not the sampled one

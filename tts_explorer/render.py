@@ -39,12 +39,16 @@ def plotly_text(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def hover_text(node: Node, chosen: bool = False) -> str:
-    """Escaped, truncated hover label for one node."""
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= HOVER_CHARS else text[: HOVER_CHARS - 1] + "…"
+
+
+def hover_text(node: Node, chosen: bool = False, question: str = "") -> str:
+    """Escaped, truncated hover label for one node (the root shows the problem)."""
     if node.id == 0:
-        return "problem (root)"
-    text = " ".join(node.text.split())
-    text = text if len(text) <= HOVER_CHARS else text[: HOVER_CHARS - 1] + "…"
+        return f"<b>problem</b><br>{plotly_text(_short(question))}"
+    text = _short(node.text)
     lines = [f"<b>node {node.id}</b> · {node.status}{' · chosen path' if chosen else ''} · step {node.depth}",
              plotly_text(text),
              f"step score {_fmt(node.score)} · path score {_fmt(node.agg_score)} · {node.n_tokens} tokens"]
@@ -56,11 +60,12 @@ def hover_text(node: Node, chosen: bool = False) -> str:
     return "<br>".join(lines)
 
 
-def _node_trace(nodes: list[Node], pos, name: str, chosen: set[int] = frozenset(), **marker) -> dict:
+def _node_trace(nodes: list[Node], pos, name: str, chosen: set[int] = frozenset(), question: str = "",
+                **marker) -> dict:
     return {
         "type": "scattergl", "mode": "markers", "name": name,
         "x": [pos[n.id][0] for n in nodes], "y": [pos[n.id][1] for n in nodes],
-        "customdata": [n.id for n in nodes], "hovertext": [hover_text(n, n.id in chosen) for n in nodes],
+        "customdata": [n.id for n in nodes], "hovertext": [hover_text(n, n.id in chosen, question) for n in nodes],
         "hoverinfo": "text", "marker": marker,
     }
 
@@ -101,7 +106,7 @@ def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int |
     data = [
         _edge_trace(tree, steps, pos, "edges", "#c8c8c8", 1),
         _edge_trace(tree, selected, pos, "selected path", GOLD, 4),
-        _node_trace([tree.root], pos, "problem", size=14, color="#222", symbol="square"),
+        _node_trace([tree.root], pos, "problem", question=tree.question, size=14, color="#222", symbol="square"),
         _node_trace(pruned, pos, "pruned", size=7, color="#bbbbbb", opacity=0.45),
         _node_trace(live, pos, "steps (colour = PRM score)", chosen,
                     size=[13 if n.terminal else 10 for n in live],

@@ -169,6 +169,8 @@ def import_tree(session: Session, file_path):
             raise UserError(f"the file is larger than {UPLOAD_LIMIT_BYTES // (1024 * 1024)} MB")
         tree = SearchTree.from_json(path.read_text(encoding="utf-8"))
         tree.meta["run_id"] = f"import-{time.time():.0f}"
+        # the answer and its correctness are read from the nodes again, not taken from the file
+        apply_selection(tree, tree.meta.get("selection") or PAGE_DEFAULTS.selection)
         views = _views(tree, f"Imported {path.name}")  # built before the session changes
         export = _export(tree)
     except UserError as exc:
