@@ -125,3 +125,34 @@ def test_a_new_prompt_reuses_the_leading_tokens_it_shares_with_a_kept_one(tiny_p
     plain = _fresh(tiny_policy)
     plain.reuse_cache = False
     assert out.text == plain.generate([second], [1], max_tokens=10, temperature=0.0)[0][0].text
+
+
+def test_concurrent_calls_are_serialised(tiny_policy):
+    """The app's preload thread warms prompts while a first search may run: both go through one lock,
+    and each thread gets what it would get alone."""
+    import threading
+
+    policy = _fresh(tiny_policy)
+    prompts = [policy.chat_prompt([{"role": "user", "content": f"Question {i}: how many?"}]) for i in range(4)]
+    alone = [_fresh(tiny_policy).generate([p], [2], max_tokens=8, temperature=0.0)[0][0].text for p in prompts]
+    errors, results = [], {}
+
+    def search(i):
+        try:
+            results[i] = policy.generate([prompts[i]], [2], max_tokens=8, temperature=0.0)[0][0].text
+        except Exception as exc:  # noqa: BLE001 (any failure fails the test)
+            errors.append(exc)
+
+    def warm():
+        try:
+            for i in range(10):
+                policy.warm(policy.chat_prompt([{"role": "user", "content": f"warm {i}"}]))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=warm)] + [threading.Thread(target=search, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and [results[i] for i in range(4)] == alone

@@ -7,7 +7,7 @@ from fakes import FakePolicy, HashScorer
 from tts_explorer.config import SearchConfig
 from tts_explorer.events import Done, IterationDone, NodesAdded, NodesPruned, NodesScored
 from tts_explorer.scorers import SCORERS
-from tts_explorer.search import new_tree, search
+from tts_explorer.search import RunLimits, new_tree, search
 from tts_explorer.selection import aggregate
 from tts_explorer.strategies.base import _classify
 from tts_explorer.strategies.beam import split_budget
@@ -207,3 +207,17 @@ def test_answer_length_and_eos_ends_all_occur_and_are_classified():
             assert node.answer is None and node.status == "finished"
         if node.stop_reason == "answer":
             assert node.answer in ("7", "8", "9") and not node.text.endswith("\n")
+
+
+@pytest.mark.parametrize("limits, cause", [
+    (RunLimits(tokens=40), "at this server's limit of 40 tokens per run"),
+    (RunLimits(seconds=0.0), "at this server's limit of 0 s per run"),
+])
+def test_run_limits_stop_a_search_like_stop_does(limits, cause):
+    config = SearchConfig(strategy="beam", n=8, beam_width=2, max_steps=10)
+    tree = new_tree(QUESTION, config, "hash")
+    events = list(search(tree, FakePolicy(answer_prob=0.0), config, "hash", limits=limits))
+    assert events[-1].stopped == cause and tree.meta["stopped"] == cause
+    assert tree.meta["compute"]["generated_tokens"] <= 40 + 5
+    unlimited = new_tree(QUESTION, config, "hash")
+    assert list(search(unlimited, FakePolicy(answer_prob=0.0), config, "hash"))[-1].stopped is None

@@ -58,3 +58,29 @@ def test_lab_marks_gold_and_flagged_steps():
     assert names["first step below 0.70"]["customdata"] == [2]
     assert "right" in panel and "&lt;script&gt;" in panel
     assert [n.score for n in sample_tree(state.samples[0], None) if n.id] == [None, None, None]
+
+
+def test_clicks_and_replay_read_a_snapshot_not_the_growing_tree():
+    from tts_explorer.ui.session import Session
+
+    session = Session()
+    tree = finished_tree()
+    session.show(tree, live=True)
+    tree.add(0, text="a step added after the redraw")
+    assert len(session.view) == len(tree) - 1 and session.view.nodes.keys() < tree.nodes.keys()
+    session.show(tree, live=False)
+    assert session.view is tree
+
+
+def test_stop_in_every_state():
+    from tts_explorer.ui.session import Session
+
+    session = Session()
+    assert session.request_stop(queued=0) == "Nothing is running." and not session.should_stop()
+    assert session.request_stop(queued=2) == "Cancelled 2 run(s) waiting in the queue."
+    assert not session.start_run() and not session.start_run()  # both end as they start
+    assert session.start_run() and not session.should_stop()  # a later run is not cancelled
+    assert session.request_stop(queued=0) == "Stopping…" and session.should_stop()
+    session.end_run()
+    assert not session.should_stop() and session.request_stop(queued=0) == "Nothing is running."
+    assert "no answer" in status_line(SearchTree("q", meta={"answer": None}), "Stopped on request")
