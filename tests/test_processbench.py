@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tts_explorer.processbench import (Sample, build_samples, first_flagged, gold_steps, length_bias, metrics,
+from tts_explorer.processbench import (Sample, build_samples, gsm8k_items, first_flagged, gold_steps, length_bias, metrics,
                                        read_samples, score_samples, sweep, write_samples)
 from tts_explorer.scorers import ScorerEnv, make_scorer
 from tts_explorer.scorers.arithmetic import check_equations
@@ -25,7 +25,7 @@ def test_gold_steps_drop_calculator_notes():
 
 
 def test_built_labels_hold_by_construction(rows):
-    samples = build_samples(rows, seed=0)
+    samples = build_samples(gsm8k_items(rows), seed=0)
     assert len(samples) == len(rows)
     kinds = {s.kind for s in samples}
     assert kinds == {"correct", "wrong_number", "wrong_operation", "dropped_step"}
@@ -67,7 +67,7 @@ def test_calibration_against_rollouts():
 
 def test_round_trip_and_bad_rows(tmp_path, rows):
     path = tmp_path / "pb.jsonl"
-    write_samples(build_samples(rows[:10]), path)
+    write_samples(build_samples(gsm8k_items(rows[:10])), path)
     with open(path, "a") as handle:
         handle.write('{"problem": "p", "steps": ["a"], "label": 5}\n{"oops"\n')
     samples, skipped = read_samples(path)
@@ -75,7 +75,7 @@ def test_round_trip_and_bad_rows(tmp_path, rows):
 
 
 def test_arithmetic_scorer_finds_broken_calculations(rows):
-    samples = [s for s in build_samples(rows, seed=1) if s.kind in ("correct", "wrong_operation")]
+    samples = [s for s in build_samples(gsm8k_items(rows), seed=1) if s.kind in ("correct", "wrong_operation")]
     scores = score_samples(make_scorer("arithmetic", ScorerEnv()), samples)
     m = metrics(samples, scores, 0.1)
     assert m["error_acc"] > 0.8 and m["correct_acc"] > 0.7

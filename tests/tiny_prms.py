@@ -25,6 +25,7 @@ FORMATS = {
     "rlhflow": ("causal", ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"), "<|end_header_id|>",
                 LLAMA3_TEMPLATE),
     "trl": ("token-classification", (), "\n\n", None),
+    "probe": ("probe", (), "\n\n", None),
 }
 
 
@@ -34,6 +35,8 @@ def build_prm(directory: Path, fmt: str) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM, LlamaForTokenClassification, LlamaModel
 
     head, extra, tag, template = FORMATS[fmt]
+    if head == "probe":
+        return build_probe(directory)
     kwargs = {"chat_template": template} if template else {}
     tokenizer = build_tokenizer(extra_tokens=extra, merges=(("\n", "\n"),), **kwargs)
     vocab, hidden = len(tokenizer), 128
@@ -66,4 +69,33 @@ def build_prm(directory: Path, fmt: str) -> Path:
         weight[0, tag_id] = LOGIT * scale
         save_file({"v_head.summary.weight": weight, "v_head.summary.bias": torch.zeros(1)},
                   str(directory / "value_head.safetensors"))
+    return directory
+
+
+def build_probe(directory: Path) -> Path:
+    """A probe checkpoint on a tiny backbone: it reads layer 0 (the one-hot embeddings), and its
+    linear head puts LOGIT on the "\n\n" token's dimension and nothing anywhere else."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer(merges=(("\n", "\n"),))
+    vocab, hidden = len(tokenizer), 128
+    config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.model.embed_tokens.weight.copy_(torch.eye(vocab, hidden))
+    backbone = directory / "backbone"
+    model.save_pretrained(backbone)
+    tokenizer.save_pretrained(backbone)
+    weight = torch.zeros(1, hidden)
+    weight[0, tokenizer.convert_tokens_to_ids("\n\n")] = LOGIT
+    save_file({"mean": torch.zeros(hidden), "std": torch.ones(hidden), "net.weight": weight, "net.bias": torch.zeros(1)},
+              str(directory / "probe.safetensors"))
+    (directory / "probe.json").write_text(json.dumps({"backbone": "backbone", "layers": [0], "features": hidden,
+                                                      "hidden": 0}))
     return directory

@@ -92,8 +92,8 @@ def cmd_eval(args) -> int:
     strategies = [get_strategy(s.strip()).name for s in args.strategies.split(",") if s.strip()]
     budgets = _ints(args.budgets, "--budgets")
     check_scorer_name(args.scorer)
-    runs = [(s, 1 if s == "greedy" else b) for s in strategies for b in budgets]
-    runs = list(dict.fromkeys(runs))  # greedy runs once, whatever the budgets
+    runs = [(s, dict(get_strategy(s).fixed).get("n", b)) for s in strategies for b in budgets]
+    runs = list(dict.fromkeys(runs))  # a strategy with a fixed N (greedy) runs once, whatever the budgets
     # at a budget below the beam width M, beam search and DVTS use M = N; validated up front
     configs = {(s, b): _config(args, s, b, min(args.beam_width, b)) for s, b in runs}
     problems, skipped = read_problems(args.data, args.limit)
@@ -126,14 +126,23 @@ def cmd_eval(args) -> int:
 
 
 def cmd_prm_data(args) -> int:
-    from .processbench import build_samples, write_samples
+    from .perturb import FAMILIES
+    from .processbench import build_samples, gsm8k_items, write_samples
 
-    try:
-        lines = Path(args.source).read_text(encoding="utf-8").splitlines()[args.offset: args.offset + args.limit]
-        rows = [json.loads(line) for line in lines if line.strip()]
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read GSM8K rows from {args.source!r}: {exc.__class__.__name__}") from None
-    samples = build_samples(rows, seed=args.seed)
+    if args.kinds not in FAMILIES:
+        raise UserError(f"unknown --kinds {args.kinds!r}; valid: {', '.join(FAMILIES)}")
+    if args.source == "synthetic":
+        from .training.synth import generate
+
+        items = [(p.question, list(p.steps), p.answer) for p in generate(args.offset + args.limit, args.seed)]
+        items = items[args.offset:]
+    else:
+        try:
+            lines = Path(args.source).read_text(encoding="utf-8").splitlines()[args.offset: args.offset + args.limit]
+            items = gsm8k_items([json.loads(line) for line in lines if line.strip()])
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise UserError(f"cannot read GSM8K rows from {args.source!r}: {exc.__class__.__name__}") from None
+    samples = build_samples(items, seed=args.seed, kinds=FAMILIES[args.kinds])
     write_samples(samples, args.out)
     kinds = {k: sum(s.kind == k for s in samples) for k in dict.fromkeys(s.kind for s in samples)}
     print(f"wrote {len(samples)} samples to {args.out}: " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
@@ -187,6 +196,30 @@ def cmd_prm_eval(args) -> int:
     return 0
 
 
+QUICK_TRAINING = dict(synthetic=24, gsm8k_rows=(0, 0), rollout_synthetic=4, rollout_gsm8k=0, n=4, m=2, max_steps=3,
+                      step_tokens=16, final_tokens=16)
+QUICK_EVALUATION = dict(synthetic=12, tune=12, gsm8k_rows=(0, 0), test_dev_rows=0, judge_limit=2, rollout_synthetic=2,
+                        rollout_test_dev=0, n=4, m=2, exclude_count=24)
+
+
+def cmd_train_prm(args) -> int:
+    from .training.pipeline import TrainConfig, train
+
+    layers = tuple(_ints(args.layers, "--layers"))
+    if args.quick:
+        cfg = TrainConfig(model=args.model, out=args.out, work=args.work, seed=args.seed, layers=layers,
+                          hidden=args.hidden, evaluation=QUICK_EVALUATION, **QUICK_TRAINING)
+    else:
+        cfg = TrainConfig(model=args.model, out=args.out, work=args.work, seed=args.seed, layers=layers,
+                          hidden=args.hidden)
+    summary = train(cfg)
+    rollouts = summary["evaluation"]["rollouts"]["auc"]
+    print(f"checkpoint: {cfg.out} ({summary['minutes']} min); validation AUC {summary['fit']['val_auc']}; held-out "
+          f"AUC vs Monte-Carlo labels: " + ", ".join(f"{k} {v}" for k, v in rollouts.items()))
+    print(f"model card: {cfg.out}/README.md")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
@@ -222,7 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     _search_args(ev)
     ev.set_defaults(func=cmd_eval)
     data = commands.add_parser("prm-data", help="build ProcessBench-style data from GSM8K gold solutions")
-    data.add_argument("--source", default="../shared/data/gsm8k_train.jsonl")
+    data.add_argument("--source", default="../shared/data/gsm8k_train.jsonl",
+                      help="GSM8K-style JSONL, or 'synthetic' (the generator of training/synth.py, seeded by --seed)")
+    data.add_argument("--kinds", default="stated",
+                      help="perturbations: stated (errors in a stated result), semantic (right arithmetic, wrong "
+                           "operation or number, carried on), all")
     data.add_argument("--offset", type=int, default=0, help="first GSM8K row to use")
     data.add_argument("--limit", type=int, default=200)
     data.add_argument("--seed", type=int, default=0)
@@ -241,6 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compare step scores with Monte-Carlo rollout values on the first K samples")
     pe.add_argument("--template", default="default")
     pe.set_defaults(func=cmd_prm_eval)
+    tp = commands.add_parser("train-prm", help="train the probe PRM on the policy's own steps and perturbed gold "
+                                               "steps; evaluate it held out; write the checkpoint and its model card")
+    tp.add_argument("--model", default="embedded", help="the policy that samples steps, and the probe's backbone")
+    tp.add_argument("--out", default="assets/prm/smollm2-135m-probe")
+    tp.add_argument("--work", default="artifacts/train-prm", help="where the slow stages keep what they made")
+    tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--layers", default="10,16,22", help="hidden-state indices the probe reads (0 = embeddings)")
+    tp.add_argument("--hidden", type=int, default=0, help="hidden units of the head (0: a linear probe)")
+    tp.add_argument("--quick", action="store_true", help="tiny data and evaluation: a smoke run (the tests use it)")
+    tp.set_defaults(func=cmd_train_prm)
     bench = commands.add_parser("bench", help="the engine against the naive way and llama.cpp, side by side")
     bench.add_argument("--data", default="assets/problems/easy.jsonl")
     bench.add_argument("--limit", type=int, default=2, help="problems")

@@ -47,7 +47,9 @@ class SearchConfig:
             bad(f"max_steps={self.max_steps} is above the cap of {MAX_STEPS}")
         if max(self.step_tokens, self.final_tokens) > MAX_STEP_TOKENS:
             bad(f"tokens per step are capped at {MAX_STEP_TOKENS}")
-        if self.strategy in ("beam", "dvts"):
+        from .strategies import get_strategy  # noqa: PLC0415 (the registry imports this module)
+
+        if get_strategy(self.strategy).width_divides:
             if self.beam_width > self.n:
                 bad(f"beam width M={self.beam_width} is larger than N={self.n}")
             if self.n % self.beam_width:

@@ -7,7 +7,7 @@ found at the right step), accuracy on correct samples (nothing flagged), and the
 harmonic mean (F1). Also a threshold sweep, and a length-bias check (step score against
 step length). The builder turns gold solutions into correct step lists and into copies
 with one step broken on purpose (a wrong number, a wrong operation, a dropped step), so
-labels hold by construction.
+labels hold by construction (perturb.py).
 """
 from __future__ import annotations
 
@@ -22,15 +22,12 @@ from pydantic import Field, ValidationError, model_validator
 from .answers import MAX_ANSWER_CHARS
 from .config import MAX_QUESTION_CHARS
 from .data import read_jsonl
+from .perturb import FAMILIES, perturb
 from .schema import Strict, Text, one_line
-from .scorers.arithmetic import check_equations
 from .scorers.base import Scorer, StepPath
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 20)]
 _CALC = re.compile(r"<<[^>]*>>")
-_RESULT = re.compile(r"=\s*\$?(-?\d+(?:\.\d+)?)")
-_OPERATION = re.compile(r"(\d)\s*([+\-*/x])\s*(\d)")
-_SWAP = {"+": "-", "-": "+", "*": "+", "x": "+", "/": "*"}
 
 
 @dataclass
@@ -50,58 +47,23 @@ def gold_steps(answer_field: str) -> tuple[list[str], str]:
     return steps + [f"The answer is {answer}."], answer
 
 
-def _wrong_number(steps: list[str], rng: random.Random) -> tuple[list[str], int] | None:
-    candidates = [i for i, s in enumerate(steps[:-1]) if _RESULT.search(s)]
-    if not candidates:
-        return None
-    k = rng.choice(candidates)
-    match = list(_RESULT.finditer(steps[k]))[-1]
-    value = float(match.group(1))
-    wrong = value + rng.choice([-3, -2, -1, 1, 2, 3, 10]) if value != int(value) or rng.random() < 0.7 else value * 2
-    text = f"{wrong:g}" if wrong != int(wrong) else str(int(wrong))
-    out = list(steps)
-    out[k] = steps[k][: match.start(1)] + text + steps[k][match.end(1):]
-    return out, k
+def gsm8k_items(rows: list[dict]) -> list[tuple[str, list[str], str]]:
+    """(question, gold steps, answer) of GSM8K rows."""
+    return [(row["question"], *gold_steps(row["answer"])) for row in rows]
 
 
-def _wrong_operation(steps: list[str], rng: random.Random) -> tuple[list[str], int] | None:
-    candidates = [i for i, s in enumerate(steps[:-1]) if "=" in s and _OPERATION.search(s.split("=")[0])]
-    if not candidates:
-        return None
-    k = rng.choice(candidates)
-    left, sep, right = steps[k].partition("=")
-    match = list(_OPERATION.finditer(left))[-1]  # the operation of the calculation that "=" closes
-    swapped = left[: match.start(2)] + _SWAP[match.group(2)] + left[match.end(2):]
-    if check_equations(swapped + sep + right)[1] == 0:  # e.g. 2 * 2 -> 2 + 2 is still right
-        return None
-    out = list(steps)
-    out[k] = swapped + sep + right
-    return out, k
-
-
-def _dropped_step(steps: list[str], rng: random.Random) -> tuple[list[str], int] | None:
-    if len(steps) < 3:
-        return None
-    k = rng.randrange(0, len(steps) - 2)
-    return steps[:k] + steps[k + 1:], k  # the step now at k builds on the one that is gone
-
-
-PERTURBATIONS = {"wrong_number": _wrong_number, "wrong_operation": _wrong_operation, "dropped_step": _dropped_step}
-
-
-def build_samples(rows: list[dict], seed: int = 0, error_share: float = 0.5) -> list[Sample]:
-    """One sample per GSM8K row: the gold steps, or (with probability error_share) a broken copy."""
+def build_samples(items: list[tuple[str, list[str], str]], seed: int = 0, error_share: float = 0.5,
+                  kinds: tuple[str, ...] = FAMILIES["stated"]) -> list[Sample]:
+    """One sample per (question, gold steps, answer): the gold steps, or (with probability
+    error_share) a copy broken by one of `kinds` (perturb.py) where one applies."""
     rng = random.Random(seed)
     samples = []
-    for row in rows:
-        steps, answer = gold_steps(row["answer"])
-        sample = Sample(row["question"], steps, -1, answer)
+    for question, steps, answer in items:
+        sample = Sample(question, list(steps), -1, answer)
         if rng.random() < error_share:
-            for kind in rng.sample(list(PERTURBATIONS), len(PERTURBATIONS)):
-                broken = PERTURBATIONS[kind](steps, rng)
-                if broken is not None:
-                    sample = Sample(row["question"], broken[0], broken[1], answer, kind)
-                    break
+            broken = perturb(question, list(steps), kinds, rng)
+            if broken is not None:
+                sample = Sample(question, broken[0], broken[1], answer, broken[2])
         samples.append(sample)
     return samples
 
@@ -205,3 +167,22 @@ def calibration(samples: list[Sample], scores: list[list[float]], policy, root_p
 def score_samples(scorer: Scorer, samples: list[Sample], root_prompt=lambda q: "") -> list[list[float]]:
     paths = [StepPath(s.problem, root_prompt(s.problem), tuple(s.steps)) for s in samples]
     return scorer.score_steps(paths)
+
+
+def roc_auc(scores: list[float], positives: list[bool]) -> float | None:
+    """Area under the ROC curve (the chance that a random positive scores above a random
+    negative, ties counted half); None when either class is missing."""
+    pairs = sorted(zip(scores, positives))
+    n_pos = sum(positives)
+    n_neg = len(pairs) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    rank_sum, i = 0.0, 0
+    while i < len(pairs):
+        j = i
+        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
+            j += 1
+        mean_rank = (i + j + 1) / 2  # 1-based ranks i+1..j share their mean
+        rank_sum += mean_rank * sum(p for _, p in pairs[i:j])
+        i = j
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)

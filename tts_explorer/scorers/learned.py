@@ -17,9 +17,16 @@ class per checkpoint. Formats (see each model card):
   the assistant's token is predicted (causal LM).
 - trl: `"\\n\\n".join([question, *steps]) + "\\n\\n"`; softmax(logits)[..., 1] at the last
   token of each step's separator (token-classification head).
+- probe: a small head on a frozen causal LM's hidden states (ReProbe-style): the same text
+  as trl, the hidden states of chosen layers at the last token of each step's separator,
+  concatenated, standardised, through a linear layer or a one-hidden-layer MLP, sigmoid.
+  A checkpoint is a folder with probe.json (backbone: "embedded" or a model path relative
+  to the folder, layers) and probe.safetensors (the head); the backbone is loaded as a
+  policy is, so the embedded one is shared with the search's policy, never changed.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +37,16 @@ from .base import Scorer, ScorerEnv, StepPath
 
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 _LOADED: dict[tuple, tuple] = {}  # (format, source, dtype, remote code, device) -> (model, tokenizer)
+
+
+def _stamp(source: str):
+    """When a local checkpoint's files last changed (so a rewritten one is loaded again), else None."""
+    folder = Path(source)
+    try:
+        files = [folder] if folder.is_file() else list(folder.iterdir())
+        return max((f.stat().st_mtime_ns for f in files), default=None)
+    except OSError:
+        return None
 
 
 @dataclass
@@ -51,7 +68,7 @@ class LearnedPRM(Scorer):
         if not model:
             raise UserError(f"the {self.name} scorer needs model=<a local path or hub id>")
         self.batch_size, self.device = batch_size, device
-        key = (type(self), model, dtype, trust_remote_code, device)
+        key = (type(self), model, _stamp(model), dtype, trust_remote_code, device)
         if key not in _LOADED:  # loaded once per process, shared read-only by every search
             loaded, tokenizer = self._load(model, {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype],
                                            trust_remote_code)
@@ -246,6 +263,75 @@ class SkyworkPRM(LearnedPRM):
         return torch.sigmoid(self.model.v_head(hidden).squeeze(-1).float())
 
 
+class ProbeHead(torch.nn.Module):
+    """(x - mean) / std, then Linear (hidden == 0) or Linear-GELU-Linear, then sigmoid: [..., d] -> [...]."""
+
+    def __init__(self, features: int, hidden: int = 0):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(features))
+        self.register_buffer("std", torch.ones(features))
+        self.net = (torch.nn.Linear(features, 1) if hidden == 0 else
+                    torch.nn.Sequential(torch.nn.Linear(features, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, 1)))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x.float() - self.mean) / self.std).squeeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(x))
+
+
+class ProbeModel(torch.nn.Module):
+    """A backbone (shared, read-only) and a probe head reading the given layers."""
+
+    def __init__(self, backbone, head: ProbeHead, layers: list[int], name: str = "its backbone"):
+        super().__init__()
+        self.backbone, self.head, self.layers, self.name = backbone, head, layers, name
+
+    def features(self, input_ids, attention_mask) -> torch.Tensor:
+        """[B, T, d]: the chosen layers' hidden states, concatenated."""
+        out = self.backbone.base_model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return torch.cat([out.hidden_states[layer] for layer in self.layers], dim=-1).float()
+
+
+PROBE_CONFIG, PROBE_WEIGHTS = "probe.json", "probe.safetensors"
+
+
+class ProbePRM(TrlPRM):
+    name = "probe"
+    head = "probe"
+
+    def _load(self, source: str, dtype, trust_remote_code: bool):
+        from safetensors.torch import load_file
+
+        from ..policy.loading import EMBEDDED, load_policy
+
+        folder = Path(source)
+        try:
+            config = json.loads((folder / PROBE_CONFIG).read_text(encoding="utf-8"))
+            backbone = config["backbone"]
+            layers = [int(i) for i in config["layers"]]
+            head = ProbeHead(int(config["features"]), int(config.get("hidden", 0)))
+            head.load_state_dict(load_file(str(folder / PROBE_WEIGHTS)))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise UserError(f"cannot load the probe PRM in {source!r}: {first_line(exc)}") from None
+        policy = load_policy(backbone if backbone == EMBEDDED else str(folder / backbone))
+        if max(layers) > policy.model.config.num_hidden_layers:
+            raise UserError(f"the probe in {source!r} reads layer {max(layers)}; its backbone has fewer")
+        return ProbeModel(policy.model, head.eval(), layers, policy.name), policy.tokenizer
+
+    def __init__(self, env: ScorerEnv, model: str | None = None, **options):
+        options.setdefault("batch_size", 16)  # one forward per path and no vocabulary head: batches are cheap
+        super().__init__(env, model=model, **options)
+        own = getattr(env.policy, "tokenizer", None)
+        if own is not None and own is not self.tokenizer and own.get_vocab() != self.tokenizer.get_vocab():
+            raise UserError(f"the {self.name} PRM reads the hidden states of {self.model.name} and was trained "
+                            f"on its steps; this policy ({getattr(env.policy, 'name', '?')}) uses another tokenizer: "
+                            "choose another scorer")
+
+    def step_values(self, input_ids, attention_mask):
+        return self.model.head(self.model.features(input_ids, attention_mask))
+
+
 LEARNED_FORMATS: dict[str, type[LearnedPRM]] = {
-    cls.name: cls for cls in (MathShepherdPRM, QwenPRM, SkyworkPRM, RLHFlowPRM, TrlPRM)
+    cls.name: cls for cls in (MathShepherdPRM, QwenPRM, SkyworkPRM, RLHFlowPRM, TrlPRM, ProbePRM)
 }

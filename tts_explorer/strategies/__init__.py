@@ -13,7 +13,7 @@ from ..config import SearchConfig
 from ..errors import UserError
 from .beam import beam_search
 from .dvts import dvts
-from .sampling import independent_chains
+from .sampling import independent_chains, rollout_tree
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Strategy:
     uses_scorer: bool
     fixed: tuple[tuple[str, object], ...] = ()  # settings this strategy always uses
     label: str = ""
+    on_page: bool = True  # offered in the web page's strategy list
+    width_divides: bool = False  # N must be a multiple of the beam width M
 
     def adjust(self, config: SearchConfig) -> SearchConfig:
         return dataclasses.replace(config, **dict(self.fixed), strategy=self.name) if self.fixed else config
@@ -33,8 +35,10 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
              "Greedy chain of thought"),
     Strategy("majority", independent_chains, False, (("selection", "majority"),), "Majority vote"),
     Strategy("best_of_n", independent_chains, True, label="Best-of-N"),
-    Strategy("beam", beam_search, True, label="Beam search"),
-    Strategy("dvts", dvts, True, label="DVTS"),
+    Strategy("beam", beam_search, True, label="Beam search", width_divides=True),
+    Strategy("dvts", dvts, True, label="DVTS", width_divides=True),
+    Strategy("rollouts", rollout_tree, False, (("selection", "majority"),), "Rollout tree (labels steps)",
+             on_page=False, width_divides=True),
 )}
 
 

@@ -91,7 +91,7 @@ def run_request(settings: Settings, question, reference, strategy, n, m, tempera
     """The checked settings of a Run from the page: (config, scorer name, scorer options, empty tree)."""
     if model not in settings.models or scorer not in settings.scorers:
         raise UserError("that model or scorer is not offered by this server")
-    config = SearchConfig(strategy=_choice(strategy, "strategy", list(STRATEGIES)),
+    config = SearchConfig(strategy=_choice(strategy, "strategy", [s for s in STRATEGIES if STRATEGIES[s].on_page]),
                           n=whole_number(n, "N", 1, UI_MAX_N),
                           beam_width=whole_number(m, "the beam width M", 1, UI_MAX_BEAM_WIDTH),
                           max_steps=whole_number(max_steps, "max steps", 1, UI_MAX_STEPS),
@@ -252,7 +252,8 @@ def build(settings: Settings) -> None:
             with gr.Row():
                 run_btn = gr.Button("Run", variant="primary", elem_id="run")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-            strategy = gr.Dropdown([(s.label, s.name) for s in STRATEGIES.values()], value=PAGE_DEFAULTS.strategy,
+            strategy = gr.Dropdown([(s.label, s.name) for s in STRATEGIES.values() if s.on_page],
+                                   value=PAGE_DEFAULTS.strategy,
                                    label="Strategy", elem_id="strategy")
             n = gr.Slider(1, UI_MAX_N, value=PAGE_DEFAULTS.n, step=1, label="Budget N (generations)")
             m = gr.Slider(1, UI_MAX_BEAM_WIDTH, value=PAGE_DEFAULTS.beam_width, step=1,

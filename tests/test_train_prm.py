@@ -1,0 +1,113 @@
+"""Training the probe PRM: the generator, the perturbations, Monte-Carlo labels, and the whole
+train-prm command on a tiny model, read back through the learned-PRM loader."""
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+from tts_explorer.answers import extract_answer
+from tts_explorer.perturb import FAMILIES, perturb
+from tts_explorer.processbench import Sample, build_samples
+from tts_explorer.scorers import ScorerEnv, StepPath, make_scorer
+from tts_explorer.scorers.arithmetic import check_equations
+from tts_explorer.selection import apply_selection
+from tts_explorer.training.labels import mc_labels, sample_sequence, tree_sequences
+from tts_explorer.training.synth import generate
+from tts_explorer.tree import SearchTree
+
+
+def test_the_generator_is_seeded_varied_and_right():
+    problems = generate(300, 7)
+    assert [p.question for p in problems] == [p.question for p in generate(300, 7)]
+    assert len({p.question for p in problems}) == 300
+    assert len({p.question for p in problems} & {p.question for p in generate(300, 8)}) < 10
+    assert {len(p.steps) - 1 for p in problems} >= {1, 2, 3}
+    for p in problems:
+        assert all(check_equations(step)[1] == 0 for step in p.steps)  # every gold calculation is right
+        assert extract_answer(p.steps[-1]) == p.answer and int(p.answer) > 0
+        assert check_equations(p.steps[-2])[2][-1] == int(p.answer)  # the last calculation gives the answer
+
+
+def test_semantic_errors_keep_the_arithmetic_right_and_carry_on():
+    rng = random.Random(0)
+    arithmetic = make_scorer("arithmetic", ScorerEnv())
+    found = 0
+    for p in generate(200, 3):
+        broken = perturb(p.question, list(p.steps), FAMILIES["semantic"], rng)
+        if broken is None:
+            continue
+        steps, first_wrong, kind = broken
+        found += 1
+        assert kind in FAMILIES["semantic"] and steps[:first_wrong] == list(p.steps[:first_wrong])
+        assert steps[first_wrong] != p.steps[first_wrong]
+        assert all(check_equations(s)[1] == 0 for s in steps)  # right arithmetic everywhere
+        assert extract_answer(steps[-1]) != p.answer  # carried on to another final answer
+        scores = arithmetic.score_steps([StepPath(p.question, "", tuple(steps))])[0]
+        assert min(scores) > 0.05  # the rule-based verifier sees nothing wrong
+    assert found > 150
+
+
+def test_a_hand_made_example_of_each_semantic_kind():
+    question = "Sam has 4 boxes with 6 pens in each box. He gives away 5 pens. How many pens are left?"
+    gold = ["Sam has 4 * 6 = 24 pens.", "After giving away 5, he has 24 - 5 = 19 pens.", "The answer is 19."]
+    seen = {}
+    for seed in range(40):
+        broken = perturb(question, gold, FAMILIES["semantic"], random.Random(seed))
+        if broken:
+            seen[(broken[2], tuple(broken[0]))] = broken[1]
+    assert ("semantic_number", ("Sam has 4 * 5 = 20 pens.", "After giving away 5, he has 20 - 5 = 15 pens.",
+                                "The answer is 15.")) in seen
+    assert ("semantic_operation", ("Sam has 4 + 6 = 10 pens.", "After giving away 5, he has 10 - 5 = 5 pens.",
+                                   "The answer is 5.")) in seen
+
+
+def test_monte_carlo_labels_match_a_hand_computed_tree():
+    tree = SearchTree("q", reference="5")
+    a = tree.add(0, text="a")
+    b = tree.add(0, text="b")
+    for parent, answer in ((a, "5"), (a, "6"), (a, "5"), (b, "7")):
+        tree.add(parent.id, text=f"The answer is {answer}.", stop_reason="answer", answer=answer, status="finished")
+    tree.add(b.id, text="cut", stop_reason="length", status="finished")  # no answer: not right
+    tree.add(b.id, text="pruned", status="pruned")  # never finished: not a rollout
+    apply_selection(tree, "majority")
+    labels = mc_labels(tree)
+    assert labels[a.id] == (2 / 3, 3) and labels[b.id] == (0.0, 2)
+    assert labels[3] == (1.0, 1) and labels[4] == (0.0, 1) and 8 not in labels
+    sequences = tree_sequences(tree, "rollouts/test", "q")
+    assert len(sequences) == 5 and sequences[0].labels == [2 / 3, 1.0] and sequences[1].labels == [None, 0.0]
+    assert sequences[0].rollouts == [3, 1]
+    by_construction = sample_sequence(Sample("q", ["s0", "s1", "s2"], 1), "perturbed/test", "q")
+    assert by_construction.labels == [1.0, 0.0, 0.0]
+
+
+def test_build_samples_reports_the_kind_and_label():
+    items = [(p.question, list(p.steps), p.answer) for p in generate(60, 4)]
+    samples = build_samples(items, seed=0, error_share=1.0, kinds=FAMILIES["semantic"])
+    broken = [s for s in samples if s.label != -1]
+    assert len(broken) > 50 and {s.kind for s in broken} == set(FAMILIES["semantic"])
+
+
+@pytest.mark.slow
+def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, tmp_path):
+    out, work = tmp_path / "probe", tmp_path / "work"
+    done = subprocess.run([sys.executable, "-m", "tts_explorer", "train-prm", "--quick", "--model", str(tiny_model_dir),
+                           "--out", str(out), "--work", str(work), "--layers", "1,2"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "checkpoint:" in done.stdout and "rollouts (train)" in done.stderr  # progress bars on stderr
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["consistency"] < 1e-5  # the loader gives the fitted head's scores
+    assert summary["data"]["labelled_steps"]["perturbed/synthetic"] > 0
+    assert summary["data"]["labelled_steps"]["rollouts/synthetic"] > 0
+    card = (out / "README.md").read_text()
+    assert "## Data and labels" in card and "## Held-out evaluation" in card and "train-prm" in card
+    scorer = make_scorer("probe", ScorerEnv(), model=str(out))
+    path = StepPath("Sam has 3 pens and buys 2 more. How many pens?", "", ("3 + 2 = 5 pens.", "The answer is 5."))
+    scores = scorer.score_steps([path])[0]
+    assert len(scores) == 2 and all(0.0 < s < 1.0 for s in scores)
+    again = subprocess.run([sys.executable, "-m", "tts_explorer", "train-prm", "--quick", "--model",
+                            str(tiny_model_dir), "--out", str(out), "--work", str(work), "--layers", "1,2"],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and json.loads((out / "metrics.json").read_text())["fit"] == summary["fit"]  # seeded
