@@ -5,7 +5,7 @@ import pytest
 
 from fakes import FakePolicy, HashScorer
 from tts_explorer.config import SearchConfig
-from tts_explorer.events import Done, IterationDone, NodesAdded, NodesPruned, NodesScored
+from tts_explorer.events import Done, NodesAdded, NodesPruned, NodesScored
 from tts_explorer.scorers import SCORERS
 from tts_explorer.search import RunLimits, new_tree, search
 from tts_explorer.selection import aggregate
