@@ -66,7 +66,7 @@ def test_eval_skips_bad_rows(tiny_model_dir, tmp_path):
     assert len(rows) == 2 * 3  # 2 problems x (greedy once + beam at N=2 and N=4)
     assert {r["reference"] for r in rows} == {"4", "9"}
     assert all(r["compute"]["generated_tokens"] > 0 for r in rows)
-    assert "greedy" in done.stdout and "N=4" in done.stdout
+    assert "greedy" in done.stdout and "accuracy [95% CI]" in done.stdout and "coverage" in done.stdout
 
 
 def test_solve_with_a_learned_prm(tmp_path, tiny_model_dir):

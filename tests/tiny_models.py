@@ -31,7 +31,7 @@ def build_tokenizer(extra_tokens: tuple[str, ...] = (), merges: tuple[tuple[str,
     return tokenizer
 
 
-def build_llama(directory: Path, seed: int = 0, newline_chain: bool = False) -> Path:
+def build_llama(directory: Path, seed: int = 0, newline_chain: bool = False, hidden: int | None = None) -> Path:
     """Save a tiny Llama and its tokenizer in `directory`.
 
     newline_chain=True builds a model whose next token depends only on the current one
@@ -43,7 +43,7 @@ def build_llama(directory: Path, seed: int = 0, newline_chain: bool = False) -> 
 
     tokenizer = build_tokenizer()
     vocab = len(tokenizer)
-    hidden = 128 if newline_chain else 64
+    hidden = hidden or (128 if newline_chain else 64)
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=128,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,

@@ -14,7 +14,7 @@ from pathlib import Path
 from .config import SearchConfig, check_question
 from .data import read_problems
 from .errors import UserError
-from .report import accuracy_table, format_compute, format_tree
+from .report import format_compute, format_tree
 from .scorers import DEFAULT_SCORER, check_scorer_name
 from .search import new_tree, run_to_end
 from .strategies import get_strategy
@@ -36,6 +36,8 @@ def _search_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--model", default="embedded", help="'embedded', a GGUF file, a model directory or a hub id")
     parser.add_argument("--template", default="default", help="prompt template in assets/prompts")
+    parser.add_argument("--auto-table", default=None,
+                        help="compute-optimal table for --strategy auto (default: assets/scaling/compute_optimal.json)")
 
 
 def _config(args, strategy: str, n: int, beam_width: int | None = None) -> SearchConfig:
@@ -65,9 +67,11 @@ def cmd_solve(args) -> int:
     policy = _load(args)
     tree = new_tree(question, config, args.scorer, args.answer, policy.name)
     done = run_to_end(tree, policy, config, args.scorer, template=args.template,
-                      scorer_options=_scorer_options(args))
+                      scorer_options=_scorer_options(args), auto_table=args.auto_table)
     print(format_tree(tree))
     verdict = "" if tree.meta["correct"] is None else f"  ({'right' if tree.meta['correct'] else 'wrong'})"
+    if "auto" in tree.meta:
+        print(f"auto: {tree.meta['auto']['reason']}")
     print(f"answer: {done.answer}{verdict}")
     print(format_compute(tree.meta["compute"]))
     if args.out:
@@ -87,41 +91,68 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def cmd_eval(args) -> int:
-    from tqdm import tqdm
+    from .scaling.grid import Grid, run_grid
+    from .scaling.stats import format_cells, matching_budget
 
     strategies = [get_strategy(s.strip()).name for s in args.strategies.split(",") if s.strip()]
-    budgets = _ints(args.budgets, "--budgets")
-    check_scorer_name(args.scorer)
-    runs = [(s, dict(get_strategy(s).fixed).get("n", b)) for s in strategies for b in budgets]
-    runs = list(dict.fromkeys(runs))  # a strategy with a fixed N (greedy) runs once, whatever the budgets
-    # at a budget below the beam width M, beam search and DVTS use M = N; validated up front
-    configs = {(s, b): _config(args, s, b, min(args.beam_width, b)) for s, b in runs}
+    scorers = [check_scorer_name(s.strip()) for s in (args.scorers or args.scorer).split(",") if s.strip()]
+    models = [m.strip() for m in (args.models or args.model).split(",") if m.strip()]
+    grid = Grid(strategies, _ints(args.budgets, "--budgets"), scorers, _config(args, "majority", 1),
+                args.difficulty_samples, args.template, _scorer_options(args), args.auto_table)
+    for strategy, n, _ in grid.cells():
+        grid.config(strategy, n)  # every setting validated before anything is loaded
     problems, skipped = read_problems(args.data, args.limit)
     for message in skipped:
         print(f"skipped {message}", file=sys.stderr)
     if not problems:
         raise UserError(f"no usable rows in {args.data}")
-    policy = _load(args)
-    rows = []
-    out = open(args.out, "w", encoding="utf-8") if args.out else None
-    try:
-        for problem in tqdm(problems, desc="problems", file=sys.stderr):
-            for strategy, budget in runs:
-                tree = new_tree(problem.question, configs[(strategy, budget)], args.scorer, problem.answer, policy.name)
-                done = run_to_end(tree, policy, configs[(strategy, budget)], args.scorer, template=args.template,
-                                  scorer_options=_scorer_options(args))
-                row = {"id": problem.id, "strategy": strategy, "n": budget, "scorer": tree.meta["scorer"],
-                       "answer": done.answer, "reference": problem.answer, "correct": bool(tree.meta["correct"]),
-                       "nodes": len(tree), "compute": tree.meta["compute"]}
-                rows.append(row)
-                if out:
-                    out.write(json.dumps(row) + "\n")
-                    out.flush()
-    finally:
-        if out:
-            out.close()
-    print(f"data: {args.data}  problems: {len(problems)}  scorer: {args.scorer}  model: {policy.name}")
-    print(accuracy_table(rows))
+    if args.difficulty_samples < 0:
+        raise UserError("--difficulty-samples must be 0 or more")
+    out = args.out or str(Path(tempfile_dir()) / "results.jsonl")
+    ids = {p.id for p in problems}
+    rows = [r for r in run_grid(models, problems, grid, out, _loader(args)) if str(r["id"]) in ids]
+    print(f"data: {args.data}  problems: {len(problems)}  scorers: {', '.join(scorers)}  results: {out}")
+    print(format_cells(rows))
+    names = list(dict.fromkeys(r["model"] for r in rows))
+    sizes = {r["model"]: r.get("n_params", 0) for r in rows}
+    for large in sorted(names, key=sizes.get)[1:]:
+        small = min(names, key=sizes.get)
+        for match in matching_budget(rows, small, large):
+            ratio = "" if match["flops_ratio"] is None else f", {match['flops_ratio']:.2f}x its FLOPs"
+            print(f"{small} matches {match['reference']} ({100 * match['accuracy']:.1f}%) with "
+                  f"{match['match'] or 'nothing in this grid'}{ratio} (FLOPs: 2 x parameters x tokens, policy and "
+                  "scorer both counted)")
+    return 0
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="tts-eval-")
+
+
+def _loader(args):
+    def load(model: str):
+        from .policy.loading import load_policy
+
+        return load_policy(model)
+    return load
+
+
+def cmd_plot(args) -> int:
+    from .scaling.grid import read_rows
+    from .scaling.plot import write_html
+    from .scaling.stats import compute_optimal, format_cells
+
+    rows = read_rows(args.results)
+    if not rows:
+        raise UserError(f"no result rows in {args.results!r}")
+    write_html(rows, args.out, title=args.title)
+    print(format_cells(rows))
+    print(f"figure written to {args.out}")
+    if args.table:
+        Path(args.table).write_text(json.dumps(compute_optimal(rows, args.table_model), indent=1) + "\n")
+        print(f"compute-optimal table written to {args.table}")
     return 0
 
 
@@ -251,9 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--strategies", default="greedy,majority,best_of_n,beam,dvts")
     ev.add_argument("--budgets", default="1,4,16")
     ev.add_argument("--limit", type=int, default=None)
-    ev.add_argument("--out", default=None, help="write one JSON line per (problem, strategy, budget)")
+    ev.add_argument("--out", default=None, help="one JSON line per (model, problem, strategy, budget, scorer); an "
+                                                "existing file is resumed: its rows are not made again")
+    ev.add_argument("--scorers", default=None, help="comma-separated scorers (default: --scorer)")
+    ev.add_argument("--models", default=None, help="comma-separated policies, e.g. embedded,/models/SmolLM2-360M "
+                                                   "(default: --model)")
+    ev.add_argument("--difficulty-samples", type=int, default=0,
+                    help="estimate each problem's difficulty as the policy's Pass@1 over K sampled chains")
     _search_args(ev)
     ev.set_defaults(func=cmd_eval)
+    pl = commands.add_parser("plot", help="scaling curves from eval results as one self-contained HTML file")
+    pl.add_argument("results")
+    pl.add_argument("--out", required=True)
+    pl.add_argument("--title", default="TTS Explorer: test-time scaling")
+    pl.add_argument("--table", default=None, help="also write the compute-optimal table (JSON) the auto strategy reads")
+    pl.add_argument("--table-model", default=None, help="the model whose rows make the table (default: the first)")
+    pl.set_defaults(func=cmd_plot)
     data = commands.add_parser("prm-data", help="build ProcessBench-style data from GSM8K gold solutions")
     data.add_argument("--source", default="../shared/data/gsm8k_train.jsonl",
                       help="GSM8K-style JSONL, or 'synthetic' (the generator of training/synth.py, seeded by --seed)")

@@ -1,7 +1,5 @@
-"""Plain-text views for the terminal: a tree as indented lines, compute, accuracy tables."""
+"""Plain-text views for the terminal: a tree as indented lines, its compute."""
 from __future__ import annotations
-
-from collections import defaultdict
 
 from .tree import SearchTree
 
@@ -41,27 +39,3 @@ def format_compute(compute: dict) -> str:
             f"{compute.get('prefill_tokens', 0)} tok, scorer {compute.get('scorer_tokens', 0)} tok, "
             f"policy {compute.get('policy_flops', 0):.3g} FLOPs, scorer {compute.get('scorer_flops', 0):.3g} FLOPs, "
             f"wall {compute.get('wall_s', 0):.1f} s")
-
-
-def accuracy_table(rows: list[dict]) -> str:
-    """Accuracy (and mean generated tokens per problem) by strategy and budget."""
-    cells: dict[tuple[str, int], list[dict]] = defaultdict(list)
-    for row in rows:
-        cells[(row["strategy"], row["n"])].append(row)
-    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
-    budgets = sorted({r["n"] for r in rows})
-    head = f"{'strategy':<12}" + "".join(f"{'N=' + str(b):>22}" for b in budgets)
-    out = [head, "-" * len(head)]
-    for strategy in strategies:
-        line = f"{strategy:<12}"
-        for budget in budgets:
-            group = cells.get((strategy, budget))
-            if not group:
-                line += f"{'':>22}"
-                continue
-            acc = 100.0 * sum(bool(r["correct"]) for r in group) / len(group)
-            tokens = sum(r["compute"]["generated_tokens"] + r["compute"]["scorer_tokens"] for r in group) / len(group)
-            line += f"{acc:>9.1f}% {tokens:>7.0f} tok"[:22].rjust(22)
-        out.append(line)
-    out.append("cells: accuracy, mean tokens per problem (policy generated + scorer)")
-    return "\n".join(out)

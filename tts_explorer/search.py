@@ -65,7 +65,7 @@ class _Guard:
 
 def search(tree: SearchTree, policy, config: SearchConfig, scorer: str, template: str = "default",
            should_stop: Callable[[], bool] | None = None, scorer_options: dict | None = None,
-           limits: RunLimits = RunLimits()) -> Iterator[Event]:
+           limits: RunLimits = RunLimits(), auto_table: str | None = None) -> Iterator[Event]:
     """Grow `tree` with the configured strategy, yielding events; ends with a Done event."""
     strategy = get_strategy(config.strategy)
     config = strategy.adjust(config)
@@ -76,7 +76,7 @@ def search(tree: SearchTree, policy, config: SearchConfig, scorer: str, template
         env = ScorerEnv(policy, meter, tree.reference, config.temperature, guard)
         scorer_obj = make_scorer(check_scorer_name(scorer), env, **(scorer_options or {}))
     root_prompt = policy.chat_prompt(load_template(template).messages(tree.question))
-    ctx = SearchContext(tree, policy, scorer_obj, config, root_prompt, meter, guard)
+    ctx = SearchContext(tree, policy, scorer_obj, config, root_prompt, meter, guard, auto_table)
     policy.reseed(config.seed)
     try:
         for event in strategy.run(ctx):
@@ -84,7 +84,7 @@ def search(tree: SearchTree, policy, config: SearchConfig, scorer: str, template
             yield event
     except StopRequested:
         pass
-    answer, leaf = apply_selection(tree, config.selection)
+    answer, leaf = apply_selection(tree, ctx.selection or config.selection)
     tree.meta["compute"] = meter.snapshot()
     tree.meta["stopped"] = guard.cause
     yield Done(answer, [leaf] if leaf is not None else [], guard.cause)

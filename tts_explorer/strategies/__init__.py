@@ -1,7 +1,9 @@
 """Search strategies and their registry: name -> Strategy. Unknown names list the valid ones.
 
 greedy and majority sample independent chains without a scorer; best_of_n adds a PRM
-and PRM-based selection; beam and dvts let the PRM steer the search.
+and PRM-based selection; beam and dvts let the PRM steer the search; auto estimates the
+problem's difficulty and runs the compute-optimal one of them (scaling/auto.py);
+rollouts is the tree that labels steps for training a PRM.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Callable
 
 from ..config import SearchConfig
 from ..errors import UserError
+from ..scaling.auto import auto
 from .beam import beam_search
 from .dvts import dvts
 from .sampling import independent_chains, rollout_tree
@@ -37,6 +40,7 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
     Strategy("best_of_n", independent_chains, True, label="Best-of-N"),
     Strategy("beam", beam_search, True, label="Beam search", width_divides=True),
     Strategy("dvts", dvts, True, label="DVTS", width_divides=True),
+    Strategy("auto", auto, True, label="Auto (compute-optimal)"),
     Strategy("rollouts", rollout_tree, False, (("selection", "majority"),), "Rollout tree (labels steps)",
              on_page=False, width_divides=True),
 )}

@@ -27,6 +27,8 @@ class SearchContext:
     root_prompt: str
     meter: ComputeMeter = field(default_factory=ComputeMeter)
     should_stop: Callable[[], bool] | None = None
+    auto_table: str | None = None  # the compute-optimal table the auto strategy reads (None: the shipped one)
+    selection: str | None = None  # a selection rule the strategy chose itself (auto), else the config's
 
     def step_path(self, node: Node) -> StepPath:
         path = self.tree.path(node.id)

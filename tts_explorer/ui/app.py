@@ -1,9 +1,9 @@
-"""The page, built by a factory: a Search tab and a PRM lab tab (one module each)."""
+"""The page, built by a factory: a Search tab, a PRM lab tab and a Scaling tab (one module each)."""
 from __future__ import annotations
 
 import gradio as gr
 
-from . import prm_lab, search_tab
+from . import prm_lab, scaling_tab, search_tab
 from .settings import Settings
 from .tree_view import plotly_static_dir
 
@@ -19,4 +19,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
             search_tab.build(settings)
         with gr.Tab("PRM lab"):
             prm_lab.build(settings)
+        with gr.Tab("Scaling"):
+            scaling_outputs = scaling_tab.build()
+        demo.load(scaling_tab.shipped, outputs=scaling_outputs, api_name=False)
     return demo

@@ -50,6 +50,9 @@ def status_line(tree: SearchTree | None, state: str, iteration: int | None = Non
     answer = answer_line(tree)
     if answer:
         parts.append(answer)
+    auto = tree.meta.get("auto")
+    if isinstance(auto, dict) and auto.get("reason"):
+        parts.append(f"auto: {markdown_text(str(auto['reason']))}")
     notes = tree.meta.get("notes")
     if notes:
         parts.append(f"note: {markdown_text(notes[0])}" + (f" (+{len(notes) - 1} more)" if len(notes) > 1 else ""))

@@ -1,0 +1,84 @@
+"""The `auto` strategy: estimate the problem's difficulty with a few samples that count toward
+the budget, then run the strategy a compute-optimal table names for that difficulty and
+budget, with the rest of the budget.
+
+The estimate is the policy's self-consistency on a quarter of the budget: the share of
+the sampled chains that agree with their most common answer (a chain without an answer
+disagrees), read as an estimated Pass@1 and binned as the paper bins the true one (easy
+50-100%, medium 10-50%, hard 0-10%). The table (`plot --table` writes one from eval
+results) gives per bin and budget the strategy, aggregation and selection with the best
+measured accuracy; without one, or for a bin it lacks, the paper's rule for policies under
+7B applies: beam search. What was chosen and why is recorded in the tree (meta "auto").
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from ..answers import Comparer
+from ..errors import UserError
+from ..prompts import ASSETS
+from .stats import difficulty_bin
+
+DEFAULT_TABLE = ASSETS / "scaling" / "compute_optimal.json"
+FALLBACK = {"strategy": "beam", "aggregation": None, "selection": None}
+
+
+def load_table(path: str | Path | None = None) -> dict:
+    path = Path(path) if path else DEFAULT_TABLE
+    if not path.is_file():
+        return {"bins": {}, "source": None}
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(table.get("bins"), dict):
+            raise ValueError("no bins")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise UserError(f"cannot read the compute-optimal table {str(path)!r}: {type(exc).__name__}") from None
+    return {**table, "source": str(path)}
+
+
+def choose(table: dict, bin_: str, budget: int) -> tuple[dict, int | None]:
+    """The table's entry for a bin at the largest budget not above `budget` (else the smallest one),
+    and that budget; the fallback rule when the table has nothing for the bin."""
+    entries = table.get("bins", {}).get(bin_) or {}
+    budgets = sorted(int(b) for b in entries)
+    if not budgets:
+        return FALLBACK, None
+    fitting = [b for b in budgets if b <= budget] or budgets[:1]
+    return entries[str(fitting[-1])], fitting[-1]
+
+
+def auto(ctx):
+    from ..strategies import get_strategy
+    from ..strategies.sampling import independent_chains
+
+    cfg = ctx.config
+    k = max(1, cfg.n // 4)
+    probe = dataclasses.replace(ctx, config=dataclasses.replace(cfg, n=k, strategy="best_of_n"))
+    yield from independent_chains(probe)
+    answers = [n.answer for n in ctx.tree.candidates()][:k]
+    groups = Comparer().group([a for a in answers if a is not None])
+    agreeing = max((len(g) for g in groups), default=0)
+    estimate = agreeing / k
+    bin_ = difficulty_bin(estimate)
+    entry, table_budget = choose(load_table(ctx.auto_table), bin_, cfg.n)
+    strategy = get_strategy(entry["strategy"] if entry["strategy"] not in ("auto", "greedy") else "beam")
+    remaining = cfg.n - k
+    width = min(cfg.beam_width, remaining) if remaining else 1
+    if strategy.width_divides:
+        remaining -= remaining % width
+    reason = (f"estimated Pass@1 {estimate:.2f} ({agreeing} of {k} samples agree): {bin_}; "
+              + (f"at N={table_budget} {entry['strategy']} was best in the table "
+                 f"({100 * entry.get('accuracy', 0):.0f}% measured)" if table_budget else
+                 "no table entry for this difficulty: beam search, the rule for policies under 7B")
+              + f"; it runs with the remaining budget N={remaining}")
+    ctx.tree.meta["auto"] = {"estimated_pass1": round(estimate, 3), "bin": bin_, "probe_samples": k,
+                             "chosen": strategy.name, "n": remaining, "table_budget": table_budget, "reason": reason}
+    if remaining < 1:
+        return
+    sub = dataclasses.replace(cfg, strategy=strategy.name, n=remaining, beam_width=width,
+                              aggregation=entry.get("aggregation") or cfg.aggregation)
+    sub = strategy.adjust(sub)
+    ctx.selection = entry.get("selection") or sub.selection
+    yield from strategy.run(dataclasses.replace(ctx, config=sub))
