@@ -40,7 +40,7 @@ def test_a_run_streams_updates_and_ends_with_a_tree(app_url, tiny_model_dir):
     assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
     final = outputs[-1]
     assert final[1].startswith("Done")
-    tree = SearchTree.from_json(open(final[5]).read())  # the export file
+    tree = SearchTree.from_json(open(final[-1]).read())  # the export file
     assert len(tree) == sizes[-1] and tree.meta["config"]["n"] == 8
     assert tree.meta["answer"] is None or tree.meta["answer"] in final[1]
 
@@ -57,7 +57,7 @@ def test_stop_cancels_a_running_search(app_url):
     outputs = wait(job, timeout=60)
     assert time.time() - stopped_at < 15
     assert outputs[-1][1].startswith("Stopped")
-    tree = SearchTree.from_json(open(outputs[-1][5]).read())
+    tree = SearchTree.from_json(open(outputs[-1][-1]).read())
     assert tree.meta["stopped"] and 1 < len(tree)
 
 
@@ -85,7 +85,7 @@ def test_bad_parameters_change_nothing(app_url, tiny_model_dir):
 def test_rescoring_compares_before_and_after(app_url, tiny_model_dir):
     client = Client(app_url, verbose=False)
     final = wait(call_run(client, **run_args(str(tiny_model_dir), strategy="best_of_n", n=6, steps=2)))[-1]
-    before = SearchTree.from_json(open(final[5]).read())
+    before = SearchTree.from_json(open(final[-1]).read())
     rows, summary, fig = client.predict("confidence", "min", "prm_max", api_name="/rescore")
     assert "Chosen answer:" in summary and "finished candidates change rank" in summary
     assert sorted(r[0] for r in rows["data"]) == sorted(n.id for n in before.candidates())

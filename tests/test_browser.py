@@ -143,3 +143,31 @@ def test_render_benchmark_draws_every_node(page):
     assert [t.nodes for t in timings] == [300]
     assert timings[0].first_draw_ms > 0 and timings[0].redraw_ms > 0 and timings[0].figure_ms > 0
     assert "first draw ms" in format_render(timings)
+
+
+def test_an_edited_step_is_drawn_and_clickable(page, tmp_path):
+    from tts_explorer.tree import SearchTree
+
+    tree = SearchTree("Sam has 4 boxes with 6 pens in each box. How many pens?", reference="24",
+                      meta={"config": {"max_steps": 3}, "scorer": "arithmetic"})
+    first = tree.add(0, text="Sam has 4 * 6 = 24 pens.", score=0.9, agg_score=0.9)
+    tree.add(first.id, text="The answer is 24.", score=0.8, agg_score=0.8, stop_reason="answer", answer="24",
+             status="finished")
+    upload = tmp_path / "to-edit.json"
+    upload.write_text(tree.to_json())
+    import_tree(page, upload)
+    page.wait_for_function("document.querySelector('#status').innerText.startsWith('Imported')", timeout=30000)
+    click_node(page, first.id)
+    page.wait_for_function("document.querySelector('#edit-text textarea').value.includes('4 * 6 = 24')",
+                           timeout=10000)
+    page.fill("#edit-text textarea", "Sam has 4 * 6 = 25 pens.")
+    page.click("#edit-step")
+    page.wait_for_function("document.querySelector('#status').innerText.startsWith('Node 3 added')", timeout=60000)
+    assert "0.050" in page.inner_text("#edit-table")  # the wrong product, scored low beside the original 0.900
+    ringed = "(() => { const t = document.querySelector('.tts-tree')._fullData.find(" \
+             "t => t.name === 'written by a visitor'); return t ? t.customdata : []; })()"
+    page.wait_for_function(f"{ringed}.includes(3)", timeout=15000)
+    hover = click_node(page, 3)
+    assert "written by a visitor" in hover
+    assert "Sam has 4 * 6 = 25 pens." in page.inner_text("#path-panel")
+    page.screenshot(path=str(ARTIFACTS / "browser-edit.png"), full_page=True)

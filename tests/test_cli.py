@@ -22,7 +22,7 @@ def cli(*args, timeout=300):
     (["solve", "q", "--n", "1000"], "above the cap"),
     (["solve", "q", "--step-tokens", "5000"], "capped"),
     (["solve", "q", "--strategy", "astar"], "valid: greedy, majority, best_of_n, beam, dvts"),
-    (["solve", "q", "--scorer", "oracle"], "valid: arithmetic, confidence"),
+    (["solve", "q", "--scorer", "oracle"], "arithmetic, confidence, judge"),
     (["solve", "q", "--aggregation", "max"], "valid: last, min, avg, prod"),
     (["solve", "q", "--model", "/no/such/model.gguf"], "cannot read the GGUF"),
     (["solve", "q", "--model", "/tmp"], "not a model directory"),

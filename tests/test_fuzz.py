@@ -59,7 +59,7 @@ def test_run_parameters(app_settings, data):
     started = time.monotonic()
     outputs = list(run_search(session, app_settings, *fields))
     assert time.monotonic() - started < 20
-    assert outputs and all(isinstance(o, tuple) and len(o) == 6 for o in outputs)
+    assert outputs and all(isinstance(o, tuple) and len(o) == 8 for o in outputs)
     status = outputs[-1][1]
     assert one_line(status) and status.startswith(("Done", "Stopped", "⚠"))
     assert not session.running
@@ -117,7 +117,7 @@ def test_import_format(tmp_path_factory, document):
     started = time.monotonic()
     result = import_tree(session, str(path))
     assert time.monotonic() - started < 10
-    assert isinstance(result, tuple) and len(result) == 6 and one_line(result[1])
+    assert isinstance(result, tuple) and len(result) == 8 and one_line(result[1])
     if result[1].startswith("⚠"):
         assert session.tree is previous  # nothing changed
     else:

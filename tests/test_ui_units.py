@@ -78,8 +78,9 @@ def test_stop_in_every_state():
     session = Session()
     assert session.request_stop(queued=0) == "Nothing is running." and not session.should_stop()
     assert session.request_stop(queued=2) == "Cancelled 2 run(s) waiting in the queue."
-    assert not session.start_run() and not session.start_run()  # both end as they start
-    assert session.start_run() and not session.should_stop()  # a later run is not cancelled
+    assert session.start_run().startswith("Stopped before it started") and session.start_run()  # both end at once
+    assert session.start_run() is None and not session.should_stop()  # a later run is not cancelled
+    assert "running" in session.start_run()  # one search at a time per session
     assert session.request_stop(queued=0) == "Stopping…" and session.should_stop()
     session.end_run()
     assert not session.should_stop() and session.request_stop(queued=0) == "Nothing is running."

@@ -101,11 +101,17 @@ def cmd_eval(args) -> int:
                 args.difficulty_samples, args.template, _scorer_options(args), args.auto_table)
     for strategy, n, _ in grid.cells():
         grid.config(strategy, n)  # every setting validated before anything is loaded
-    problems, skipped = read_problems(args.data, args.limit)
+    problems, skipped = [], []
+    for data in (d.strip() for d in args.data.split(",") if d.strip()):
+        found, bad = read_problems(data, args.limit)
+        problems += found
+        skipped += bad
     for message in skipped:
         print(f"skipped {message}", file=sys.stderr)
     if not problems:
         raise UserError(f"no usable rows in {args.data}")
+    if len({p.id for p in problems}) < len(problems):
+        raise UserError("problem ids repeat across the data files: give each file distinct ids")
     if args.difficulty_samples < 0:
         raise UserError("--difficulty-samples must be 0 or more")
     out = args.out or str(Path(tempfile_dir()) / "results.jsonl")
@@ -227,6 +233,22 @@ def cmd_prm_eval(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from .training.synth import generate
+
+    if args.count < 1 or args.count > 100_000:
+        raise UserError("--count must be between 1 and 100000")
+    seen = {p.question for p in generate(args.exclude_count, args.exclude_seed)} if args.exclude_count else set()
+    problems = [p for p in generate(args.count + len(seen) // 10 + 20, args.seed) if p.question not in seen]
+    with open(args.out, "w", encoding="utf-8") as out:
+        for p in problems[: args.count]:
+            out.write(json.dumps({"id": p.id, "question": p.question, "answer": p.answer, "steps": list(p.steps)})
+                      + "\n")
+    print(f"wrote {min(args.count, len(problems))} problems to {args.out} (seed {args.seed}; questions of seed "
+          f"{args.exclude_seed}'s first {args.exclude_count} left out)")
+    return 0
+
+
 QUICK_TRAINING = dict(synthetic=24, gsm8k_rows=(0, 0), rollout_synthetic=4, rollout_gsm8k=0, n=4, m=2, max_steps=3,
                       step_tokens=16, final_tokens=16)
 QUICK_EVALUATION = dict(synthetic=12, tune=12, gsm8k_rows=(0, 0), test_dev_rows=0, judge_limit=2, rollout_synthetic=2,
@@ -262,7 +284,8 @@ def cmd_bench(args) -> int:
         raise UserError(f"no usable rows in {args.data}")
     run_bench(args.model, args.data, problems, strategies, budgets, args.beam_width, args.max_steps, scorers,
               naive_max_n=args.naive_max_n, llama_max_n=args.llama_max_n, with_startup=not args.no_startup,
-              render_sizes=() if args.no_render else (1000, 5000), print_fn=lambda line: print(line, flush=True))
+              render_sizes=() if args.no_render else (1000, 5000), print_fn=lambda line: print(line, flush=True),
+              server=args.server)
     return 0
 
 
@@ -278,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_args(solve)
     solve.set_defaults(func=cmd_solve)
     ev = commands.add_parser("eval", help="accuracy of strategies and budgets on a JSONL data set")
-    ev.add_argument("--data", required=True)
+    ev.add_argument("--data", required=True, help="JSONL problem files, comma-separated")
     ev.add_argument("--strategies", default="greedy,majority,best_of_n,beam,dvts")
     ev.add_argument("--budgets", default="1,4,16")
     ev.add_argument("--limit", type=int, default=None)
@@ -322,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compare step scores with Monte-Carlo rollout values on the first K samples")
     pe.add_argument("--template", default="default")
     pe.set_defaults(func=cmd_prm_eval)
+    sy = commands.add_parser("synth", help="write problems from the synthetic generator as JSONL (eval's format)")
+    sy.add_argument("--seed", type=int, required=True)
+    sy.add_argument("--count", type=int, default=100)
+    sy.add_argument("--exclude-seed", type=int, default=0, help="leave out questions of this seed's set (training)")
+    sy.add_argument("--exclude-count", type=int, default=3000)
+    sy.add_argument("--out", required=True)
+    sy.set_defaults(func=cmd_synth)
     tp = commands.add_parser("train-prm", help="train the probe PRM on the policy's own steps and perturbed gold "
                                                "steps; evaluate it held out; write the checkpoint and its model card")
     tp.add_argument("--model", default="embedded", help="the policy that samples steps, and the probe's backbone")
@@ -345,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--llama-max-n", type=int, default=64, help="largest N llama.cpp runs")
     bench.add_argument("--no-startup", action="store_true", help="skip the app start timings")
     bench.add_argument("--no-render", action="store_true", help="skip the browser render timings")
+    bench.add_argument("--server", default=None, help="add rows for a policy server: its URL, or 'llama-server' to "
+                                                      "start llama.cpp's own on the same GGUF")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -1,9 +1,12 @@
 """Pure drawing: SearchTree -> a plotly figure (as a JSON-ready dict) for plotly.js.
 
 Tidy tree layout (igraph's Reingold-Tilford, root at the top); node colour = PRM step
-score on a fixed 0..1 scale; pruned nodes grey; finished nodes diamonds; the selected
-path drawn in gold; DVTS subtrees told apart by outline colour. WebGL traces keep
-thousands of nodes responsive. Hover text is escaped once and truncated.
+score on a fixed 0..1 scale, colour-blind safe by default (viridis; cividis, or the old
+red-yellow-green, on request); pruned nodes grey; finished nodes diamonds; the chosen path
+drawn thick (dark on viridis and cividis, gold on red-green); steps a visitor wrote ringed
+in orange; DVTS subtrees told apart by outline colour. Scores are also in the hover, so
+colour is never the only way to read them. WebGL traces keep thousands of nodes
+responsive. Hover text is escaped once and truncated.
 """
 from __future__ import annotations
 
@@ -13,10 +16,16 @@ import igraph
 
 from .tree import Node, SearchTree
 
-# red (0) - yellow (0.5) - green (1), as ColorBrewer RdYlGn
-COLORSCALE = [[0.0, "#d73027"], [0.25, "#fc8d59"], [0.5, "#fee08b"], [0.75, "#91cf60"], [1.0, "#1a9850"]]
+# colour scale name -> (plotly colorscale, colour of the chosen path)
+SCALES = {
+    "viridis": ("Viridis", "#111111"),
+    "cividis": ("Cividis", "#b2182b"),
+    "red-green": ([[0.0, "#d73027"], [0.25, "#fc8d59"], [0.5, "#fee08b"], [0.75, "#91cf60"], [1.0, "#1a9850"]],
+                  "#f2b600"),  # ColorBrewer RdYlGn, the old scale: unreadable with red-green colour blindness
+}
+DEFAULT_SCALE = "viridis"
 SUBTREE_COLORS = ["#1f77b4", "#9467bd", "#17becf", "#e377c2", "#8c564b", "#bcbd22", "#7f7f7f", "#ff7f0e"]
-GOLD = "#f2b600"
+EDITED = "#E69F00"  # the ring around a visitor's step (Okabe-Ito orange)
 HOVER_CHARS = 160
 
 
@@ -49,7 +58,8 @@ def hover_text(node: Node, chosen: bool = False, question: str = "") -> str:
     if node.id == 0:
         return f"<b>problem</b><br>{plotly_text(_short(question))}"
     text = _short(node.text)
-    lines = [f"<b>node {node.id}</b> · {node.status}{' · chosen path' if chosen else ''} · step {node.depth}",
+    lines = [f"<b>node {node.id}</b> · {node.status}{' · chosen path' if chosen else ''}"
+             f"{' · written by a visitor' if node.edited else ''} · step {node.depth}",
              plotly_text(text),
              f"step score {_fmt(node.score)} · path score {_fmt(node.agg_score)} · {node.n_tokens} tokens"]
     if node.subtree is not None:
@@ -87,9 +97,10 @@ MARK_STYLES = [("x", "#000000"), ("circle-open", "#d62728"), ("star", "#1f77b4")
 
 
 def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int | None = None,
-           marks: dict[str, list[int]] | None = None) -> dict:
+           marks: dict[str, list[int]] | None = None, scale: str = DEFAULT_SCALE) -> dict:
     """The whole figure; with upto_iteration, only what existed after that iteration;
     marks: legend label -> node ids to mark (e.g. a data set's gold first error)."""
+    colorscale, path_color = SCALES.get(scale, SCALES[DEFAULT_SCALE])
     final = upto_iteration is None or upto_iteration >= max((n.iteration for n in tree), default=0)
     nodes = [n for n in tree if n.id == 0 or upto_iteration is None or n.iteration <= upto_iteration]
     pos = layout_positions(tree, nodes)
@@ -100,21 +111,25 @@ def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int |
     live = [n for n in steps if n.status != "pruned"]
     selected = [n for n in steps if n.id in chosen]
     colors = [n.score if n.score is not None else 0.5 for n in live]
-    outline = [GOLD if n.id in chosen else
+    outline = [path_color if n.id in chosen else
                SUBTREE_COLORS[n.subtree % len(SUBTREE_COLORS)] if n.subtree is not None else "#333"
                for n in live]
     data = [
         _edge_trace(tree, steps, pos, "edges", "#c8c8c8", 1),
-        _edge_trace(tree, selected, pos, "selected path", GOLD, 4),
+        _edge_trace(tree, selected, pos, "selected path", path_color, 4),
         _node_trace([tree.root], pos, "problem", question=tree.question, size=14, color="#222", symbol="square"),
         _node_trace(pruned, pos, "pruned", size=7, color="#bbbbbb", opacity=0.45),
         _node_trace(live, pos, "steps (colour = PRM score)", chosen,
                     size=[13 if n.terminal else 10 for n in live],
                     symbol=["diamond" if n.terminal else "circle" for n in live],
-                    color=colors, colorscale=COLORSCALE, cmin=0.0, cmax=1.0, showscale=True,
+                    color=colors, colorscale=colorscale, cmin=0.0, cmax=1.0, showscale=True,
                     colorbar={"title": {"text": "step score"}, "thickness": 12, "len": 0.8},
-                    line={"color": outline, "width": [3 if c == GOLD else 1.5 for c in outline]}),
+                    line={"color": outline, "width": [3 if n.id in chosen else 1.5 for n in live]}),
     ]
+    edited = [n for n in steps if n.edited]
+    if edited:
+        data.append(_node_trace(edited, pos, "written by a visitor", chosen, size=20, symbol="circle-open",
+                                color=EDITED, line={"color": EDITED, "width": 3}))
     for (label, ids), (symbol, color) in zip((marks or {}).items(), MARK_STYLES):
         marked = [tree.nodes[i] for i in ids if i in pos]
         data.append(_node_trace(marked, pos, label, size=22, symbol=symbol, color=color,

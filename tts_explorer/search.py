@@ -8,10 +8,11 @@ chosen from what finished.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 from .config import SearchConfig, check_question
+from .errors import UserError
 from .events import Done, Event
 from .policy.base import StopRequested
 from .policy.compute import ComputeMeter
@@ -63,12 +64,38 @@ class _Guard:
         return self.cause is not None
 
 
+def _continuation(tree: SearchTree, start: int, config: SearchConfig) -> tuple[SearchConfig, int]:
+    """The config for a search grown from node `start` (the steps it has left) and its first iteration."""
+    node = tree.nodes.get(start)
+    if node is None:
+        raise UserError(f"there is no node {start} in this tree")
+    if node.terminal:
+        raise UserError(f"node {start} ends its path: continue from a step that does not")
+    steps_left = config.max_steps - node.depth
+    if steps_left < 1:
+        raise UserError(f"node {start} is at step {node.depth}, the step limit: raise max steps to continue")
+    return replace(config, max_steps=steps_left), max(n.iteration for n in tree) + 1
+
+
+def _added(before: dict | None, now: dict) -> dict:
+    """Compute of a continuation added to what the tree had already cost."""
+    if not before:
+        return now
+    return {k: (round(v + before.get(k, 0), 3) if isinstance(v, float) else v + before.get(k, 0)) for k, v in now.items()}
+
+
 def search(tree: SearchTree, policy, config: SearchConfig, scorer: str, template: str = "default",
            should_stop: Callable[[], bool] | None = None, scorer_options: dict | None = None,
-           limits: RunLimits = RunLimits(), auto_table: str | None = None) -> Iterator[Event]:
-    """Grow `tree` with the configured strategy, yielding events; ends with a Done event."""
+           limits: RunLimits = RunLimits(), auto_table: str | None = None, start: int = 0) -> Iterator[Event]:
+    """Grow `tree` with the configured strategy, yielding events; ends with a Done event. With
+    `start`, the search grows from that node (with the steps it has left) in a tree that already
+    holds a search: the answer is then chosen from the whole tree, and compute adds up."""
     strategy = get_strategy(config.strategy)
     config = strategy.adjust(config)
+    offset, before = 0, None
+    if start:
+        config, offset = _continuation(tree, start, config)
+        before = tree.meta.get("compute")
     meter = ComputeMeter()
     guard = _Guard(should_stop, limits, meter)
     scorer_obj = None
@@ -76,16 +103,17 @@ def search(tree: SearchTree, policy, config: SearchConfig, scorer: str, template
         env = ScorerEnv(policy, meter, tree.reference, config.temperature, guard)
         scorer_obj = make_scorer(check_scorer_name(scorer), env, **(scorer_options or {}))
     root_prompt = policy.chat_prompt(load_template(template).messages(tree.question))
-    ctx = SearchContext(tree, policy, scorer_obj, config, root_prompt, meter, guard, auto_table)
+    ctx = SearchContext(tree, policy, scorer_obj, config, root_prompt, meter, guard, auto_table,
+                        start_id=start, iteration_offset=offset)
     policy.reseed(config.seed)
     try:
         for event in strategy.run(ctx):
-            tree.meta["compute"] = meter.snapshot()
+            tree.meta["compute"] = _added(before, meter.snapshot())
             yield event
     except StopRequested:
         pass
     answer, leaf = apply_selection(tree, ctx.selection or config.selection)
-    tree.meta["compute"] = meter.snapshot()
+    tree.meta["compute"] = _added(before, meter.snapshot())
     tree.meta["stopped"] = guard.cause
     yield Done(answer, [leaf] if leaf is not None else [], guard.cause)
 

@@ -35,6 +35,7 @@ class Node:
     stop_reason: str = "step"
     answer: str | None = None  # extracted answer, for nodes that end a path
     correct: bool | None = None  # answer vs the reference, when one is known
+    edited: bool = False  # a visitor wrote this step (an edit of the model's, or a new sibling)
     children: list[int] = field(default_factory=list)
 
     @property

@@ -48,6 +48,7 @@ class NodeModel(Strict):
     stop_reason: Literal[STOP_REASONS] = "step"
     answer: Text(MAX_ANSWER_CHARS) | None = None
     correct: bool | None = None
+    edited: bool = False
     children: list[int] = Field(default_factory=list, max_length=MAX_NODES)
 
 

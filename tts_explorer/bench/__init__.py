@@ -9,17 +9,31 @@ Sections, always in this order (later runs are compared with this output, keep i
 3. each offline scorer's cost per step (scorer_cost.py);
 4. app start to page served and to model ready, twice (startup.py);
 5. tree render time in headless Chromium (render_speed.py);
+(with --server, the search rows gain a backend "server": an OpenAI-compatible server, or
+llama.cpp's llama-server started on the same GGUF, serving the same searches);
 6. peak resident memory: the engine alone in a fresh process (memory.py), and this process.
 A section that cannot run here (llama-cpp-python or Chromium missing) says why.
 """
 from __future__ import annotations
 
+import contextlib
 import platform
 import resource
 import time
 
 from ..data import Problem
 from ..policy.naive import NaivePolicy
+
+
+def engine_parts(policy):
+    """The one place the benchmark reaches into a backend: the local engine's model, tokenizer
+    and forward step (the naive baseline and llama.cpp are built from them)."""
+    from ..errors import UserError
+    from ..policy.local import TransformersPolicy
+
+    if not isinstance(policy, TransformersPolicy):
+        raise UserError(f"the benchmark compares backends on a local model; {policy.name} is not one")
+    return policy.model, policy.tokenizer, policy.step
 
 
 def peak_rss_mib() -> float:
@@ -34,7 +48,23 @@ def _llama_cpp(policy, gguf):
         return None, "llama.cpp: skipped (the model is not a GGUF file)"
     if not llama_cpp_available():
         return None, "llama.cpp: skipped (pip install llama-cpp-python, or bash scripts/install.sh --llama-cpp)"
-    return LlamaCppPolicy(gguf, policy.tokenizer, policy.n_params, usable_cores(), name="llama.cpp"), None
+    return LlamaCppPolicy(gguf, engine_parts(policy)[1], policy.n_params, usable_cores(), name="llama.cpp"), None
+
+
+def _server(server: str, gguf, stack, print_fn):
+    """The server backend: a URL, or "llama-server": llama.cpp's own, started here on the same GGUF."""
+    from ..errors import UserError
+    from ..loopback import LlamaServer, usable_cores
+    from ..policy.server import ServerPolicy
+
+    if server == "llama-server":
+        if gguf is None:
+            raise UserError("--server llama-server needs a GGUF model")
+        running = stack.enter_context(LlamaServer(str(gguf), slots=16, threads=usable_cores()))
+        print_fn(f"server: llama.cpp's llama-server on {running.url}, 16 parallel slots, the same GGUF")
+        return ServerPolicy(running.url + "?tokenizer=" + str(gguf))
+    print_fn(f"server: {server}")
+    return ServerPolicy(server)
 
 
 def _gguf_of(model: str):
@@ -49,7 +79,8 @@ def _gguf_of(model: str):
 
 def run_bench(model: str, data: str, problems: list[Problem], strategies: list[str], budgets: list[int],
               beam_width: int, max_steps: int, scorers: list[str], naive_max_n: int = 16, llama_max_n: int = 64,
-              with_startup: bool = True, render_sizes: tuple[int, ...] = (1000, 5000), print_fn=print) -> None:
+              with_startup: bool = True, render_sizes: tuple[int, ...] = (1000, 5000), print_fn=print,
+              server: str | None = None) -> None:
     """Run every section, printing each as soon as it is measured."""
     import torch
 
@@ -66,21 +97,25 @@ def run_bench(model: str, data: str, problems: list[Problem], strategies: list[s
     load_s = time.perf_counter() - started
     print_fn(f"machine: {platform.processor() or platform.machine()}, {usable_cores()} threads; "
              f"torch {torch.__version__}")
-    print_fn(f"model: {policy.name}, {policy.n_params / 1e6:.0f}M parameters, {policy.model.dtype}, "
-             f"step {type(policy.step).__name__}; model load {load_s:.1f} s")
+    weights, tokenizer, step = engine_parts(policy)
+    print_fn(f"model: {policy.name}, {policy.n_params / 1e6:.0f}M parameters, {weights.dtype}, "
+             f"step {type(step).__name__}; model load {load_s:.1f} s")
     print_fn(f"searches: {len(problems)} problem(s), scorer {SCORER}, beam width {beam_width}, "
              f"{max_steps} steps, 64 tokens per step, 96 in the last; each search starts cold")
-    backends = {"engine": policy, "naive": NaivePolicy(policy.model, policy.tokenizer, name="naive")}
+    backends = {"engine": policy, "naive": NaivePolicy(weights, tokenizer, name="naive")}
     llama, note = _llama_cpp(policy, _gguf_of(model))
     if llama is not None:
         backends["llama.cpp"] = llama
     if note:
         print_fn(note)
-    print_fn(page_default(policy, problems[0]))
-    print_fn(format_header())
-    for group in measure(backends, policy.tokenizer, problems, strategies, budgets, beam_width, max_steps,
-                         {"naive": naive_max_n, "llama.cpp": llama_max_n}):
-        print_fn(format_group(group))
+    with contextlib.ExitStack() as stack:
+        if server:
+            backends["server"] = _server(server, _gguf_of(model), stack, print_fn)
+        print_fn(page_default(policy, problems[0]))
+        print_fn(format_header())
+        for group in measure(backends, tokenizer, problems, strategies, budgets, beam_width, max_steps,
+                             {"naive": naive_max_n, "llama.cpp": llama_max_n}):
+            print_fn(format_group(group))
     print_fn(f"(naive rows up to N={naive_max_n}, llama.cpp rows up to N={llama_max_n})")
     print_fn(format_costs(scorer_costs(policy, problems[0], scorers) if scorers else {}))
     if with_startup and model == "embedded":

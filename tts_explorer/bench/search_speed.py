@@ -47,8 +47,7 @@ def run_one(policy, tokenizer, problem: Problem, config: SearchConfig,
             warm: bool = False) -> tuple[int, float, float, float]:
     """(generated tokens, seconds, prefill ratio, seconds to the first scored node) of one search,
     started cold, or with the template's shared part prefilled as the app does (warm)."""
-    if hasattr(policy, "forget"):
-        policy.forget()
+    policy.forget()
     if warm:
         policy.warm(load_template().warm_up_prompt(policy))
     tree = new_tree(problem.question, config, SCORER, problem.answer, policy.name)
@@ -85,7 +84,9 @@ def measure(backends: dict, tokenizer, problems: list[Problem], strategies: list
 def page_default(policy, problem: Problem) -> str:
     """The page's default search as a visitor's first Run gets it (model loaded, template warmed)."""
     config = PAGE_DEFAULTS
-    tokens, seconds, _, first = run_one(policy, policy.tokenizer, problem, config, warm=True)
+    from . import engine_parts
+
+    tokens, seconds, _, first = run_one(policy, engine_parts(policy)[1], problem, config, warm=True)
     return (f"page default ({config.strategy}, N={config.n}, M={config.beam_width}, up to {config.max_steps} steps), "
             f"template prefilled as the app does at start: first node {first:.2f} s, done {seconds:.2f} s, "
             f"{tokens} tokens")

@@ -1,8 +1,11 @@
-"""The text-level policy protocol that strategies and scorers call.
+"""The text-level policy protocol: the whole contract between a backend and everything
+that uses a policy (strategies, scorers, the page, the benchmark).
 
 Prompts go in as text; completions come out as text with token counts and log-probs.
 How a backend reuses work between calls (a KV cache, a server's prefix cache) is its
-own business, so an OpenAI-compatible server backend can stand behind the same calls.
+own business. Backends: the local engine (local.py), an OpenAI-compatible server
+(server.py), llama.cpp in-process (llamacpp.py, for the benchmark), the naive baseline
+(naive.py); loading.py picks one by the form of the source.
 """
 from __future__ import annotations
 
@@ -30,9 +33,15 @@ class Completion:
 
 
 class Policy(Protocol):
-    name: str
-    n_params: int
-    meter: ComputeMeter
+    name: str  # shown to users and recorded in trees and results
+    n_params: int  # for FLOPs (2 x parameters x tokens); 0 when unknown
+    meter: ComputeMeter  # counts calls made without a meter of their own
+
+    def warm(self, prompt: str) -> None:
+        """Get ready for prompts that start like this one (prefill and keep it, or nothing)."""
+
+    def forget(self) -> None:
+        """Drop whatever the backend keeps between calls (the next call starts cold)."""
 
     def chat_prompt(self, messages: list[dict], continue_final: bool = False) -> str:
         """Render chat messages with the model's template, ready for generation."""

@@ -49,6 +49,11 @@ class LlamaCppPolicy:
         """Drop llama.cpp's cached sequence (the next call starts from the bare model)."""
         self.llm.reset()
 
+    def warm(self, prompt: str) -> None:
+        """Evaluate the prompt, leaving it in llama.cpp's cache for the next call."""
+        self.llm.reset()
+        self.llm.eval(self._tokens(prompt))
+
     def reseed(self, seed: int | None) -> None:
         import random
 

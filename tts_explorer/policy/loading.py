@@ -1,5 +1,6 @@
-"""Loading a causal LM for the local backend: the embedded default, a GGUF file, a
-Hugging Face model directory, or a hub id (when the hub is reachable).
+"""Loading a policy, by the form of its source (a small registry, BACKENDS): an
+OpenAI-compatible server URL, or a causal LM for the local engine: the embedded default, a
+GGUF file, a Hugging Face model directory, or a hub id (when the hub is reachable).
 
 A GGUF file is dequantized by transformers (~20 s for the embedded model); the result is
 kept as safetensors, in the dtype it runs in, in the user cache so that the next start
@@ -13,23 +14,21 @@ import logging
 import os
 import shutil
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from ..errors import UserError, first_line
+from ..loopback import usable_cores
 from . import embedded
+from .base import Policy
 from .local import TransformersPolicy
+from .server import ServerPolicy, is_server
 
 EMBEDDED = "embedded"
 log = logging.getLogger(__name__)
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def default_dtype() -> torch.dtype:
@@ -82,10 +81,51 @@ def _from_dir(source: str | Path, dtype: torch.dtype):
     return model, tokenizer
 
 
+def _embedded(source: str, dtype: torch.dtype):
+    return (*_from_gguf(embedded.embedded_gguf(), dtype), embedded.MODEL_NAME)
+
+
+def _gguf(source: str, dtype: torch.dtype):
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise UserError(f"cannot read the GGUF file {source!r}")
+    return (*_from_gguf(path, dtype), path.name)
+
+
+def _folder(source: str, dtype: torch.dtype):
+    path = Path(source).expanduser()
+    if not (path / "config.json").is_file():
+        raise UserError(f"{source!r} is not a model directory (no config.json)")
+    return (*_from_dir(path, dtype), path.name)
+
+
+def _hub(source: str, dtype: torch.dtype):
+    return (*_from_dir(source, dtype), source)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A kind of policy source: which sources it takes, and how it loads one."""
+
+    name: str
+    matches: Callable[[str], bool]
+    load: Callable  # (source, torch dtype) -> (model, tokenizer, name), for the local engine
+    local: bool = True  # False: the loader builds the whole policy (a server)
+
+
+# the first backend whose `matches` takes the source loads it
+BACKENDS = (
+    Backend("server", is_server, lambda source, dtype: ServerPolicy(source), local=False),
+    Backend("embedded", lambda s: s == EMBEDDED, _embedded),
+    Backend("gguf", lambda s: s.endswith(".gguf"), _gguf),
+    Backend("folder", lambda s: Path(s).expanduser().exists(), _folder),
+    Backend("hub", lambda s: True, _hub),
+)
+
 _LOADING = threading.Lock()
 
 
-def load_policy(source: str = EMBEDDED, dtype: str | None = None, reuse_cache: bool = True) -> TransformersPolicy:
+def load_policy(source: str = EMBEDDED, dtype: str | None = None, reuse_cache: bool = True) -> Policy:
     """A loaded policy, shared by every caller in the process (read-only use); callers on
     other threads wait for a load in progress instead of starting a second one."""
     with _LOADING:
@@ -93,27 +133,14 @@ def load_policy(source: str = EMBEDDED, dtype: str | None = None, reuse_cache: b
 
 
 @functools.lru_cache(maxsize=4)
-def _load_policy(source: str, dtype: str | None, reuse_cache: bool) -> TransformersPolicy:
+def _load_policy(source: str, dtype: str | None, reuse_cache: bool) -> Policy:
+    backend = next(b for b in BACKENDS if b.matches(source))
+    if not backend.local:
+        return backend.load(source, None)
     torch.set_num_threads(usable_cores())
     torch_dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, None: None}[dtype] or default_dtype()
-    path = Path(source).expanduser()
     try:
-        if source == EMBEDDED:
-            model, tokenizer = _from_gguf(embedded.embedded_gguf(), torch_dtype)
-            name = embedded.MODEL_NAME
-        elif path.suffix == ".gguf":
-            if not path.is_file():
-                raise UserError(f"cannot read the GGUF file {source!r}")
-            model, tokenizer = _from_gguf(path, torch_dtype)
-            name = path.name
-        elif path.exists():
-            if not (path / "config.json").is_file():
-                raise UserError(f"{source!r} is not a model directory (no config.json)")
-            model, tokenizer = _from_dir(path, torch_dtype)
-            name = path.name
-        else:
-            model, tokenizer = _from_dir(source, torch_dtype)
-            name = source
+        model, tokenizer, name = backend.load(source, torch_dtype)
     except UserError:
         raise
     except Exception as exc:  # any loader failure becomes one line for the user

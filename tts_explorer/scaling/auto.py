@@ -57,7 +57,7 @@ def auto(ctx):
     k = max(1, cfg.n // 4)
     probe = dataclasses.replace(ctx, config=dataclasses.replace(cfg, n=k, strategy="best_of_n"))
     yield from independent_chains(probe)
-    answers = [n.answer for n in ctx.tree.candidates()][:k]
+    answers = [n.answer for n in ctx.candidates()][:k]
     groups = Comparer().group([a for a in answers if a is not None])
     agreeing = max((len(g) for g in groups), default=0)
     estimate = agreeing / k

@@ -140,24 +140,12 @@ def write_html(rows: list[dict], path: str, title: str = "TTS Explorer: scaling"
     """One self-contained HTML file: plotly.js inlined, the figures, the tables."""
     import plotly
 
-    from ..ui.tree_view import PLOTLY_JS
+    from ..standalone import page, script_json
 
-    divs = []
-    for i, fig in enumerate(figures(rows)):
-        divs.append(f"<div id='fig{i}' class='fig'></div><script>Plotly.newPlot('fig{i}', "
-                    f"{_script_json(fig['data'])}, {_script_json(fig['layout'])}, {{responsive: true}});</script>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<script>{PLOTLY_JS.read_text(encoding='utf-8')}</script>"
-            "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:3px 8px}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{len(rows)} result rows; plotly {html.escape(plotly.__version__)}.</p>"
-            + "".join(divs) + tables_html(rows) + "</body></html>")
+    divs = "".join(f"<div id='fig{i}'></div>" for i in range(3))
+    script = "".join(f"Plotly.newPlot('fig{i}', {script_json(fig['data'])}, {script_json(fig['layout'])}, "
+                     "{responsive: true});" for i, fig in enumerate(figures(rows)))
+    body = (f"<h1>{html.escape(title)}</h1><p>{len(rows)} result rows; plotly {html.escape(plotly.__version__)}."
+            f"</p>{divs}{tables_html(rows)}")
     with open(path, "w", encoding="utf-8") as out:
-        out.write(page)
-
-
-def _script_json(value) -> str:
-    """JSON safe inside a <script> element: no '</' sequence can close it."""
-    import json
-
-    return json.dumps(value).replace("</", "<\\/").replace("<!--", "<\\!--")
+        out.write(page(title, body, script))

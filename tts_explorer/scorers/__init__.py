@@ -8,9 +8,11 @@ from .confidence import ConfidenceScorer
 from .judge import JudgeScorer
 from .learned import LEARNED_FORMATS
 from .rollout import OracleRolloutScorer, RolloutScorer
+from .shipped import ShippedProbe, ShippedProbeArithmetic
 
 SCORERS: dict[str, type[Scorer]] = {
-    cls.name: cls for cls in (ArithmeticScorer, ConfidenceScorer, JudgeScorer, RolloutScorer, OracleRolloutScorer)
+    cls.name: cls for cls in (ShippedProbeArithmetic, ShippedProbe, ArithmeticScorer, ConfidenceScorer, JudgeScorer,
+                              RolloutScorer, OracleRolloutScorer)
 }
 SCORERS.update(LEARNED_FORMATS)  # these take model=<path or hub id>
 DEFAULT_SCORER = "arithmetic"

@@ -315,6 +315,8 @@ class ProbePRM(TrlPRM):
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise UserError(f"cannot load the probe PRM in {source!r}: {first_line(exc)}") from None
         policy = load_policy(backbone if backbone == EMBEDDED else str(folder / backbone))
+        if not hasattr(policy, "model"):
+            raise UserError(f"the probe in {source!r} needs its backbone on this machine, not on a server")
         if max(layers) > policy.model.config.num_hidden_layers:
             raise UserError(f"the probe in {source!r} reads layer {max(layers)}; its backbone has fewer")
         return ProbeModel(policy.model, head.eval(), layers, policy.name), policy.tokenizer

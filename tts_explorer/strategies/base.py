@@ -29,6 +29,17 @@ class SearchContext:
     should_stop: Callable[[], bool] | None = None
     auto_table: str | None = None  # the compute-optimal table the auto strategy reads (None: the shipped one)
     selection: str | None = None  # a selection rule the strategy chose itself (auto), else the config's
+    start_id: int = 0  # the node the search grows from (a visitor's "continue from here"), else the root
+    iteration_offset: int = 0  # iterations of the tree before this search began
+
+    @property
+    def start(self) -> Node:
+        return self.tree.nodes[self.start_id]
+
+    def candidates(self) -> list[Node]:
+        """The answer pool of this search: finished paths through its start node."""
+        return [n for n in self.tree.candidates() if self.start_id == 0 or
+                any(p.id == self.start_id for p in self.tree.path(n.id))]
 
     def step_path(self, node: Node) -> StepPath:
         path = self.tree.path(node.id)
@@ -65,7 +76,7 @@ def expand(ctx: SearchContext, parents: list[Node], counts: list[int], iteration
             subtree = parent.subtree if subtrees is None else subtrees[len(added)]
             added.append(ctx.tree.add(
                 parent.id, text=step, n_tokens=completion.n_tokens,
-                mean_logprob=round(completion.mean_logprob, 4), iteration=iteration,
+                mean_logprob=round(completion.mean_logprob, 4), iteration=iteration + ctx.iteration_offset,
                 stop_reason=reason, answer=answer, subtree=subtree,
                 status="finished" if reason != "step" else "active"))
     return added

@@ -23,7 +23,7 @@ def split_budget(total: int, parents: int) -> list[int]:
 def beam_search(ctx: SearchContext):
     cfg = ctx.config
     keep = cfg.n // cfg.beam_width
-    active = [ctx.tree.root]
+    active = [ctx.start]
     for iteration in range(cfg.max_steps):
         final = iteration == cfg.max_steps - 1
         new = yield from expand_and_score(ctx, active, split_budget(cfg.n, len(active)), iteration, final)
@@ -33,5 +33,5 @@ def beam_search(ctx: SearchContext):
         yield IterationDone(iteration, cfg.max_steps, len(active))
         if not active:
             break
-    pool = sorted(ctx.tree.candidates(), key=by_score, reverse=True)
+    pool = sorted(ctx.candidates(), key=by_score, reverse=True)
     yield from prune(pool[cfg.n:], cfg.max_steps)

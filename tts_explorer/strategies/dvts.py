@@ -16,7 +16,7 @@ def dvts(ctx: SearchContext):
     cfg = ctx.config
     m = cfg.beam_width
     subtrees = cfg.n // m
-    beams = [ctx.tree.root]
+    beams = [ctx.start]
     for iteration in range(cfg.max_steps):
         final = iteration == cfg.max_steps - 1
         if iteration == 0:

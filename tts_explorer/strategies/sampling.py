@@ -15,7 +15,7 @@ from .base import SearchContext, expand_and_score
 
 def independent_chains(ctx: SearchContext):
     cfg = ctx.config
-    active = [ctx.tree.root]
+    active = [ctx.start]
     counts = [cfg.n]
     for iteration in range(cfg.max_steps):
         final = iteration == cfg.max_steps - 1
@@ -30,7 +30,7 @@ def independent_chains(ctx: SearchContext):
 def rollout_tree(ctx: SearchContext):
     cfg = ctx.config
     m = cfg.beam_width
-    active, counts = [ctx.tree.root], [cfg.n // m]
+    active, counts = [ctx.start], [cfg.n // m]
     for iteration in range(cfg.max_steps):
         final = iteration == cfg.max_steps - 1
         new = yield from expand_and_score(ctx, active, counts, iteration, final)

@@ -33,17 +33,17 @@ COMBINED = "probe×arithmetic"  # the product of the two scores, step by step
 
 @dataclass
 class EvalConfig:
-    synthetic: int = 300  # held-out synthetic problems (seed below), for F1
+    synthetic: int = 200  # held-out synthetic problems (seed below), for F1
     synthetic_seed: int = 1
-    tune: int = 200  # synthetic problems for threshold tuning (another seed)
+    tune: int = 150  # synthetic problems for threshold tuning (another seed)
     tune_seed: int = 2
     gsm8k: str = "../shared/data/gsm8k_train.jsonl"
-    gsm8k_rows: tuple[int, int] = (6000, 6200)  # train rows training does not read
-    gsm8k_tune_rows: tuple[int, int] = (6200, 6300)
+    gsm8k_rows: tuple[int, int] = (6000, 6100)  # train rows training does not read
+    gsm8k_tune_rows: tuple[int, int] = (6100, 6150)
     test_dev: str = "../shared/data/gsm8k_test_dev.jsonl"
     test_dev_rows: int = 100
-    judge_limit: int = 40  # samples per set scored by the judge (one forward per step: slow)
-    rollout_synthetic: int = 150  # held-out problems with rollout trees, for AUC
+    judge_limit: int = 25  # samples per set, and trees, scored by the judge (one forward per step: slow)
+    rollout_synthetic: int = 120  # held-out problems with rollout trees, for AUC
     rollout_test_dev: int = 30
     n: int = 16
     m: int = 4

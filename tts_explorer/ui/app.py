@@ -1,9 +1,9 @@
-"""The page, built by a factory: a Search tab, a PRM lab tab and a Scaling tab (one module each)."""
+"""The page, built by a factory: Search, Compare, PRM lab and Scaling tabs (one module each)."""
 from __future__ import annotations
 
 import gradio as gr
 
-from . import prm_lab, scaling_tab, search_tab
+from . import prm_lab, scaling_tab, search_tab, side_by_side
 from .settings import Settings
 from .tree_view import plotly_static_dir
 
@@ -17,6 +17,8 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
                     "path is gold.")
         with gr.Tab("Search"):
             search_tab.build(settings)
+        with gr.Tab("Compare"):
+            side_by_side.build(settings)
         with gr.Tab("PRM lab"):
             prm_lab.build(settings)
         with gr.Tab("Scaling"):

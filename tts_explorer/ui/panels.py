@@ -12,7 +12,7 @@ from ..selection import by_score, tally
 from ..tree import SearchTree
 
 CANDIDATE_COLUMNS = ["node", "answer", "path score", "votes", "PRM-Vote sum", "correct", "chosen"]
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # what formats inside a line (< > & are HTML-escaped)
 
 
 def html_text(text: str) -> str:

@@ -163,4 +163,4 @@ def build(settings: Settings) -> None:
     index.submit(pick_sample, inputs=[state, index, threshold], outputs=[view, panel], api_name=False)
     threshold.release(redraw, inputs=[state, threshold], outputs=[view, panel], api_name=False)
     score_btn.click(lambda s, *args: score_sample(s, settings, *args), inputs=[state, scorer, threshold],
-                    outputs=[status, view, panel], concurrency_id="search", api_name="lab_score")
+                    outputs=[status, view, panel], concurrency_id="search", concurrency_limit=settings.search_slots, api_name="lab_score")

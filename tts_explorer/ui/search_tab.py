@@ -26,7 +26,8 @@ from ..data import read_problems
 from ..errors import UserError, first_line
 from ..events import Done, IterationDone
 from ..prompts import ASSETS
-from ..render import figure
+from ..diagnose import DISAGREEMENT_COLUMNS, disagreements, score_histogram
+from ..render import DEFAULT_SCALE, SCALES, figure
 from ..rescore import rescore
 from ..scorers import SCORERS
 from ..search import new_tree, search
@@ -52,6 +53,7 @@ from .settings import (
 from .tree_view import as_value, tree_view
 
 REDRAW_INTERVAL_S = 0.3  # at most ~3 redraws a second while a search runs
+SEARCHES = ("run", "continue_from")  # the Search tab's events that run a search (its Stop cancels them)
 SELECTION_CHOICES = [("Majority", "majority"), ("PRM-Max", "prm_max"), ("PRM-Vote", "prm_vote")]
 
 
@@ -61,17 +63,17 @@ def example_rows() -> list[list[str]]:
     return [[p.question, p.answer] for p in easy + harder]
 
 
-def _views(tree: SearchTree, state: str, iteration: int | None = None):
-    """Values for (tree view, status, candidates, compute, replay slider)."""
+def views(tree: SearchTree, state: str, scale: str, iteration: int | None = None):
+    """Values for (tree view, status, candidates, compute, replay slider, disagreements, score histogram)."""
     last = max((n.iteration for n in tree), default=0)
     slider = gr.update(maximum=max(last, 1), value=last)
-    return (as_value(figure(tree)), status_line(tree, state, iteration), candidate_rows(tree),
-            compute_markdown(tree), slider)
+    return (as_value(figure(tree, scale=scale)), status_line(tree, state, iteration), candidate_rows(tree),
+            compute_markdown(tree), slider, disagreements(tree), as_value(score_histogram(tree)))
 
 
-def _error(message: str):
-    """Change nothing but the status line."""
-    return (gr.update(), f"⚠ {message}", gr.update(), gr.update(), gr.update(), gr.update())
+def error(message: str):
+    """Change nothing but the status line (of the outputs of a run: views and the export)."""
+    return (gr.update(), f"⚠ {message}", *[gr.update()] * 6)
 
 
 def _export(tree: SearchTree) -> str:
@@ -105,64 +107,69 @@ def run_request(settings: Settings, question, reference, strategy, n, m, tempera
 
 
 def run_search(session: Session, settings: Settings, *fields):
-    """Generator behind the Run button: streams (tree, status, table, compute, slider, export)."""
+    """Generator behind the Run button: streams the views, then the export file."""
     try:
         config, scorer_name, scorer_options, tree = run_request(settings, *fields)
     except UserError as exc:
-        yield _error(str(exc))
+        yield error(str(exc))
         return
-    if not session.start_run():
-        yield _error("Stopped before it started: Stop was pressed while this run waited in the queue")
+    tree.meta["run_id"] = f"run-{session.runs + 1}-{time.time():.0f}"
+    yield from stream(session, settings, tree, config, scorer_name, scorer_options, fields[-1])
+
+
+def stream(session: Session, settings: Settings, tree: SearchTree, config: SearchConfig, scorer_name: str,
+           scorer_options: dict, model: str, start: int = 0):
+    """Run a search on `tree` (from node `start`) as this session's run, streaming its views."""
+    refused = session.start_run()
+    if refused:
+        yield error(refused)
         return
     try:
-        yield from _run(session, settings, tree, config, scorer_name, scorer_options, fields[-1])
+        yield from _stream(session, settings, tree, config, scorer_name, scorer_options, model, start)
     finally:
         session.end_run()
 
 
-def _run(session: Session, settings: Settings, tree: SearchTree, config: SearchConfig, scorer_name: str,
-         scorer_options: dict, model: str):
+def _stream(session, settings, tree, config, scorer_name, scorer_options, model, start):
     from ..policy.loading import load_policy
 
-    tree.meta["run_id"] = f"run-{session.runs}-{time.time():.0f}"
     session.show(tree, live=True)
-    yield (as_value(figure(tree)), status_line(tree, "Loading the model (the first run downloads and "
-                                                     "converts it: about 30 s)…"),
-           [], compute_markdown(None), gr.update(), gr.update(value=None))
+    yield (*views(tree, "Loading the model (the first run downloads and converts it: about 30 s)…", session.scale),
+           gr.update(value=None))
     try:
         policy = load_policy(model)
     except UserError as exc:
-        yield _error(str(exc))
+        yield error(str(exc))
         return
     tree.meta["policy"] = policy.name
     last_draw, iteration = 0.0, 0
     try:
         for event in search(tree, policy, config, scorer_name, should_stop=session.should_stop,
-                            scorer_options=scorer_options, limits=settings.limits):
+                            scorer_options=scorer_options, limits=settings.limits, start=start):
             if isinstance(event, IterationDone):
                 iteration = event.iteration + 1
             if isinstance(event, Done):
                 session.show(tree, live=False)
                 state = f"Stopped {event.stopped}" if event.stopped else "Done"
-                yield (*_views(tree, state), _export(tree))
+                yield (*views(tree, state, session.scale), _export(tree))
             elif time.monotonic() - last_draw >= REDRAW_INTERVAL_S:
                 last_draw = time.monotonic()
                 session.show(tree, live=True)
-                yield (*_views(tree, "Running…", min(iteration, config.max_steps - 1)), gr.update())
+                yield (*views(tree, "Running…", session.scale, min(iteration, config.max_steps - 1)), gr.update())
     except UserError as exc:
         session.show(tree, live=False)
-        yield (*_views(tree, f"⚠ {first_line(exc)}"), _export(tree))
+        yield (*views(tree, f"⚠ {first_line(exc)}", session.scale), _export(tree))
     except Exception as exc:  # a model or scorer failure: say so in one line, keep the partial tree
         session.show(tree, live=False)
-        yield (*_views(tree, f"⚠ the search failed: {first_line(exc)}"), _export(tree))
+        yield (*views(tree, f"⚠ the search failed: {first_line(exc)}", session.scale), _export(tree))
 
 
 def import_tree(session: Session, file_path):
     """Load an exported tree (no model needed); a bad file changes nothing."""
     if session.running:
-        return _error("a search of this session is running: stop it before importing")
+        return error("a search of this session is running: stop it before importing")
     if not isinstance(file_path, str) or not file_path:
-        return _error("no file")
+        return error("no file")
     path = Path(file_path)
     try:
         if path.stat().st_size > UPLOAD_LIMIT_BYTES:
@@ -171,14 +178,14 @@ def import_tree(session: Session, file_path):
         tree.meta["run_id"] = f"import-{time.time():.0f}"
         # the answer and its correctness are read from the nodes again, not taken from the file
         apply_selection(tree, tree.meta.get("selection") or PAGE_DEFAULTS.selection)
-        views = _views(tree, f"Imported {path.name}")  # built before the session changes
+        shown = views(tree, f"Imported {path.name}", session.scale)  # built before the session changes
         export = _export(tree)
     except UserError as exc:
-        return _error(f"cannot import this tree: {first_line(exc)}")
+        return error(f"cannot import this tree: {first_line(exc)}")
     except (UnicodeDecodeError, OSError) as exc:
-        return _error(f"cannot import this tree: {type(exc).__name__}")
+        return error(f"cannot import this tree: {type(exc).__name__}")
     session.show(tree, live=False)
-    return (*views, export)
+    return (*shown, export)
 
 
 def replay(session: Session, iteration):
@@ -188,23 +195,45 @@ def replay(session: Session, iteration):
         upto = whole_number(iteration, "the replay iteration", 0, 100_000)
     except UserError:
         return gr.update()
-    return as_value(figure(session.view, upto_iteration=upto))
+    return as_value(figure(session.view, upto_iteration=upto, scale=session.scale))
+
+
+def set_scale(session: Session, scale):
+    """The colour scale of this session's trees; redraws the current one."""
+    if scale in SCALES:
+        session.scale = scale
+    return gr.update() if session.view is None else as_value(figure(session.view, scale=session.scale))
+
+
+def _node_id(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def show_path(session: Session, evt: gr.EventData):
+    """The clicked node's path; the edit panel takes the node and its text."""
     node = getattr(evt, "_data", None) or {}
-    node_id = node.get("node") if isinstance(node, dict) else None
-    return path_html(session.view, node_id if isinstance(node_id, int) and not isinstance(node_id, bool) else None)
+    node_id = _node_id(node.get("node") if isinstance(node, dict) else None)
+    tree = session.view
+    if tree is None or node_id not in tree.nodes:
+        return path_html(None, None), gr.update(), gr.update()
+    return path_html(tree, node_id), node_id, tree.nodes[node_id].text
 
 
-def queued_runs(request: gr.Request | None) -> int:
-    """How many Run events of the requesting session wait in the queue. Read from Gradio's
-    queue (internal structures, read defensively: 0 where they are not found)."""
+def show_disagreement(session: Session, evt: gr.SelectData):
+    """A row of the disagreements table clicked: that candidate's path."""
+    row = getattr(evt, "row_value", None) or []
+    node_id = int(row[0]) if row and str(row[0]).isdigit() and len(str(row[0])) < 9 else None
+    return path_html(session.view, node_id)
+
+
+def queued_runs(request: gr.Request | None, names: tuple[str, ...] = SEARCHES) -> int:
+    """How many search events (by API name) of the requesting session wait in the queue. Read
+    from Gradio's queue (internal structures, read defensively: 0 where they are not found)."""
     try:
         blocks = request.request.app.get_blocks()
         waiting = blocks._queue.event_queue_per_concurrency_id["search"].queue
         return sum(1 for event in list(waiting)
-                   if event.session_hash == request.session_hash and event.fn.api_name == "run")
+                   if event.session_hash == request.session_hash and event.fn.api_name in names)
     except (AttributeError, KeyError, TypeError):
         return 0
 
@@ -238,11 +267,13 @@ def rescore_tree(session: Session, settings: Settings, scorer_entry, aggregation
         return gr.update(), f"⚠ re-scoring failed: {first_line(exc)}", gr.update()
     after.meta["run_id"] = f"{before.meta.get('run_id', 'tree')}-rescored"
     rows, summary = compare(before, after)
-    return rows, summary, as_value(figure(after))
+    return rows, summary, as_value(figure(after, scale=session.scale))
 
 
 def build(settings: Settings) -> None:
     """Lay out the tab inside the current Blocks and wire its events."""
+    from . import edit_panel
+
     session = gr.State(Session())
     examples = example_rows()
     with gr.Row():
@@ -253,8 +284,7 @@ def build(settings: Settings) -> None:
                 run_btn = gr.Button("Run", variant="primary", elem_id="run")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
             strategy = gr.Dropdown([(s.label, s.name) for s in STRATEGIES.values() if s.on_page],
-                                   value=PAGE_DEFAULTS.strategy,
-                                   label="Strategy", elem_id="strategy")
+                                   value=PAGE_DEFAULTS.strategy, label="Strategy", elem_id="strategy")
             n = gr.Slider(1, UI_MAX_N, value=PAGE_DEFAULTS.n, step=1, label="Budget N (generations)")
             m = gr.Slider(1, UI_MAX_BEAM_WIDTH, value=PAGE_DEFAULTS.beam_width, step=1,
                           label="Beam width M (beam, DVTS)")
@@ -264,6 +294,9 @@ def build(settings: Settings) -> None:
             aggregation = gr.Radio(list(AGGREGATIONS), value=PAGE_DEFAULTS.aggregation, label="Step-score aggregation")
             selection = gr.Radio(SELECTION_CHOICES, value=PAGE_DEFAULTS.selection, label="Answer selection")
             model = gr.Dropdown(list(settings.models), value=settings.models[0], label="Policy model")
+            scale = gr.Radio([("viridis (colour-blind safe)", "viridis"), ("cividis (colour-blind safe)", "cividis"),
+                              ("red-green", "red-green")], value=DEFAULT_SCALE, label="Score colours",
+                             elem_id="scale")
             gr.Examples(examples, inputs=[question, reference], label="Examples", examples_per_page=5)
         with gr.Column(scale=3):
             status = gr.Markdown("Press Run to start.", elem_id="status")
@@ -273,6 +306,11 @@ def build(settings: Settings) -> None:
             candidates = gr.Dataframe(headers=CANDIDATE_COLUMNS, value=[], label="Finished candidates",
                                       interactive=False, elem_id="candidates")
             compute = gr.Markdown("No run yet.", elem_id="compute")
+            with gr.Accordion("Where the PRM and the outcome disagree (with a reference answer)", open=False):
+                disagree = gr.Dataframe(headers=DISAGREEMENT_COLUMNS, value=[], interactive=False,
+                                        label="Candidates ranked against their correctness (click a row for its path)",
+                                        elem_id="disagreements")
+                histogram = tree_view(elem_id="score-histogram")
             with gr.Row():
                 export_btn = gr.DownloadButton("Export tree (JSON)", value=None, elem_id="export")
                 upload = gr.File(label="Import a tree (JSON)", file_types=[".json"], elem_id="import")
@@ -289,17 +327,23 @@ def build(settings: Settings) -> None:
                 rescored_view = tree_view(elem_id="rescored-view")
         with gr.Column(scale=1, min_width=260):
             path_panel = gr.HTML(path_html(None, None), elem_id="path-box")
+            selected = gr.Number(value=None, precision=0, label="Selected node", elem_id="selected-node")
+            inputs = [question, reference, strategy, n, m, temperature, max_steps, scorer, aggregation, selection,
+                      model]
+            outputs = [view, status, candidates, compute, replay_slider, disagree, histogram, export_btn]
+            edit_text = edit_panel.build(settings, session, selected, inputs, outputs, view, status, path_panel)
 
-    outputs = [view, status, candidates, compute, replay_slider, export_btn]
-    inputs = [question, reference, strategy, n, m, temperature, max_steps, scorer, aggregation, selection, model]
     run_btn.click(lambda s, *args: (yield from run_search(s, settings, *args)), inputs=[session, *inputs],
-                  outputs=outputs, concurrency_id="search", concurrency_limit=1, api_name="run")
+                  outputs=outputs, concurrency_id="search", concurrency_limit=settings.search_slots, api_name="run")
     stop_btn.click(request_stop, inputs=session, outputs=status, queue=False, api_name="stop")
-    view.click(show_path, inputs=session, outputs=path_panel, concurrency_limit=8, api_name=False)
+    view.click(show_path, inputs=session, outputs=[path_panel, selected, edit_text], concurrency_limit=8,
+               api_name=False)
+    disagree.select(show_disagreement, inputs=session, outputs=path_panel, concurrency_limit=8, api_name=False)
+    scale.change(set_scale, inputs=[session, scale], outputs=view, queue=False, api_name=False)
     replay_slider.release(replay, inputs=[session, replay_slider], outputs=view, concurrency_limit=8,
                           api_name="replay")
     upload.upload(import_tree, inputs=[session, upload], outputs=outputs, concurrency_limit=4, api_name="import_tree")
     rescore_btn.click(lambda s, *args: rescore_tree(s, settings, *args),
                       inputs=[session, re_scorer, re_aggregation, re_selection],
-                      outputs=[rescore_table, rescore_summary, rescored_view], concurrency_id="search",
+                      outputs=[rescore_table, rescore_summary, rescored_view], concurrency_id="search", concurrency_limit=settings.search_slots,
                       api_name="rescore")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 
+from ..render import DEFAULT_SCALE
 from ..tree import SearchTree
 
 
@@ -22,6 +23,7 @@ class Session:
         self.running = False
         self.cancel_queued = 0  # queued runs of this session that a Stop cancelled
         self.runs = 0
+        self.scale = DEFAULT_SCALE  # the colour scale this visitor chose
         self._lock = threading.Lock()
 
     def __deepcopy__(self, memo) -> "Session":  # gr.State copies its default for each visitor
@@ -35,16 +37,18 @@ class Session:
         self.tree = tree
         self.view = tree.copy() if live else tree
 
-    def start_run(self) -> bool:
-        """Mark a run as started; False when a Stop cancelled it while it was queued."""
+    def start_run(self) -> str | None:
+        """Mark a run as started; or say why it may not start (None: it has started)."""
         with self._lock:
             if self.cancel_queued > 0:
                 self.cancel_queued -= 1
-                return False
+                return "Stopped before it started: Stop was pressed while this run waited in the queue"
+            if self.running:
+                return "a search of this session is running: wait for it or stop it"
             self.stop_flag.clear()
             self.running = True
             self.runs += 1
-            return True
+            return None
 
     def end_run(self) -> None:
         with self._lock:

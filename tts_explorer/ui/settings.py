@@ -4,7 +4,8 @@ TTS_MODELS: comma-separated policy sources ("embedded", a GGUF file, a model dir
 TTS_SCORERS: comma-separated scorers, each a name ("arithmetic") or, for a learned PRM,
 FORMAT:MODEL ("qwen-prm:/models/Qwen2.5-Math-PRM-7B"); TTS_TRUST_REMOTE_CODE=1 lets
 those PRMs run their own modelling code; TTS_RUN_SECONDS and TTS_RUN_TOKENS cap one run
-(a run over a cap stops like Stop, keeping its tree). The page offers only these, and by
+(a run over a cap stops like Stop, keeping its tree); TTS_SEARCH_SLOTS is how many searches
+run at once (1 for the local engine; more where the policy is an inference server). The page offers only these, and by
 default only scorers that can run; nothing typed in the browser becomes a path, a hub
 id or trust_remote_code.
 """
@@ -45,6 +46,7 @@ class Settings:
     scorers: tuple[str, ...]  # entries as the page shows them: NAME or FORMAT:MODEL
     trust_remote_code: bool = False
     limits: RunLimits = RunLimits(RUN_SECONDS, RUN_TOKENS)
+    search_slots: int = 1  # searches run at once (a local model runs one; a server batches several)
 
     def scorer(self, entry: str) -> tuple[str, dict]:
         """(scorer name, options) for an offered entry."""
@@ -57,12 +59,16 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         models = tuple(m.strip() for m in os.environ.get("TTS_MODELS", "embedded").split(",") if m.strip())
-        runnable = ",".join(name for name, scorer in SCORERS.items() if not scorer.needs_model)
+        runnable = ",".join(dict.fromkeys([DEFAULT_SCORER] + [name for name, scorer in SCORERS.items()
+                                                              if not scorer.needs_model]))
         scorers = tuple(s.strip() for s in os.environ.get("TTS_SCORERS", runnable).split(",") if s.strip())
         for entry in scorers:
             name, _, model = entry.partition(":")
             if SCORERS[check_scorer_name(name)].needs_model and not model:
                 raise UserError(f"TTS_SCORERS: the {name} scorer needs a model: write {name}:/path/to/model")
         limits = RunLimits(_positive("TTS_RUN_SECONDS", RUN_SECONDS), int(_positive("TTS_RUN_TOKENS", RUN_TOKENS)))
+        slots = _positive("TTS_SEARCH_SLOTS", 1)
+        if slots != int(slots) or slots > 64:
+            raise UserError(f"TTS_SEARCH_SLOTS must be a whole number from 1 to 64, got {slots:g}")
         return cls(models or ("embedded",), scorers or (DEFAULT_SCORER,),
-                   os.environ.get("TTS_TRUST_REMOTE_CODE") == "1", limits)
+                   os.environ.get("TTS_TRUST_REMOTE_CODE") == "1", limits, int(slots))

@@ -1,0 +1,86 @@
+"""Many visitors on one policy server: the page with llama.cpp's llama-server behind it.
+
+Starts llama-server on the embedded GGUF (16 parallel slots), starts the app on it with
+TTS_SEARCH_SLOTS searches at once, then runs the same searches (one per client, each its
+own problem) twice: one client at a time, and all clients at once (gradio_client). Prints
+tokens per second both ways and their ratio, and checks that every run completed and that
+every client got its own problem's tree back.
+
+    python bench/server_load.py [--clients 8] [--n 8] [--slots 8]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from gradio_client import Client
+
+from tts_explorer.data import read_problems
+from tts_explorer.loopback import LlamaServer, free_port, wait_http
+from tts_explorer.policy import embedded
+from tts_explorer.tree import SearchTree
+
+ROOT = Path(__file__).resolve().parent.parent
+ORDER = ["question", "reference", "strategy", "n", "m", "temperature", "max_steps", "scorer", "aggregation",
+         "selection", "model"]
+
+
+def run(client: Client, problem, model: str, n: int) -> tuple[int, str]:
+    fields = dict(question=problem.question, reference=problem.answer, strategy="beam", n=n, m=2, temperature=0.8,
+                  max_steps=6, scorer="arithmetic", aggregation="min", selection="prm_vote", model=model)
+    final = client.predict(*[fields[k] for k in ORDER], api_name="/run")
+    tree = SearchTree.from_json(open(final[-1]).read())
+    assert final[1].startswith("Done"), final[1]
+    assert tree.question == problem.question, "a client got another client's tree"
+    return tree.meta["compute"]["generated_tokens"], tree.question
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--n", type=int, default=8)
+    parser.add_argument("--slots", type=int, default=8, help="TTS_SEARCH_SLOTS: searches the page runs at once")
+    args = parser.parse_args()
+    problems, _ = read_problems(ROOT / "assets" / "problems" / "easy.jsonl", limit=args.clients)
+    gguf = embedded.embedded_gguf()
+    with LlamaServer(str(gguf), slots=16, context=32768) as server:
+        model = f"{server.url}?tokenizer=embedded"
+        port = free_port()
+        env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "TTS_MODELS": model, "TTS_SCORERS": "arithmetic",
+               "TTS_SEARCH_SLOTS": str(args.slots)}
+        app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            wait_http(url)
+            clients = [Client(url, verbose=False) for _ in problems]
+            run(clients[0], problems[0], model, args.n)  # warm: the server has seen the template
+            started = time.perf_counter()
+            alone = [run(c, p, model, args.n)[0] for c, p in zip(clients, problems)]
+            alone_s = time.perf_counter() - started
+            started = time.perf_counter()
+            with ThreadPoolExecutor(len(clients)) as pool:
+                together = list(pool.map(lambda cp: run(cp[0], cp[1], model, args.n), zip(clients, problems)))
+            together_s = time.perf_counter() - started
+        finally:
+            app.terminate()
+            app.wait()
+    questions = {q for _, q in together}
+    print(f"llama-server: 16 slots, {gguf.name}; the page: TTS_SEARCH_SLOTS={args.slots}; {len(problems)} clients, "
+          f"beam search N={args.n}, M=2, 6 steps")
+    print(f"one client at a time : {sum(alone)} tokens in {alone_s:.1f} s = {sum(alone) / alone_s:.1f} tok/s")
+    print(f"{len(clients)} clients at once   : {sum(t for t, _ in together)} tokens in {together_s:.1f} s = "
+          f"{sum(t for t, _ in together) / together_s:.1f} tok/s "
+          f"({sum(t for t, _ in together) / together_s / (sum(alone) / alone_s):.2f}x)")
+    print(f"every run completed: yes; every client got its own tree: {'yes' if len(questions) == len(problems) else 'NO'}")
+    print(json.dumps({"alone_tok_s": sum(alone) / alone_s, "together_tok_s": sum(t for t, _ in together) / together_s}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Where a PRM and the outcome disagree, in one tree: finished candidates whose rank by path
+score contradicts their correctness (a wrong one above right ones, a right one below wrong
+ones), and the spread of step scores by depth, as a figure."""
+from __future__ import annotations
+
+from .render import plotly_text
+from .selection import by_score
+from .tree import SearchTree
+
+DISAGREEMENT_COLUMNS = ["node", "answer", "path score", "rank", "correct", "disagreement"]
+
+
+def disagreements(tree: SearchTree) -> list[list]:
+    """Rows for the candidates the PRM ranks against the outcome, the strongest disagreement first
+    (needs a reference answer; none otherwise)."""
+    if tree.reference is None:
+        return []
+    ranked = sorted(tree.candidates(), key=by_score, reverse=True)
+    rows = []
+    for rank, node in enumerate(ranked, start=1):
+        if node.correct is None:
+            continue
+        if node.correct:
+            above = sum(1 for other in ranked[: rank - 1] if other.correct is False and
+                        by_score(other) > by_score(node))
+            if above:
+                rows.append((above, [node.id, node.answer, _f(node.agg_score), rank, "yes",
+                                     f"low score, right: {above} wrong candidate(s) scored higher"]))
+        else:
+            below = sum(1 for other in ranked[rank:] if other.correct and by_score(other) < by_score(node))
+            if below:
+                rows.append((below, [node.id, node.answer if node.answer is not None else "(none)",
+                                     _f(node.agg_score), rank, "no",
+                                     f"high score, wrong: above {below} right candidate(s)"]))
+    return [row for _, row in sorted(rows, key=lambda r: -r[0])]
+
+
+def _f(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def score_histogram(tree: SearchTree, bins: int = 10) -> dict:
+    """Counts of step scores in `bins` equal bins of [0, 1], one bar trace per depth."""
+    by_depth: dict[int, list[int]] = {}
+    for node in tree:
+        if node.id and node.score is not None:
+            counts = by_depth.setdefault(node.depth, [0] * bins)
+            counts[min(int(node.score * bins), bins - 1)] += 1
+    centres = [(i + 0.5) / bins for i in range(bins)]
+    data = [{"type": "bar", "name": plotly_text(f"step {depth}"), "x": centres, "y": counts,
+             "hovertemplate": "%{y} steps scored %{x:.2f} ± 0.05<extra>step " + str(depth) + "</extra>"}
+            for depth, counts in sorted(by_depth.items())]
+    return {"data": data, "layout": {
+        "barmode": "stack", "height": 300, "margin": {"l": 50, "r": 10, "t": 30, "b": 40},
+        "title": {"text": "step scores in this tree, by depth"}, "plot_bgcolor": "white",
+        "xaxis": {"title": {"text": "step score"}, "range": [0, 1]}, "yaxis": {"title": {"text": "steps"}},
+        "uirevision": str(tree.meta.get("run_id", "tree"))}}

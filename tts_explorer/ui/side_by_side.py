@@ -1,0 +1,150 @@
+"""The Compare tab: two to four searches on the same problem with the same budget and seed,
+drawn next to each other as they grow: strategies against each other, or two scorers, or
+two aggregations. Each panel says its answer, whether it is right (with a reference), its
+tokens and FLOPs; the chosen paths are drawn as in the Search tab.
+
+The searches advance in turn, one step each, so all trees grow at once (the model serves
+one call at a time). Also the API endpoint /compare.
+"""
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from ..config import AGGREGATIONS, PAGE_DEFAULTS
+from ..errors import UserError, first_line
+from ..events import Done
+from ..render import figure
+from ..search import search
+from ..strategies import STRATEGIES
+from .panels import answer_line, markdown_text
+from .search_tab import SELECTION_CHOICES, example_rows, queued_runs, run_request
+from .session import Session
+from .settings import UI_MAX_BEAM_WIDTH, UI_MAX_N, UI_MAX_STEPS, Settings
+from .tree_view import as_value, tree_view
+
+PANELS = 4
+REDRAW_INTERVAL_S = 0.4
+
+
+def plan(strategies, scorers, aggregations) -> list[tuple[str, str, str]]:
+    """(strategy, scorer entry, aggregation) per panel: what varies is what has two or more values."""
+    strategies, scorers, aggregations = (list(dict.fromkeys(v or [])) for v in (strategies, scorers, aggregations))
+    if not strategies or not scorers or not aggregations:
+        raise UserError("choose at least one strategy, one scorer and one aggregation")
+    varying = [name for name, values in (("strategies", strategies), ("scorers", scorers),
+                                          ("aggregations", aggregations)) if len(values) > 1]
+    if len(varying) != 1:
+        raise UserError("compare one thing at a time: two to four strategies, or two scorers, or two aggregations")
+    if len(strategies) > PANELS or len(scorers) > 2 or len(aggregations) > 2:
+        raise UserError("at most four strategies, two scorers or two aggregations")
+    if varying == ["strategies"]:
+        return [(s, scorers[0], aggregations[0]) for s in strategies]
+    if varying == ["scorers"]:
+        return [(strategies[0], s, aggregations[0]) for s in scorers]
+    return [(strategies[0], scorers[0], a) for a in aggregations]
+
+
+def caption(tree, label: str, done: bool) -> str:
+    compute = tree.meta.get("compute") or {}
+    answer = answer_line(tree) if done else "running…"
+    return (f"**{markdown_text(label)}** · {answer or 'no answer'} · {len(tree) - 1} nodes · "
+            f"{compute.get('generated_tokens', 0) + compute.get('scorer_tokens', 0)} tokens · "
+            f"{compute.get('total_flops', 0):.3g} FLOPs")
+
+
+def compare_runs(session: Session, settings: Settings, question, reference, strategies, scorers, aggregations,
+                 n, m, temperature, max_steps, selection, model):
+    """Generator: (status, four figures, four captions), the trees growing side by side."""
+    empty = ["" for _ in range(PANELS)]
+    try:
+        panels = plan(strategies, scorers, aggregations)
+        runs = []
+        for strategy, scorer, aggregation in panels:
+            config, name, options, tree = run_request(settings, question, reference, strategy, n, m, temperature,
+                                                      max_steps, scorer, aggregation, selection, model)
+            tree.meta["run_id"] = f"compare-{len(runs)}-{time.time():.0f}"
+            label = f"{STRATEGIES[strategy].label}, {scorer}, {aggregation}"
+            runs.append((config, name, options, tree, label))
+    except UserError as exc:
+        yield (f"⚠ {first_line(exc)}", *[gr.update()] * (2 * PANELS))
+        return
+    refused = session.start_run()
+    if refused:
+        yield (f"⚠ {refused}", *[gr.update()] * (2 * PANELS))
+        return
+    try:
+        from ..policy.loading import load_policy
+
+        yield ("Loading the model…", *[as_value(figure(r[3], scale=session.scale)) for r in runs],
+               *empty[len(runs):], *[caption(r[3], r[4], False) for r in runs], *empty[len(runs):])
+        policy = load_policy(model)
+        searches = [search(tree, policy, config, name, should_stop=session.should_stop, scorer_options=options,
+                           limits=settings.limits) for config, name, options, tree, _ in runs]
+        finished = [False] * len(runs)
+        last = 0.0
+        while not all(finished):
+            for i, events in enumerate(searches):
+                if finished[i]:
+                    continue
+                event = next(events, None)
+                finished[i] = event is None or isinstance(event, Done)
+            if all(finished) or time.monotonic() - last >= REDRAW_INTERVAL_S:
+                last = time.monotonic()
+                state = "Done" if all(finished) else "Running…"
+                stopped = next((r[3].meta.get("stopped") for r in runs if r[3].meta.get("stopped")), None)
+                if all(finished) and stopped:
+                    state = f"Stopped {stopped}"
+                yield (state, *[as_value(figure(r[3], scale=session.scale)) for r in runs], *empty[len(runs):],
+                       *[caption(r[3], r[4], f) for r, f in zip(runs, finished)], *empty[len(runs):])
+    except UserError as exc:
+        yield (f"⚠ {first_line(exc)}", *[gr.update()] * (2 * PANELS))
+    except Exception as exc:  # a model or scorer failure: one line; the panels keep what they drew
+        yield (f"⚠ the comparison failed: {first_line(exc)}", *[gr.update()] * (2 * PANELS))
+    finally:
+        session.end_run()
+
+
+def request_stop(session: Session, request: gr.Request):
+    return session.request_stop(queued_runs(request, ("compare",)))
+
+
+def build(settings: Settings) -> None:
+    session = gr.State(Session())
+    example = example_rows()[0]
+    on_page = [(s.label, s.name) for s in STRATEGIES.values() if s.on_page]
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            question = gr.Textbox(label="Problem", lines=3, value=example[0], elem_id="cmp-question")
+            reference = gr.Textbox(label="Reference answer (optional)", value=example[1], elem_id="cmp-reference")
+            strategies = gr.CheckboxGroup(on_page, value=["best_of_n", "beam"], label="Strategies (two to four)",
+                                          elem_id="cmp-strategies")
+            scorers = gr.Dropdown(list(settings.scorers), value=[settings.scorers[0]], multiselect=True,
+                                  label="Scorers (or two of them)", elem_id="cmp-scorers")
+            aggregations = gr.CheckboxGroup(list(AGGREGATIONS), value=[PAGE_DEFAULTS.aggregation],
+                                            label="Aggregations (or two of them)", elem_id="cmp-aggregations")
+            n = gr.Slider(1, UI_MAX_N, value=PAGE_DEFAULTS.n, step=1, label="Budget N")
+            m = gr.Slider(1, UI_MAX_BEAM_WIDTH, value=PAGE_DEFAULTS.beam_width, step=1, label="Beam width M")
+            temperature = gr.Slider(0.0, 1.5, value=PAGE_DEFAULTS.temperature, step=0.05, label="Temperature")
+            max_steps = gr.Slider(1, UI_MAX_STEPS, value=PAGE_DEFAULTS.max_steps, step=1, label="Max steps")
+            selection = gr.Radio(SELECTION_CHOICES, value=PAGE_DEFAULTS.selection, label="Answer selection")
+            model = gr.Dropdown(list(settings.models), value=settings.models[0], label="Policy model")
+            with gr.Row():
+                run_btn = gr.Button("Compare", variant="primary", elem_id="cmp-run")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="cmp-stop")
+        with gr.Column(scale=4):
+            status = gr.Markdown("Choose what to compare and press Compare.", elem_id="cmp-status")
+            views, captions = [], []
+            for row in range(2):
+                with gr.Row():
+                    for col in range(2):
+                        with gr.Column():
+                            captions.append(gr.Markdown(elem_id=f"cmp-caption-{2 * row + col}"))
+                            views.append(tree_view(elem_id=f"cmp-view-{2 * row + col}"))
+    inputs = [question, reference, strategies, scorers, aggregations, n, m, temperature, max_steps, selection, model]
+    run_btn.click(lambda s, *args: (yield from compare_runs(s, settings, *args)), inputs=[session, *inputs],
+                  outputs=[status, *views, *captions], concurrency_id="search",
+                  concurrency_limit=settings.search_slots, api_name="compare")
+    stop_btn.click(request_stop, inputs=session, outputs=status, queue=False, api_name="compare_stop")
+
