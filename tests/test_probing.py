@@ -153,7 +153,7 @@ def test_the_html_export_works_offline_in_chromium(tmp_path):
     assert "<script>window.__pwned" not in page_file.read_text()  # never raw in the page
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        context = browser.new_context(offline=True)
+        context = browser.new_context(offline=True, viewport={"width": 1400, "height": 1200})
         page = context.new_page()
         page.goto(page_file.as_uri())
         page.wait_for_function("document.getElementById('tree')._fullData !== undefined", timeout=20000)
@@ -162,10 +162,12 @@ def test_the_html_export_works_offline_in_chromium(tmp_path):
               if (i < 0) continue; const box = gd.getBoundingClientRect();
               return {x: box.left + gd._fullLayout.xaxis._offset + gd._fullLayout.xaxis.l2p(t.x[i]),
                       y: box.top + gd._fullLayout.yaxis._offset + gd._fullLayout.yaxis.l2p(t.y[i])}; } }""", evil.id)
+        page.mouse.move(point["x"], point["y"])  # plotly finds the point under the mouse on hover
+        page.wait_for_timeout(300)
         page.mouse.click(point["x"], point["y"])
         page.wait_for_selector(f"#path[data-node='{evil.id}']", timeout=10000)
         text = page.inner_text("#path")
-        assert "<script>window.__pwned = 1</script>" in text and "Sam has 4 + 6 = 10 pens." in text
+        assert "<script>window.__pwned = 1</script>" in text and "Sam has 4 * 6 = 24 pens." in text
         assert page.evaluate("window.__pwned === undefined")
         assert page.locator("#path script, #path img").count() == 0
         assert "no answer" not in page.inner_text("#answer")
