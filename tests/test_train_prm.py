@@ -111,3 +111,26 @@ def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, 
                             str(tiny_model_dir), "--out", str(out), "--work", str(work), "--layers", "1,2"],
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and json.loads((out / "metrics.json").read_text())["fit"] == summary["fit"]  # seeded
+
+
+@pytest.mark.slow
+def test_the_shipped_probe_loads_scores_and_refuses_a_foreign_policy(tiny_policy):
+    from tts_explorer.errors import UserError
+    from tts_explorer.policy.loading import load_policy
+    from tts_explorer.scorers.shipped import SHIPPED_PROBE
+
+    assert (SHIPPED_PROBE / "probe.safetensors").stat().st_size < 20_000_000
+    card = (SHIPPED_PROBE / "README.md").read_text()
+    assert "python -m tts_explorer train-prm" in card and "## Held-out evaluation" in card
+    smollm = load_policy()
+    scorer = make_scorer("smollm-probe", ScorerEnv(policy=smollm))
+    assert scorer.model.backbone is smollm.model  # the backbone is the search's policy, shared, not a copy
+    question = "Sam has 4 boxes with 6 pens in each box. He gives away 5 pens. How many pens are left?"
+    right = StepPath(question, "", ("Sam has 4 * 6 = 24 pens.", "He has 24 - 5 = 19 pens left.", "The answer is 19."))
+    scores = scorer.score_steps([right, right])
+    assert len(scores[0]) == 3 and scores[0] == scores[1] and all(0.0 < s < 1.0 for s in scores[0])
+    combined = make_scorer("smollm-probe-arith", ScorerEnv(policy=smollm))
+    wrong = StepPath(question, "", ("Sam has 4 * 6 = 25 pens.",))
+    assert combined.score_last([wrong])[0] < 0.05 * 1.0001  # the verifier's 0.05 times the probe's score
+    with pytest.raises(UserError, match="uses another tokenizer"):
+        make_scorer("smollm-probe", ScorerEnv(policy=tiny_policy))

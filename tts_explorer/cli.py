@@ -289,6 +289,12 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _train_defaults():
+    from .training.pipeline import TrainConfig
+
+    return TrainConfig()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tts_explorer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -352,14 +358,16 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--exclude-count", type=int, default=3000)
     sy.add_argument("--out", required=True)
     sy.set_defaults(func=cmd_synth)
+    TRAIN_DEFAULTS = _train_defaults()
     tp = commands.add_parser("train-prm", help="train the probe PRM on the policy's own steps and perturbed gold "
                                                "steps; evaluate it held out; write the checkpoint and its model card")
     tp.add_argument("--model", default="embedded", help="the policy that samples steps, and the probe's backbone")
-    tp.add_argument("--out", default="assets/prm/smollm2-135m-probe")
-    tp.add_argument("--work", default="artifacts/train-prm", help="where the slow stages keep what they made")
+    tp.add_argument("--out", default=TRAIN_DEFAULTS.out)
+    tp.add_argument("--work", default=TRAIN_DEFAULTS.work, help="where the slow stages keep what they made")
     tp.add_argument("--seed", type=int, default=0)
-    tp.add_argument("--layers", default="10,16,22", help="hidden-state indices the probe reads (0 = embeddings)")
-    tp.add_argument("--hidden", type=int, default=0, help="hidden units of the head (0: a linear probe)")
+    tp.add_argument("--layers", default=",".join(map(str, TRAIN_DEFAULTS.layers)),
+                    help="hidden-state indices the probe reads (0 = embeddings)")
+    tp.add_argument("--hidden", type=int, default=TRAIN_DEFAULTS.hidden, help="hidden units of the head (0: linear)")
     tp.add_argument("--quick", action="store_true", help="tiny data and evaluation: a smoke run (the tests use it)")
     tp.set_defaults(func=cmd_train_prm)
     bench = commands.add_parser("bench", help="the engine against the naive way and llama.cpp, side by side")

@@ -51,8 +51,8 @@ class TrainConfig:
     step_tokens: int = 64
     final_tokens: int = 96
     error_share: float = 0.6
-    layers: tuple[int, ...] = (10, 16, 22)
-    hidden: int = 0
+    layers: tuple[int, ...] = (16, 22, 28)  # chosen by bench/probe_choice.py (README)
+    hidden: int = 256
     val_share: float = 0.1
     evaluation: dict = field(default_factory=dict)  # evaluate.EvalConfig fields; {} for the defaults
 

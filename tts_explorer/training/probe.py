@@ -49,7 +49,7 @@ def extract(model: ProbeModel, scorer, sequences: list[Sequence], batch_size: in
             for step, position in enumerate(where):
                 label = sequences[i].labels[step]
                 if label is not None:
-                    xs.append(hidden[row, position])
+                    xs.append(hidden[row, position].clone())  # a copy: a view would keep the whole batch alive
                     ys.append(label)
                     owners.append(i)
         if progress is not None:
