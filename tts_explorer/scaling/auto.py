@@ -50,7 +50,7 @@ def choose(table: dict, bin_: str, budget: int) -> tuple[dict, int | None]:
 
 
 def auto(ctx):
-    from ..strategies import get_strategy
+    from ..strategies import STRATEGIES, get_strategy
     from ..strategies.sampling import independent_chains
 
     cfg = ctx.config
@@ -63,7 +63,8 @@ def auto(ctx):
     estimate = agreeing / k
     bin_ = difficulty_bin(estimate)
     entry, table_budget = choose(load_table(ctx.auto_table), bin_, cfg.n)
-    strategy = get_strategy(entry["strategy"] if entry["strategy"] not in ("auto", "greedy") else "beam")
+    named = entry["strategy"] if entry["strategy"] in STRATEGIES else FALLBACK["strategy"]
+    strategy = get_strategy(named if STRATEGIES[named].choosable else FALLBACK["strategy"])
     remaining = cfg.n - k
     width = min(cfg.beam_width, remaining) if remaining else 1
     if strategy.width_divides:

@@ -28,7 +28,6 @@ from ..tree import SearchTree
 from .stats import difficulty_bin
 
 CHAINS = "majority"  # the strategy whose trees are independent chains without a scorer
-SUBSAMPLED = ("majority", "best_of_n")  # strategies whose rows are read off the chains
 
 
 @dataclass
@@ -142,7 +141,7 @@ def _share(compute: dict, generated: int, nodes: float, prompt: int) -> dict:
 def problem_rows(problem: Problem, policy, grid: Grid, done: set, difficulty: tuple[float, int] | None):
     """Yield the rows one problem still needs (and, first, its difficulty when asked and unknown)."""
     cells = [c for c in grid.cells() if (policy.name, problem.id, *c) not in done]
-    from_chains = [c for c in cells if c[0] in SUBSAMPLED]
+    from_chains = [c for c in cells if get_strategy(c[0]).from_chains]
     chain_n = max([c[1] for c in from_chains] + ([grid.difficulty_samples] if difficulty is None else [0]))
     if chain_n:
         config = grid.config(CHAINS, chain_n)
@@ -156,23 +155,24 @@ def problem_rows(problem: Problem, policy, grid: Grid, done: set, difficulty: tu
             yield "difficulty", difficulty
         rescored: dict[str, SearchTree] = {}
         for strategy, n, scorer in from_chains:
-            if strategy == "best_of_n" and scorer not in rescored:
+            scored = get_strategy(strategy).uses_scorer
+            if scored and scorer not in rescored:
                 rescored[scorer] = rescore(chains, scorer, grid.base.aggregation, policy, grid.template,
                                            grid.scorer_options)
-            source = rescored[scorer] if strategy == "best_of_n" else chains
+            source = rescored[scorer] if scored else chains
             sub = first_chains(source, n)
             apply_selection(sub, get_strategy(strategy).adjust(grid.config(strategy, n)).selection)
             sub.meta["config"] = {**sub.meta.get("config", {}), "n": n, "strategy": strategy}
             nodes = (len(sub) - 1) / all_nodes
             compute = _share(chains.meta["compute"], sum(x.n_tokens for x in sub if x.id), nodes, prompt)
-            if strategy == "best_of_n":
+            if scored:
                 extra = sub.meta.get("rescore", {}).get("compute", {})
                 compute["scorer_tokens"] = round(extra.get("scorer_tokens", 0) * nodes)
                 compute["scorer_flops"] = extra.get("scorer_flops", 0.0) * nodes
                 compute["total_flops"] = compute["policy_flops"] + compute["scorer_flops"]
             yield "row", _row(problem, policy, sub, strategy, n, scorer, compute, difficulty)
     for strategy, n, scorer in cells:
-        if strategy in SUBSAMPLED:
+        if get_strategy(strategy).from_chains:
             continue
         config = grid.config(strategy, n)
         tree = new_tree(problem.question, config, scorer, problem.answer, policy.name)

@@ -63,9 +63,11 @@ def figures(rows: list[dict]) -> list[dict]:
                if len({c.n for c in group}) == 1 and len(by_label) > 1]
     for single in singles:
         single["mode"] = "markers"
+    from ..strategies import is_baseline  # here: the registry imports config, which imports it back
+
     references = []
     for model in models[1:]:
-        for cell in (c for c in all_cells if c.model == model and c.bin == ALL and c.strategy in ("greedy", "majority")):
+        for cell in (c for c in all_cells if c.model == model and c.bin == ALL and is_baseline(c.strategy)):
             references.append({"type": "scatter", "mode": "lines", "x": [1, max([c.n for c in mine] + [2])],
                                "y": [100 * cell.accuracy] * 2, "name": plotly_text(f"{model}: {cell.label()} N={cell.n}"),
                                "line": {"dash": "dash", "color": "#888888"}})

@@ -110,13 +110,15 @@ def compute_optimal(rows: list[dict], model: str | None = None) -> dict:
 def matching_budget(rows: list[dict], small: str, large: str) -> list[dict]:
     """For the larger model's greedy and majority (at each of its budgets): the smallest budget at
     which the small model's best strategy reaches that accuracy, and the FLOPs ratio."""
+    from ..strategies import is_baseline  # here: the strategies' registry imports this module
+
     by_model = defaultdict(list)
     for cell in cells(rows):
         if cell.bin == ALL:
             by_model[cell.model].append(cell)
     out = []
     for reference in by_model[large]:
-        if reference.strategy not in ("greedy", "majority"):
+        if not is_baseline(reference.strategy):
             continue
         reached = [c for c in by_model[small] if c.accuracy >= reference.accuracy]
         best = min(reached, key=lambda c: (c.n, c.flops), default=None)

@@ -28,6 +28,9 @@ class Strategy:
     label: str = ""
     on_page: bool = True  # offered in the web page's strategy list
     width_divides: bool = False  # N must be a multiple of the beam width M
+    from_chains: bool = False  # eval reads its rows at every budget off one set of independent chains
+    baseline: bool = False  # no search: a larger model's rows of it are the reference lines to match
+    choosable: bool = True  # the compute-optimal table may name it for a budget
 
     def adjust(self, config: SearchConfig) -> SearchConfig:
         return dataclasses.replace(config, **dict(self.fixed), strategy=self.name) if self.fixed else config
@@ -35,15 +38,21 @@ class Strategy:
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
     Strategy("greedy", independent_chains, False, (("n", 1), ("temperature", 0.0), ("selection", "majority")),
-             "Greedy chain of thought"),
-    Strategy("majority", independent_chains, False, (("selection", "majority"),), "Majority vote"),
-    Strategy("best_of_n", independent_chains, True, label="Best-of-N"),
+             "Greedy chain of thought", baseline=True, choosable=False),
+    Strategy("majority", independent_chains, False, (("selection", "majority"),), "Majority vote",
+             from_chains=True, baseline=True),
+    Strategy("best_of_n", independent_chains, True, label="Best-of-N", from_chains=True),
     Strategy("beam", beam_search, True, label="Beam search", width_divides=True),
     Strategy("dvts", dvts, True, label="DVTS", width_divides=True),
-    Strategy("auto", auto, True, label="Auto (compute-optimal)"),
+    Strategy("auto", auto, True, label="Auto (compute-optimal)", choosable=False),
     Strategy("rollouts", rollout_tree, False, (("selection", "majority"),), "Rollout tree (labels steps)",
-             on_page=False, width_divides=True),
+             on_page=False, width_divides=True, choosable=False),
 )}
+
+
+def is_baseline(name: str) -> bool:
+    """Whether a strategy named in a results file (maybe not one of ours) is a no-search baseline."""
+    return name in STRATEGIES and STRATEGIES[name].baseline
 
 
 def get_strategy(name: str) -> Strategy:
