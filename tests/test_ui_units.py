@@ -48,6 +48,16 @@ def test_operator_settings(monkeypatch):
         Settings.from_env()
 
 
+def test_the_default_scorer_is_one_the_offered_policies_can_use(monkeypatch):
+    monkeypatch.delenv("TTS_SCORERS", raising=False)
+    monkeypatch.delenv("TTS_MODELS", raising=False)
+    offered = Settings.from_env().scorers
+    assert offered[0] == "smollm-probe-arith" and "smollm-probe" in offered and "arithmetic" in offered
+    monkeypatch.setenv("TTS_MODELS", "/models/SmolLM2-1.7B-Instruct")  # another tokenizer: no shipped probe
+    offered = Settings.from_env().scorers
+    assert offered[0] == "arithmetic" and not any(s.startswith("smollm-probe") for s in offered)
+
+
 def test_lab_marks_gold_and_flagged_steps():
     state = LabState()
     state.samples = [Sample("p <script>", ["a", "b", "c"], 1, "3", "wrong_number")]

@@ -15,14 +15,16 @@ from .config import SearchConfig, check_question
 from .data import read_problems
 from .errors import UserError
 from .report import format_compute, format_tree
-from .scorers import DEFAULT_SCORER, check_scorer_name
+from .scorers import DEFAULT_SCORER, FALLBACK_SCORER, check_scorer_name, default_scorer
 from .search import new_tree, run_to_end
 from .strategies import get_strategy
 
 
 def _search_args(parser: argparse.ArgumentParser) -> None:
     defaults = SearchConfig()
-    parser.add_argument("--scorer", default=DEFAULT_SCORER, help="step scorer (PRM) name")
+    parser.add_argument("--scorer", default=None,
+                        help=f"step scorer (PRM) name (default: {DEFAULT_SCORER} on the embedded policy, else "
+                             f"{FALLBACK_SCORER})")
     parser.add_argument("--scorer-model", default=None,
                         help="model path or hub id for a learned PRM format (or another judge model)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a PRM's own modelling code")
@@ -63,7 +65,7 @@ def _load(args):
 def cmd_solve(args) -> int:
     question = check_question(args.problem)
     config = _config(args, get_strategy(args.strategy).name, args.n)
-    check_scorer_name(args.scorer)
+    args.scorer = check_scorer_name(args.scorer or default_scorer([args.model]))
     policy = _load(args)
     tree = new_tree(question, config, args.scorer, args.answer, policy.name)
     done = run_to_end(tree, policy, config, args.scorer, template=args.template,
@@ -95,8 +97,9 @@ def cmd_eval(args) -> int:
     from .scaling.stats import format_cells, matching_budget
 
     strategies = [get_strategy(s.strip()).name for s in args.strategies.split(",") if s.strip()]
-    scorers = [check_scorer_name(s.strip()) for s in (args.scorers or args.scorer).split(",") if s.strip()]
     models = [m.strip() for m in (args.models or args.model).split(",") if m.strip()]
+    scorers = [check_scorer_name(s.strip()) for s in (args.scorers or args.scorer or default_scorer(models)).split(",")
+               if s.strip()]
     grid = Grid(strategies, _ints(args.budgets, "--budgets"), scorers, _config(args, "majority", 1),
                 args.difficulty_samples, args.template, _scorer_options(args), args.auto_table)
     for strategy, n, _ in grid.cells():
@@ -191,7 +194,7 @@ def cmd_prm_eval(args) -> int:
     from .prompts import load_template
     from .scorers import SCORERS, ScorerEnv, make_scorer
 
-    check_scorer_name(args.scorer)
+    args.scorer = check_scorer_name(args.scorer or default_scorer([args.model]))
     samples, skipped = read_samples(args.data, args.limit)
     tune = read_samples(args.tune_data, args.limit)[0] if args.tune_data else None
     for message in skipped:
@@ -343,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--tune-data", default=None, help="choose the threshold on this data instead")
     pe.add_argument("--threshold", type=float, default=None)
     pe.add_argument("--limit", type=int, default=None)
-    pe.add_argument("--scorer", default=DEFAULT_SCORER)
+    pe.add_argument("--scorer", default=None)
     pe.add_argument("--scorer-model", default=None)
     pe.add_argument("--trust-remote-code", action="store_true")
     pe.add_argument("--model", default="embedded", help="policy, for scorers that need one")

@@ -15,7 +15,18 @@ SCORERS: dict[str, type[Scorer]] = {
                               RolloutScorer, OracleRolloutScorer)
 }
 SCORERS.update(LEARNED_FORMATS)  # these take model=<path or hub id>
-DEFAULT_SCORER = "arithmetic"
+DEFAULT_SCORER = "smollm-probe-arith"  # the best measured search accuracy (README, "Which scorer is the default")
+FALLBACK_SCORER = "arithmetic"  # the default for policies the default cannot score
+
+
+def can_score(name: str, models) -> bool:
+    """Whether the scorer can score the steps of one of these policies (model sources)."""
+    return SCORERS[name].backbone is None or SCORERS[name].backbone in models
+
+
+def default_scorer(models) -> str:
+    """The default scorer for these policies (model sources, e.g. the page's or the command's)."""
+    return DEFAULT_SCORER if can_score(DEFAULT_SCORER, models) else FALLBACK_SCORER
 
 
 def check_scorer_name(name: str) -> str:
@@ -32,4 +43,4 @@ def make_scorer(name: str, env: ScorerEnv, **options) -> Scorer:
         raise UserError(f"scorer {name!r} does not take these options ({', '.join(options)}): {exc}") from None
 
 
-__all__ = ["SCORERS", "DEFAULT_SCORER", "Scorer", "ScorerEnv", "StepPath", "make_scorer", "check_scorer_name"]
+__all__ = ["SCORERS", "DEFAULT_SCORER", "can_score", "default_scorer", "Scorer", "ScorerEnv", "StepPath", "make_scorer", "check_scorer_name"]

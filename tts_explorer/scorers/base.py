@@ -44,6 +44,7 @@ class Scorer:
     name = "base"
     needs_model = False  # a learned format: takes model=<path or id> and cannot run without it
     needs_policy = False  # runs the policy model on the steps it scores
+    backbone: str | None = None  # the only policy whose steps it can score (its model source), or None: any
 
     @classmethod
     def needs_policy_for(cls, logprobs_known: bool) -> bool:

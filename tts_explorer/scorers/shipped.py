@@ -5,6 +5,7 @@ embedded policy's hidden states (assets/prm/smollm2-135m-probe, loaded through t
 it while the probe judges the rest)."""
 from __future__ import annotations
 
+from ..policy.loading import EMBEDDED
 from ..prompts import ASSETS
 from .arithmetic import ArithmeticScorer
 from .base import Scorer, ScorerEnv, StepPath
@@ -16,6 +17,7 @@ SHIPPED_PROBE = ASSETS / "prm" / "smollm2-135m-probe"
 class ShippedProbe(ProbePRM):
     name = "smollm-probe"
     needs_model = False
+    backbone = EMBEDDED
 
     def __init__(self, env: ScorerEnv, model: str | None = None, **options):
         super().__init__(env, model=model or str(SHIPPED_PROBE), **options)
@@ -23,6 +25,7 @@ class ShippedProbe(ProbePRM):
 
 class ShippedProbeArithmetic(Scorer):
     name = "smollm-probe-arith"
+    backbone = EMBEDDED
 
     def __init__(self, env: ScorerEnv, model: str | None = None):
         super().__init__(env)

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import UserError
-from ..scorers import DEFAULT_SCORER, SCORERS, check_scorer_name
+from ..scorers import SCORERS, can_score, check_scorer_name, default_scorer
 from ..search import RunLimits
 
 UPLOAD_LIMIT_BYTES = 5 * 1024 * 1024
@@ -59,8 +59,8 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         models = tuple(m.strip() for m in os.environ.get("TTS_MODELS", "embedded").split(",") if m.strip())
-        runnable = ",".join(dict.fromkeys([DEFAULT_SCORER] + [name for name, scorer in SCORERS.items()
-                                                              if not scorer.needs_model]))
+        runnable = ",".join(dict.fromkeys([default_scorer(models)] + [
+            name for name, scorer in SCORERS.items() if not scorer.needs_model and can_score(name, models)]))
         scorers = tuple(s.strip() for s in os.environ.get("TTS_SCORERS", runnable).split(",") if s.strip())
         for entry in scorers:
             name, _, model = entry.partition(":")
@@ -70,5 +70,5 @@ class Settings:
         slots = _positive("TTS_SEARCH_SLOTS", 1)
         if slots != int(slots) or slots > 64:
             raise UserError(f"TTS_SEARCH_SLOTS must be a whole number from 1 to 64, got {slots:g}")
-        return cls(models or ("embedded",), scorers or (DEFAULT_SCORER,),
+        return cls(models or ("embedded",), scorers or (default_scorer(models),),
                    os.environ.get("TTS_TRUST_REMOTE_CODE") == "1", limits, int(slots))
