@@ -84,10 +84,10 @@ def _leaf(tree, node_id):
 
 def test_the_compute_optimal_table_and_auto(tmp_path):
     rows = [
-        {"model": "m", "id": "a", "strategy": "beam", "n": 4, "scorer": "hash", "correct": True, "bin": "medium",
+        {"model": "m", "id": "a", "strategy": "beam", "n": 4, "scorer": "hash", "correct": True, "bin": "hard",
          "compute": {"total_flops": 10.0, "generated_tokens": 1, "scorer_tokens": 0}, "aggregation": "min",
          "selection": "prm_max"},
-        {"model": "m", "id": "a", "strategy": "dvts", "n": 4, "scorer": "hash", "correct": False, "bin": "medium",
+        {"model": "m", "id": "a", "strategy": "dvts", "n": 4, "scorer": "hash", "correct": False, "bin": "hard",
          "compute": {"total_flops": 5.0, "generated_tokens": 1, "scorer_tokens": 0}, "aggregation": "min",
          "selection": "prm_vote"},
         {"model": "m", "id": "b", "strategy": "dvts", "n": 4, "scorer": "hash", "correct": True, "bin": "easy",
@@ -95,20 +95,31 @@ def test_the_compute_optimal_table_and_auto(tmp_path):
          "selection": "prm_vote"},
     ]
     table = compute_optimal(rows)
-    assert table["bins"]["medium"]["4"]["strategy"] == "beam" and table["bins"]["easy"]["4"]["strategy"] == "dvts"
+    assert table["bins"]["hard"]["4"]["strategy"] == "beam" and table["bins"]["easy"]["4"]["strategy"] == "dvts"
     path = tmp_path / "table.json"
     path.write_text(json.dumps(table))
     config = SearchConfig(strategy="auto", n=16, beam_width=4, max_steps=4)
-    for answers, expected_bin in ((tuple(str(i) for i in range(1000)), "medium"), (("7",), "easy")):
+    for answers, expected_bin in ((tuple(str(i) for i in range(1000)), "hard"), (("7",), "easy")):
         tree = new_tree("q", config, "hash", "7")  # four answers that all differ, or all agree
         run_to_end(tree, FakePolicy(answer_prob=1.0, answers=answers), config, "hash", auto_table=str(path))
         auto = tree.meta["auto"]
         assert auto["bin"] == expected_bin and auto["probe_samples"] == 4 and auto["n"] == 12
-        assert auto["estimated_pass1"] == {"medium": 0.25, "easy": 1.0}[expected_bin]
-        assert auto["chosen"] == {"medium": "beam", "easy": "dvts"}[expected_bin]
+        assert auto["estimated_pass1"] == {"hard": 0.0, "easy": 1.0}[expected_bin]
+        assert auto["chosen"] == {"hard": "beam", "easy": "dvts"}[expected_bin]
         assert "was best in the table" in auto["reason"]
         assert len(tree.candidates()) <= 16  # the probes count toward the budget
     assert tree.meta["selection"] == "prm_vote"  # the table's selection
+
+
+def test_the_difficulty_estimate_of_auto():
+    from tts_explorer.scaling.auto import estimate_pass1
+
+    bins = {answers: difficulty_bin(estimate_pass1(list(answers), 4)[0])
+            for answers in (("1", "2", "3", "4"), ("1", "1", "2", None), ("1", "1", "1", "2"), ("5",) * 4,
+                            (None,) * 4)}
+    assert bins == {("1", "2", "3", "4"): "hard", ("1", "1", "2", None): "medium", ("1", "1", "1", "2"): "easy",
+                    ("5",) * 4: "easy", (None,) * 4: "hard"}
+    assert estimate_pass1(["7"], 1) == (1.0, 1) and estimate_pass1([None], 1) == (0.0, 0)
 
 
 @pytest.mark.slow

@@ -3,9 +3,13 @@ the budget, then run the strategy a compute-optimal table names for that difficu
 budget, with the rest of the budget.
 
 The estimate is the policy's self-consistency on a quarter of the budget: the share of
-the sampled chains that agree with their most common answer (a chain without an answer
-disagrees), read as an estimated Pass@1 and binned as the paper bins the true one (easy
-50-100%, medium 10-50%, hard 0-10%). The table (`plot --table` writes one from eval
+pairs of sampled chains that reach the same answer (a chain without an answer agrees with
+none), whose square root estimates Pass@1 when wrong answers scatter (two chains agree with
+probability about p^2); binned as the paper bins the true one (easy 50-100%, medium
+10-50%, hard 0-10%). Four chains that all differ read as hard, two of four agreeing as
+medium, three as easy. (The share agreeing with the most common answer, the simpler proxy,
+cannot go below 1/k once any chain answers, so with four samples it never reads hard.)
+With a single probe chain the estimate is 1 when it answers, else 0. The table (`plot --table` writes one from eval
 results) gives per bin and budget the strategy, aggregation and selection with the best
 measured accuracy; without one, or for a bin it lacks, the paper's rule for policies under
 7B applies: beam search. What was chosen and why is recorded in the tree (meta "auto").
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 from ..answers import Comparer
@@ -49,6 +54,14 @@ def choose(table: dict, bin_: str, budget: int) -> tuple[dict, int | None]:
     return entries[str(fitting[-1])], fitting[-1]
 
 
+def estimate_pass1(answers: list[str | None], k: int) -> tuple[float, int]:
+    """(estimated Pass@1, the largest number of the k samples that agree) from the samples' answers."""
+    groups = Comparer().group([a for a in answers if a is not None])
+    agreeing = max((len(g) for g in groups), default=0)
+    pairs = sum(len(g) * (len(g) - 1) // 2 for g in groups)
+    return (math.sqrt(pairs / (k * (k - 1) // 2)) if k > 1 else float(agreeing)), agreeing
+
+
 def auto(ctx):
     from ..strategies import STRATEGIES, get_strategy
     from ..strategies.sampling import independent_chains
@@ -57,10 +70,7 @@ def auto(ctx):
     k = max(1, cfg.n // 4)
     probe = dataclasses.replace(ctx, config=dataclasses.replace(cfg, n=k, strategy="best_of_n"))
     yield from independent_chains(probe)
-    answers = [n.answer for n in ctx.candidates()][:k]
-    groups = Comparer().group([a for a in answers if a is not None])
-    agreeing = max((len(g) for g in groups), default=0)
-    estimate = agreeing / k
+    estimate, agreeing = estimate_pass1([n.answer for n in ctx.candidates()][:k], k)
     bin_ = difficulty_bin(estimate)
     entry, table_budget = choose(load_table(ctx.auto_table), bin_, cfg.n)
     named = entry["strategy"] if entry["strategy"] in STRATEGIES else FALLBACK["strategy"]
@@ -69,7 +79,7 @@ def auto(ctx):
     width = min(cfg.beam_width, remaining) if remaining else 1
     if strategy.width_divides:
         remaining -= remaining % width
-    reason = (f"estimated Pass@1 {estimate:.2f} ({agreeing} of {k} samples agree): {bin_}; "
+    reason = (f"estimated Pass@1 {estimate:.2f} (at most {agreeing} of {k} samples agree): {bin_}; "
               + (f"at N={table_budget} {entry['strategy']} was best in the table "
                  f"({100 * entry.get('accuracy', 0):.0f}% measured)" if table_budget else
                  "no table entry for this difficulty: beam search, the rule for policies under 7B")

@@ -191,8 +191,11 @@ def run_grid(models: list[str], problems: list[Problem], grid: Grid, out_path: s
     done = {row_key(r) for r in rows}
     known = {(d["model"], str(d["id"]), d["samples"]): (d["pass1"], d["samples"]) for d in read_rows(difficulty_path)}
     total = len(models) * len(problems) * len(grid.cells())
+    wanted = {(str(p.id), *cell) for p in problems for cell in grid.cells()}
+    # rows are keyed by the policy's name, known only once it is loaded: count the done cells of any model
+    made = sum(1 for key in done if key[1:] in wanted)
     bar = tqdm(total=total, desc="eval", file=sys.stderr, dynamic_ncols=True, disable=not progress,
-               initial=sum(1 for r in rows if r["model"] in models))
+               initial=min(made, total))
     with open(out_path, "a", encoding="utf-8") as out, open(difficulty_path, "a", encoding="utf-8") as diff:
         for model in models:
             policy = load(model)
