@@ -55,7 +55,7 @@ def main() -> None:
             page.screenshot(path=str(ROOT / "docs" / "edit-probe.png"), full_page=True)
             print(f"edited node {first}: {text!r} -> {edited!r}")
             page.click("button[role=tab]:has-text('Compare')")
-            page.check("#cmp-strategies input[value=dvts]")
+            page.locator("#cmp-strategies label", has_text="DVTS").first.click()
             page.click("#cmp-run")
             page.wait_for_function("document.querySelector('#cmp-status').innerText.startsWith('Done')",
                                    timeout=900000)

@@ -62,6 +62,8 @@ def test_n_choices_stop_strings_eos_and_usage(policy):
                             temperature=0.0, stop="\n\n", meter=meter)[0][0]
     assert ended.stop_reason in ("eos", "stop")
     assert meter.generated_tokens > 0 and meter.prefill_tokens > 0
+    many = policy.generate([prompt], [20], max_tokens=4, temperature=0.8, meter=meter)[0]
+    assert len(many) == 20  # llama-server refuses n > 16: asked in requests of at most 16
 
 
 @pytest.mark.parametrize("strategy", ["greedy", "majority", "best_of_n", "beam", "dvts", "auto"])

@@ -5,10 +5,11 @@ Source form: `http://HOST:PORT/v1`, with optional query settings: `tokenizer=` (
 folder, a GGUF file or "embedded": the chat template is then applied here, byte for byte
 as the local engine does; without one, prompts go through the server's chat endpoint),
 `model=` (the served model's id, else the first the server lists), `params=` (parameter
-count, for FLOPs, where the server does not report it), `timeout=` (seconds per request).
+count, for FLOPs, where the server does not report it), `timeout=` (seconds per request),
+`max_n=` (the most choices one request asks for, default 16: llama-server refuses more).
 
-generate: one /v1/completions request per distinct prompt asking for all its `n` samples;
-a server that returns fewer choices than asked (llama-cpp-python's) gets the rest as
+generate: one /v1/completions request per distinct prompt asking for all its `n` samples
+(in requests of at most `max_n`); a server that returns fewer choices than asked (llama-cpp-python's) gets the rest as
 concurrent single requests. Requests run concurrently (the server batches them); Stop
 closes the in-flight connections. The step separator is kept in the text; an end on the
 stop string and an end of sequence are told apart by what each server reports (vLLM's
@@ -38,6 +39,7 @@ CHAT_MARK = "\x00chat-messages:"  # a prompt rendered by the server's chat endpo
 CHAT_END = "\x00"
 TOP_LOGPROBS = 20
 DEFAULT_TIMEOUT_S = 120.0
+MAX_CHOICES = 16  # choices per request: llama-server's limit; larger n goes out as several requests
 
 
 def is_server(source: str) -> bool:
@@ -80,6 +82,12 @@ class ServerPolicy:
         query = dict(urllib.parse.parse_qsl(url.query))
         self.base = f"{url.scheme}://{url.netloc}{url.path.rstrip('/')}"
         self.timeout = float(query.get("timeout", DEFAULT_TIMEOUT_S))
+        try:
+            self.max_n = int(query.get("max_n", MAX_CHOICES))
+        except ValueError:
+            raise UserError(f"max_n must be a whole number, got {query.get('max_n')!r}") from None
+        if self.max_n < 1:
+            raise UserError(f"max_n must be at least 1, got {self.max_n}")
         self.meter = ComputeMeter()
         self._seed, self._requests = 0, 0
         self._seed_lock = threading.Lock()
@@ -225,7 +233,8 @@ class ServerPolicy:
         if len(prompts) != len(n):
             raise ValueError("prompts and n differ in length")
         wanted = [(i, k) for i, k in enumerate(n) if k > 0]
-        asks = [(i, k if self.supports_n else 1) for i, k in wanted for _ in range(1 if self.supports_n else k)]
+        per_request = self.max_n if self.supports_n else 1
+        asks = [(i, min(per_request, k - start)) for i, k in wanted for start in range(0, k, per_request)]
         bodies = [self._body(prompts[i], k, max_tokens, temperature, top_p, stop) for i, k in asks]
         replies = self._concurrently(bodies, should_stop)
         results: list[list[Completion]] = [[] for _ in prompts]

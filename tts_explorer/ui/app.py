@@ -14,7 +14,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
     with gr.Blocks(title="TTS Explorer") as demo:
         gr.Markdown("# TTS Explorer\nWatch a small model search for a solution step by step: every node is a "
                     "candidate step, coloured by its process-reward score; pruned branches are grey, the chosen "
-                    "path is gold.")
+                    "path is drawn thick.")
         with gr.Tab("Search"):
             search_tab.build(settings)
         with gr.Tab("Compare"):
