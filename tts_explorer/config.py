@@ -25,7 +25,7 @@ class SearchConfig:
     final_tokens: int = 256  # max tokens of the last step, which may run to the end
     temperature: float = 0.8
     top_p: float = 1.0
-    aggregation: str = "min"  # measured best with the arithmetic verifier (README)
+    aggregation: str = "min"  # measured best with the arithmetic verifier (README, "Aggregation and selection")
     selection: str = "prm_vote"
     seed: int | None = 0
 

@@ -9,9 +9,9 @@ count, for FLOPs, where the server does not report it), `timeout=` (seconds per 
 `max_n=` (the most choices one request asks for, default 16: llama-server refuses more).
 
 generate: one /v1/completions request per distinct prompt asking for all its `n` samples
-(in requests of at most `max_n`); a server that returns fewer choices than asked (llama-cpp-python's) gets the rest as
-concurrent single requests. Requests run concurrently (the server batches them); Stop
-closes the in-flight connections. The step separator is kept in the text; an end on the
+(in requests of at most `max_n`); a server that returns fewer choices than asked
+(llama-cpp-python's) gets the rest as concurrent single requests. Requests run
+concurrently (the server batches them); Stop closes the in-flight connections. The step separator is kept in the text; an end on the
 stop string and an end of sequence are told apart by what each server reports (vLLM's
 `stop_reason`, llama-server's `stop_type`), else by whether the text ends with the stop
 string. Tokens, log-probs and compute come from the response (`usage`, with cached prompt

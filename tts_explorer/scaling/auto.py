@@ -9,9 +9,10 @@ probability about p^2); binned as the paper bins the true one (easy 50-100%, med
 10-50%, hard 0-10%). Four chains that all differ read as hard, two of four agreeing as
 medium, three as easy. (The share agreeing with the most common answer, the simpler proxy,
 cannot go below 1/k once any chain answers, so with four samples it never reads hard.)
-With a single probe chain the estimate is 1 when it answers, else 0. The table (`plot --table` writes one from eval
-results) gives per bin and budget the strategy, aggregation and selection with the best
-measured accuracy; without one, or for a bin it lacks, the paper's rule for policies under
+With a single probe chain the estimate is 1 when it answers, else 0.
+
+The table (`plot --table` writes one from eval results) gives per bin and budget the
+strategy, aggregation and selection with the best measured accuracy; without one, or for a bin it lacks, the paper's rule for policies under
 7B applies: beam search. What was chosen and why is recorded in the tree (meta "auto").
 """
 from __future__ import annotations

@@ -67,7 +67,8 @@ def figures(rows: list[dict]) -> list[dict]:
 
     references = []
     for model in models[1:]:
-        for cell in (c for c in all_cells if c.model == model and c.bin == ALL and is_baseline(c.strategy)):
+        baselines = (c for c in all_cells if c.model == model and c.bin == ALL and is_baseline(c.strategy))
+        for cell in baselines:
             references.append({"type": "scatter", "mode": "lines", "x": [1, max([c.n for c in mine] + [2])],
                                "y": [100 * cell.accuracy] * 2, "name": plotly_text(f"{model}: {cell.label()} N={cell.n}"),
                                "line": {"dash": "dash", "color": "#888888"}})

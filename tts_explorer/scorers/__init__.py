@@ -43,4 +43,5 @@ def make_scorer(name: str, env: ScorerEnv, **options) -> Scorer:
         raise UserError(f"scorer {name!r} does not take these options ({', '.join(options)}): {exc}") from None
 
 
-__all__ = ["SCORERS", "DEFAULT_SCORER", "can_score", "default_scorer", "Scorer", "ScorerEnv", "StepPath", "make_scorer", "check_scorer_name"]
+__all__ = ["SCORERS", "DEFAULT_SCORER", "FALLBACK_SCORER", "can_score", "default_scorer", "Scorer", "ScorerEnv",
+           "StepPath", "make_scorer", "check_scorer_name"]
