@@ -10,19 +10,13 @@ import argparse
 import statistics
 
 from tts_explorer.config import PAGE_DEFAULTS
+from tts_explorer.diagnose import score_counts
 from tts_explorer.policy.loading import load_policy
 from tts_explorer.rescore import rescore
 from tts_explorer.search import new_tree, run_to_end
 from tts_explorer.ui.search_tab import example_rows
 
 BINS = 10
-
-
-def histogram(scores: list[float]) -> list[int]:
-    counts = [0] * BINS
-    for s in scores:
-        counts[min(int(s * BINS), BINS - 1)] += 1
-    return counts
 
 
 def main() -> None:
@@ -46,7 +40,7 @@ def main() -> None:
     print("\nall steps of these trees, per tenth of [0, 1] (one # per step):")
     for name in scorers:
         print(f"\n{name}")
-        for i, count in enumerate(histogram(pooled[name])):
+        for i, count in enumerate(score_counts(pooled[name], BINS)):
             print(f"  {i / BINS:.1f}-{(i + 1) / BINS:.1f} {count:4d} {'#' * count}")
 
 

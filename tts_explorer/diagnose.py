@@ -39,17 +39,24 @@ def _f(value) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
+def score_counts(scores, bins: int = 10) -> list[int]:
+    """How many scores fall in each of `bins` equal bins of [0, 1] (1.0 in the last)."""
+    counts = [0] * bins
+    for score in scores:
+        counts[min(int(score * bins), bins - 1)] += 1
+    return counts
+
+
 def score_histogram(tree: SearchTree, bins: int = 10) -> dict:
     """Counts of step scores in `bins` equal bins of [0, 1], one bar trace per depth."""
-    by_depth: dict[int, list[int]] = {}
+    scores_by_depth: dict[int, list[float]] = {}
     for node in tree:
         if node.id and node.score is not None:
-            counts = by_depth.setdefault(node.depth, [0] * bins)
-            counts[min(int(node.score * bins), bins - 1)] += 1
+            scores_by_depth.setdefault(node.depth, []).append(node.score)
     centres = [(i + 0.5) / bins for i in range(bins)]
-    data = [{"type": "bar", "name": plotly_text(f"step {depth}"), "x": centres, "y": counts,
+    data = [{"type": "bar", "name": plotly_text(f"step {depth}"), "x": centres, "y": score_counts(scores, bins),
              "hovertemplate": "%{y} steps scored %{x:.2f} ± 0.05<extra>step " + str(depth) + "</extra>"}
-            for depth, counts in sorted(by_depth.items())]
+            for depth, scores in sorted(scores_by_depth.items())]
     return {"data": data, "layout": {
         "barmode": "stack", "height": 300, "margin": {"l": 50, "r": 10, "t": 30, "b": 40},
         "title": {"text": "step scores in this tree, by depth"}, "plot_bgcolor": "white",

@@ -20,6 +20,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..diagnose import score_counts
 from ..perturb import FAMILIES
 from ..processbench import build_samples, gsm8k_items, metrics, roc_auc, score_samples, sweep
 from ..prompts import load_template
@@ -154,7 +155,7 @@ def rollout_auc(policy, scorers, cfg: EvalConfig, work: Path, bar) -> dict:
         backed = [r for r in scored if r[1] >= cfg.m]
         result["auc_backed_by_m"][name] = _auc([r[2][name] for r in backed], [r[0] for r in backed])
     probe = [r[2]["probe"] for r in rows]
-    result["probe_histogram"] = [sum(1 for v in probe if min(int(v * 10), 9) == i) for i in range(10)]
+    result["probe_histogram"] = score_counts(probe)
     result["probe_spread_in_a_tree"] = round(sum(spreads) / max(len(spreads), 1), 3)
     result["arithmetic_values"] = sorted({round(r[2]["arithmetic"], 3) for r in rows})
     leaves = [n for tree in trees for n in tree.candidates()]
