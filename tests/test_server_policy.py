@@ -131,6 +131,15 @@ def test_a_server_that_dies_mid_search_is_one_clear_error(tmp_path):
         apply_selection(tree, "majority")
 
 
+@pytest.mark.parametrize("setting", ["max_n=abc", "max_n=0", "max_n=1.5", "max_n=nan", "timeout=abc",
+                                     "timeout=nan", "timeout=-1", "timeout=inf", "params=inf", "params=-5",
+                                     "params=<b>x</b>"])
+def test_bad_settings_in_the_server_url_are_one_clear_line(setting):
+    name = setting.split("=")[0]
+    with pytest.raises(UserError, match=f"the server URL's {name} must be"):  # refused before any request
+        ServerPolicy(f"http://127.0.0.1:9/v1?{setting}")
+
+
 def test_an_unreachable_or_silent_server_is_one_clear_error():
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))

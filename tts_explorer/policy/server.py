@@ -11,12 +11,13 @@ count, for FLOPs, where the server does not report it), `timeout=` (seconds per 
 generate: one /v1/completions request per distinct prompt asking for all its `n` samples
 (in requests of at most `max_n`); a server that returns fewer choices than asked
 (llama-cpp-python's) gets the rest as concurrent single requests. Requests run
-concurrently (the server batches them); Stop closes the in-flight connections. The step separator is kept in the text; an end on the
-stop string and an end of sequence are told apart by what each server reports (vLLM's
-`stop_reason`, llama-server's `stop_type`), else by whether the text ends with the stop
-string. Tokens, log-probs and compute come from the response (`usage`, with cached prompt
-tokens where reported). The judge reads top log-probs, the confidence scorer prompt
-log-probs; a server without them gets one clear line naming the missing feature.
+concurrently (the server batches them); Stop closes the in-flight connections. The step
+separator is kept in the text; an end on the stop string and an end of sequence are told
+apart by what each server reports (vLLM's `stop_reason`, llama-server's `stop_type`), else
+by whether the text ends with the stop string. Tokens, log-probs and compute come from the
+response (`usage`, with cached prompt tokens where reported). The judge reads top
+log-probs, the confidence scorer prompt log-probs; a server without them gets one clear
+line naming the missing feature.
 """
 from __future__ import annotations
 
@@ -81,13 +82,11 @@ class ServerPolicy:
             raise UserError(f"not a server URL: {source!r}")
         query = dict(urllib.parse.parse_qsl(url.query))
         self.base = f"{url.scheme}://{url.netloc}{url.path.rstrip('/')}"
-        self.timeout = float(query.get("timeout", DEFAULT_TIMEOUT_S))
-        try:
-            self.max_n = int(query.get("max_n", MAX_CHOICES))
-        except ValueError:
-            raise UserError(f"max_n must be a whole number, got {query.get('max_n')!r}") from None
-        if self.max_n < 1:
-            raise UserError(f"max_n must be at least 1, got {self.max_n}")
+        from ..config import real_number, whole_number  # here: config imports the registries, which import this
+
+        self.timeout = real_number(query.get("timeout", DEFAULT_TIMEOUT_S), "the server URL's timeout", 0.001, 86_400)
+        self.max_n = whole_number(query.get("max_n", MAX_CHOICES), "the server URL's max_n", 1, 100_000)
+        params = real_number(query["params"], "the server URL's params", 0, 1e15) if "params" in query else None
         self.meter = ComputeMeter()
         self._seed, self._requests = 0, 0
         self._seed_lock = threading.Lock()
@@ -99,7 +98,7 @@ class ServerPolicy:
         if not self.model:
             raise UserError(f"the server at {self.base} lists no model")
         meta = next((m.get("meta") or {} for m in models.get("data", []) if m.get("id") == self.model), {})
-        self.n_params = int(float(query.get("params", meta.get("n_params", 0)) or 0))
+        self.n_params = int(params if params is not None else float(meta.get("n_params") or 0))
         self.name = f"{self.model} @ {url.netloc}"
         self.tokenizer = _tokenizer(query.get("tokenizer")) if query.get("tokenizer") else None
 
