@@ -3,8 +3,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --dev || { echo "install failed"; exit 1; }
-PY=${PYTHON:-python3}
-$PY -m pytest -q -p no:cacheprovider "$@"
+source scripts/python.sh
+"$PY" -m pytest -q -p no:cacheprovider "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "no tests were collected: failing"

@@ -3,20 +3,17 @@ import json
 
 import pytest
 
+from tts_explorer.data import read_rows
 from tts_explorer.processbench import (Sample, build_samples, gsm8k_items, first_flagged, gold_steps, length_bias, metrics,
                                        read_samples, score_samples, sweep, write_samples)
 from tts_explorer.scorers import ScorerEnv, make_scorer
 from tts_explorer.scorers.arithmetic import check_equations
 
-GSM8K = "../shared/data/gsm8k_train.jsonl"
 
 
 @pytest.fixture(scope="module")
 def rows():
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / GSM8K
-    return [json.loads(line) for line in path.read_text().splitlines()[:120]]
+    return read_rows("gsm8k-train", 0, 120)  # the GSM8K train rows the project ships
 
 
 def test_gold_steps_drop_calculator_notes():

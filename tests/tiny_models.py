@@ -21,11 +21,13 @@ def build_tokenizer(extra_tokens: tuple[str, ...] = (), merges: tuple[tuple[str,
     from transformers import PreTrainedTokenizerFast
 
     chars = sorted(set(string.printable) - set("\t\r\x0b\x0c"))
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + chars + ["".join(m) for m in merges])}
-    core = Tokenizer(models.BPE(vocab=vocab, merges=list(merges)))
+    # "<unk>" last, so the other ids stay as they were: a character outside the vocabulary
+    # (GSM8K's "’") becomes one token and the offsets of the rest stay right
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + chars + ["".join(m) for m in merges] + ["<unk>"])}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=list(merges), unk_token="<unk>"))
     core.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>",
-                                        bos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", bos_token="<|endoftext|>",
+                                        pad_token="<|endoftext|>", unk_token="<unk>")
     tokenizer.add_special_tokens({"additional_special_tokens": SPECIALS[1:2] + list(extra_tokens)})
     tokenizer.chat_template = chat_template
     return tokenizer

@@ -1,6 +1,9 @@
-"""Command line: `solve` one problem and print its tree; `eval` strategies over a data set;
-`prm-data` builds ProcessBench-style data from GSM8K; `prm-eval` scores a PRM on such data;
-`bench` measures the engine against the naive way.
+"""The `tts-explorer` command: the web page, searches, evaluations, PRM training and benchmarks.
+
+`app` serves the page; `solve` searches one problem and prints its tree; `eval` runs
+strategies over a data set; `plot` draws its scaling curves; `prm-data` builds
+ProcessBench-style data from GSM8K; `prm-eval` scores a PRM on such data; `train-prm`
+trains the shipped probe PRM; `bench` measures the engine against the naive way.
 
 Every bad input ends with a one-line `error: ...` on stderr and exit code 2.
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 from .config import SearchConfig, check_question
 from .data import read_problems
 from .errors import UserError
+from .prompts import load_template
 from .report import format_compute, format_tree
 from .scorers import DEFAULT_SCORER, FALLBACK_SCORER, check_scorer_name, default_scorer
 from .search import new_tree, run_to_end
@@ -37,12 +41,13 @@ def _search_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--selection", default=defaults.selection, help="majority, prm_max or prm_vote")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--model", default="embedded", help="'embedded', a GGUF file, a model directory or a hub id")
-    parser.add_argument("--template", default="default", help="prompt template in assets/prompts")
+    parser.add_argument("--template", default="default", help="prompt template (assets/prompts): default, two_shot, zero_shot")
     parser.add_argument("--auto-table", default=None,
                         help="compute-optimal table for --strategy auto (default: assets/scaling/compute_optimal.json)")
 
 
 def _config(args, strategy: str, n: int, beam_width: int | None = None) -> SearchConfig:
+    load_template(args.template)  # an unknown template is refused before any model loads
     return SearchConfig(strategy=strategy, n=n, beam_width=beam_width or args.beam_width, max_steps=args.max_steps,
                         step_tokens=args.step_tokens, final_tokens=args.final_tokens,
                         temperature=args.temperature, aggregation=args.aggregation,
@@ -177,10 +182,11 @@ def cmd_prm_data(args) -> int:
         items = [(p.question, list(p.steps), p.answer) for p in generate(args.offset + args.limit, args.seed)]
         items = items[args.offset:]
     else:
+        from .data import read_rows
+
         try:
-            lines = Path(args.source).read_text(encoding="utf-8").splitlines()[args.offset: args.offset + args.limit]
-            items = gsm8k_items([json.loads(line) for line in lines if line.strip()])
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            items = gsm8k_items(read_rows(args.source, args.offset, args.offset + args.limit))
+        except (KeyError, TypeError, AttributeError) as exc:
             raise UserError(f"cannot read GSM8K rows from {args.source!r}: {exc.__class__.__name__}") from None
     samples = build_samples(items, seed=args.seed, kinds=FAMILIES[args.kinds])
     write_samples(samples, args.out)
@@ -252,10 +258,10 @@ def cmd_synth(args) -> int:
     return 0
 
 
-QUICK_TRAINING = dict(synthetic=24, gsm8k_rows=(0, 0), rollout_synthetic=4, rollout_gsm8k=0, n=4, m=2, max_steps=3,
-                      step_tokens=16, final_tokens=16)
-QUICK_EVALUATION = dict(synthetic=12, tune=12, gsm8k_rows=(0, 0), test_dev_rows=0, judge_limit=2, rollout_synthetic=2,
-                        rollout_test_dev=0, n=4, m=2, exclude_count=24)
+QUICK_TRAINING = dict(synthetic=24, gsm8k_rows=(1000, 1012), rollout_synthetic=4, rollout_gsm8k=0, n=4, m=2,
+                      max_steps=3, step_tokens=16, final_tokens=16)
+QUICK_EVALUATION = dict(synthetic=12, tune=12, gsm8k_rows=(6000, 6006), gsm8k_tune_rows=(6100, 6106), test_dev_rows=4,
+                        judge_limit=2, rollout_synthetic=2, rollout_test_dev=0, n=4, m=2, exclude_count=24)
 
 
 def cmd_train_prm(args) -> int:
@@ -298,9 +304,20 @@ def _train_defaults():
     return TrainConfig()
 
 
+def cmd_app(args) -> int:
+    from .ui import launch
+
+    launch(args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tts_explorer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="tts-explorer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    app = commands.add_parser("app", help="serve the web page (operator settings from the environment: README)")
+    app.add_argument("--host", default=None, help="address to listen on (default: $HOST, else 0.0.0.0)")
+    app.add_argument("--port", type=int, default=None, help="port (default: $PORT, else 7860)")
+    app.set_defaults(func=cmd_app)
     solve = commands.add_parser("solve", help="search one problem and print the tree")
     solve.add_argument("problem")
     solve.add_argument("--strategy", default="beam", help="greedy, majority, best_of_n, beam or dvts")
@@ -331,8 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--table-model", default=None, help="the model whose rows make the table (default: the first)")
     pl.set_defaults(func=cmd_plot)
     data = commands.add_parser("prm-data", help="build ProcessBench-style data from GSM8K gold solutions")
-    data.add_argument("--source", default="../shared/data/gsm8k_train.jsonl",
-                      help="GSM8K-style JSONL, or 'synthetic' (the generator of training/synth.py, seeded by --seed)")
+    data.add_argument("--source", default="gsm8k-train",
+                      help="GSM8K-style JSONL (a path, or a shipped set: gsm8k-train, gsm8k-test-dev), or "
+                           "'synthetic' (the generator of training/synth.py, seeded by --seed)")
     data.add_argument("--kinds", default="stated",
                       help="perturbations: stated (errors in a stated result), semantic (right arithmetic, wrong "
                            "operation or number, carried on), all")
@@ -374,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--quick", action="store_true", help="tiny data and evaluation: a smoke run (the tests use it)")
     tp.set_defaults(func=cmd_train_prm)
     bench = commands.add_parser("bench", help="the engine against the naive way and llama.cpp, side by side")
-    bench.add_argument("--data", default="assets/problems/easy.jsonl")
+    bench.add_argument("--data", default="easy", help="a JSONL path or a shipped set's name")
     bench.add_argument("--limit", type=int, default=2, help="problems")
     bench.add_argument("--strategies", default="best_of_n,beam,dvts")
     bench.add_argument("--budgets", default="4,16,64")

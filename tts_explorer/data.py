@@ -1,13 +1,15 @@
 """Reading problem sets: GSM8K-style (`question`, `answer` ending '#### N') and MATH-style
-(`problem`, `answer`) JSONL. A malformed row is reported and skipped, never fatal."""
+(`problem`, `answer`) JSONL, from a path or a shipped set's name (assets.DATASETS). A
+malformed row is reported and skipped, never fatal."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError, first_line
 from .answers import gold_answer
+from .assets import data_path
+from .errors import UserError, first_line
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ def _reject_constant(name: str):
 def read_jsonl(path: str | Path, parse, limit: int | None = None) -> tuple[list, list[str]]:
     """(parsed rows, one message per skipped row) from a JSONL file. `parse(row)` returns an
     item, or raises ValueError / KeyError / TypeError with what the row lacks."""
-    path = Path(path)
+    path = data_path(str(path))
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -63,3 +65,16 @@ def _problem(row: dict, number: int) -> Problem:
 def read_problems(path: str | Path, limit: int | None = None) -> tuple[list[Problem], list[str]]:
     """(problems, one message per skipped row) from a JSONL file."""
     return read_jsonl(path, _problem, limit)
+
+
+def read_rows(path: str | Path, start: int, stop: int) -> list[dict]:
+    """Rows [start, stop) of a JSONL file (e.g. GSM8K's train split, "gsm8k-train") as they are."""
+    path = data_path(str(path))
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()[start:stop]
+        rows = [json.loads(line, parse_constant=_reject_constant) for line in lines if line.strip()]
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise UserError(f"cannot read rows from {str(path)!r}: {type(exc).__name__}") from None
+    if not all(isinstance(row, dict) for row in rows):
+        raise UserError(f"cannot read rows from {str(path)!r}: a row is not a JSON object")
+    return rows

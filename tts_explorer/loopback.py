@@ -11,6 +11,8 @@ import socket
 import time
 import urllib.request
 
+from .llama_build import llama_server_binary
+
 # without the networking flags Chromium keeps trying hosts that a closed network refuses
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -45,21 +47,6 @@ def wait_http(url: str, timeout: float = 300) -> None:
 
 def chromium_path() -> str | None:
     return os.environ.get("TTS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def llama_server_binary() -> str:
-    """The path of llama.cpp's llama-server, built from the llama-cpp-python sdist on first use
-    (scripts/build_llama_server.sh; ~5 minutes on 2 cores, then cached)."""
-    import subprocess
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parent.parent / "scripts" / "build_llama_server.sh"
-    done = subprocess.run(["bash", str(script)], capture_output=True, text=True)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"building llama-server failed: {tail}")
-    return lines[-1]
 
 
 class LlamaServer:

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
+from .assets import asset
 from .errors import UserError
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 STEP_SEPARATOR = "\n\n"
 
 
@@ -34,10 +33,10 @@ class PromptTemplate:
 
 
 def load_template(name: str = "default") -> PromptTemplate:
-    path = ASSETS / "prompts" / f"{name}.json"
-    if not path.is_file():
-        valid = sorted(p.stem for p in (ASSETS / "prompts").glob("*.json"))
+    valid = sorted(p.stem for p in asset("prompts").glob("*.json"))
+    if name not in valid:  # a name, never a path
         raise UserError(f"unknown prompt template {name!r}; valid: {', '.join(valid)}")
+    path = asset("prompts", f"{name}.json")
     data = json.loads(path.read_text())
     return PromptTemplate(name, data.get("system", ""),
                           tuple((e["question"], e["solution"]) for e in data.get("examples", [])))

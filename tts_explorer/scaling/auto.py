@@ -24,10 +24,10 @@ from pathlib import Path
 
 from ..answers import Comparer
 from ..errors import UserError
-from ..prompts import ASSETS
+from ..assets import asset
 from .stats import difficulty_bin
 
-DEFAULT_TABLE = ASSETS / "scaling" / "compute_optimal.json"
+DEFAULT_TABLE = asset("scaling", "compute_optimal.json")
 FALLBACK = {"strategy": "beam", "aggregation": None, "selection": None}
 
 

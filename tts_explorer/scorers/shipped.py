@@ -6,12 +6,12 @@ it while the probe judges the rest)."""
 from __future__ import annotations
 
 from ..policy.loading import EMBEDDED
-from ..prompts import ASSETS
+from ..assets import asset
 from .arithmetic import ArithmeticScorer
 from .base import Scorer, ScorerEnv, StepPath
 from .learned import ProbePRM
 
-SHIPPED_PROBE = ASSETS / "prm" / "smollm2-135m-probe"
+SHIPPED_PROBE = asset("prm", "smollm2-135m-probe")
 
 
 class ShippedProbe(ProbePRM):

@@ -90,7 +90,7 @@ def model_card(summary: dict) -> str:
         "## Reproduce",
         "",
         "```bash",
-        "python -m tts_explorer train-prm   # writes this folder; resumes from artifacts/train-prm",
+        f"tts-explorer train-prm --out {cfg['out']} --work {cfg['work']}   # writes this folder; resumes from --work",
         "```",
         "",
     ]

@@ -20,6 +20,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..data import read_rows
 from ..diagnose import score_counts
 from ..perturb import FAMILIES
 from ..processbench import build_samples, gsm8k_items, metrics, roc_auc, score_samples, sweep
@@ -38,10 +39,10 @@ class EvalConfig:
     synthetic_seed: int = 1
     tune: int = 150  # synthetic problems for threshold tuning (another seed)
     tune_seed: int = 2
-    gsm8k: str = "../shared/data/gsm8k_train.jsonl"
+    gsm8k: str = "gsm8k-train"  # shipped sets (assets.DATASETS) or paths
     gsm8k_rows: tuple[int, int] = (6000, 6100)  # train rows training does not read
     gsm8k_tune_rows: tuple[int, int] = (6100, 6150)
-    test_dev: str = "../shared/data/gsm8k_test_dev.jsonl"
+    test_dev: str = "gsm8k-test-dev"
     test_dev_rows: int = 100
     judge_limit: int = 25  # samples per set, and trees, scored by the judge (one forward per step: slow)
     rollout_synthetic: int = 120  # held-out problems with rollout trees, for AUC
@@ -54,8 +55,6 @@ class EvalConfig:
 
 def _items(cfg: EvalConfig):
     """name -> (eval items, tuning items) per held-out set."""
-    from .pipeline import read_gsm8k
-
     seen = {p.question for p in generate(cfg.exclude_count, cfg.exclude_seed)} if cfg.exclude_count else set()
     held = [(p.question, list(p.steps), p.answer) for p in generate(cfg.synthetic + len(seen) // 20 + 50,
                                                                     cfg.synthetic_seed) if p.question not in seen]
@@ -63,11 +62,11 @@ def _items(cfg: EvalConfig):
     sets = {"synthetic (seed %d)" % cfg.synthetic_seed: held[: cfg.synthetic]}
     if cfg.gsm8k_rows[1] > cfg.gsm8k_rows[0]:
         sets["GSM8K train rows %d-%d" % (cfg.gsm8k_rows[0], cfg.gsm8k_rows[1] - 1)] = \
-            gsm8k_items(read_gsm8k(cfg.gsm8k, *cfg.gsm8k_rows))
-        tune += gsm8k_items(read_gsm8k(cfg.gsm8k, *cfg.gsm8k_tune_rows))
+            gsm8k_items(read_rows(cfg.gsm8k, *cfg.gsm8k_rows))
+        tune += gsm8k_items(read_rows(cfg.gsm8k, *cfg.gsm8k_tune_rows))
     if cfg.test_dev_rows:
         sets["gsm8k_test_dev rows 0-%d" % (cfg.test_dev_rows - 1)] = \
-            gsm8k_items(read_gsm8k(cfg.test_dev, 0, cfg.test_dev_rows))
+            gsm8k_items(read_rows(cfg.test_dev, 0, cfg.test_dev_rows))
     return sets, tune
 
 

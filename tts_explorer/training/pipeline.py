@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..config import SearchConfig
+from ..data import read_rows
 from ..errors import UserError
 from ..perturb import FAMILIES
 from ..processbench import build_samples, gsm8k_items
@@ -30,7 +31,7 @@ from ..tree import SearchTree
 from .labels import Sequence, sample_sequence, tree_sequences
 from .synth import generate
 
-DEFAULT_OUT = "assets/prm/smollm2-135m-probe"
+DEFAULT_OUT = "artifacts/train-prm/checkpoint"  # the shipped one: --out assets/prm/smollm2-135m-probe
 ROLLOUT_SCORER = "arithmetic"  # the rollout tree runs no scorer; the name is only recorded
 
 
@@ -40,7 +41,7 @@ class TrainConfig:
     out: str = DEFAULT_OUT
     work: str = "artifacts/train-prm"
     seed: int = 0
-    gsm8k: str = "../shared/data/gsm8k_train.jsonl"
+    gsm8k: str = "gsm8k-train"  # a shipped set's name (assets.DATASETS) or a path
     synthetic: int = 3000  # problems with gold steps, each kept or perturbed
     gsm8k_rows: tuple[int, int] = (1000, 2000)  # train rows [a, b) for gold steps
     rollout_synthetic: int = 500  # problems (the first of the synthetic ones) with rollout trees
@@ -76,18 +77,10 @@ def _bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True)
 
 
-def read_gsm8k(path: str, start: int, stop: int) -> list[dict]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()[start:stop]
-        return [json.loads(line) for line in lines if line.strip()]
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read GSM8K rows from {path!r}: {type(exc).__name__}") from None
-
-
 def problems(cfg: TrainConfig) -> tuple[list[tuple[str, list[str], str]], list[tuple[str, list[str], str]]]:
     """(synthetic items, GSM8K items): (question, gold steps, answer)."""
     synthetic = [(p.question, list(p.steps), p.answer) for p in generate(cfg.synthetic, cfg.seed)]
-    gsm8k = gsm8k_items(read_gsm8k(cfg.gsm8k, *cfg.gsm8k_rows)) if cfg.gsm8k_rows[1] > cfg.gsm8k_rows[0] else []
+    gsm8k = gsm8k_items(read_rows(cfg.gsm8k, *cfg.gsm8k_rows)) if cfg.gsm8k_rows[1] > cfg.gsm8k_rows[0] else []
     return synthetic, gsm8k
 
 

@@ -8,8 +8,9 @@ import os
 import threading
 import time
 
+from ..assets import asset
 from ..errors import UserError
-from ..prompts import ASSETS, load_template
+from ..prompts import load_template
 from .app import build_demo
 from .settings import Settings
 
@@ -43,7 +44,7 @@ def launch(host: str | None = None, port: int | None = None, block: bool = True,
     demo.queue(default_concurrency_limit=1, max_size=32)
     demo.launch(server_name=host or os.environ.get("HOST", "0.0.0.0"),
                 server_port=port or int(os.environ.get("PORT", "7860")),
-                css=(ASSETS / "app.css").read_text(), prevent_thread_lock=True, show_error=True)
+                css=asset("app.css").read_text(), prevent_thread_lock=True, show_error=True)
     preload(settings.models[0])
     if block:
         demo.block_thread()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..assets import asset
 from ..config import real_number, whole_number
 from ..errors import UserError, first_line
 from ..processbench import Sample, first_flagged, read_samples, score_samples
@@ -137,7 +138,7 @@ def score_sample(state: LabState, settings: Settings, scorer_entry, threshold):
 
 def example_file() -> str:
     """A small built-in data file (from GSM8K-style gold steps in assets) to try the lab on."""
-    return str(Path(__file__).resolve().parents[2] / "assets" / "processbench_sample.jsonl")
+    return str(asset("processbench_sample.jsonl"))
 
 
 def build(settings: Settings) -> None:

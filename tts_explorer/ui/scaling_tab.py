@@ -9,14 +9,14 @@ from pathlib import Path
 import gradio as gr
 
 from ..errors import UserError, first_line
-from ..prompts import ASSETS
+from ..assets import asset
 from ..scaling.plot import figures
 from ..scaling.results import read_results
 from ..scaling.stats import cells, compute_optimal
 from .settings import UPLOAD_LIMIT_BYTES
 from .tree_view import as_value, tree_view
 
-SHIPPED = ASSETS / "scaling" / "smollm2-135m.jsonl"
+SHIPPED = asset("scaling", "smollm2-135m.jsonl")
 CELL_COLUMNS = ["model", "strategy (scorer)", "N", "difficulty", "problems", "accuracy", "95% CI", "coverage",
                 "FLOPs per problem"]
 OPTIMAL_COLUMNS = ["difficulty", "N", "best strategy", "scorer", "aggregation", "selection", "accuracy", "95% CI"]

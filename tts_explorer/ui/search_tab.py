@@ -25,7 +25,7 @@ from ..config import (
 from ..data import read_problems
 from ..errors import UserError, first_line
 from ..events import Done, IterationDone
-from ..prompts import ASSETS
+from ..assets import data_path
 from ..diagnose import DISAGREEMENT_COLUMNS, disagreements, score_histogram
 from ..render import DEFAULT_SCALE, SCALES, figure
 from ..rescore import rescore
@@ -58,8 +58,8 @@ SELECTION_CHOICES = [("Majority", "majority"), ("PRM-Max", "prm_max"), ("PRM-Vot
 
 
 def example_rows() -> list[list[str]]:
-    easy, _ = read_problems(ASSETS / "problems" / "easy.jsonl", limit=6)
-    harder, _ = read_problems(ASSETS / "problems" / "harder.jsonl", limit=3)
+    easy, _ = read_problems(data_path("easy"), limit=6)
+    harder, _ = read_problems(data_path("harder"), limit=3)
     return [[p.question, p.answer] for p in easy + harder]
 
 
