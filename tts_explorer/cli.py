@@ -17,7 +17,7 @@ from pathlib import Path
 from .config import SearchConfig, check_question
 from .data import read_problems
 from .errors import UserError
-from .prompts import load_template
+from .prompts import DEFAULT_TEMPLATE, load_template
 from .report import format_compute, format_tree
 from .scorers import DEFAULT_SCORER, FALLBACK_SCORER, check_scorer_name, default_scorer
 from .search import new_tree, run_to_end
@@ -41,7 +41,7 @@ def _search_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--selection", default=defaults.selection, help="majority, prm_max or prm_vote")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--model", default="embedded", help="'embedded', a GGUF file, a model directory or a hub id")
-    parser.add_argument("--template", default="default", help="prompt template (assets/prompts): default, two_shot, zero_shot")
+    parser.add_argument("--template", default=DEFAULT_TEMPLATE, help=f"prompt template in assets/prompts (default: {DEFAULT_TEMPLATE})")
     parser.add_argument("--auto-table", default=None,
                         help="compute-optimal table for --strategy auto (default: assets/scaling/compute_optimal.json)")
 
@@ -197,7 +197,7 @@ def cmd_prm_data(args) -> int:
 
 def cmd_prm_eval(args) -> int:
     from .processbench import calibration, length_bias, metrics, read_samples, score_samples, sweep
-    from .prompts import load_template
+    from .prompts import DEFAULT_TEMPLATE, load_template
     from .scorers import SCORERS, ScorerEnv, make_scorer
 
     args.scorer = check_scorer_name(args.scorer or default_scorer([args.model]))
@@ -258,26 +258,37 @@ def cmd_synth(args) -> int:
     return 0
 
 
-QUICK_TRAINING = dict(synthetic=24, gsm8k_rows=(1000, 1012), rollout_synthetic=4, rollout_gsm8k=0, n=4, m=2,
-                      max_steps=3, step_tokens=16, final_tokens=16)
+QUICK_TRAINING = dict(synthetic=24, gsm8k_rows=(1000, 1012), rollout_synthetic=4, rollout_gsm8k=2, n=4, m=2,
+                      max_steps=3, step_tokens=16, final_tokens=16, val_share=0.25)
 QUICK_EVALUATION = dict(synthetic=12, tune=12, gsm8k_rows=(6000, 6006), gsm8k_tune_rows=(6100, 6106), test_dev_rows=4,
-                        judge_limit=2, rollout_synthetic=2, rollout_test_dev=0, n=4, m=2, exclude_count=24)
+                        rollout_synthetic=2, rollout_test_dev=1, n=4, m=2, exclude_count=24)
+
+
+def _compare(values: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        name, sep, folder = value.partition("=")
+        if not sep or not name or not folder:
+            raise UserError(f"--compare takes NAME=FOLDER, got {value!r}")
+        pairs.append((name, folder))
+    return tuple(pairs)
 
 
 def cmd_train_prm(args) -> int:
     from .training.pipeline import TrainConfig, train
 
-    layers = tuple(_ints(args.layers, "--layers"))
+    options = dict(model=args.model, out=args.out, work=args.work, seed=args.seed, layers=tuple(_ints(args.layers,
+                   "--layers")), hidden=args.hidden, labels=args.labels, template=args.template)
+    evaluation = {"compare": _compare(args.compare)}
     if args.quick:
-        cfg = TrainConfig(model=args.model, out=args.out, work=args.work, seed=args.seed, layers=layers,
-                          hidden=args.hidden, evaluation=QUICK_EVALUATION, **QUICK_TRAINING)
-    else:
-        cfg = TrainConfig(model=args.model, out=args.out, work=args.work, seed=args.seed, layers=layers,
-                          hidden=args.hidden)
+        options.update(QUICK_TRAINING)
+        evaluation.update(QUICK_EVALUATION)
+    load_template(args.template)
+    cfg = TrainConfig(**options, evaluation=evaluation)
     summary = train(cfg)
-    rollouts = summary["evaluation"]["rollouts"]["auc"]
+    own = summary["evaluation"]["own_steps"]["sets"]
     print(f"checkpoint: {cfg.out} ({summary['minutes']} min); validation AUC {summary['fit']['val_auc']}; held-out "
-          f"AUC vs Monte-Carlo labels: " + ", ".join(f"{k} {v}" for k, v in rollouts.items()))
+          "step AUC against gold-aligned labels: " + ", ".join(f"{k} {v['auc_gold']['probe']}" for k, v in own.items()))
     print(f"model card: {cfg.out}/README.md")
     return 0
 
@@ -370,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--model", default="embedded", help="policy, for scorers that need one")
     pe.add_argument("--calibrate", type=int, default=0,
                     help="compare step scores with Monte-Carlo rollout values on the first K samples")
-    pe.add_argument("--template", default="default")
+    pe.add_argument("--template", default=DEFAULT_TEMPLATE)
     pe.set_defaults(func=cmd_prm_eval)
     sy = commands.add_parser("synth", help="write problems from the synthetic generator as JSONL (eval's format)")
     sy.add_argument("--seed", type=int, required=True)
@@ -389,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--layers", default=",".join(map(str, TRAIN_DEFAULTS.layers)),
                     help="hidden-state indices the probe reads (0 = embeddings)")
     tp.add_argument("--hidden", type=int, default=TRAIN_DEFAULTS.hidden, help="hidden units of the head (0: linear)")
+    tp.add_argument("--labels", default=TRAIN_DEFAULTS.labels, help="what the policy's steps are trained on: gold, "
+                    "mc-soft, mc-hard or gold+mc-soft (all are compared in the model card)")
+    tp.add_argument("--template", default=DEFAULT_TEMPLATE, help="the prompt the policy's steps are sampled with")
+    tp.add_argument("--compare", action="append", default=[], metavar="NAME=FOLDER",
+                    help="another probe checkpoint measured beside the new one (repeatable)")
     tp.add_argument("--quick", action="store_true", help="tiny data and evaluation: a smoke run (the tests use it)")
     tp.set_defaults(func=cmd_train_prm)
     bench = commands.add_parser("bench", help="the engine against the naive way and llama.cpp, side by side")

@@ -1,6 +1,7 @@
-"""Where a PRM and the outcome disagree, in one tree: finished candidates whose rank by path
+"""Where a PRM and the outcome disagree: in one tree, finished candidates whose rank by path
 score contradicts their correctness (a wrong one above right ones, a right one below wrong
-ones), and the spread of step scores by depth, as a figure."""
+ones) and the spread of step scores by depth, as a figure; over labelled steps, how well the
+scores read as probabilities (a reliability diagram and the expected calibration error)."""
 from __future__ import annotations
 
 from .render import plotly_text
@@ -45,6 +46,47 @@ def score_counts(scores, bins: int = 10) -> list[int]:
     for score in scores:
         counts[min(int(score * bins), bins - 1)] += 1
     return counts
+
+
+def reliability(scores: list[float], labels: list[float], bins: int = 10) -> dict:
+    """Calibration of scores against 0/1 labels: per bin of [0, 1] (as score_counts bins), the
+    count, the mean score and the share of positives; and the expected calibration error (the
+    count-weighted mean gap between the two)."""
+    sums, hits = [0.0] * bins, [0.0] * bins
+    counts = [0] * bins
+    for score, label in zip(scores, labels):
+        b = min(max(int(score * bins), 0), bins - 1)
+        counts[b] += 1
+        sums[b] += score
+        hits[b] += float(label > 0.5)
+    rows = [{"count": c, "score": round(sums[b] / c, 4) if c else None, "positives": round(hits[b] / c, 4) if c
+             else None} for b, c in enumerate(counts)]
+    total = sum(counts)
+    ece = sum(abs(sums[b] - hits[b]) for b in range(bins)) / total if total else None
+    return {"bins": rows, "ece": None if ece is None else round(ece, 4), "steps": total}
+
+
+def reliability_figure(table: dict, title: str) -> dict:
+    """A plotly figure of a reliability table: share of right steps against mean score per bin,
+    the diagonal, and the bins' step counts on a second axis."""
+    bins = len(table["bins"])
+    full = [r for r in table["bins"] if r["count"]]
+    centres = [(i + 0.5) / bins for i in range(bins)]
+    data = [
+        {"type": "bar", "x": centres, "y": [r["count"] for r in table["bins"]], "name": "steps", "yaxis": "y2",
+         "marker": {"color": "rgba(120,120,120,0.25)"}, "hovertemplate": "%{y} steps<extra></extra>"},
+        {"type": "scatter", "mode": "lines", "x": [0, 1], "y": [0, 1], "name": "calibrated",
+         "line": {"dash": "dot", "color": "#888"}, "hoverinfo": "skip"},
+        {"type": "scatter", "mode": "lines+markers", "x": [r["score"] for r in full], "y": [r["positives"] for r in full],
+         "name": "this scorer", "hovertemplate": "mean score %{x:.2f}: %{y:.0%} right<extra></extra>"}]
+    ece = "n/a" if table["ece"] is None else f"{table['ece']:.3f}"
+    return {"data": data, "layout": {
+        "height": 320, "margin": {"l": 50, "r": 50, "t": 40, "b": 40}, "plot_bgcolor": "white",
+        "title": {"text": plotly_text(f"{title}: ECE {ece} over {table['steps']} steps")},
+        "xaxis": {"title": {"text": "step score"}, "range": [0, 1]},
+        "yaxis": {"title": {"text": "share of right steps"}, "range": [0, 1]},
+        "yaxis2": {"title": {"text": "steps"}, "overlaying": "y", "side": "right", "showgrid": False},
+        "legend": {"orientation": "h", "y": -0.2}}}
 
 
 def score_histogram(tree: SearchTree, bins: int = 10) -> dict:

@@ -124,7 +124,11 @@ def metrics(samples: list[Sample], scores: list[list[float]], threshold: float) 
 
 
 def sweep(samples: list[Sample], scores: list[list[float]]) -> list[dict]:
-    return [metrics(samples, scores, t) for t in THRESHOLDS]
+    """Metrics at every candidate threshold: a fixed grid, and the percentiles of these step
+    scores (so a scorer whose scores sit in a narrow range is tuned as finely as any other)."""
+    values = sorted(v for row in scores for v in row)
+    percentiles = {values[min(len(values) - 1, len(values) * k // 100)] for k in range(1, 100)} if values else set()
+    return [metrics(samples, scores, t) for t in sorted(set(THRESHOLDS) | percentiles)]
 
 
 def pearson(xs: list[float], ys: list[float]) -> float | None:

@@ -12,6 +12,7 @@ from .assets import asset
 from .errors import UserError
 
 STEP_SEPARATOR = "\n\n"
+DEFAULT_TEMPLATE = "default"  # the best measured for the embedded policy (README, "Prompt template")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class PromptTemplate:
         return policy.chat_prompt(self.messages(""))
 
 
-def load_template(name: str = "default") -> PromptTemplate:
+def load_template(name: str = DEFAULT_TEMPLATE) -> PromptTemplate:
     valid = sorted(p.stem for p in asset("prompts").glob("*.json"))
     if name not in valid:  # a name, never a path
         raise UserError(f"unknown prompt template {name!r}; valid: {', '.join(valid)}")

@@ -9,14 +9,14 @@ import time
 
 from .config import SearchConfig
 from .policy.compute import ComputeMeter
-from .prompts import load_template
+from .prompts import DEFAULT_TEMPLATE, load_template
 from .scorers import ScorerEnv, make_scorer
 from .strategies.base import SearchContext, score
 from .selection import aggregate
 from .tree import SearchTree
 
 
-def rescore(tree: SearchTree, scorer: str, aggregation: str, policy=None, template: str = "default",
+def rescore(tree: SearchTree, scorer: str, aggregation: str, policy=None, template: str = DEFAULT_TEMPLATE,
             scorer_options: dict | None = None) -> SearchTree:
     """A copy of `tree` scored by `scorer` and aggregated by `aggregation`."""
     new = tree.copy()

@@ -16,7 +16,7 @@ from .errors import UserError
 from .events import Done, Event
 from .policy.base import StopRequested
 from .policy.compute import ComputeMeter
-from .prompts import load_template
+from .prompts import DEFAULT_TEMPLATE, load_template
 from .scorers import ScorerEnv, check_scorer_name, make_scorer
 from .selection import apply_selection
 from .strategies import get_strategy
@@ -84,7 +84,7 @@ def _added(before: dict | None, now: dict) -> dict:
     return {k: (round(v + before.get(k, 0), 3) if isinstance(v, float) else v + before.get(k, 0)) for k, v in now.items()}
 
 
-def search(tree: SearchTree, policy, config: SearchConfig, scorer: str, template: str = "default",
+def search(tree: SearchTree, policy, config: SearchConfig, scorer: str, template: str = DEFAULT_TEMPLATE,
            should_stop: Callable[[], bool] | None = None, scorer_options: dict | None = None,
            limits: RunLimits = RunLimits(), auto_table: str | None = None, start: int = 0) -> Iterator[Event]:
     """Grow `tree` with the configured strategy, yielding events; ends with a Done event. With

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..config import SearchConfig
 from ..data import Problem
 from ..events import NodesAdded
+from ..prompts import DEFAULT_TEMPLATE
 from ..rescore import rescore
 from ..search import new_tree, search
 from ..selection import apply_selection
@@ -37,7 +38,7 @@ class Grid:
     scorers: list[str]
     base: SearchConfig  # beam width, steps, tokens, temperature, aggregation, selection, seed
     difficulty_samples: int = 0
-    template: str = "default"
+    template: str = DEFAULT_TEMPLATE
     scorer_options: dict | None = None
     auto_table: str | None = None
 

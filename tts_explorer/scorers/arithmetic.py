@@ -6,6 +6,11 @@ Score of a step: 0.05 when any stated result is wrong, 0.9 when all are right, a
 a step without calculations 0.5, or for a step that gives the answer 0.8 when that
 number was computed earlier in the path and 0.4 when it was not. It reads no model, so
 it costs nothing, and it cannot judge reasoning that is not written as arithmetic.
+
+Linear in the text's length: calculations are found by one scan for runs of arithmetic
+characters (no pattern with nested or adjacent unbounded quantifiers, which a run of digits
+and spaces makes cubic), and an expression longer than MAX_EXPRESSION characters is not
+evaluated.
 """
 from __future__ import annotations
 
@@ -17,12 +22,32 @@ from fractions import Fraction
 from ..answers import extract_answer
 from .base import Scorer, StepPath
 
-_SPAN = re.compile(r"[\d$(][\d\s.,+\-*/×x÷()$%]*(?:=[\s$]*[\d\s.,+\-*/×x÷()$%]*[\d)])+")
+# a run of characters a calculation is written with ("=" included); one character class: linear
+_RUN = re.compile(r"[\d\s.,+\-*/×x÷()$%=]+")
+_STARTS, _ENDS = set("0123456789$("), set("0123456789)")
+MAX_EXPRESSION = 200  # characters of one side of a calculation; longer is not a calculation here
+
+
+def equation_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each written calculation: a run of arithmetic characters holding "=",
+    from its first digit, "$" or "(" to its last digit or ")"."""
+    spans = []
+    for match in _RUN.finditer(text):
+        run = match.group()
+        if "=" not in run:
+            continue
+        first = next((i for i, c in enumerate(run) if c in _STARTS), None)
+        last = next((i for i in range(len(run) - 1, -1, -1) if run[i] in _ENDS), None)
+        if first is not None and last is not None and "=" in run[first:last + 1]:
+            spans.append((match.start() + first, match.start() + last + 1))
+    return spans
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
 
 def _evaluate(expr: str) -> Fraction | None:
     """Exact value of a plain arithmetic expression, or None when it is not one."""
+    if len(expr) > MAX_EXPRESSION:
+        return None
     text = expr.replace("$", "").replace("×", "*").replace("÷", "/").replace("x", "*").strip()
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text).rstrip(".,% ").strip()
     text = re.sub(r"(\d+(?:\.\d+)?)%", r"(\1/100)", text)
@@ -58,8 +83,8 @@ def check_equations(text: str) -> tuple[int, int, list[Fraction]]:
     right = wrong = 0
     results: list[Fraction] = []
     text = re.sub(r"%\s*of\s+", "% * ", text)  # "50% of 40" is 50/100 * 40
-    for span in _SPAN.findall(text):
-        values = [_evaluate(part) for part in span.split("=")]
+    for start, end in equation_spans(text):
+        values = [_evaluate(part) for part in text[start:end].split("=")]
         for a, b in zip(values, values[1:]):
             if a is None or b is None:
                 continue

@@ -17,12 +17,13 @@ class per checkpoint. Formats (see each model card):
   the assistant's token is predicted (causal LM).
 - trl: `"\\n\\n".join([question, *steps]) + "\\n\\n"`; softmax(logits)[..., 1] at the last
   token of each step's separator (token-classification head).
-- probe: a small head on a frozen causal LM's hidden states (ReProbe-style): the same text
-  as trl, the hidden states of chosen layers at the last token of each step's separator,
-  concatenated, standardised, through a linear layer or a one-hidden-layer MLP, sigmoid.
-  A checkpoint is a folder with probe.json (backbone: "embedded" or a model path relative
-  to the folder, layers) and probe.safetensors (the head); the backbone is loaded as a
-  policy is, so the embedded one is shared with the search's policy, never changed.
+- probe: a small head on a frozen causal LM (ReProbe-style, probe_model.py): the same text
+  as trl; the hidden states of chosen layers at each step (its separator's last token, or
+  the mean over its tokens), optionally the backbone's token log-probabilities and the
+  calculator's step features; standardised, through a linear layer or a one-hidden-layer
+  MLP, calibrated. A checkpoint is a folder with probe.json and probe.safetensors; the
+  backbone is loaded as a policy is, so the embedded one is shared with the search's
+  policy, never changed.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import torch
 
 from ..errors import UserError, first_line
 from .base import Scorer, ScorerEnv, StepPath
+from .probe_model import ProbeHead, ProbeModel, ProbeSpec, StepSpans
 
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 _LOADED: dict[tuple, tuple] = {}  # (format, source, dtype, remote code, device) -> (model, tokenizer)
@@ -263,40 +265,13 @@ class SkyworkPRM(LearnedPRM):
         return torch.sigmoid(self.model.v_head(hidden).squeeze(-1).float())
 
 
-class ProbeHead(torch.nn.Module):
-    """(x - mean) / std, then Linear (hidden == 0) or Linear-GELU-Linear, then sigmoid: [..., d] -> [...]."""
-
-    def __init__(self, features: int, hidden: int = 0):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(features))
-        self.register_buffer("std", torch.ones(features))
-        self.net = (torch.nn.Linear(features, 1) if hidden == 0 else
-                    torch.nn.Sequential(torch.nn.Linear(features, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, 1)))
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x.float() - self.mean) / self.std).squeeze(-1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(x))
-
-
-class ProbeModel(torch.nn.Module):
-    """A backbone (shared, read-only) and a probe head reading the given layers."""
-
-    def __init__(self, backbone, head: ProbeHead, layers: list[int], name: str = "its backbone"):
-        super().__init__()
-        self.backbone, self.head, self.layers, self.name = backbone, head, layers, name
-
-    def features(self, input_ids, attention_mask) -> torch.Tensor:
-        """[B, T, d]: the chosen layers' hidden states, concatenated."""
-        out = self.backbone.base_model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        return torch.cat([out.hidden_states[layer] for layer in self.layers], dim=-1).float()
-
-
 PROBE_CONFIG, PROBE_WEIGHTS = "probe.json", "probe.safetensors"
 
 
 class ProbePRM(TrlPRM):
+    """The probe format (probe_model.py): the trl text read by a frozen backbone, features per
+    step as the checkpoint's ProbeSpec says, a small head and its calibration."""
+
     name = "probe"
     head = "probe"
 
@@ -309,7 +284,7 @@ class ProbePRM(TrlPRM):
         try:
             config = json.loads((folder / PROBE_CONFIG).read_text(encoding="utf-8"))
             backbone = config["backbone"]
-            layers = [int(i) for i in config["layers"]]
+            spec = ProbeSpec.from_json(config)
             head = ProbeHead(int(config["features"]), int(config.get("hidden", 0)))
             head.load_state_dict(load_file(str(folder / PROBE_WEIGHTS)))
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -317,9 +292,12 @@ class ProbePRM(TrlPRM):
         policy = load_policy(backbone if backbone == EMBEDDED else str(folder / backbone))
         if not hasattr(policy, "model"):
             raise UserError(f"the probe in {source!r} needs its backbone on this machine, not on a server")
-        if max(layers) > policy.model.config.num_hidden_layers:
-            raise UserError(f"the probe in {source!r} reads layer {max(layers)}; its backbone has fewer")
-        return ProbeModel(policy.model, head.eval(), layers, policy.name), policy.tokenizer
+        if max(spec.layers) > policy.model.config.num_hidden_layers:
+            raise UserError(f"the probe in {source!r} reads layer {max(spec.layers)}; its backbone has fewer")
+        if spec.width(policy.model.config.hidden_size) != int(config["features"]):
+            raise UserError(f"the probe in {source!r} reads {config['features']} features; its spec gives "
+                            f"{spec.width(policy.model.config.hidden_size)}")
+        return ProbeModel(policy.model, head.eval(), spec, policy.name), policy.tokenizer
 
     def __init__(self, env: ScorerEnv, model: str | None = None, **options):
         options.setdefault("batch_size", 16)  # one forward per path and no vocabulary head: batches are cheap
@@ -330,8 +308,34 @@ class ProbePRM(TrlPRM):
                             f"on its steps; this policy ({getattr(env.policy, 'name', '?')}) uses another tokenizer: "
                             "choose another scorer")
 
-    def step_values(self, input_ids, attention_mask):
-        return self.model.head(self.model.features(input_ids, attention_mask))
+    def spans(self, path: StepPath) -> StepSpans:
+        """The path's tokens, each step's score token (positions(), as every format reads) and its
+        first token (where "mean" pooling and the token statistics start)."""
+        ids, ends = self.positions(path)
+        text = self.encode(path).text
+        offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        starts, cursor = [], len(path.question)
+        for step, end in zip(path.steps, ends):
+            cursor += len(self.separator)
+            first = next((i for i, (a, b) in enumerate(offsets) if b > cursor), end)
+            starts.append(min(first, end))
+            cursor += len(step)
+        return StepSpans(ids, starts, ends, path.question, list(path.steps))
+
+    @torch.inference_mode()
+    def features(self, paths: list[StepPath]) -> list[torch.Tensor]:
+        """Per path, [steps, width] features (what the head reads), in batches."""
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        out = []
+        for start in range(0, len(paths), self.batch_size):
+            spans = [self.spans(p) for p in paths[start:start + self.batch_size]]
+            out += self.model.step_features(spans, pad)
+            self.env.meter.add("scorer", self.n_params, prefill=sum(len(s.ids) for s in spans))
+        return out
+
+    @torch.inference_mode()
+    def score_steps(self, paths: list[StepPath]) -> list[list[float]]:
+        return [self.model.scores(f).tolist() if len(f) else [] for f in self.features(paths)]
 
 
 LEARNED_FORMATS: dict[str, type[LearnedPRM]] = {

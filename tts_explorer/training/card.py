@@ -1,7 +1,7 @@
 """The model card of a trained probe PRM, written from train-prm's summary (metrics.json)."""
 from __future__ import annotations
 
-SCORER_ORDER = ("probe", "arithmetic", "probe×arithmetic", "confidence", "judge")
+FIXED_ORDER = ("probe", "arithmetic", "confidence")  # then any compared checkpoints, in their order
 
 
 def _pct(value) -> str:
@@ -12,80 +12,133 @@ def _num(value) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
+def _scorers(evaluation: dict) -> list[str]:
+    return [*FIXED_ORDER, *(name for name, _ in evaluation["config"].get("compare", ()))]
+
+
+def _reads(cfg: dict) -> str:
+    layers = ", ".join(str(i) for i in cfg["layers"])
+    pools = " and ".join({"last": "at the last token of its separator", "mean": "averaged over its tokens"}[p]
+                         for p in cfg["pool"])
+    extras = []
+    if cfg["token_stats"]:
+        extras.append("the backbone's mean and minimum token log-probability and mean entropy over the step")
+    if cfg["text_features"]:
+        extras.append("the calculator's features of the step (tts_explorer/scorers/step_features.py: are its "
+                      "calculations exact, are their operands and results values the problem states or earlier "
+                      "steps computed, or one operation away from them, does it state numbers from nowhere, how its "
+                      "answer relates to what was computed, and the same for the steps before it)")
+    head = "a linear layer" if cfg["hidden"] == 0 else f"an MLP with {cfg['hidden']} hidden units"
+    return (f"the backbone's hidden states of layers {layers} (0 = embeddings), {pools}"
+            + "".join(f"; {e}" for e in extras) + f". Standardised, through {head}, then Platt-calibrated")
+
+
 def model_card(summary: dict) -> str:
     cfg, data, fit = summary["config"], summary["data"], summary["fit"]
     evaluation = summary["evaluation"]
-    layers = ", ".join(str(i) for i in cfg["layers"])
-    head = "a linear layer" if cfg["hidden"] == 0 else f"an MLP with {cfg['hidden']} hidden units"
+    scorers = _scorers(evaluation)
+    cal = summary["calibration"]
     lines = [
-        "# Probe PRM on SmolLM2-135M-Instruct's hidden states" if cfg["model"] == "embedded" else
-        f"# Probe PRM on {summary['policy']}'s hidden states",
+        "# Probe PRM on SmolLM2-135M-Instruct" if cfg["model"] == "embedded" else f"# Probe PRM on {summary['policy']}",
         "",
-        f"A process reward model made by `python -m tts_explorer train-prm` (seed {cfg['seed']}, "
-        f"{summary['minutes']} minutes on this machine). Format `probe` (tts_explorer/scorers/learned.py): the text "
-        "is the question, then each step followed by a blank line; the score of a step is read at the last token of "
-        f"its separator, from the backbone's hidden states of layers {layers} (0 = embeddings), standardised, through "
-        f"{head} and a sigmoid. The backbone is the policy itself ({summary['policy']}), frozen and shared with "
-        "the search; this folder holds only the head.",
+        f"A process reward model made by `tts-explorer train-prm` (seed {cfg['seed']}, {summary['minutes']} minutes "
+        "end to end on a 2-core CPU). Format `probe` (tts_explorer/scorers/probe_model.py): the text is the question, "
+        f"then each step followed by a blank line; a step's features are {_reads(cfg)} (scale {cal['scale']}, bias "
+        f"{cal['bias']}, fitted on {cal['fitted_on_steps']} validation steps of the policy), so a score reads as the "
+        f"probability that the step is right. The backbone is the policy itself ({summary['policy']}), frozen and "
+        "shared with the search; this folder holds only the head.",
         "",
         "## Data and labels",
         "",
-        "| source | labelled steps |",
-        "|---|---|",
-        *[f"| {source} | {count} |" for source, count in data["labelled_steps"].items()],
+        "| source | labelled steps | right |",
+        "|---|---|---|",
+        *[f"| {source} | {count} | {data['right_steps'].get(source, 0)} |"
+          for source, count in data["labelled_steps"].items()],
         "",
         f"- Problems: {cfg['synthetic']} from the synthetic generator (seed {cfg['seed']}) and GSM8K train rows "
-        f"{cfg['gsm8k_rows'][0]}-{cfg['gsm8k_rows'][1] - 1}; none from assets/problems/easy.jsonl or gsm8k_test_dev.",
+        f"{cfg['gsm8k_rows'][0]}-{cfg['gsm8k_rows'][1] - 1} (shipped in assets/data); none from the held-out sets "
+        "below or assets/problems.",
         f"- Labels by construction (`perturbed/*`): gold steps, {int(100 * cfg['error_share'])}% of them broken by one "
         "perturbation (a wrong stated result, a swapped operator, a dropped step, or a semantic error: the wrong "
         "operation or a wrong number from the problem, computed correctly and carried on); 1 before the first wrong "
         "step, 0 from it on.",
-        f"- Monte-Carlo labels (`rollouts/*`): the policy's own steps, from a rollout tree per problem ({cfg['n']} "
-        f"leaves, {cfg['n'] // cfg['m']} first steps with {cfg['m']} rollouts each, temperature 0.8); a step's label "
-        "is the share of its finished descendants whose answer equals the reference. Rollouts per label: mean "
-        f"{data['rollouts_per_label']['mean']}, at most {data['rollouts_per_label']['max']}. The policy's Pass@1 on "
-        f"these problems: {_pct(data['policy_pass_at_1_on_rollout_problems'])}.",
-        f"- {data['features']} features per step; {_pct(data['positive_share'])} of the labels above 0.5.",
+        f"- The policy's own steps (`rollouts/*`): a rollout tree per problem ({cfg['n']} leaves, "
+        f"{cfg['n'] // cfg['m']} first steps with {cfg['m']} rollouts each, temperature 0.8, prompt "
+        f"`{cfg['template']}`). Gold-aligned labels (tts_explorer/training/gold.py): a step is right when its "
+        "arithmetic holds and every result it states is a value of the gold solution or of the problem (an answer "
+        "must be the reference); every step from the first one that is not is wrong. Monte-Carlo values: the share "
+        "of a step's finished descendants whose answer is the reference (rollouts per step: mean "
+        f"{data['rollouts_per_label']['mean']}, at most {data['rollouts_per_label']['max']}). The policy's Pass@1 on "
+        f"these problems: {_pct(data['policy_pass_at_1_on_rollout_problems'])}. Trained on: `{cfg['labels']}`.",
+        f"- {data['features']} features per step; {_pct(data['positive_share'])} of the training labels above 0.5.",
+        "",
+        "## Which labels (ablation)",
+        "",
+        "One head per label kind for the policy's steps (the perturbed chains keep their labels by construction), the "
+        f"same features, fitted the same way, measured on the validation problems ({int(100 * cfg['val_share'])}% of "
+        "them, never trained on): ROC-AUC against gold-aligned labels on the policy's steps, ROC-AUC on perturbed "
+        "chains with a semantic error, and the ECE of the raw (uncalibrated) scores on the policy's steps.",
+        "",
+        "| labels | AUC, own steps (synthetic) | AUC, own steps (GSM8K) | AUC, semantic-error chains | ECE (raw) |",
+        "|---|---|---|---|---|",
+        *[f"| {kind}{' (shipped)' if kind == cfg['labels'] else ''} | {_num(r['auc_own_synthetic'])} | "
+          f"{_num(r['auc_own_gsm8k'])} | {_num(r['auc_semantic_chains'])} | {_num(r['ece_own_raw'])} |"
+          for kind, r in summary["ablation"].items()],
         "",
         "## Fit",
         "",
-        f"Binary cross-entropy on the soft labels, AdamW, early stopping on a validation split of "
-        f"{int(100 * cfg['val_share'])}% of the problems: {fit['train_steps']} training and {fit['val_steps']} "
-        f"validation steps, {fit['epochs']} epochs, validation loss {fit['val_loss']}, validation AUC "
-        f"{_num(fit['val_auc'])}. Loading this folder through the learned-PRM loader gives the fitted head's scores "
-        f"to within {summary['consistency']:.1e}.",
+        f"Binary cross-entropy, AdamW, early stopping on the validation problems: {fit['train_steps']} training and "
+        f"{fit['val_steps']} validation steps, {fit['epochs']} epochs, validation loss {fit['val_loss']}, validation "
+        f"AUC {_num(fit['val_auc'])}. Loading this folder through the learned-PRM loader gives the fitted head's "
+        f"scores to within {summary['consistency']:.1e}.",
         "",
         "## Held-out evaluation",
         "",
-        "ProcessBench-style F1 (harmonic mean of the accuracy on erroneous samples, first error found at the right "
-        "step, and on correct samples, nothing flagged), threshold tuned per scorer on a separate split "
-        f"(thresholds: {', '.join(f'{k} {v:.2f}' for k, v in evaluation['processbench']['thresholds'].items())}):",
+        f"Scorers: this probe, `arithmetic`, `confidence` (the policy's own token probability)"
+        + "".join(f", `{name}` ({folder})" for name, folder in evaluation["config"].get("compare", ())) + ".",
         "",
     ]
-    for set_name, families in evaluation["processbench"]["sets"].items():
+    own = evaluation["own_steps"]
+    for set_name, entry in own["sets"].items():
+        lines += [
+            f"**The policy's own steps, {set_name}**: {entry['trees']} rollout trees (N={evaluation['config']['n']}, "
+            f"M={evaluation['config']['m']}, prompt `{evaluation['template']}`), {entry['steps']} steps, "
+            f"{entry['right_steps']} right by the gold-aligned labels; the policy's Pass@1 there "
+            f"{_pct(entry['policy_pass_at_1'])}; {entry['problems_with_both']} problems with both right and wrong "
+            "finished candidates.",
+            "",
+            "| scorer | step AUC, gold-aligned | step AUC, Monte-Carlo | ECE | path AUC within problems (min) | "
+            "(last) |",
+            "|---|---|---|---|---|---|",
+            *[f"| {name} | {_num(entry['auc_gold'].get(name))} | {_num(entry['auc_mc'].get(name))} | "
+              f"{_num(entry['reliability'][name]['ece'])} | {_num(entry['path_auc'][name]['min'])} | "
+              f"{_num(entry['path_auc'][name]['last'])} |" for name in scorers],
+            "",
+            f"Reliability of this probe ({entry['reliability']['probe']['steps']} steps; per tenth of [0, 1]: steps, "
+            "mean score, share right): " + "; ".join(
+                f"{i / 10:.1f}-{(i + 1) / 10:.1f}: {b['count']}, {_num(b['score'])}, {_num(b['positives'])}"
+                for i, b in enumerate(entry["reliability"]["probe"]["bins"]) if b["count"]) + ".",
+            "",
+        ]
+    pb = evaluation["processbench"]
+    lines += [
+        "ProcessBench-style F1 on perturbed gold steps (harmonic mean of the accuracy on erroneous samples, first "
+        "error found at the right step, and on correct samples, nothing flagged), threshold tuned per scorer on a "
+        f"separate split (thresholds: {', '.join(f'{k} {v:.3f}' for k, v in pb['thresholds'].items())}):",
+        "",
+    ]
+    for set_name, families in pb["sets"].items():
         lines += [f"**{set_name}**", "", "| scorer | errors in a stated result: F1 | semantic errors, arithmetic "
                   "right: F1 |", "|---|---|---|"]
-        for scorer in SCORER_ORDER:
-            cells = [families.get(family, {}).get(scorer) for family in ("stated", "semantic")]
-            lines.append(f"| {scorer} | " + " | ".join(
+        for name in scorers:
+            cells = [families.get(family, {}).get(name) for family in ("stated", "semantic")]
+            lines.append(f"| {name} | " + " | ".join(
                 "–" if c is None else f"{_pct(c['f1'])} ({c['samples']} samples)" for c in cells) + " |")
         lines.append("")
-    rollouts = evaluation["rollouts"]
     lines += [
-        f"Step-level ROC-AUC against Monte-Carlo labels on the policy's own steps: {rollouts['trees']} held-out "
-        f"rollout trees ({rollouts['steps']} steps, {rollouts['positives']} with more than half their rollouts "
-        f"right; rollouts per label: mean {rollouts['rollouts_per_label']['mean']}); the policy's Pass@1 there: "
-        f"{_pct(rollouts['policy_pass_at_1'])}.",
-        "",
-        "| scorer | AUC, all steps | AUC, steps backed by ≥ M rollouts | steps scored |",
-        "|---|---|---|---|",
-        *[f"| {name} | {_num(rollouts['auc'].get(name))} | {_num(rollouts['auc_backed_by_m'].get(name))} | "
-          f"{rollouts['steps_scored'].get(name, 0)} |" for name in SCORER_ORDER],
-        "",
-        "Spread of the probe's scores over those steps (share of steps per tenth of [0, 1]): "
-        + ", ".join(f"{i / 10:.1f}-{(i + 1) / 10:.1f}: {c}" for i, c in enumerate(rollouts["probe_histogram"]))
-        + f". Mean standard deviation inside one tree: {rollouts['probe_spread_in_a_tree']}; the arithmetic "
-          f"verifier's values there: {', '.join(str(v) for v in rollouts['arithmetic_values'])}.",
+        "Spread of this probe's scores over the policy's held-out steps (steps per tenth of [0, 1]): "
+        + ", ".join(f"{i / 10:.1f}-{(i + 1) / 10:.1f}: {c}" for i, c in enumerate(own["probe_histogram"]))
+        + f". Mean standard deviation inside one tree: {own['probe_spread_in_a_tree']}.",
         "",
         "## Reproduce",
         "",

@@ -2,15 +2,19 @@
 
 Held-out data, none of it seen in training: the synthetic generator with another seed
 (questions that also occur in the training set removed), GSM8K train rows that training
-does not read, and the first rows of gsm8k_test_dev. Measured:
+does not read, and the first rows of gsm8k_test_dev. Measured for the trained probe, the
+`arithmetic` and `confidence` scorers and any other probe checkpoints given (`compare`):
 
 - ProcessBench-style F1 on perturbed gold steps, errors in a stated result and semantic
   errors (right arithmetic, wrong operation or number, carried on) reported apart; each
   scorer's threshold is tuned for F1 on a separate tuning split;
-- step-level ROC-AUC against Monte-Carlo labels on the policy's own sampled steps
-  (rollout trees, a node positive when more than half its rollouts reach the reference),
-  over all labelled steps and over those backed by at least M rollouts;
-- the spread of the trained PRM's scores over those trees (a histogram, and the spread
+- on the policy's own steps (rollout trees sampled with the default prompt, per held-out
+  set): step-level ROC-AUC against gold-aligned labels (gold.py) and against Monte-Carlo
+  labels (more than half the rollouts right), the reliability diagram and the expected
+  calibration error against gold-aligned labels, and the ROC-AUC of the path score (`min`
+  and `last` aggregation) separating right from wrong finished candidates, counted over the
+  pairs of one right and one wrong candidate of the same problem;
+- the spread of the trained probe's scores over those steps (a histogram, and the spread
   inside one tree), so the page's colours can be judged.
 """
 from __future__ import annotations
@@ -21,16 +25,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..data import read_rows
-from ..diagnose import score_counts
+from ..diagnose import reliability, score_counts
 from ..perturb import FAMILIES
 from ..processbench import build_samples, gsm8k_items, metrics, roc_auc, score_samples, sweep
-from ..prompts import load_template
+from ..prompts import DEFAULT_TEMPLATE, load_template
 from ..scorers import ScorerEnv, make_scorer
 from ..scorers.base import StepPath
+from ..selection import aggregate
+from .gold import gold_labels
 from .labels import mc_labels
 from .synth import generate
 
-COMBINED = "probe×arithmetic"  # the product of the two scores, step by step
+PROBE = "probe"  # the trained checkpoint's name in every table
 
 
 @dataclass
@@ -44,17 +50,17 @@ class EvalConfig:
     gsm8k_tune_rows: tuple[int, int] = (6100, 6150)
     test_dev: str = "gsm8k-test-dev"
     test_dev_rows: int = 100
-    judge_limit: int = 25  # samples per set, and trees, scored by the judge (one forward per step: slow)
-    rollout_synthetic: int = 120  # held-out problems with rollout trees, for AUC
-    rollout_test_dev: int = 30
+    rollout_synthetic: int = 120  # held-out problems with rollout trees (the policy's own steps)
+    rollout_test_dev: int = 40
     n: int = 16
     m: int = 4
     exclude_seed: int = 0  # the training set's synthetic seed and size: its questions are left out
     exclude_count: int = 3000
+    compare: tuple[tuple[str, str], ...] = ()  # (name, probe checkpoint folder) measured beside the trained one
 
 
 def _items(cfg: EvalConfig):
-    """name -> (eval items, tuning items) per held-out set."""
+    """({set name: items}, tuning items); items are (question, gold steps, answer)."""
     seen = {p.question for p in generate(cfg.exclude_count, cfg.exclude_seed)} if cfg.exclude_count else set()
     held = [(p.question, list(p.steps), p.answer) for p in generate(cfg.synthetic + len(seen) // 20 + 50,
                                                                     cfg.synthetic_seed) if p.question not in seen]
@@ -70,44 +76,34 @@ def _items(cfg: EvalConfig):
     return sets, tune
 
 
-def _scorers(policy, checkpoint: str):
+def _scorers(policy, checkpoint: str, cfg: EvalConfig) -> dict:
     env = ScorerEnv(policy=policy)
-    return {"probe": make_scorer("probe", env, model=checkpoint), "arithmetic": make_scorer("arithmetic", env),
-            "confidence": make_scorer("confidence", env), "judge": make_scorer("judge", env)}
+    out = {PROBE: make_scorer("probe", env, model=checkpoint), "arithmetic": make_scorer("arithmetic", env),
+           "confidence": make_scorer("confidence", env)}
+    out.update({name: make_scorer("probe", env, model=folder) for name, folder in cfg.compare})
+    return out
 
 
-def _product(a: list[list[float]], b: list[list[float]]) -> list[list[float]]:
-    return [[x * y for x, y in zip(ra, rb)] for ra, rb in zip(a, b)]
-
-
-def processbench_f1(policy, scorers, cfg: EvalConfig, bar) -> dict:
+def processbench_f1(policy, scorers, cfg: EvalConfig, bar, template: str) -> dict:
     """F1 per held-out set, perturbation family and scorer, at thresholds tuned on the tuning split."""
-    template = load_template()
-    root = lambda q: policy.chat_prompt(template.messages(q))  # noqa: E731 (the confidence scorer's context)
+    prompt = load_template(template)
+    root = lambda q: policy.chat_prompt(prompt.messages(q))  # noqa: E731 (the confidence scorer's context)
     sets, tune_items = _items(cfg)
     tune = build_samples(tune_items, seed=cfg.tune_seed, kinds=FAMILIES["all"])
     thresholds, out = {}, {}
     jobs = [(name, family, build_samples(items, seed=cfg.synthetic_seed + i, kinds=FAMILIES[family]))
             for i, (name, items) in enumerate(sets.items()) for family in ("stated", "semantic")]
-    with bar(len(scorers) + len(jobs) * len(scorers), "ProcessBench F1") as progress:
-        tuned_scores = {}
+    with bar(len(scorers) * (1 + len(jobs)), "ProcessBench F1") as progress:
         for name, scorer in scorers.items():
-            samples = tune[: cfg.judge_limit * 2] if name == "judge" else tune
-            tuned_scores[name] = (samples, score_samples(scorer, samples, root))
+            thresholds[name] = max(sweep(tune, score_samples(scorer, tune, root)), key=lambda m: m["f1"])["threshold"]
             progress.update(1)
-        tuned_scores[COMBINED] = (tune, _product(tuned_scores["probe"][1], tuned_scores["arithmetic"][1]))
-        for name, (samples, scores) in tuned_scores.items():
-            thresholds[name] = max(sweep(samples, scores), key=lambda m: m["f1"])["threshold"]
         for set_name, family, samples in jobs:
             row = {}
             for name, scorer in scorers.items():
-                chosen = samples[: cfg.judge_limit] if name == "judge" else samples
-                row[name] = (chosen, score_samples(scorer, chosen, root))
+                row[name] = {**_rounded(metrics(samples, score_samples(scorer, samples, root), thresholds[name])),
+                             "samples": len(samples)}
                 progress.update(1)
-            row[COMBINED] = (samples, _product(row["probe"][1], row["arithmetic"][1]))
-            out.setdefault(set_name, {})[family] = {
-                name: {**_rounded(metrics(chosen, scores, thresholds[name])), "samples": len(chosen)}
-                for name, (chosen, scores) in row.items()}
+            out.setdefault(set_name, {})[family] = row
     return {"thresholds": thresholds, "sets": out}
 
 
@@ -115,62 +111,103 @@ def _rounded(values: dict) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}
 
 
-def rollout_auc(policy, scorers, cfg: EvalConfig, work: Path, bar) -> dict:
-    """Step-level ROC-AUC of each scorer against Monte-Carlo labels on held-out rollout trees."""
-    from .pipeline import TrainConfig, rollout_trees
-
-    sets, _ = _items(EvalConfig(**{**asdict(cfg), "synthetic": cfg.rollout_synthetic, "gsm8k_rows": (0, 0),
-                                   "test_dev_rows": cfg.rollout_test_dev}))
-    items = [(f"{name}:{q}", q, a) for name, rows in sets.items() for q, _, a in rows]
-    trees = rollout_trees(policy, items, TrainConfig(), work / "eval_rollouts.jsonl", "rollouts (held out)",
-                          cfg.n, cfg.m, seed=10_000)
-    rows = []  # (MC label, rollouts behind it, {scorer: score})
-    spreads = []  # standard deviation of the probe's scores inside each tree
-    template = load_template()
-    with bar(len(trees), "AUC on the policy's own steps") as progress:
-        for t, tree in enumerate(trees):
-            mc = mc_labels(tree)
-            nodes = [n for n in tree if n.id and n.id in mc]
-            root_prompt = policy.chat_prompt(template.messages(tree.question))
-            paths = [StepPath(tree.question, root_prompt, tuple(tree.steps(n.id)),
-                              tuple(x.mean_logprob for x in tree.path(n.id)), n.terminal) for n in nodes]
-            scores = {name: scorer.score_last(paths) for name, scorer in scorers.items()
-                      if paths and (name != "judge" or t < cfg.judge_limit)}
-            if paths:
-                scores[COMBINED] = [a * b for a, b in zip(scores["probe"], scores["arithmetic"])]
-                mean = sum(scores["probe"]) / len(paths)
-                spreads.append(math.sqrt(sum((v - mean) ** 2 for v in scores["probe"]) / len(paths)))
-            rows += [(mc[n.id][0], mc[n.id][1], {name: float(v[k]) for name, v in scores.items()})
-                     for k, n in enumerate(nodes)]
-            progress.update(1)
-    result = {"trees": len(trees), "steps": len(rows), "positives": sum(r[0] > 0.5 for r in rows),
-              "rollouts_per_label": {"mean": round(sum(r[1] for r in rows) / max(len(rows), 1), 2),
-                                     "max": max((r[1] for r in rows), default=0)},
-              "auc": {}, "auc_backed_by_m": {}, "steps_scored": {}}
-    for name in [*scorers, COMBINED]:
-        scored = [r for r in rows if name in r[2] and r[0] != 0.5]
-        result["steps_scored"][name] = len(scored)
-        result["auc"][name] = _auc([r[2][name] for r in scored], [r[0] for r in scored])
-        backed = [r for r in scored if r[1] >= cfg.m]
-        result["auc_backed_by_m"][name] = _auc([r[2][name] for r in backed], [r[0] for r in backed])
-    probe = [r[2]["probe"] for r in rows]
-    result["probe_histogram"] = score_counts(probe)
-    result["probe_spread_in_a_tree"] = round(sum(spreads) / max(len(spreads), 1), 3)
-    result["arithmetic_values"] = sorted({round(r[2]["arithmetic"], 3) for r in rows})
-    leaves = [n for tree in trees for n in tree.candidates()]
-    result["policy_pass_at_1"] = round(sum(bool(n.correct) for n in leaves) / max(len(leaves), 1), 3)
-    return result
-
-
 def _auc(scores: list[float], labels: list[float]) -> float | None:
     value = roc_auc(scores, [v > 0.5 for v in labels])
     return None if value is None else round(value, 4)
 
 
-def evaluate(policy, checkpoint: str, cfg: EvalConfig, work: Path, bar) -> dict:
-    scorers = _scorers(policy, checkpoint)
-    return {"config": asdict(cfg), "processbench": processbench_f1(policy, scorers, cfg, bar),
-            "rollouts": rollout_auc(policy, scorers, cfg, work, bar)}
+def paired_auc(groups: list[list[tuple[float, bool]]]) -> tuple[float | None, int]:
+    """(share of (right, wrong) pairs of the same group where the right one scores higher, ties
+    counted half; the number of groups that hold both)."""
+    wins = pairs = 0.0
+    both = 0
+    for group in groups:
+        right = [s for s, ok in group if ok]
+        wrong = [s for s, ok in group if not ok]
+        if right and wrong:
+            both += 1
+            pairs += len(right) * len(wrong)
+            wins += sum((r > w) + 0.5 * (r == w) for r in right for w in wrong)
+    return (round(wins / pairs, 4) if pairs else None), both
+
+
+def tree_scores(tree, scorers: dict, root_prompt: str) -> dict[str, dict[int, float]]:
+    """scorer name -> node id -> the node's step score, each leaf's path scored once."""
+    leaves = [n for n in tree if n.id and not n.children]
+    paths = [tree.path(leaf.id) for leaf in leaves]
+    steps = [StepPath(tree.question, root_prompt, tuple(n.text for n in path), tuple(n.mean_logprob for n in path),
+                      path[-1].terminal) for path in paths]
+    out = {}
+    for name, scorer in scorers.items():
+        values: dict[int, float] = {}
+        for path, scores in zip(paths, scorer.score_steps(steps) if steps else []):
+            for node, value in zip(path, scores):
+                values.setdefault(node.id, float(value))
+        out[name] = values
+    return out
+
+
+def own_steps(policy, scorers, cfg: EvalConfig, work: Path, bar, template: str) -> dict:
+    """Per held-out set, every scorer on the policy's own steps: AUC against gold-aligned and
+    Monte-Carlo labels, reliability against gold-aligned labels, path-score AUC within problems."""
+    from .pipeline import TrainConfig, rollout_trees
+
+    sets, _ = _items(EvalConfig(**{**asdict(cfg), "synthetic": cfg.rollout_synthetic, "gsm8k_rows": (0, 0),
+                                   "test_dev_rows": cfg.rollout_test_dev}))
+    prompt = load_template(template)
+    result: dict = {"sets": {}}
+    all_probe, spreads = [], []
+    for set_name, items in sets.items():
+        keyed = [(f"{set_name}:{q}", q, a) for q, _, a in items]
+        trees = rollout_trees(policy, keyed, TrainConfig(template=template),
+                              work / f"eval_rollouts-{template}.jsonl", f"rollouts ({set_name})", cfg.n, cfg.m,
+                              seed=10_000)
+        rows = []  # (gold label, MC value, {scorer: score})
+        candidates: dict[str, dict[str, list]] = {name: {"min": [], "last": []} for name in scorers}
+        with bar(len(trees), f"scoring ({set_name})") as progress:
+            for tree, (question, gold_steps, answer) in zip(trees, items):
+                scores = tree_scores(tree, scorers, policy.chat_prompt(prompt.messages(question)))
+                mc = mc_labels(tree)
+                gold: dict[int, float] = {}
+                for leaf in (n for n in tree if n.id and not n.children):
+                    path = tree.path(leaf.id)
+                    for node, label in zip(path, gold_labels(question, gold_steps, answer, [n.text for n in path])):
+                        gold.setdefault(node.id, label)
+                nodes = [n.id for n in tree if n.id]
+                rows += [(gold[i], mc[i][0] if i in mc else None, {k: v[i] for k, v in scores.items()}) for i in nodes]
+                probe = [scores[PROBE][i] for i in nodes]
+                if probe:
+                    mean = sum(probe) / len(probe)
+                    spreads.append(math.sqrt(sum((v - mean) ** 2 for v in probe) / len(probe)))
+                    all_probe += probe
+                finished = [n for n in tree.candidates() if n.correct is not None]
+                for name in scorers:
+                    for how in ("min", "last"):
+                        candidates[name][how].append([(aggregate([scores[name][x.id] for x in tree.path(n.id)], how),
+                                                       bool(n.correct)) for n in finished])
+                progress.update(1)
+        leaves = [n for tree in trees for n in tree.candidates()]
+        entry = {"trees": len(trees), "steps": len(rows), "right_steps": sum(r[0] > 0.5 for r in rows),
+                 "policy_pass_at_1": round(sum(bool(n.correct) for n in leaves) / max(len(leaves), 1), 3),
+                 "auc_gold": {}, "auc_mc": {}, "reliability": {}, "path_auc": {}}
+        for name in scorers:
+            entry["auc_gold"][name] = _auc([r[2][name] for r in rows], [r[0] for r in rows])
+            with_mc = [r for r in rows if r[1] is not None and r[1] != 0.5]
+            entry["auc_mc"][name] = _auc([r[2][name] for r in with_mc], [r[1] for r in with_mc])
+            entry["reliability"][name] = reliability([r[2][name] for r in rows], [r[0] for r in rows])
+            entry["path_auc"][name] = {how: paired_auc(groups)[0] for how, groups in candidates[name].items()}
+        entry["problems_with_both"] = paired_auc(candidates[PROBE]["min"])[1]
+        result["sets"][set_name] = entry
+    result["probe_histogram"] = score_counts(all_probe)
+    result["probe_spread_in_a_tree"] = round(sum(spreads) / max(len(spreads), 1), 3)
+    return result
+
+
+def evaluate(policy, checkpoint: str, cfg: EvalConfig, work: Path, bar, template: str = DEFAULT_TEMPLATE) -> dict:
+    scorers = _scorers(policy, checkpoint, cfg)
+    return {"config": asdict(cfg), "template": template,
+            "processbench": processbench_f1(policy, scorers, cfg, bar, template),
+            "own_steps": own_steps(policy, scorers, cfg, work, bar, template)}
 
 
 def write_card(folder: Path, summary: dict) -> None:
@@ -179,4 +216,3 @@ def write_card(folder: Path, summary: dict) -> None:
     from .card import model_card
 
     (folder / "README.md").write_text(model_card(summary), encoding="utf-8")
-

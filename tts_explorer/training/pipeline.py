@@ -1,17 +1,20 @@
-"""`train-prm`: data, labels, features, fit, held-out evaluation and the model card, in one
-seeded, resumable command.
+"""`train-prm`: data, labels, features, fit, calibration, held-out evaluation and the model
+card, in one seeded, resumable command.
 
 Stages (each with a progress bar; the slow ones write to --work as they go, so a stopped
 run resumes where it was):
 1. problems: the synthetic generator (training/synth.py) and GSM8K train rows;
 2. labels by construction: their gold steps, and copies broken by every perturbation
    (perturb.py), labelled 1 before the first wrong step and 0 from it on;
-3. Monte-Carlo labels on the policy's own steps: a rollout tree (N leaves, N/M first steps
-   with M rollouts each) per problem, run with the reference answer (labels.py);
-4. features: the backbone's hidden states at each step's end, read through the probe
-   format's own scorer; 5. fit (probe.py), on problems split into train and validation;
-6. the checkpoint, then the held-out evaluation (evaluate.py) and the model card.
-None of the training data comes from assets/problems/easy.jsonl or gsm8k_test_dev.
+3. the policy's own steps: a rollout tree (N leaves, N/M first steps with M rollouts each)
+   per problem, sampled with the default prompt and the reference answer; each step gets a
+   gold-aligned label (gold.py) and a Monte-Carlo value (labels.py);
+4. features: what the probe reads of each step (probe_model.py), through its own scorer;
+5. the label ablation: a head fitted per label kind on the policy's steps (labels.LABEL_KINDS),
+   compared on validation problems against gold-aligned labels;
+6. fit with the configured kind, Platt calibration on the validation problems, the
+   checkpoint, then the held-out evaluation (evaluate.py) and the model card.
+None of the training data comes from the held-out sets (evaluate.py) or assets/problems.
 """
 from __future__ import annotations
 
@@ -25,10 +28,12 @@ from ..config import SearchConfig
 from ..data import read_rows
 from ..errors import UserError
 from ..perturb import FAMILIES
+from ..prompts import DEFAULT_TEMPLATE
 from ..processbench import build_samples, gsm8k_items
+from ..scorers.probe_model import ProbeSpec
 from ..search import new_tree, run_to_end
 from ..tree import SearchTree
-from .labels import Sequence, sample_sequence, tree_sequences
+from .labels import LABEL_KINDS, Sequence, sample_sequence, tree_sequences
 from .synth import generate
 
 DEFAULT_OUT = "artifacts/train-prm/checkpoint"  # the shipped one: --out assets/prm/smollm2-135m-probe
@@ -41,20 +46,26 @@ class TrainConfig:
     out: str = DEFAULT_OUT
     work: str = "artifacts/train-prm"
     seed: int = 0
+    template: str = DEFAULT_TEMPLATE  # the prompt the policy's steps are sampled with
     gsm8k: str = "gsm8k-train"  # a shipped set's name (assets.DATASETS) or a path
     synthetic: int = 3000  # problems with gold steps, each kept or perturbed
     gsm8k_rows: tuple[int, int] = (1000, 2000)  # train rows [a, b) for gold steps
-    rollout_synthetic: int = 500  # problems (the first of the synthetic ones) with rollout trees
-    rollout_gsm8k: int = 80  # GSM8K rows (from gsm8k_rows) with rollout trees
+    rollout_synthetic: int = 600  # problems (the first of the synthetic ones) with rollout trees
+    rollout_gsm8k: int = 150  # GSM8K rows (from gsm8k_rows) with rollout trees
     n: int = 8  # leaves of a rollout tree
     m: int = 2  # rollouts behind each first step
     max_steps: int = 6
     step_tokens: int = 64
     final_tokens: int = 96
     error_share: float = 0.6
+    labels: str = "gold"  # what the policy's steps are trained on (labels.LABEL_KINDS)
+    ablation: tuple[str, ...] = LABEL_KINDS  # label kinds compared in the model card
     layers: tuple[int, ...] = (16, 22, 28)  # chosen by bench/probe_choice.py (README)
+    pool: tuple[str, ...] = ("last", "mean")
+    token_stats: bool = True
+    text_features: bool = True
     hidden: int = 256
-    val_share: float = 0.1
+    val_share: float = 0.15
     evaluation: dict = field(default_factory=dict)  # evaluate.EvalConfig fields; {} for the defaults
 
     def __post_init__(self) -> None:
@@ -63,8 +74,19 @@ class TrainConfig:
                 raise UserError(f"{name} must be a non-negative integer")
         if self.n < self.m or self.n % self.m:
             raise UserError(f"N={self.n} must be a multiple of M={self.m}")
-        if not self.layers or min(self.layers) < 0:
-            raise UserError("layers must be hidden-state indices (0 = the embeddings)")
+        for kind in (self.labels, *self.ablation):
+            if kind not in LABEL_KINDS:
+                raise UserError(f"unknown label kind {kind!r}; valid: {', '.join(LABEL_KINDS)}")
+        try:
+            self.spec()
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+
+    def spec(self, calibration: tuple[float, float] = (1.0, 0.0)) -> ProbeSpec:
+        from ..scorers.step_features import VERSION
+
+        return ProbeSpec(tuple(self.layers), tuple(self.pool), self.token_stats,
+                         VERSION if self.text_features else None, calibration)
 
 
 def _log(message: str) -> None:
@@ -94,8 +116,8 @@ def perturbed_sequences(cfg: TrainConfig, synthetic, gsm8k) -> list[Sequence]:
 
 def rollout_trees(policy, items: list[tuple[str, str, str]], cfg, path: Path, desc: str, n: int, m: int,
                   seed: int) -> list[SearchTree]:
-    """A rollout tree per (id, question, answer), read from `path` where already made, else made
-    and appended to it (so a stopped run resumes)."""
+    """A rollout tree per (id, question, answer), sampled with cfg.template, read from `path`
+    where already made, else made and appended to it (so a stopped run resumes)."""
     done: dict[str, SearchTree] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -104,19 +126,50 @@ def rollout_trees(policy, items: list[tuple[str, str, str]], cfg, path: Path, de
                 done[row["id"]] = SearchTree.from_json(row["tree"])
     config = SearchConfig(strategy="rollouts", n=n, beam_width=m, max_steps=cfg.max_steps,
                           step_tokens=cfg.step_tokens, final_tokens=cfg.final_tokens, seed=seed)
-    missing = [item for item in items if item[0] not in done]
+    missing = [(index, item) for index, item in enumerate(items) if item[0] not in done]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as out, _bar(len(items), desc) as bar:
         bar.update(len(items) - len(missing))
-        for key, question, answer in missing:
-            run_config = SearchConfig(**{**vars(config), "seed": seed + items.index((key, question, answer))})
+        for index, (key, question, answer) in missing:
+            run_config = SearchConfig(**{**vars(config), "seed": seed + index})
             tree = new_tree(question, run_config, ROLLOUT_SCORER, answer, policy.name)
-            run_to_end(tree, policy, run_config, ROLLOUT_SCORER)
+            run_to_end(tree, policy, run_config, ROLLOUT_SCORER, template=cfg.template)
             done[key] = tree
             out.write(json.dumps({"id": key, "tree": tree.to_json()}) + "\n")
             out.flush()
             bar.update(1)
     return [done[key] for key, _, _ in items]
+
+
+def policy_sequences(policy, cfg: TrainConfig, synthetic, gsm8k, work: Path) -> tuple[list[Sequence], list]:
+    """(sequences, trees) of the policy's own steps on the first rollout_* problems, labelled
+    gold-aligned and by their Monte-Carlo values."""
+    roll = ([(f"synthetic:{q}", q, steps, a) for q, steps, a in synthetic[: cfg.rollout_synthetic]] +
+            [(f"gsm8k:{q}", q, steps, a) for q, steps, a in gsm8k[: cfg.rollout_gsm8k]])
+    trees = rollout_trees(policy, [(key, q, a) for key, q, _, a in roll], cfg, work / f"rollouts-{cfg.template}.jsonl",
+                          "rollouts (train)", cfg.n, cfg.m, cfg.seed)
+    sequences = [seq for (key, _, steps, answer), tree in zip(roll, trees)
+                 for seq in tree_sequences(tree, "rollouts/" + key.split(":")[0], key, steps, answer)]
+    return sequences, trees
+
+
+def cached_features(reader, sequences: list[Sequence], cfg: TrainConfig, work: Path):
+    """The features of every labelled step, kept in the work folder for the same data and spec."""
+    import hashlib
+
+    import torch
+
+    from .probe import Features, extract
+
+    key = hashlib.sha256(json.dumps([cfg.model, cfg.spec().to_json(), [(s.question, s.steps, s.labels)
+                                                                       for s in sequences]]).encode()).hexdigest()[:16]
+    path = work / f"features-{key}.pt"
+    if path.exists():
+        return Features(**torch.load(path))
+    with _bar(len(sequences), "features") as bar:
+        features = extract(reader, sequences, progress=bar)
+    torch.save(vars(features), path)
+    return features
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -125,50 +178,49 @@ def train(cfg: TrainConfig) -> dict:
 
     from ..policy.loading import load_policy
     from ..scorers import ScorerEnv, make_scorer
-    from ..scorers.learned import ProbeHead, ProbeModel
+    from ..scorers.probe_model import ProbeHead
     from .evaluate import EvalConfig, evaluate, write_card
-    from .probe import extract, fit, save, split_groups
+    from .probe import calibrate, fit, label_ablation, save, split_groups
 
     started = time.monotonic()
     torch.manual_seed(cfg.seed)
     work = Path(cfg.work)
     work.mkdir(parents=True, exist_ok=True)
     policy = load_policy(cfg.model)
-    _log(f"train-prm: policy and backbone {policy.name}; work folder {work}")
+    _log(f"train-prm: policy and backbone {policy.name}; prompt {cfg.template}; work folder {work}")
     synthetic, gsm8k = problems(cfg)
     sequences = perturbed_sequences(cfg, synthetic, gsm8k)
     _log(f"problems: {len(synthetic)} synthetic, {len(gsm8k)} GSM8K; {len(sequences)} gold or perturbed chains")
-    roll_items = ([(f"synthetic:{q}", q, a) for q, _, a in synthetic[: cfg.rollout_synthetic]] +
-                  [(f"gsm8k:{q}", q, a) for q, _, a in gsm8k[: cfg.rollout_gsm8k]])
-    trees = rollout_trees(policy, roll_items, cfg, work / "rollouts.jsonl", "rollouts (train)", cfg.n, cfg.m,
-                          cfg.seed)
-    for (key, _, _), tree in zip(roll_items, trees):
-        sequences += tree_sequences(tree, "rollouts/" + key.split(":")[0], key)
+    own, trees = policy_sequences(policy, cfg, synthetic, gsm8k, work)
+    sequences += own
     labelled = sum(1 for s in sequences for v in s.labels if v is not None)
     _log(f"sequences: {len(sequences)} with {labelled} labelled steps")
 
     # the backbone and a placeholder head, read through the probe format's own scorer
-    placeholder = work / "backbone-only"
-    save(ProbeHead(policy.model.config.hidden_size * len(cfg.layers)), placeholder, _backbone_ref(cfg, placeholder),
-         list(cfg.layers), 0, {})
+    placeholder = work / "reader"
+    save(ProbeHead(cfg.spec().width(policy.model.config.hidden_size)), placeholder,
+         _backbone_ref(cfg, placeholder), cfg.spec(), 0, {})
     reader = make_scorer("probe", ScorerEnv(), model=str(placeholder))
-    with _bar(len(sequences), "features") as bar:
-        features = extract(reader.model, reader, sequences, progress=bar)
+    features = cached_features(reader, sequences, cfg, work)
     val_groups = split_groups(sequences, cfg.val_share, cfg.seed)
-    val_rows = torch.tensor([sequences[i].group in val_groups for i in features.sequence.tolist()])
-    with _bar(40, "fit") as bar:
-        head, report = fit(features, val_rows.nonzero().squeeze(1), cfg.hidden, cfg.seed, progress=bar)
+    val_rows = torch.tensor([sequences[i].group in val_groups for i in features.sequence.tolist()]).nonzero().squeeze(1)
+    with _bar(len(set(cfg.ablation) | {cfg.labels}), "fit per label kind") as bar:
+        heads, ablation = label_ablation(features, sequences, val_rows, cfg, progress=bar)
+    head, report = heads[cfg.labels]
+    own_val = torch.tensor([sequences[int(features.sequence[r])].mc is not None for r in val_rows.tolist()])
+    calibration_rows = val_rows[own_val]
+    calibration = calibrate(head, features.x[calibration_rows], features.y[calibration_rows])
     out = Path(cfg.out)
-    save(head, out, _backbone_ref(cfg, out), list(cfg.layers), cfg.hidden,
-         {"trained_by": "python -m tts_explorer train-prm", "seed": cfg.seed})
+    save(head, out, _backbone_ref(cfg, out), cfg.spec(calibration), cfg.hidden,
+         {"trained_by": "tts-explorer train-prm", "seed": cfg.seed, "labels": cfg.labels})
     _log(f"fit: {report['train_steps']} train / {report['val_steps']} validation steps, {report['epochs']} epochs, "
-         f"validation AUC {report['val_auc']}; checkpoint in {out}")
+         f"validation AUC {report['val_auc']}; calibration (scale, bias) {calibration}; checkpoint in {out}")
     probe = make_scorer("probe", ScorerEnv(policy=policy), model=str(out))
-    check = ProbeModel(probe.model.backbone, head, list(cfg.layers))
-    summary = {"config": asdict(cfg), "policy": policy.name,
-               "data": _data_summary(sequences, features, trees), "fit": report,
-               "consistency": _same_scores(check, probe, sequences[:8])}
-    summary["evaluation"] = evaluate(policy, str(out), EvalConfig(**cfg.evaluation), work, _bar)
+    summary = {"config": asdict(cfg), "policy": policy.name, "data": _data_summary(sequences, features, trees),
+               "fit": report, "calibration": {"scale": calibration[0], "bias": calibration[1],
+                                              "fitted_on_steps": len(calibration_rows)},
+               "ablation": ablation, "consistency": _same_scores(probe, head, calibration, sequences, features)}
+    summary["evaluation"] = evaluate(policy, str(out), EvalConfig(**cfg.evaluation), work, _bar, cfg.template)
     summary["minutes"] = round((time.monotonic() - started) / 60, 1)
     write_card(out, summary)
     return summary
@@ -187,32 +239,35 @@ def _backbone_ref(cfg: TrainConfig, folder: Path) -> str:
 
 def _data_summary(sequences: list[Sequence], features, trees: list[SearchTree]) -> dict:
     by_source: dict[str, int] = {}
+    positives: dict[str, int] = {}
     for seq in sequences:
-        by_source[seq.source] = by_source.get(seq.source, 0) + sum(1 for v in seq.labels if v is not None)
-    rollouts = [r for seq in sequences if seq.source.startswith("rollouts") for r, v in zip(seq.rollouts, seq.labels)
-                if v is not None]
+        labelled = [v for v in seq.labels if v is not None]
+        by_source[seq.source] = by_source.get(seq.source, 0) + len(labelled)
+        positives[seq.source] = positives.get(seq.source, 0) + sum(v > 0.5 for v in labelled)
+    rollouts = [r for seq in sequences if seq.mc is not None for r, v in zip(seq.rollouts, seq.labels) if v is not None]
     leaves = [n for tree in trees for n in tree.candidates()]
-    return {"labelled_steps": by_source, "features": int(features.x.shape[1]),
+    return {"labelled_steps": by_source, "right_steps": positives, "features": int(features.x.shape[1]),
             "rollouts_per_label": {"mean": round(sum(rollouts) / max(len(rollouts), 1), 2),
                                    "max": max(rollouts, default=0)},
             "policy_pass_at_1_on_rollout_problems": round(sum(bool(n.correct) for n in leaves) / max(len(leaves), 1), 3),
             "positive_share": round(float(features.y.gt(0.5).float().mean()), 3)}
 
 
-def _same_scores(head_model, scorer, sequences: list[Sequence]) -> float:
-    """Largest difference between the scores the trained head gives the fitted features and the
-    scores the saved checkpoint gives through the loader (0 when they are the same model)."""
+def _same_scores(scorer, head, calibration: tuple[float, float], sequences: list[Sequence], features,
+                 count: int = 8) -> float:
+    """Largest difference between the scores the saved checkpoint gives the first `count`
+    sequences through the loader and the trained head's (calibrated) scores of the features
+    read while training (0 when they are the same model reading the same features)."""
     import torch
 
     from ..scorers.base import StepPath
-    from .probe import extract
 
-    features = extract(head_model, scorer, [Sequence(s.question, s.steps, [1.0] * len(s.steps), [0] * len(s.steps),
-                                                     s.source, s.group) for s in sequences])
+    loaded = scorer.score_steps([StepPath(s.question, "", tuple(s.steps)) for s in sequences[:count]])
+    scale, bias = calibration
+    gaps = []
     with torch.no_grad():
-        values = head_model.head(features.x).tolist()
-    direct: dict[int, list[float]] = {}  # sequence index -> its steps' scores, in order
-    for owner, value in zip(features.sequence.tolist(), values):
-        direct.setdefault(owner, []).append(value)
-    loaded = scorer.score_steps([StepPath(s.question, "", tuple(s.steps)) for s in sequences])
-    return max(abs(a - b) for i, row in enumerate(loaded) for a, b in zip(direct[i], row))
+        for i, scores in enumerate(loaded):
+            rows = (features.sequence == i).nonzero().squeeze(1)
+            direct = torch.sigmoid(scale * head.logits(features.x[rows]) + bias).tolist()
+            gaps += [abs(d - scores[k]) for d, k in zip(direct, features.step[rows].tolist())]
+    return max(gaps, default=0.0)

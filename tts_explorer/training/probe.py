@@ -3,9 +3,9 @@ and the checkpoint written in the `probe` learned format (scorers/learned.py).
 
 Features are read through the format's own scorer (the same text, the same positions, the
 same backbone code that will score steps later), so a trained head scores exactly what it
-was trained on. Fitting: standardised features, binary cross-entropy on soft labels
-(Monte-Carlo values or 0/1 by construction), AdamW, early stopping on a validation split
-that never cuts a problem in two; seeded.
+was trained on. Fitting: standardised features, binary cross-entropy on the labels (0/1, or
+soft Monte-Carlo values), AdamW, early stopping on a validation split that never cuts a
+problem in two; seeded. Then Platt scaling of the head's logit on that validation split.
 """
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import torch
 
 from ..processbench import roc_auc
 from ..scorers.base import StepPath
-from ..scorers.learned import PROBE_CONFIG, PROBE_WEIGHTS, ProbeHead, ProbeModel
-from .labels import Sequence
+from ..scorers.learned import PROBE_CONFIG, PROBE_WEIGHTS
+from ..scorers.probe_model import ProbeHead, ProbeSpec
+from .labels import Sequence, target
 
 
 @dataclass
@@ -27,36 +28,37 @@ class Features:
     x: torch.Tensor  # [steps, d] float32
     y: torch.Tensor  # [steps] labels in [0, 1]
     sequence: torch.Tensor  # [steps] index of the step's sequence
+    step: torch.Tensor  # [steps] index of the step in its sequence
+
+    def rows(self, index: torch.Tensor) -> "Features":
+        return Features(self.x[index], self.y[index], self.sequence[index], self.step[index])
+
+    def relabelled(self, sequences: list[Sequence], kind: str) -> "Features":
+        """The same steps with labels of another kind (labels.LABEL_KINDS)."""
+        y = [target(sequences[i], k, kind) for i, k in zip(self.sequence.tolist(), self.step.tolist())]
+        return Features(self.x, torch.tensor(y, dtype=torch.float32), self.sequence, self.step)
 
 
-@torch.inference_mode()
-def extract(model: ProbeModel, scorer, sequences: list[Sequence], batch_size: int = 16, progress=None) -> Features:
-    """Features of every labelled step, read with the scorer's own text and positions."""
-    xs, ys, owners = [], [], []
+def extract(scorer, sequences: list[Sequence], batch_size: int = 16, progress=None) -> Features:
+    """Features of every labelled step, read through the probe scorer's own features (the same
+    text, positions and backbone code that score steps later)."""
+    xs, ys, owners, steps = [], [], [], []
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i].question) + sum(map(len, sequences[i].steps)))
-    pad = scorer.tokenizer.pad_token_id if scorer.tokenizer.pad_token_id is not None else 0
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        encoded = [scorer.positions(StepPath(sequences[i].question, "", tuple(sequences[i].steps))) for i in chunk]
-        longest = max(len(ids) for ids, _ in encoded)
-        ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
-        mask = torch.zeros(len(chunk), longest, dtype=torch.long)
-        for row, (tokens, _) in enumerate(encoded):
-            ids[row, :len(tokens)] = torch.tensor(tokens)
-            mask[row, :len(tokens)] = 1
-        hidden = model.features(ids, mask)
-        for row, (i, (_, where)) in enumerate(zip(chunk, encoded)):
-            for step, position in enumerate(where):
-                label = sequences[i].labels[step]
+        paths = [StepPath(sequences[i].question, "", tuple(sequences[i].steps)) for i in chunk]
+        for i, features in zip(chunk, scorer.features(paths)):
+            for step, label in enumerate(sequences[i].labels):
                 if label is not None:
-                    xs.append(hidden[row, position].clone())  # a copy: a view would keep the whole batch alive
+                    xs.append(features[step].clone())  # a copy: a view would keep the whole path alive
                     ys.append(label)
                     owners.append(i)
+                    steps.append(step)
         if progress is not None:
             progress.update(len(chunk))
     if not xs:
         raise ValueError("no labelled steps to read features of")
-    return Features(torch.stack(xs), torch.tensor(ys, dtype=torch.float32), torch.tensor(owners))
+    return Features(torch.stack(xs), torch.tensor(ys, dtype=torch.float32), torch.tensor(owners), torch.tensor(steps))
 
 
 def split_groups(sequences: list[Sequence], share: float, seed: int) -> set[str]:
@@ -111,13 +113,75 @@ def fit(features: Features, val_rows: torch.Tensor, hidden: int, seed: int, epoc
     return head, report
 
 
-def save(head: ProbeHead, folder: Path, backbone: str, layers: list[int], hidden: int, extra: dict) -> None:
+def calibrate(head: ProbeHead, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Platt scaling: (scale, bias) minimising the log loss of sigmoid(scale * logit + bias) on
+    held-out rows (the validation split); (1, 0) when they hold one class only."""
+    labels = (y > 0.5).float()
+    if len(labels) == 0 or labels.min() == labels.max():
+        return 1.0, 0.0
+    with torch.no_grad():
+        logits = head.logits(x)
+    params = torch.tensor([1.0, 0.0], requires_grad=True)
+    optimizer = torch.optim.LBFGS([params], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn(params[0] * logits + params[1], labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    scale, bias = (round(float(v), 5) for v in params.detach())
+    return scale, bias
+
+
+def save(head: ProbeHead, folder: Path, backbone: str, spec: ProbeSpec, hidden: int, extra: dict) -> None:
     """The checkpoint in the probe format: probe.json and probe.safetensors."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"format": "probe", "backbone": backbone, "layers": list(layers), "features": int(head.mean.shape[0]),
+    config = {"format": "probe", "backbone": backbone, **spec.to_json(), "features": int(head.mean.shape[0]),
               "hidden": hidden, "input": "question, then each step followed by a blank line (the trl format); "
-              "score at the last token of each step's separator", **extra}
+              "features per step as probe_model.py describes", **extra}
     (folder / PROBE_CONFIG).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(folder / PROBE_WEIGHTS))
+
+
+def validation_report(head: ProbeHead, features: Features, gold: Features, sequences: list[Sequence],
+                      val_rows: torch.Tensor) -> dict:
+    """How a head does on the validation problems: ROC-AUC against gold-aligned labels on the
+    policy's own steps (synthetic and GSM8K apart), ROC-AUC on perturbed chains with a semantic
+    error, and the ECE of its raw (uncalibrated) scores on the policy's steps."""
+    from ..diagnose import reliability
+    from ..perturb import FAMILIES
+
+    with torch.no_grad():
+        scores = head(features.x[val_rows]).tolist()
+    labels = gold.y[val_rows].tolist()
+    owners = [sequences[i] for i in features.sequence[val_rows].tolist()]
+    subsets = {"auc_own_synthetic": lambda s: s.source == "rollouts/synthetic",
+               "auc_own_gsm8k": lambda s: s.source == "rollouts/gsm8k",
+               "auc_semantic_chains": lambda s: s.kind in FAMILIES["semantic"]}
+    out = {}
+    for name, keep in subsets.items():
+        chosen = [(v, y) for v, y, s in zip(scores, labels, owners) if keep(s)]
+        auc = roc_auc([v for v, _ in chosen], [y > 0.5 for _, y in chosen])
+        out[name] = None if auc is None else round(auc, 4)
+    own = [(v, y) for v, y, s in zip(scores, labels, owners) if s.mc is not None]
+    out["ece_own_raw"] = reliability([v for v, _ in own], [y for _, y in own])["ece"]
+    return out
+
+
+def label_ablation(features: Features, sequences: list[Sequence], val_rows: torch.Tensor, cfg, progress=None):
+    """A head fitted per label kind (cfg.labels and cfg.ablation), each on the same steps and
+    features: ({kind: (head, fit report)}, {kind: validation report})."""
+    gold = features.relabelled(sequences, "gold")
+    heads, table = {}, {}
+    for kind in dict.fromkeys([cfg.labels, *cfg.ablation]):
+        head, report = fit(features.relabelled(sequences, kind), val_rows, cfg.hidden, cfg.seed)
+        heads[kind] = (head, report)
+        table[kind] = {**validation_report(head, features, gold, sequences, val_rows), "epochs": report["epochs"]}
+        if progress is not None:
+            progress.update(1)
+    return heads, table
