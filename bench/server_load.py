@@ -25,6 +25,7 @@ from tts_explorer.data import read_problems
 from tts_explorer.loopback import LlamaServer, free_port, wait_http
 from tts_explorer.policy import embedded
 from tts_explorer.tree import SearchTree
+from tts_explorer.treefile import read_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDER = ["question", "reference", "strategy", "n", "m", "temperature", "max_steps", "scorer", "aggregation",
@@ -35,7 +36,7 @@ def run(client: Client, problem, model: str, n: int) -> tuple[int, str]:
     fields = dict(question=problem.question, reference=problem.answer, strategy="beam", n=n, m=2, temperature=0.8,
                   max_steps=6, scorer="arithmetic", aggregation="min", selection="prm_vote", model=model)
     final = client.predict(*[fields[k] for k in ORDER], api_name="/run")
-    tree = SearchTree.from_json(open(final[-1]).read())
+    tree = read_tree(open(final[-1]).read())
     assert final[1].startswith("Done"), final[1]
     assert tree.question == problem.question, "a client got another client's tree"
     return tree.meta["compute"]["generated_tokens"], tree.question

@@ -5,7 +5,9 @@ import time
 import pytest
 from gradio_client import Client, handle_file
 
+from tts_explorer.scorers.base import StepPath
 from tts_explorer.tree import SearchTree
+from tts_explorer.treefile import read_tree
 
 pytestmark = pytest.mark.slow
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
@@ -40,7 +42,7 @@ def test_a_run_streams_updates_and_ends_with_a_tree(app_url, tiny_model_dir):
     assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
     final = outputs[-1]
     assert final[1].startswith("Done")
-    tree = SearchTree.from_json(open(final[-1]).read())  # the export file
+    tree = read_tree(open(final[-1]).read())  # the export file
     assert len(tree) == sizes[-1] and tree.meta["config"]["n"] == 8
     assert tree.meta["answer"] is None or tree.meta["answer"] in final[1]
 
@@ -57,7 +59,7 @@ def test_stop_cancels_a_running_search(app_url):
     outputs = wait(job, timeout=60)
     assert time.time() - stopped_at < 15
     assert outputs[-1][1].startswith("Stopped")
-    tree = SearchTree.from_json(open(outputs[-1][-1]).read())
+    tree = read_tree(open(outputs[-1][-1]).read())
     assert tree.meta["stopped"] and 1 < len(tree)
 
 
@@ -85,7 +87,7 @@ def test_bad_parameters_change_nothing(app_url, tiny_model_dir):
 def test_rescoring_compares_before_and_after(app_url, tiny_model_dir):
     client = Client(app_url, verbose=False)
     final = wait(call_run(client, **run_args(str(tiny_model_dir), strategy="best_of_n", n=6, steps=2)))[-1]
-    before = SearchTree.from_json(open(final[-1]).read())
+    before = read_tree(open(final[-1]).read())
     rows, summary, fig = client.predict("confidence", "min", "prm_max", api_name="/rescore")
     assert "Chosen answer:" in summary and "finished candidates change rank" in summary
     assert sorted(r[0] for r in rows["data"]) == sorted(n.id for n in before.candidates())
@@ -103,3 +105,23 @@ def test_prm_lab_scores_a_sample(app_url):
     assert status.startswith("Scored sample 0") and "score 0.900" in panel
     names = [t["name"] for t in json.loads(fig)["data"]]
     assert "steps (colour = PRM score)" in names
+
+
+def test_prm_lab_draws_the_reliability_of_a_scorer_over_the_file(app_url):
+    from tts_explorer.diagnose import reliability
+    from tts_explorer.processbench import read_samples
+    from tts_explorer.scorers import ScorerEnv, make_scorer
+    from tts_explorer.processbench import step_labels
+    from tts_explorer.ui.prm_lab import example_file
+
+    client = Client(app_url, verbose=False)
+    client.predict(handle_file(example_file()), api_name="/lab_load")
+    status, fig = client.predict("arithmetic", api_name="/lab_reliability")
+    samples, _ = read_samples(example_file())
+    scores = make_scorer("arithmetic", ScorerEnv()).score_steps(
+        [StepPath(s.problem, "", tuple(s.steps)) for s in samples])
+    expected = reliability([v for row in scores for v in row], [y for s in samples for y in step_labels(s)])
+    assert f"ECE {expected['ece']:.3f}" in status and f"({expected['steps']} steps)" in status
+    data = json.loads(fig)["data"]
+    assert [t["name"] for t in data] == ["steps", "calibrated", "this scorer"]
+    assert data[0]["y"] == [b["count"] for b in expected["bins"]]

@@ -11,6 +11,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from tts_explorer.tree import SearchTree
+from tts_explorer.treefile import read_tree
 
 pytestmark = pytest.mark.slow
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
@@ -220,7 +221,7 @@ def test_eight_concurrent_sessions_complete_in_queue_and_see_only_their_own_tree
     for client, job, question in zip(clients, jobs, questions):
         final = job.outputs()[-1]
         assert final[1].startswith("Done")
-        assert SearchTree.from_json(open(final[-1]).read()).question == question
+        assert read_tree(open(final[-1]).read()).question == question
         shown = json.loads(client.predict(1, api_name="/replay"))  # this session's own tree is replayed
         root = next(t for t in shown["data"] if t["name"] == "problem")
         assert question in root["hovertext"][0]

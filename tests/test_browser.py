@@ -137,7 +137,7 @@ def test_a_large_tree_draws(page, tmp_path):
 
 
 def test_render_benchmark_draws_every_node(page):
-    from tts_explorer.bench.render_speed import format_render, render_timings
+    from tts_explorer.benchmark.render_speed import format_render, render_timings
 
     timings = render_timings([300], page.context.browser)
     assert [t.nodes for t in timings] == [300]

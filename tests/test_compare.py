@@ -2,7 +2,7 @@
 from tts_explorer.rescore import reaggregate, rescore
 from tts_explorer.selection import apply_selection
 from tts_explorer.tree import SearchTree
-from tts_explorer.ui.compare import compare
+from tts_explorer.ui.rescore_table import compare
 
 
 def tree_with_two_answers() -> SearchTree:

@@ -10,6 +10,7 @@ from tts_explorer.policy import embedded
 from tts_explorer.policy.loading import load_policy
 from tts_explorer.search import new_tree, run_to_end
 from tts_explorer.tree import SearchTree
+from tts_explorer.treefile import read_tree
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,7 @@ def test_beam_search_grows_a_real_tree(smollm):
     assert compute["policy_flops"] > 2 * smollm.n_params * compute["generated_tokens"]
     if done.answer is not None:
         assert done.selected[0] in tree.chosen_path() and tree.nodes[done.selected[0]].status == "finished"
-    assert SearchTree.from_json(tree.to_json()).to_json() == tree.to_json()
+    assert read_tree(tree.to_json()).to_json() == tree.to_json()
 
 
 def _decode(policy, ids) -> str:

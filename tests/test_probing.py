@@ -10,12 +10,13 @@ from gradio_client import Client
 from tts_explorer.diagnose import disagreements, score_histogram
 from tts_explorer.edit import edit_step
 from tts_explorer.errors import UserError
-from tts_explorer.render import figure
+from tts_explorer.render import Colours, figure
 from tts_explorer.scorers import ScorerEnv, make_scorer
 from tts_explorer.selection import apply_selection
 from tts_explorer.standalone import tree_page
 from tts_explorer.tree import SearchTree
-from tts_explorer.ui.side_by_side import plan
+from tts_explorer.treefile import read_tree
+from tts_explorer.ui.compare_tab import plan
 
 QUESTION = "Sam has 4 boxes with 6 pens in each box. He gives away 5 pens. How many pens are left?"
 
@@ -70,9 +71,22 @@ def test_colour_scales_default_to_a_colour_blind_safe_one():
     tree = worked_tree()
     steps = next(t for t in figure(tree)["data"] if t["name"].startswith("steps"))
     assert steps["marker"]["colorscale"] == "Viridis"
-    old = next(t for t in figure(tree, scale="red-green")["data"] if t["name"].startswith("steps"))
+    old = next(t for t in figure(tree, colours=Colours("red-green"))["data"] if t["name"].startswith("steps"))
     assert old["marker"]["colorscale"][0] == [0.0, "#d73027"]
     assert "step score 0.900" in steps["hovertext"][0]  # readable without colour
+
+
+def test_relative_colours_rank_scores_within_the_tree_and_keep_the_raw_score_in_the_hover():
+    tree = SearchTree("q")
+    for score in (0.004, 0.0041, 0.0039, 0.0041, None):
+        tree.add(0, text="s", score=score)
+    raw = next(t for t in figure(tree)["data"] if t["name"].startswith("steps"))
+    ranked = next(t for t in figure(tree, colours=Colours(relative=True))["data"] if t["name"].startswith("steps"))
+    assert raw["marker"]["color"] == [0.004, 0.0041, 0.0039, 0.0041, 0.5]  # one dark colour
+    assert ranked["marker"]["color"] == [1 / 3, 2.5 / 3, 0.0, 2.5 / 3, 0.5]  # ties share their mean rank
+    assert ranked["marker"]["colorbar"]["title"]["text"].startswith("rank")
+    assert "step score 0.004" in ranked["hovertext"][0]
+    assert Colours(relative=True).of([0.2]) == [0.5] and Colours(relative=True).of([]) == []
 
 
 def test_compare_plans_vary_one_thing():
@@ -110,7 +124,7 @@ def test_edit_and_continue_through_the_api_leaves_other_sessions_alone(app_url, 
     finish(other.submit(*fields(str(tiny_model_dir), question="Ann has 2 cats. How many cats?"), api_name="/run"))
     other_before = json.loads(other.predict(1, api_name="/replay"))
     final = finish(mine.submit(*fields(str(tiny_model_dir), max_steps=3), api_name="/run"))[-1]
-    tree = SearchTree.from_json(open(final[-1]).read())
+    tree = read_tree(open(final[-1]).read())
     first = tree.root.children[0]
     view, status, summary, table, selected, panel = mine.predict(
         first, "Sam has 4 * 6 = 25 pens.", "arithmetic", "min", api_name="/edit_step")
@@ -118,7 +132,7 @@ def test_edit_and_continue_through_the_api_leaves_other_sessions_alone(app_url, 
     assert table["data"][0][0] == first and table["data"][0][3] == "0.050"  # the wrong product scores low
     outputs = finish(mine.submit(selected, *fields(str(tiny_model_dir), max_steps=3), api_name="/continue_from"))
     assert outputs[-1][1].startswith("Done")
-    grown = SearchTree.from_json(open(outputs[-1][-1]).read())
+    grown = read_tree(open(outputs[-1][-1]).read())
     edited = grown.nodes[int(selected)]
     assert edited.edited and edited.children  # the new branch grew from the edit
     assert all(grown.nodes[c].score is not None for c in edited.children)

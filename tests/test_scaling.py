@@ -112,7 +112,7 @@ def test_the_compute_optimal_table_and_auto(tmp_path):
 
 
 def test_the_difficulty_estimate_of_auto():
-    from tts_explorer.scaling.auto import estimate_pass1
+    from tts_explorer.strategies.auto import estimate_pass1
 
     bins = {answers: difficulty_bin(estimate_pass1(list(answers), 4)[0])
             for answers in (("1", "2", "3", "4"), ("1", "1", "2", None), ("1", "1", "1", "2"), ("5",) * 4,

@@ -6,7 +6,7 @@ import pytest
 from tts_explorer.answers import equivalent, gold_answer
 from tts_explorer.selection import aggregate, apply_selection, tally
 from tts_explorer.tree import SearchTree
-from tts_explorer.treefile import TreeFormatError
+from tts_explorer.treefile import TreeFormatError, read_tree
 
 
 def small_tree() -> SearchTree:
@@ -27,7 +27,7 @@ def test_json_round_trip_loses_nothing():
     tree = small_tree()
     apply_selection(tree, "prm_vote")
     text = tree.to_json()
-    again = SearchTree.from_json(text)
+    again = read_tree(text)
     assert again.to_json() == text
     assert json.loads(text)["schema_version"] == 2
 
@@ -46,7 +46,7 @@ def test_networkx_view():
 ])
 def test_malformed_trees_are_refused(bad):
     with pytest.raises(TreeFormatError):
-        SearchTree.from_json(bad)
+        read_tree(bad)
 
 
 def test_aggregations():
@@ -83,7 +83,7 @@ def test_selection_rules_disagree_where_they_should():
 
 def test_missing_scores_rank_last_everywhere():
     from tts_explorer.selection import by_score
-    from tts_explorer.ui.compare import _ranks
+    from tts_explorer.ui.rescore_table import _ranks
     from tts_explorer.ui.panels import candidate_rows
 
     tree = SearchTree("q", reference="1")

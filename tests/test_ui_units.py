@@ -41,8 +41,9 @@ def test_operator_settings(monkeypatch):
     monkeypatch.setenv("TTS_TRUST_REMOTE_CODE", "1")
     settings = Settings.from_env()
     assert settings.scorers == ("arithmetic", "qwen-prm:/models/prm")
-    assert settings.scorer("qwen-prm:/models/prm") == ("qwen-prm", {"model": "/models/prm", "trust_remote_code": True})
-    assert settings.scorer("arithmetic") == ("arithmetic", {})
+    qwen = settings.scorer("qwen-prm:/models/prm")
+    assert (qwen.name, dict(qwen.options)) == ("qwen-prm", {"model": "/models/prm", "trust_remote_code": True})
+    assert (settings.scorer("arithmetic").name, settings.scorer("arithmetic").options) == ("arithmetic", ())
     monkeypatch.setenv("TTS_SCORERS", "arithmetic,oracle")
     with pytest.raises(UserError, match="unknown scorer 'oracle'"):
         Settings.from_env()

@@ -14,67 +14,67 @@ import json
 import sys
 from pathlib import Path
 
-from .config import SearchConfig, check_question
+from dataclasses import fields
+
+from .config import SearchConfig
 from .data import read_problems
 from .errors import UserError
+from .policy.loading import EMBEDDED, load_policy
 from .prompts import DEFAULT_TEMPLATE, load_template
 from .report import format_compute, format_tree
+from .runs import RunRequest, ScorerChoice, root_prompt, score_samples, search_events
 from .scorers import DEFAULT_SCORER, FALLBACK_SCORER, check_scorer_name, default_scorer
-from .search import new_tree, run_to_end
-from .strategies import get_strategy
+from .selection import AGGREGATIONS, SELECTIONS
+from .strategies import STRATEGIES, get_strategy
+
+
+# the command line's choices from the registries; each flag's help from the settings' own field
+REGISTRIES = {"aggregation": AGGREGATIONS, "selection": SELECTIONS}
 
 
 def _search_args(parser: argparse.ArgumentParser) -> None:
-    defaults = SearchConfig()
+    """Flags for every search setting (SearchConfig's fields but the strategy and N, which each
+    command takes its own way), the scorer, the model and the prompt."""
+    for setting in fields(SearchConfig):
+        if setting.name in ("strategy", "n"):
+            continue
+        kind = type(setting.default) if setting.default is not None else int
+        registry = REGISTRIES.get(setting.name)
+        extra = ("; " + ", ".join(f"{k}: {v.help}" for k, v in registry.items())) if registry else ""
+        parser.add_argument("--" + setting.name.replace("_", "-"), type=kind, default=setting.default,
+                            help=f"{setting.metadata['help']} (default: {setting.default}){extra}")
     parser.add_argument("--scorer", default=None,
                         help=f"step scorer (PRM) name (default: {DEFAULT_SCORER} on the embedded policy, else "
                              f"{FALLBACK_SCORER})")
     parser.add_argument("--scorer-model", default=None,
                         help="model path or hub id for a learned PRM format (or another judge model)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a PRM's own modelling code")
-    parser.add_argument("--beam-width", type=int, default=defaults.beam_width, help="M, for beam and dvts")
-    parser.add_argument("--max-steps", type=int, default=defaults.max_steps)
-    parser.add_argument("--step-tokens", type=int, default=defaults.step_tokens, help="max tokens per step")
-    parser.add_argument("--final-tokens", type=int, default=defaults.final_tokens, help="max tokens of the last step")
-    parser.add_argument("--temperature", type=float, default=defaults.temperature)
-    parser.add_argument("--aggregation", default=defaults.aggregation, help="last, min, avg or prod")
-    parser.add_argument("--selection", default=defaults.selection, help="majority, prm_max or prm_vote")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--model", default="embedded", help="'embedded', a GGUF file, a model directory or a hub id")
-    parser.add_argument("--template", default=DEFAULT_TEMPLATE, help=f"prompt template in assets/prompts (default: {DEFAULT_TEMPLATE})")
+    parser.add_argument("--model", default=EMBEDDED, help="'embedded', a GGUF file, a model directory, a hub id or "
+                                                          "an OpenAI-compatible server's URL")
+    parser.add_argument("--template", default=DEFAULT_TEMPLATE,
+                        help=f"prompt template in assets/prompts (default: {DEFAULT_TEMPLATE})")
     parser.add_argument("--auto-table", default=None,
                         help="compute-optimal table for --strategy auto (default: assets/scaling/compute_optimal.json)")
 
 
-def _config(args, strategy: str, n: int, beam_width: int | None = None) -> SearchConfig:
+def _config(args, strategy: str, n: int) -> SearchConfig:
     load_template(args.template)  # an unknown template is refused before any model loads
-    return SearchConfig(strategy=strategy, n=n, beam_width=beam_width or args.beam_width, max_steps=args.max_steps,
-                        step_tokens=args.step_tokens, final_tokens=args.final_tokens,
-                        temperature=args.temperature, aggregation=args.aggregation,
-                        selection=args.selection, seed=args.seed)
+    settings = {f.name: getattr(args, f.name) for f in fields(SearchConfig) if f.name not in ("strategy", "n")}
+    return SearchConfig(strategy=strategy, n=n, **settings)
 
 
-def _scorer_options(args) -> dict:
-    options = {"model": args.scorer_model} if args.scorer_model else {}
-    if args.trust_remote_code:
-        options["trust_remote_code"] = True
-    return options
-
-
-def _load(args):
-    from .policy.loading import load_policy
-
-    return load_policy(args.model)
+def _scorer(args, models) -> ScorerChoice:
+    return ScorerChoice.of(args.scorer or default_scorer(models), args.scorer_model, args.trust_remote_code)
 
 
 def cmd_solve(args) -> int:
-    question = check_question(args.problem)
-    config = _config(args, get_strategy(args.strategy).name, args.n)
-    args.scorer = check_scorer_name(args.scorer or default_scorer([args.model]))
-    policy = _load(args)
-    tree = new_tree(question, config, args.scorer, args.answer, policy.name)
-    done = run_to_end(tree, policy, config, args.scorer, template=args.template,
-                      scorer_options=_scorer_options(args), auto_table=args.auto_table)
+    request = RunRequest(args.problem, args.answer, _config(args, args.strategy, args.n), _scorer(args, [args.model]),
+                         args.model, args.template, args.auto_table)
+    policy = load_policy(args.model)
+    tree = request.new_tree(policy.name)
+    done = None
+    for done in search_events(tree, policy, request):
+        pass
     print(format_tree(tree))
     verdict = "" if tree.meta["correct"] is None else f"  ({'right' if tree.meta['correct'] else 'wrong'})"
     if "auto" in tree.meta:
@@ -105,8 +105,9 @@ def cmd_eval(args) -> int:
     models = [m.strip() for m in (args.models or args.model).split(",") if m.strip()]
     scorers = [check_scorer_name(s.strip()) for s in (args.scorers or args.scorer or default_scorer(models)).split(",")
                if s.strip()]
+    options = dict(_scorer(args, models).options)
     grid = Grid(strategies, _ints(args.budgets, "--budgets"), scorers, _config(args, "majority", 1),
-                args.difficulty_samples, args.template, _scorer_options(args), args.auto_table)
+                args.difficulty_samples, args.template, options, args.auto_table)
     for strategy, n, _ in grid.cells():
         grid.config(strategy, n)  # every setting validated before anything is loaded
     problems, skipped = [], []
@@ -124,7 +125,7 @@ def cmd_eval(args) -> int:
         raise UserError("--difficulty-samples must be 0 or more")
     out = args.out or str(Path(tempfile_dir()) / "results.jsonl")
     ids = {p.id for p in problems}
-    rows = [r for r in run_grid(models, problems, grid, out, _loader(args)) if str(r["id"]) in ids]
+    rows = [r for r in run_grid(models, problems, grid, out, load_policy) if str(r["id"]) in ids]
     print(f"data: {args.data}  problems: {len(problems)}  scorers: {', '.join(scorers)}  results: {out}")
     print(format_cells(rows))
     names = list(dict.fromkeys(r["model"] for r in rows))
@@ -143,14 +144,6 @@ def tempfile_dir() -> str:
     import tempfile
 
     return tempfile.mkdtemp(prefix="tts-eval-")
-
-
-def _loader(args):
-    def load(model: str):
-        from .policy.loading import load_policy
-
-        return load_policy(model)
-    return load
 
 
 def cmd_plot(args) -> int:
@@ -196,34 +189,29 @@ def cmd_prm_data(args) -> int:
 
 
 def cmd_prm_eval(args) -> int:
-    from .processbench import calibration, length_bias, metrics, read_samples, score_samples, sweep
-    from .prompts import DEFAULT_TEMPLATE, load_template
-    from .scorers import SCORERS, ScorerEnv, make_scorer
+    from .processbench import THRESHOLDS, calibration, length_bias, metrics, read_samples, sweep
 
-    args.scorer = check_scorer_name(args.scorer or default_scorer([args.model]))
+    choice = _scorer(args, [args.model])
     samples, skipped = read_samples(args.data, args.limit)
     tune = read_samples(args.tune_data, args.limit)[0] if args.tune_data else None
     for message in skipped:
         print(f"skipped {message}", file=sys.stderr)
     if not samples:
         raise UserError(f"no usable rows in {args.data}")
-    needs_policy = SCORERS[args.scorer].needs_policy_for(logprobs_known=False) or args.calibrate > 0
-    policy = _load(args) if needs_policy else None
-    scorer = make_scorer(args.scorer, ScorerEnv(policy=policy), **_scorer_options(args))
-    template = load_template(args.template)
-    root = (lambda q: policy.chat_prompt(template.messages(q))) if policy else (lambda q: "")
-    scores = score_samples(scorer, samples, root)
+    load_template(args.template)
+    scores = score_samples(samples, choice, args.model, args.template)
     table = sweep(samples, scores)
     if tune:
-        best = max(sweep(tune, score_samples(scorer, tune, root)), key=lambda m: m["f1"])["threshold"]
+        best = max(sweep(tune, score_samples(tune, choice, args.model, args.template)),
+                   key=lambda m: m["f1"])["threshold"]
         how = f"threshold tuned on {args.tune_data}"
     else:
         best = max(table, key=lambda m: m["f1"])["threshold"]
         how = "threshold chosen on this data (in-sample)"
     chosen = metrics(samples, scores, args.threshold if args.threshold is not None else best)
-    print(f"scorer {args.scorer} on {args.data}: {chosen['erroneous']} erroneous, {chosen['correct']} correct samples")
+    print(f"scorer {choice.name} on {args.data}: {chosen['erroneous']} erroneous, {chosen['correct']} correct samples")
     print(f"{'threshold':>9} {'error acc':>9} {'correct acc':>11} {'F1':>6}")
-    for row in table:
+    for row in (r for r in table if r["threshold"] in THRESHOLDS):  # the fixed grid (the sweep also tries percentiles)
         print(f"{row['threshold']:>9.2f} {100 * row['error_acc']:>8.1f}% {100 * row['correct_acc']:>10.1f}% "
               f"{100 * row['f1']:>5.1f}%")
     bias = length_bias(samples, scores)
@@ -232,7 +220,9 @@ def cmd_prm_eval(args) -> int:
           f"F1 {100 * chosen['f1']:.1f}%")
     print("length bias (Pearson r of step score with step length): " + ("n/a" if bias is None else f"{bias:+.3f}"))
     if args.calibrate > 0:
-        cal = calibration(samples[: args.calibrate], scores[: args.calibrate], policy, root)
+        policy = load_policy(args.model)
+        cal = calibration(samples[: args.calibrate], scores[: args.calibrate], policy,
+                          lambda q: root_prompt(policy, q, args.template))
         if cal["steps"]:
             r = "n/a" if cal["pearson"] is None else f"{cal['pearson']:+.3f}"
             print(f"calibration against 4-rollout Monte-Carlo values ({cal['steps']} steps of the first "
@@ -294,7 +284,7 @@ def cmd_train_prm(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from .benchmark import run_bench
 
     strategies = [get_strategy(s.strip()).name for s in args.strategies.split(",") if s.strip()]
     budgets = _ints(args.budgets, "--budgets")
@@ -322,8 +312,15 @@ def cmd_app(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `error: ...` and exit code 2, as every bad input here."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tts-explorer", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="tts-explorer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     app = commands.add_parser("app", help="serve the web page (operator settings from the environment: README)")
     app.add_argument("--host", default=None, help="address to listen on (default: $HOST, else 0.0.0.0)")
@@ -331,8 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     app.set_defaults(func=cmd_app)
     solve = commands.add_parser("solve", help="search one problem and print the tree")
     solve.add_argument("problem")
-    solve.add_argument("--strategy", default="beam", help="greedy, majority, best_of_n, beam or dvts")
-    solve.add_argument("--n", type=int, default=SearchConfig().n, help="budget N (generations)")
+    solve.add_argument("--strategy", default=SearchConfig.strategy,
+                       help=", ".join(f"{s.name}: {s.label}" for s in STRATEGIES.values()))
+    solve.add_argument("--n", type=int, default=SearchConfig.n, help="budget N (generations)")
     solve.add_argument("--answer", default=None, help="reference answer, to mark correctness")
     solve.add_argument("--out", default=None, help="write the tree as JSON here")
     _search_args(solve)
@@ -378,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--scorer", default=None)
     pe.add_argument("--scorer-model", default=None)
     pe.add_argument("--trust-remote-code", action="store_true")
-    pe.add_argument("--model", default="embedded", help="policy, for scorers that need one")
+    pe.add_argument("--model", default=EMBEDDED, help="policy, for scorers that need one")
     pe.add_argument("--calibrate", type=int, default=0,
                     help="compare step scores with Monte-Carlo rollout values on the first K samples")
     pe.add_argument("--template", default=DEFAULT_TEMPLATE)
@@ -393,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     TRAIN_DEFAULTS = _train_defaults()
     tp = commands.add_parser("train-prm", help="train the probe PRM on the policy's own steps and perturbed gold "
                                                "steps; evaluate it held out; write the checkpoint and its model card")
-    tp.add_argument("--model", default="embedded", help="the policy that samples steps, and the probe's backbone")
+    tp.add_argument("--model", default=EMBEDDED, help="the policy that samples steps, and the probe's backbone")
     tp.add_argument("--out", default=TRAIN_DEFAULTS.out)
     tp.add_argument("--work", default=TRAIN_DEFAULTS.work, help="where the slow stages keep what they made")
     tp.add_argument("--seed", type=int, default=0)
@@ -415,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--beam-width", type=int, default=4)
     bench.add_argument("--max-steps", type=int, default=6)
     bench.add_argument("--scorers", default="arithmetic,confidence,judge,mc-rollout")
-    bench.add_argument("--model", default="embedded")
+    bench.add_argument("--model", default=EMBEDDED)
     bench.add_argument("--naive-max-n", type=int, default=16, help="largest N the naive baseline runs (it is slow)")
     bench.add_argument("--llama-max-n", type=int, default=64, help="largest N llama.cpp runs")
     bench.add_argument("--no-startup", action="store_true", help="skip the app start timings")

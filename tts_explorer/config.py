@@ -1,33 +1,42 @@
 """Search settings: a dataclass that only validates, with the documented caps; the checks
-every numeric or text field from a user goes through; the page's default search."""
+every numeric or text field from a user goes through; the page's default search. What a
+strategy adds to the rules (N a multiple of the beam width) its registry entry checks
+(strategies/registry.py)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import UserError
+from .selection import AGGREGATIONS, SELECTIONS, check_choice
 
 MAX_N = 256
 MAX_STEP_TOKENS = 1024
 MAX_STEPS = 40
 MAX_QUESTION_CHARS = 4000
-AGGREGATIONS = ("last", "min", "avg", "prod")
-SELECTIONS = ("majority", "prm_max", "prm_vote")
+MAX_TEMPERATURE = 2.0
+
+
+def _setting(default, help: str):
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class SearchConfig:
-    strategy: str = "beam"
-    n: int = 8  # budget: number of generations (leaves) per problem
-    beam_width: int = 4  # M: children per kept beam (beam search, DVTS)
-    max_steps: int = 8
-    step_tokens: int = 96  # max tokens of one step
-    final_tokens: int = 256  # max tokens of the last step, which may run to the end
-    temperature: float = 0.8
-    top_p: float = 1.0
-    aggregation: str = "min"  # measured best with the arithmetic verifier (README, "Aggregation and selection")
-    selection: str = "prm_vote"
-    seed: int | None = 0
+    """One search's settings; each field's help is what the command line shows for its flag."""
+
+    strategy: str = _setting("beam", "search strategy (strategies/__init__.py)")
+    n: int = _setting(8, "budget N: generations (leaves) per problem")
+    beam_width: int = _setting(4, "M: children per kept beam (beam, dvts)")
+    max_steps: int = _setting(8, "most steps a solution may take")
+    step_tokens: int = _setting(96, "max tokens of one step")
+    final_tokens: int = _setting(256, "max tokens of the last step, which may run to the end")
+    temperature: float = _setting(0.8, f"sampling temperature, 0 to {MAX_TEMPERATURE:g}")
+    top_p: float = _setting(1.0, "nucleus sampling: the smallest set of tokens holding this probability")
+    # the aggregation was measured best with the arithmetic verifier (README, "Aggregation and selection")
+    aggregation: str = _setting("min", "how a path's step scores fold into its score")
+    selection: str = _setting("prm_vote", "how the answer is chosen from the finished candidates")
+    seed: int | None = _setting(0, "random seed of the sampling")
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
@@ -47,21 +56,12 @@ class SearchConfig:
             bad(f"max_steps={self.max_steps} is above the cap of {MAX_STEPS}")
         if max(self.step_tokens, self.final_tokens) > MAX_STEP_TOKENS:
             bad(f"tokens per step are capped at {MAX_STEP_TOKENS}")
-        from .strategies import get_strategy  # noqa: PLC0415 (the registry imports this module)
-
-        if get_strategy(self.strategy).width_divides:
-            if self.beam_width > self.n:
-                bad(f"beam width M={self.beam_width} is larger than N={self.n}")
-            if self.n % self.beam_width:
-                bad(f"N={self.n} must be a multiple of the beam width M={self.beam_width}")
-        if not 0.0 <= float(self.temperature) <= 2.0:
-            bad(f"temperature must be in [0, 2], got {self.temperature}")
+        if not 0.0 <= float(self.temperature) <= MAX_TEMPERATURE:
+            bad(f"temperature must be in [0, {MAX_TEMPERATURE:g}], got {self.temperature}")
         if not 0.0 < float(self.top_p) <= 1.0:
             bad(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.aggregation not in AGGREGATIONS:
-            bad(f"unknown aggregation {self.aggregation!r}; valid: {', '.join(AGGREGATIONS)}")
-        if self.selection not in SELECTIONS:
-            bad(f"unknown selection {self.selection!r}; valid: {', '.join(SELECTIONS)}")
+        check_choice(self.aggregation, AGGREGATIONS, "aggregation")
+        check_choice(self.selection, SELECTIONS, "selection")
 
 
 # The page's default search: the controls start here, and the benchmark's "page default" runs it.

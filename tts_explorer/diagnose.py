@@ -5,6 +5,7 @@ scores read as probabilities (a reliability diagram and the expected calibration
 from __future__ import annotations
 
 from .render import plotly_text
+from .report import fmt_score
 from .selection import by_score
 from .tree import SearchTree
 
@@ -25,19 +26,15 @@ def disagreements(tree: SearchTree) -> list[list]:
             above = sum(1 for other in ranked[: rank - 1] if other.correct is False and
                         by_score(other) > by_score(node))
             if above:
-                rows.append((above, [node.id, node.answer, _f(node.agg_score), rank, "yes",
+                rows.append((above, [node.id, node.answer, fmt_score(node.agg_score), rank, "yes",
                                      f"low score, right: {above} wrong candidate(s) scored higher"]))
         else:
             below = sum(1 for other in ranked[rank:] if other.correct and by_score(other) < by_score(node))
             if below:
                 rows.append((below, [node.id, node.answer if node.answer is not None else "(none)",
-                                     _f(node.agg_score), rank, "no",
+                                     fmt_score(node.agg_score), rank, "no",
                                      f"high score, wrong: above {below} right candidate(s)"]))
     return [row for _, row in sorted(rows, key=lambda r: -r[0])]
-
-
-def _f(value) -> str:
-    return "–" if value is None else f"{value:.3f}"
 
 
 def score_counts(scores, bins: int = 10) -> list[int]:

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .answers import extract_answer
-from .config import AGGREGATIONS, check_text
+from .config import check_text
 from .errors import UserError
 from .scorers.base import Scorer, StepPath
-from .selection import aggregate
+from .selection import AGGREGATIONS, aggregate
 from .tree import Node, SearchTree
 
 MAX_EDIT_CHARS = 2000

@@ -109,6 +109,12 @@ def read_samples(path: str | Path, limit: int | None = None) -> tuple[list[Sampl
     return read_jsonl(path, _sample, limit)
 
 
+def step_labels(sample: Sample) -> list[float]:
+    """1 for each step before the sample's first error, 0 from it on (all 1 without an error)."""
+    first_wrong = len(sample.steps) if sample.label == -1 else sample.label
+    return [float(i < first_wrong) for i in range(len(sample.steps))]
+
+
 def first_flagged(scores: list[float], threshold: float) -> int:
     return next((i for i, s in enumerate(scores) if s < threshold), -1)
 

@@ -1,8 +1,10 @@
 """Pure drawing: SearchTree -> a plotly figure (as a JSON-ready dict) for plotly.js.
 
 Tidy tree layout (igraph's Reingold-Tilford, root at the top); node colour = PRM step
-score on a fixed 0..1 scale, colour-blind safe by default (viridis; cividis, or the old
-red-yellow-green, on request); pruned nodes grey; finished nodes diamonds; the chosen path
+score on a fixed 0..1 scale, or with relative colours its rank among the tree's step
+scores (for a PRM whose scores sit in a narrow range; the hover keeps the raw score),
+colour-blind safe by default (viridis; cividis, or the old red-yellow-green, on request);
+pruned nodes grey; finished nodes diamonds; the chosen path
 drawn thick (dark on viridis and cividis, gold on red-green); steps a visitor wrote ringed
 in orange; DVTS subtrees told apart by outline colour. Scores are also in the hover, so
 colour is never the only way to read them. WebGL traces keep thousands of nodes
@@ -11,9 +13,13 @@ responsive. Hover text is escaped once and truncated.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
+from pathlib import Path
 
 import igraph
+import plotly
 
+from .report import fmt_score
 from .tree import Node, SearchTree
 
 # colour scale name -> (plotly colorscale, colour of the chosen path)
@@ -27,6 +33,34 @@ DEFAULT_SCALE = "viridis"
 SUBTREE_COLORS = ["#1f77b4", "#9467bd", "#17becf", "#e377c2", "#8c564b", "#bcbd22", "#7f7f7f", "#ff7f0e"]
 EDITED = "#E69F00"  # the ring around a visitor's step (Okabe-Ito orange)
 HOVER_CHARS = 160
+# plotly.js from the installed plotly package: the page serves it, exported files embed it (no internet)
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+
+@dataclass(frozen=True)
+class Colours:
+    """How a visitor wants step scores coloured: the scale, and raw scores or ranks in the tree."""
+    scale: str = DEFAULT_SCALE
+    relative: bool = False
+
+    def of(self, scores: list[float | None]) -> list[float]:
+        """Colour values in [0, 1]: the scores (0.5 where none), or each score's rank among the
+        scored ones (ties share their mean rank; 0.5 for a lone score or none)."""
+        if not self.relative:
+            return [0.5 if s is None else s for s in scores]
+        scored = sorted(s for s in scores if s is not None)
+        if len(scored) < 2:
+            return [0.5] * len(scores)
+        first: dict[float, int] = {}
+        last: dict[float, int] = {}
+        for i, s in enumerate(scored):
+            first.setdefault(s, i)
+            last[s] = i
+        return [0.5 if s is None else (first[s] + last[s]) / 2 / (len(scored) - 1) for s in scores]
+
+    @property
+    def title(self) -> str:
+        return "rank of the step score in this tree" if self.relative else "step score"
 
 
 def layout_positions(tree: SearchTree, nodes: list[Node]) -> dict[int, tuple[float, float]]:
@@ -36,10 +70,6 @@ def layout_positions(tree: SearchTree, nodes: list[Node]) -> dict[int, tuple[flo
     graph = igraph.Graph(n=len(nodes), edges=edges, directed=True)
     coords = graph.layout_reingold_tilford(mode="out", root=[index[0]]).coords
     return {node.id: (coords[i][0], -float(node.depth)) for i, node in enumerate(nodes)}
-
-
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
 
 
 def plotly_text(text: str) -> str:
@@ -61,7 +91,7 @@ def hover_text(node: Node, chosen: bool = False, question: str = "") -> str:
     lines = [f"<b>node {node.id}</b> · {node.status}{' · chosen path' if chosen else ''}"
              f"{' · written by a visitor' if node.edited else ''} · step {node.depth}",
              plotly_text(text),
-             f"step score {_fmt(node.score)} · path score {_fmt(node.agg_score)} · {node.n_tokens} tokens"]
+             f"step score {fmt_score(node.score)} · path score {fmt_score(node.agg_score)} · {node.n_tokens} tokens"]
     if node.subtree is not None:
         lines.append(f"subtree {node.subtree}")
     if node.answer is not None:
@@ -97,10 +127,10 @@ MARK_STYLES = [("x", "#000000"), ("circle-open", "#d62728"), ("star", "#1f77b4")
 
 
 def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int | None = None,
-           marks: dict[str, list[int]] | None = None, scale: str = DEFAULT_SCALE) -> dict:
+           marks: dict[str, list[int]] | None = None, colours: Colours = Colours()) -> dict:
     """The whole figure; with upto_iteration, only what existed after that iteration;
     marks: legend label -> node ids to mark (e.g. a data set's gold first error)."""
-    colorscale, path_color = SCALES.get(scale, SCALES[DEFAULT_SCALE])
+    colorscale, path_color = SCALES.get(colours.scale, SCALES[DEFAULT_SCALE])
     final = upto_iteration is None or upto_iteration >= max((n.iteration for n in tree), default=0)
     nodes = [n for n in tree if n.id == 0 or upto_iteration is None or n.iteration <= upto_iteration]
     pos = layout_positions(tree, nodes)
@@ -110,7 +140,7 @@ def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int |
     pruned = [n for n in steps if n.status == "pruned"]
     live = [n for n in steps if n.status != "pruned"]
     selected = [n for n in steps if n.id in chosen]
-    colors = [n.score if n.score is not None else 0.5 for n in live]
+    colors = colours.of([n.score for n in live])
     outline = [path_color if n.id in chosen else
                SUBTREE_COLORS[n.subtree % len(SUBTREE_COLORS)] if n.subtree is not None else "#333"
                for n in live]
@@ -123,7 +153,7 @@ def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int |
                     size=[13 if n.terminal else 10 for n in live],
                     symbol=["diamond" if n.terminal else "circle" for n in live],
                     color=colors, colorscale=colorscale, cmin=0.0, cmax=1.0, showscale=True,
-                    colorbar={"title": {"text": "step score"}, "thickness": 12, "len": 0.8},
+                    colorbar={"title": {"text": colours.title}, "thickness": 12, "len": 0.8},
                     line={"color": outline, "width": [3 if n.id in chosen else 1.5 for n in live]}),
     ]
     edited = [n for n in steps if n.edited]

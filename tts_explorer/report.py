@@ -1,9 +1,15 @@
-"""Plain-text views for the terminal: a tree as indented lines, its compute."""
+"""Plain-text views: a tree as indented lines for the terminal, its compute, and the one
+formatter of a score (or its absence) that every view uses."""
 from __future__ import annotations
 
 from .tree import SearchTree
 
 MARK = {"active": " ", "pruned": "x", "finished": "*"}
+
+
+def fmt_score(value: float | None, digits: int = 3) -> str:
+    """A score as shown everywhere: three decimals, or "–" when there is none."""
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _num(value, fmt: str = ".2f") -> str:

@@ -1,34 +1,65 @@
 """Reading a result off a tree: step-score aggregation, voting, the chosen answer.
 
-Aggregation (last / min / avg / prod) folds a path's step scores into one number.
-Answer selection over the final pool: majority vote, PRM-Max (best aggregated score),
-PRM-Vote (sum of aggregated scores per distinct answer). Answers are grouped and checked
-against the reference by answers.py, in bounded time. A missing score is handled one
-way everywhere: it ranks below every score (`rank_value`) and adds nothing to a sum.
+Two registries: AGGREGATIONS (last / min / avg / prod) fold a path's step scores into one
+number; SELECTIONS choose the answer from the final pool: majority vote, PRM-Max (best
+aggregated score), PRM-Vote (sum of aggregated scores per distinct answer). Each entry
+has its label and help, which the page and the command line show. Answers are grouped and
+checked against the reference by answers.py, in bounded time. A missing score is handled
+one way everywhere: it ranks below every score (`rank_value`) and adds nothing to a sum.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from .answers import Comparer
+from .errors import UserError
 from .tree import Node, SearchTree
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    name: str
+    fold: Callable[[list[float]], float]  # step scores of a path (at least one) -> path score
+    label: str
+    help: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    name: str
+    key: Callable[[dict], tuple]  # a tally row -> sort key; the largest wins
+    label: str
+    help: str
+
+
+AGGREGATIONS: dict[str, Aggregation] = {a.name: a for a in (
+    Aggregation("last", lambda v: v[-1], "last", "the last step's score"),
+    Aggregation("min", min, "min", "the lowest step score: a path is as good as its weakest step"),
+    Aggregation("avg", lambda v: sum(v) / len(v), "mean", "the mean step score"),
+    Aggregation("prod", math.prod, "product", "the product of the step scores"),
+)}
+SELECTIONS: dict[str, Selection] = {s.name: s for s in (
+    Selection("majority", lambda r: (r["votes"], r["best"]), "Majority", "the answer most candidates give"),
+    Selection("prm_max", lambda r: (r["best"], r["votes"]), "PRM-Max", "the answer of the best path score"),
+    Selection("prm_vote", lambda r: (r["vote_sum"], r["votes"]), "PRM-Vote",
+              "the answer with the largest sum of path scores"),
+)}
+
+
+def check_choice(name, registry: dict, what: str) -> str:
+    """`name` when the registry holds it; else one line listing the valid names."""
+    if not isinstance(name, str) or name not in registry:
+        raise UserError(f"unknown {what} {str(name)[:40]!r}; valid: {', '.join(registry)}")
+    return name
 
 
 def aggregate(scores: Sequence[float | None], how: str) -> float | None:
     """Fold the step scores of one path; None when no step has a score."""
+    fold = AGGREGATIONS[check_choice(how, AGGREGATIONS, "aggregation")].fold
     values = [s for s in scores if s is not None]
-    if not values:
-        return None
-    if how == "last":
-        return values[-1]
-    if how == "min":
-        return min(values)
-    if how == "avg":
-        return sum(values) / len(values)
-    if how == "prod":
-        return math.prod(values)
-    raise ValueError(f"unknown aggregation {how!r}; valid: last, min, avg, prod")
+    return fold(values) if values else None
 
 
 def rank_value(score: float | None) -> float:
@@ -65,11 +96,7 @@ def choose(tree: SearchTree, how: str, comparer: Comparer | None = None) -> tupl
     rows = tally(tree, comparer)
     if not rows:
         return None, None
-    key = {"majority": lambda r: (r["votes"], r["best"]),
-           "prm_max": lambda r: (r["best"], r["votes"]),
-           "prm_vote": lambda r: (r["vote_sum"], r["votes"])}.get(how)
-    if key is None:
-        raise ValueError(f"unknown selection {how!r}; valid: majority, prm_max, prm_vote")
+    key = SELECTIONS[check_choice(how, SELECTIONS, "selection")].key
     best = max(rows, key=key)  # max keeps the first of equals: the earliest answer wins ties
     return best["answer"], best["best_id"]
 

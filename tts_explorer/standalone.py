@@ -10,9 +10,8 @@ from __future__ import annotations
 import html
 import json
 
-from .render import DEFAULT_SCALE, figure
+from .render import PLOTLY_JS, Colours, figure
 from .tree import SearchTree
-from .ui.tree_view import PLOTLY_JS
 
 STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}table{border-collapse:collapse}"
          "td,th{border:1px solid #ccc;padding:3px 8px}#path li{margin-bottom:.5em;white-space:pre-wrap}"
@@ -65,7 +64,7 @@ box.on('plotly_click', ev => { const p = ev.points && ev.points[0]; if (p && p.c
 """
 
 
-def tree_page(tree: SearchTree, scale: str = DEFAULT_SCALE) -> str:
+def tree_page(tree: SearchTree, colours: Colours = Colours()) -> str:
     """The tree as one HTML file: zoom, hover and click a node to read its path; the problem,
     settings, answer and compute beside it."""
     config = tree.meta.get("config") or {}
@@ -85,5 +84,5 @@ def tree_page(tree: SearchTree, scale: str = DEFAULT_SCALE) -> str:
             "<div id='tree' style='width:100%;height:600px'></div><div id='path'></div>")
     nodes = {n.id: {"id": n.id, "parent": n.parent, "text": n.text, "score": n.score, "agg": n.agg_score,
                     "status": n.status, "answer": n.answer, "edited": n.edited} for n in tree}
-    script = SHOW_PATH % {"figure": script_json(figure(tree, scale=scale)), "nodes": script_json(nodes)}
+    script = SHOW_PATH % {"figure": script_json(figure(tree, colours=colours)), "nodes": script_json(nodes)}
     return page("TTS Explorer tree", body, script)

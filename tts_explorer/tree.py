@@ -4,8 +4,8 @@ Strategies add nodes and set their scores and statuses; answers, votes and compu
 read back from the tree. Ids are per tree (0 is the root, which holds the problem and
 no step). A node's status says what the search did with it (active, pruned, finished);
 which path was chosen as the answer is one fact of the tree (meta "selected_leaf"), not
-a status. JSON round trip with a schema version (reading untrusted JSON is treefile.py's
-job); conversion to a networkx.DiGraph. Layout, colours and rendering live elsewhere.
+a status. Written as JSON with a schema version (reading it back, untrusted, is
+treefile.py's read_tree); conversion to a networkx.DiGraph. Layout, colours and rendering live elsewhere.
 """
 from __future__ import annotations
 
@@ -120,13 +120,6 @@ class SearchTree:
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> "SearchTree":
-        """A tree from JSON text, checked (treefile.py); TreeFormatError says what is wrong in one line."""
-        from .treefile import read_tree
-
-        return read_tree(text)
 
     def to_networkx(self):
         """A networkx.DiGraph with every node's fields as attributes, edges parent -> child."""

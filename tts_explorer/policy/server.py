@@ -365,7 +365,7 @@ def _tokenizer(source: str):
     from . import embedded
 
     try:
-        if source == "embedded":
+        if source == embedded.EMBEDDED:
             gguf = embedded.embedded_gguf()
             return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         path = Path(source).expanduser()

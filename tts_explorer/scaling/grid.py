@@ -55,7 +55,8 @@ class Grid:
 
     def config(self, strategy: str, n: int) -> SearchConfig:
         # at a budget below the beam width M, beam search and DVTS use M = N
-        return replace(self.base, strategy=strategy, n=n, beam_width=min(self.base.beam_width, n))
+        return get_strategy(strategy).adjust(replace(self.base, strategy=strategy, n=n,
+                                                     beam_width=min(self.base.beam_width, n)))
 
 
 def row_key(row: dict) -> tuple:

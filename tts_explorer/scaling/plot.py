@@ -13,7 +13,11 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 
+import plotly
+
 from ..render import plotly_text
+from ..standalone import page, script_json
+from ..strategies import is_baseline
 from .stats import ALL, BINS, cells, compute_optimal, matching_budget
 
 COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]  # Okabe-Ito
@@ -63,7 +67,6 @@ def figures(rows: list[dict]) -> list[dict]:
                if len({c.n for c in group}) == 1 and len(by_label) > 1]
     for single in singles:
         single["mode"] = "markers"
-    from ..strategies import is_baseline  # here: the registry imports config, which imports it back
 
     references = []
     for model in models[1:]:
@@ -141,10 +144,6 @@ def tables_html(rows: list[dict]) -> str:
 
 def write_html(rows: list[dict], path: str, title: str = "TTS Explorer: scaling") -> None:
     """One self-contained HTML file: plotly.js inlined, the figures, the tables."""
-    import plotly
-
-    from ..standalone import page, script_json
-
     divs = "".join(f"<div id='fig{i}'></div>" for i in range(3))
     script = "".join(f"Plotly.newPlot('fig{i}', {script_json(fig['data'])}, {script_json(fig['layout'])}, "
                      "{responsive: true});" for i, fig in enumerate(figures(rows)))

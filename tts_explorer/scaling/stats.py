@@ -12,16 +12,11 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-BINS = ("easy", "medium", "hard")
+from ..difficulty import BINS, difficulty_bin  # noqa: F401 (read from here by the plots and tests)
+from ..strategies import is_baseline
+
 ALL = "all"
 Z95 = 1.959963984540054
-
-
-def difficulty_bin(pass_at_1: float | None) -> str | None:
-    """easy: Pass@1 >= 50%, medium: 10-50%, hard: below 10% (absolute, not quantiles)."""
-    if pass_at_1 is None:
-        return None
-    return "easy" if pass_at_1 >= 0.5 else "medium" if pass_at_1 >= 0.1 else "hard"
 
 
 def wilson(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
@@ -110,8 +105,6 @@ def compute_optimal(rows: list[dict], model: str | None = None) -> dict:
 def matching_budget(rows: list[dict], small: str, large: str) -> list[dict]:
     """For the larger model's greedy and majority (at each of its budgets): the smallest budget at
     which the small model's best strategy reaches that accuracy, and the FLOPs ratio."""
-    from ..strategies import is_baseline  # here: the strategies' registry imports this module
-
     by_model = defaultdict(list)
     for cell in cells(rows):
         if cell.bin == ALL:

@@ -1,6 +1,8 @@
 """The model card of a trained probe PRM, written from train-prm's summary (metrics.json)."""
 from __future__ import annotations
 
+from ..policy.embedded import EMBEDDED
+
 FIXED_ORDER = ("probe", "arithmetic", "confidence")  # then any compared checkpoints, in their order
 
 
@@ -39,7 +41,7 @@ def model_card(summary: dict) -> str:
     scorers = _scorers(evaluation)
     cal = summary["calibration"]
     lines = [
-        "# Probe PRM on SmolLM2-135M-Instruct" if cfg["model"] == "embedded" else f"# Probe PRM on {summary['policy']}",
+        "# Probe PRM on SmolLM2-135M-Instruct" if cfg["model"] == EMBEDDED else f"# Probe PRM on {summary['policy']}",
         "",
         f"A process reward model made by `tts-explorer train-prm` (seed {cfg['seed']}, {summary['minutes']} minutes "
         "end to end on a 2-core CPU). Format `probe` (tts_explorer/scorers/probe_model.py): the text is the question, "

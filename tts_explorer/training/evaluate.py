@@ -28,12 +28,13 @@ from ..data import read_rows
 from ..diagnose import reliability, score_counts
 from ..perturb import FAMILIES
 from ..processbench import build_samples, gsm8k_items, metrics, roc_auc, score_samples, sweep
-from ..prompts import DEFAULT_TEMPLATE, load_template
+from ..prompts import load_template
 from ..scorers import ScorerEnv, make_scorer
 from ..scorers.base import StepPath
 from ..selection import aggregate
 from .gold import gold_labels
 from .labels import mc_labels
+from .rollouts import rollout_trees
 from .synth import generate
 
 PROBE = "probe"  # the trained checkpoint's name in every table
@@ -147,11 +148,11 @@ def tree_scores(tree, scorers: dict, root_prompt: str) -> dict[str, dict[int, fl
     return out
 
 
-def own_steps(policy, scorers, cfg: EvalConfig, work: Path, bar, template: str) -> dict:
-    """Per held-out set, every scorer on the policy's own steps: AUC against gold-aligned and
-    Monte-Carlo labels, reliability against gold-aligned labels, path-score AUC within problems."""
-    from .pipeline import TrainConfig, rollout_trees
-
+def own_steps(policy, scorers, cfg: EvalConfig, work: Path, bar, sampling) -> dict:
+    """Per held-out set, every scorer on the policy's own steps (rollout trees sampled as
+    `sampling` says: template, max_steps, step_tokens, final_tokens): AUC against gold-aligned
+    and Monte-Carlo labels, reliability against gold-aligned labels, path-score AUC within problems."""
+    template = sampling.template
     sets, _ = _items(EvalConfig(**{**asdict(cfg), "synthetic": cfg.rollout_synthetic, "gsm8k_rows": (0, 0),
                                    "test_dev_rows": cfg.rollout_test_dev}))
     prompt = load_template(template)
@@ -159,7 +160,7 @@ def own_steps(policy, scorers, cfg: EvalConfig, work: Path, bar, template: str) 
     all_probe, spreads = [], []
     for set_name, items in sets.items():
         keyed = [(f"{set_name}:{q}", q, a) for q, _, a in items]
-        trees = rollout_trees(policy, keyed, TrainConfig(template=template),
+        trees = rollout_trees(policy, keyed, sampling,
                               work / f"eval_rollouts-{template}.jsonl", f"rollouts ({set_name})", cfg.n, cfg.m,
                               seed=10_000)
         rows = []  # (gold label, MC value, {scorer: score})
@@ -203,11 +204,13 @@ def own_steps(policy, scorers, cfg: EvalConfig, work: Path, bar, template: str) 
     return result
 
 
-def evaluate(policy, checkpoint: str, cfg: EvalConfig, work: Path, bar, template: str = DEFAULT_TEMPLATE) -> dict:
+def evaluate(policy, checkpoint: str, cfg: EvalConfig, work: Path, bar, sampling) -> dict:
+    """Everything above for the checkpoint; `sampling` (train-prm's config) says how the
+    policy's held-out steps are sampled."""
     scorers = _scorers(policy, checkpoint, cfg)
-    return {"config": asdict(cfg), "template": template,
-            "processbench": processbench_f1(policy, scorers, cfg, bar, template),
-            "own_steps": own_steps(policy, scorers, cfg, work, bar, template)}
+    return {"config": asdict(cfg), "template": sampling.template,
+            "processbench": processbench_f1(policy, scorers, cfg, bar, sampling.template),
+            "own_steps": own_steps(policy, scorers, cfg, work, bar, sampling)}
 
 
 def write_card(folder: Path, summary: dict) -> None:

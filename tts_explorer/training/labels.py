@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..processbench import Sample
+from ..processbench import Sample, step_labels
 from ..tree import SearchTree
 from .gold import gold_labels
 
@@ -76,6 +76,5 @@ def target(sequence: Sequence, step: int, kind: str) -> float | None:
 
 def sample_sequence(sample: Sample, source: str, group: str) -> Sequence:
     """A ProcessBench-style sample as a sequence: 1 before its first wrong step, 0 from it on."""
-    first_wrong = len(sample.steps) if sample.label == -1 else sample.label
-    labels = [1.0 if i < first_wrong else 0.0 for i in range(len(sample.steps))]
+    labels = step_labels(sample)
     return Sequence(sample.problem, list(sample.steps), labels, [0] * len(labels), source, group, sample.kind)

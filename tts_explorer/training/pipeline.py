@@ -24,25 +24,26 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..config import SearchConfig
 from ..data import read_rows
 from ..errors import UserError
 from ..perturb import FAMILIES
+from ..policy.embedded import EMBEDDED
 from ..prompts import DEFAULT_TEMPLATE
 from ..processbench import build_samples, gsm8k_items
 from ..scorers.probe_model import ProbeSpec
-from ..search import new_tree, run_to_end
 from ..tree import SearchTree
 from .labels import LABEL_KINDS, Sequence, sample_sequence, tree_sequences
+from .rollouts import bar as _bar
+from .rollouts import log as _log
+from .rollouts import rollout_trees
 from .synth import generate
 
 DEFAULT_OUT = "artifacts/train-prm/checkpoint"  # the shipped one: --out assets/prm/smollm2-135m-probe
-ROLLOUT_SCORER = "arithmetic"  # the rollout tree runs no scorer; the name is only recorded
 
 
 @dataclass
 class TrainConfig:
-    model: str = "embedded"  # the policy that samples steps, and the probe's backbone
+    model: str = EMBEDDED  # the policy that samples steps, and the probe's backbone
     out: str = DEFAULT_OUT
     work: str = "artifacts/train-prm"
     seed: int = 0
@@ -89,16 +90,6 @@ class TrainConfig:
                          VERSION if self.text_features else None, calibration)
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _bar(total: int, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True)
-
-
 def problems(cfg: TrainConfig) -> tuple[list[tuple[str, list[str], str]], list[tuple[str, list[str], str]]]:
     """(synthetic items, GSM8K items): (question, gold steps, answer)."""
     synthetic = [(p.question, list(p.steps), p.answer) for p in generate(cfg.synthetic, cfg.seed)]
@@ -112,33 +103,6 @@ def perturbed_sequences(cfg: TrainConfig, synthetic, gsm8k) -> list[Sequence]:
         samples = build_samples(items, seed=cfg.seed * 1000 + salt, error_share=cfg.error_share, kinds=FAMILIES["all"])
         out += [sample_sequence(s, f"perturbed/{name}", f"{name}:{s.problem}") for s in samples]
     return out
-
-
-def rollout_trees(policy, items: list[tuple[str, str, str]], cfg, path: Path, desc: str, n: int, m: int,
-                  seed: int) -> list[SearchTree]:
-    """A rollout tree per (id, question, answer), sampled with cfg.template, read from `path`
-    where already made, else made and appended to it (so a stopped run resumes)."""
-    done: dict[str, SearchTree] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                done[row["id"]] = SearchTree.from_json(row["tree"])
-    config = SearchConfig(strategy="rollouts", n=n, beam_width=m, max_steps=cfg.max_steps,
-                          step_tokens=cfg.step_tokens, final_tokens=cfg.final_tokens, seed=seed)
-    missing = [(index, item) for index, item in enumerate(items) if item[0] not in done]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as out, _bar(len(items), desc) as bar:
-        bar.update(len(items) - len(missing))
-        for index, (key, question, answer) in missing:
-            run_config = SearchConfig(**{**vars(config), "seed": seed + index})
-            tree = new_tree(question, run_config, ROLLOUT_SCORER, answer, policy.name)
-            run_to_end(tree, policy, run_config, ROLLOUT_SCORER, template=cfg.template)
-            done[key] = tree
-            out.write(json.dumps({"id": key, "tree": tree.to_json()}) + "\n")
-            out.flush()
-            bar.update(1)
-    return [done[key] for key, _, _ in items]
 
 
 def policy_sequences(policy, cfg: TrainConfig, synthetic, gsm8k, work: Path) -> tuple[list[Sequence], list]:
@@ -220,7 +184,7 @@ def train(cfg: TrainConfig) -> dict:
                "fit": report, "calibration": {"scale": calibration[0], "bias": calibration[1],
                                               "fitted_on_steps": len(calibration_rows)},
                "ablation": ablation, "consistency": _same_scores(probe, head, calibration, sequences, features)}
-    summary["evaluation"] = evaluate(policy, str(out), EvalConfig(**cfg.evaluation), work, _bar, cfg.template)
+    summary["evaluation"] = evaluate(policy, str(out), EvalConfig(**cfg.evaluation), work, _bar, cfg)
     summary["minutes"] = round((time.monotonic() - started) / 60, 1)
     write_card(out, summary)
     return summary
@@ -228,8 +192,6 @@ def train(cfg: TrainConfig) -> dict:
 
 def _backbone_ref(cfg: TrainConfig, folder: Path) -> str:
     """How the checkpoint names its backbone: "embedded", or a path relative to the checkpoint."""
-    from ..policy.loading import EMBEDDED
-
     if cfg.model == EMBEDDED:
         return EMBEDDED
     import os

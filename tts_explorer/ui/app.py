@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import prm_lab, scaling_tab, search_tab, side_by_side
+from . import compare_tab, prm_lab, scaling_tab, search_tab
 from .settings import Settings
 from .tree_view import plotly_static_dir
 
@@ -18,7 +18,7 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
         with gr.Tab("Search"):
             search_tab.build(settings)
         with gr.Tab("Compare"):
-            side_by_side.build(settings)
+            compare_tab.build(settings)
         with gr.Tab("PRM lab"):
             prm_lab.build(settings)
         with gr.Tab("Scaling"):

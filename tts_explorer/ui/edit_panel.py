@@ -5,33 +5,27 @@ self-contained HTML file to share.
 
 All of it acts on this session's tree only: an edit adds a node (marked as written by a
 visitor) and never changes a model or another session. Each action is also an API
-endpoint: /edit_step, /continue_from, /export_html.
+endpoint: /edit_step, /continue_from, /export_html. The actions are runs.py's.
 """
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 
 import gradio as gr
 
-from ..config import AGGREGATIONS, whole_number
-from ..edit import edit_step
+from ..config import whole_number
 from ..errors import UserError, first_line
-from ..prompts import load_template
 from ..render import figure
-from ..scorers import SCORERS, ScorerEnv, make_scorer
+from ..runs import continued, edit
 from ..standalone import tree_page
+from ..report import fmt_score
 from .panels import markdown_text, path_html, status_line
+from .run_views import RunViews, page_request
 from .session import Session
 from .settings import Settings
 from .tree_view import as_value
 
 EDIT_COLUMNS = ["node", "step", "score before", "score with the edit", "change"]
-
-
-def _f(value) -> str:
-    return "–" if value is None else f"{value:.3f}"
 
 
 def apply_edit(session: Session, settings: Settings, node_id, text, scorer_entry, aggregation):
@@ -46,40 +40,29 @@ def apply_edit(session: Session, settings: Settings, node_id, text, scorer_entry
         node_id = whole_number(node_id, "the node", 0, 10**9)
         if scorer_entry not in settings.scorers:
             raise UserError("that scorer is not offered by this server")
-        if aggregation not in AGGREGATIONS:
-            raise UserError(f"unknown aggregation; valid: {', '.join(AGGREGATIONS)}")
-        name, options = settings.scorer(scorer_entry)
-        policy = None
-        if SCORERS[name].needs_policy_for(logprobs_known=False):
-            from ..policy.loading import load_policy
-
-            policy = load_policy(settings.models[0])
-        scorer = make_scorer(name, ScorerEnv(policy=policy, reference=tree.reference), **options)
-        root_prompt = policy.chat_prompt(load_template().messages(tree.question)) if policy else ""
-        result = edit_step(tree, node_id, text, scorer, aggregation, root_prompt)
+        choice = settings.scorer(scorer_entry)
+        result = edit(tree, node_id, text, choice, aggregation, settings.models)
     except UserError as exc:
         return (gr.update(), f"⚠ {first_line(exc)}", *unchanged)
     except Exception as exc:  # a scorer's model failing on the text: one line, the tree unchanged
         return (gr.update(), f"⚠ scoring the edit failed: {first_line(exc)}", *unchanged)
     session.show(tree, live=False)
     new = result.node
-    rows = [[r["node"], r["step"][:120], _f(r["old"]), _f(r["new"]),
+    rows = [[r["node"], r["step"][:120], fmt_score(r["old"]), fmt_score(r["new"]),
              "–" if r["old"] is None else f"{r['new'] - r['old']:+.3f}"] for r in result.rows]
-    paths = " · ".join(f"{how} {_f(old)} → {_f(now)}" for how, (old, now) in result.paths.items())
-    summary = (f"Your step is node {new.id} (scored {_f(new.score)} by {markdown_text(name)}"
+    paths = " · ".join(f"{how} {fmt_score(old)} → {fmt_score(now)}" for how, (old, now) in result.paths.items())
+    summary = (f"Your step is node {new.id} (scored {fmt_score(new.score)} by {markdown_text(choice.name)}"
                + (f"; it ends its path with the answer {markdown_text(new.answer)}" if new.answer else "")
                + f"). Path score, original → edited: {paths}."
                + (f" {len(rows)} step(s) at and below node {node_id} scored again as if the edit stood there:"
                   if rows else ""))
     state = f"Node {new.id} added: a visitor's step"
-    return (as_value(figure(tree, scale=session.scale)), status_line(tree, state), summary, rows, new.id,
+    return (as_value(figure(tree, colours=session.colours)), status_line(tree, state), summary, rows, new.id,
             path_html(tree, new.id))
 
 
-def continue_from(session: Session, settings: Settings, node_id, *fields):
+def continue_from(session: Session, settings: Settings, views: RunViews, node_id, *fields):
     """Generator: the page's search settings, grown from a node of this session's tree."""
-    from .search_tab import error, run_request, stream
-
     tree = session.tree
     try:
         if tree is None:
@@ -88,26 +71,25 @@ def continue_from(session: Session, settings: Settings, node_id, *fields):
             raise UserError("a search of this session is running: wait for it or stop it")
         start = whole_number(node_id, "the node", 1, 10**9)
         _question, _reference, *search_fields = fields  # the tree's own problem and reference are kept
-        config, scorer_name, scorer_options, _ = run_request(settings, tree.question, tree.reference or "",
-                                                             *search_fields)
+        request = continued(tree, page_request(settings, tree.question, tree.reference or "", *search_fields))
     except UserError as exc:
-        yield error(str(exc))
+        yield views.error(str(exc))
         return
     tree.meta.setdefault("run_id", f"continued-{time.time():.0f}")
-    yield from stream(session, settings, tree, config, scorer_name, scorer_options, fields[-1], start=start)
+    yield from views.stream(session, tree, request, start=start)
 
 
 def export_html(session: Session):
-    """The session's tree as one self-contained HTML file."""
+    """The session's tree as one self-contained HTML file (in the session's folder)."""
     if session.view is None:
         raise gr.Error("run a search or import a tree first")
-    out = Path(tempfile.mkdtemp(prefix="tts-tree-")) / "tree.html"
-    out.write_text(tree_page(session.view, session.scale), encoding="utf-8")
+    out = session.folder() / "tree.html"
+    out.write_text(tree_page(session.view, session.colours), encoding="utf-8")
     return str(out)
 
 
-def build(settings: Settings, session, selected, controls: list, run_outputs: list, view, status, path_panel):
-    """The edit panel under the path panel, wired to the Search tab's controls and outputs."""
+def build(settings: Settings, session, selected, inputs: list, views: RunViews, path_panel, scorer, aggregation):
+    """The edit panel under the path panel, wired to the Search tab's controls and views."""
     gr.Markdown("**Question the PRM**: click a node, write your own version of its step (or, on the problem, a "
                 "new first step), and see how it scores; then continue the search from it.")
     text = gr.Textbox(label="Your version of the step", lines=3, max_length=2000, elem_id="edit-text")
@@ -118,12 +100,12 @@ def build(settings: Settings, session, selected, controls: list, run_outputs: li
     table = gr.Dataframe(headers=EDIT_COLUMNS, value=[], interactive=False, label="Before and after the edit",
                          elem_id="edit-table")
     html_btn = gr.DownloadButton("Download as HTML", elem_id="export-html")
-    scorer, aggregation = controls[7], controls[8]
+    search_slot = {"concurrency_id": "search", "concurrency_limit": settings.search_slots}
     edit_btn.click(lambda s, *args: apply_edit(s, settings, *args), inputs=[session, selected, text, scorer, aggregation],
-                   outputs=[view, status, summary, table, selected, path_panel], concurrency_id="search", concurrency_limit=settings.search_slots,
-                   api_name="edit_step")
-    continue_btn.click(lambda s, node, *args: (yield from continue_from(s, settings, node, *args)),
-                       inputs=[session, selected, *controls], outputs=run_outputs, concurrency_id="search", concurrency_limit=settings.search_slots,
-                       api_name="continue_from")
+                   outputs=[views.view, views.status, summary, table, selected, path_panel], api_name="edit_step",
+                   **search_slot)
+    continue_btn.click(lambda s, node, *args: (yield from continue_from(s, settings, views, node, *args)),
+                       inputs=[session, selected, *inputs], outputs=views.all, api_name="continue_from",
+                       **search_slot)
     html_btn.click(export_html, inputs=session, outputs=html_btn, concurrency_limit=4, api_name="export_html")
     return text

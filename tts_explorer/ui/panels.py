@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 
+from ..report import fmt_score
 from ..selection import by_score, tally
 from ..tree import SearchTree
 
@@ -22,10 +23,6 @@ def html_text(text: str) -> str:
 def markdown_text(text: str) -> str:
     """Text shown literally inside Markdown: HTML escaped, Markdown's punctuation backslashed."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False)).replace("\n", " ")
-
-
-def _f(value, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def answer_line(tree: SearchTree) -> str | None:
@@ -71,7 +68,7 @@ def path_html(tree: SearchTree | None, node_id: int | None) -> str:
     for step in tree.path(node_id):
         text = html_text(step.text.strip()).replace("\n", "<br>")
         items.append(f"<li data-node='{step.id}'><div class='tts-step'>{text}</div>"
-                     f"<div class='tts-meta'>step score {_f(step.score)} · path score {_f(step.agg_score)}"
+                     f"<div class='tts-meta'>step score {fmt_score(step.score)} · path score {fmt_score(step.agg_score)}"
                      f" · {step.n_tokens} tokens · {step.status}{' · chosen path' if step.id in chosen else ''}"
                      f"</div></li>")
     answer = ""
@@ -79,7 +76,7 @@ def path_html(tree: SearchTree | None, node_id: int | None) -> str:
         verdict = {True: " (right)", False: " (wrong)"}.get(node.correct, "")
         answer = f"<p class='tts-answer'>Answer: <b>{html_text(node.answer)}</b>{verdict}</p>"
     return (f"<div class='tts-path' id='path-panel' data-node='{node_id}'>"
-            f"<h4>Path to node {node_id} (path score {_f(node.agg_score)})</h4>"
+            f"<h4>Path to node {node_id} (path score {fmt_score(node.agg_score)})</h4>"
             f"<p class='tts-question'>{html_text(tree.question)}</p><ol>{''.join(items)}</ol>{answer}</div>")
 
 
@@ -92,8 +89,8 @@ def candidate_rows(tree: SearchTree | None) -> list[list]:
     rows = []
     for node in sorted(tree.candidates(), key=by_score, reverse=True):
         group = groups.get(node.id)
-        rows.append([node.id, node.answer if node.answer is not None else "(none)", _f(node.agg_score),
-                     group["votes"] if group else 0, _f(group["vote_sum"]) if group else "–",
+        rows.append([node.id, node.answer if node.answer is not None else "(none)", fmt_score(node.agg_score),
+                     group["votes"] if group else 0, fmt_score(group["vote_sum"]) if group else "–",
                      {True: "yes", False: "no"}.get(node.correct, "–"), "◀ chosen" if node.id == chosen else ""])
     return rows
 

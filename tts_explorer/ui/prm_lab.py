@@ -13,9 +13,10 @@ import gradio as gr
 from ..assets import asset
 from ..config import real_number, whole_number
 from ..errors import UserError, first_line
-from ..processbench import Sample, first_flagged, read_samples, score_samples
+from ..diagnose import reliability, reliability_figure
+from ..processbench import Sample, first_flagged, read_samples, roc_auc, step_labels
 from ..render import figure
-from ..scorers import SCORERS, ScorerEnv, make_scorer
+from ..runs import score_samples
 from ..tree import SearchTree
 from .settings import UPLOAD_LIMIT_BYTES, Settings
 from .tree_view import as_value, tree_view
@@ -113,27 +114,43 @@ def score_sample(state: LabState, settings: Settings, scorer_entry, threshold):
         return "⚠ load a data file first", gr.update(), gr.update()
     if scorer_entry not in settings.scorers:
         return "⚠ that scorer is not offered by this server", gr.update(), gr.update()
-    name, options = settings.scorer(scorer_entry)
     sample = state.samples[state.index]
     try:
         threshold = real_number(threshold, "the threshold", 0.0, 1.0)
-        policy = None
-        if SCORERS[name].needs_policy_for(logprobs_known=False):
-            from ..policy.loading import load_policy
-
-            policy = load_policy(settings.models[0])
-        from ..prompts import load_template
-
-        template = load_template()
-        scorer = make_scorer(name, ScorerEnv(policy=policy, reference=sample.answer), **options)
-        root = (lambda q: policy.chat_prompt(template.messages(q))) if policy else (lambda q: "")
-        state.scores = score_samples(scorer, [sample], root)[0]
+        state.scores = score_samples([sample], settings.scorer(scorer_entry), settings.models[0],
+                                     reference=sample.answer)[0]
     except UserError as exc:
         return f"⚠ {first_line(exc)}", gr.update(), gr.update()
     except Exception as exc:  # a scorer's model failing on these steps: one line
         return f"⚠ scoring failed: {first_line(exc)}", gr.update(), gr.update()
     fig, panel = lab_view(state, threshold)
     return f"Scored sample {state.index} with {scorer_entry}", fig, panel
+
+
+RELIABILITY_SAMPLES = 100  # samples of the file scored for the reliability diagram (bounded work)
+
+
+def file_reliability(state: LabState, settings: Settings, scorer_entry):
+    """The chosen scorer's reliability diagram over the loaded file's first samples."""
+    if not state.samples:
+        return "⚠ load a data file first", gr.update()
+    if scorer_entry not in settings.scorers:
+        return "⚠ that scorer is not offered by this server", gr.update()
+    samples = state.samples[:RELIABILITY_SAMPLES]
+    try:
+        scores = score_samples(samples, settings.scorer(scorer_entry), settings.models[0])
+    except UserError as exc:
+        return f"⚠ {first_line(exc)}", gr.update()
+    except Exception as exc:  # a scorer's model failing on these steps: one line
+        return f"⚠ scoring failed: {first_line(exc)}", gr.update()
+    flat = [v for row in scores for v in row]
+    labels = [y for sample in samples for y in step_labels(sample)]
+    table = reliability(flat, labels)
+    auc = roc_auc(flat, [y > 0.5 for y in labels])
+    ece = "n/a" if table["ece"] is None else f"{table['ece']:.3f}"
+    note = (f"{scorer_entry} on the first {len(samples)} samples ({table['steps']} steps): ECE {ece}, step ROC-AUC "
+            + ("n/a" if auc is None else f"{auc:.3f}"))
+    return note, as_value(reliability_figure(table, f"{scorer_entry}, {len(samples)} samples"))
 
 
 def example_file() -> str:
@@ -155,13 +172,19 @@ def build(settings: Settings) -> None:
             threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold (a step below it is flagged)",
                                   elem_id="lab-threshold")
             score_btn = gr.Button("Score this sample", variant="primary", elem_id="lab-score")
+            calibration_btn = gr.Button(f"Reliability over the file (first {RELIABILITY_SAMPLES} samples)",
+                                        elem_id="lab-reliability")
         with gr.Column(scale=3):
             status = gr.Markdown("No data loaded.", elem_id="lab-status")
             view = tree_view(elem_id="lab-view")
+            reliability_view = tree_view(elem_id="lab-reliability-view")
         with gr.Column(scale=1, min_width=260):
             panel = gr.HTML("", elem_id="lab-box")
     data.change(load_data, inputs=[state, data], outputs=[status, index, view, panel], api_name="lab_load")
     index.submit(pick_sample, inputs=[state, index, threshold], outputs=[view, panel], api_name=False)
     threshold.release(redraw, inputs=[state, threshold], outputs=[view, panel], api_name=False)
+    calibration_btn.click(lambda s, *args: file_reliability(s, settings, *args), inputs=[state, scorer],
+                          outputs=[status, reliability_view], concurrency_id="search",
+                          concurrency_limit=settings.search_slots, api_name="lab_reliability")
     score_btn.click(lambda s, *args: score_sample(s, settings, *args), inputs=[state, scorer, threshold],
                     outputs=[status, view, panel], concurrency_id="search", concurrency_limit=settings.search_slots, api_name="lab_score")

@@ -9,9 +9,12 @@ with nothing running or queued it says so and changes nothing.
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
+from pathlib import Path
 
-from ..render import DEFAULT_SCALE
+from ..render import Colours
 from ..tree import SearchTree
 
 
@@ -23,11 +26,27 @@ class Session:
         self.running = False
         self.cancel_queued = 0  # queued runs of this session that a Stop cancelled
         self.runs = 0
-        self.scale = DEFAULT_SCALE  # the colour scale this visitor chose
+        self.colours = Colours()  # how this visitor wants scores coloured
+        self._folder: Path | None = None  # the files this session offers for download
         self._lock = threading.Lock()
 
     def __deepcopy__(self, memo) -> "Session":  # gr.State copies its default for each visitor
         return Session()
+
+    def folder(self) -> Path:
+        """This session's own folder for the files it offers for download (made on first use);
+        each kind of file has one name in it, so a new export replaces the last one."""
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="tts-session-"))
+        return self._folder
+
+    def close(self) -> None:
+        """Drop what the session holds: its trees and its folder (the session has ended)."""
+        self.stop_flag.set()
+        self.tree = self.view = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
 
     def should_stop(self) -> bool:
         return self.stop_flag.is_set()

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 from ..scorers import SCORERS, can_score, check_scorer_name, default_scorer
+from ..policy.embedded import EMBEDDED
+from ..runs import ScorerChoice
 from ..search import RunLimits
 
 UPLOAD_LIMIT_BYTES = 5 * 1024 * 1024
@@ -48,17 +50,13 @@ class Settings:
     limits: RunLimits = RunLimits(RUN_SECONDS, RUN_TOKENS)
     search_slots: int = 1  # searches run at once (a local model runs one; a server batches several)
 
-    def scorer(self, entry: str) -> tuple[str, dict]:
-        """(scorer name, options) for an offered entry."""
-        name, _, model = entry.partition(":")
-        options = {"model": model} if model else {}
-        if model and self.trust_remote_code:
-            options["trust_remote_code"] = True
-        return name, options
+    def scorer(self, entry: str) -> ScorerChoice:
+        """The scorer of an offered entry (NAME, or FORMAT:MODEL)."""
+        return ScorerChoice.parse(entry, self.trust_remote_code)
 
     @classmethod
     def from_env(cls) -> "Settings":
-        models = tuple(m.strip() for m in os.environ.get("TTS_MODELS", "embedded").split(",") if m.strip())
+        models = tuple(m.strip() for m in os.environ.get("TTS_MODELS", EMBEDDED).split(",") if m.strip())
         runnable = ",".join(dict.fromkeys([default_scorer(models)] + [
             name for name, scorer in SCORERS.items() if not scorer.needs_model and can_score(name, models)]))
         scorers = tuple(s.strip() for s in os.environ.get("TTS_SCORERS", runnable).split(",") if s.strip())
@@ -70,5 +68,5 @@ class Settings:
         slots = _positive("TTS_SEARCH_SLOTS", 1)
         if slots != int(slots) or slots > 64:
             raise UserError(f"TTS_SEARCH_SLOTS must be a whole number from 1 to 64, got {slots:g}")
-        return cls(models or ("embedded",), scorers or (default_scorer(models),),
+        return cls(models or (EMBEDDED,), scorers or (default_scorer(models),),
                    os.environ.get("TTS_TRUST_REMOTE_CODE") == "1", limits, int(slots))

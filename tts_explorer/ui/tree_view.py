@@ -8,12 +8,10 @@ served from the installed plotly package, so the page needs no internet.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import gradio as gr
-import plotly
 
-PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+from ..render import PLOTLY_JS
 
 JS_ON_LOAD = """
 const box = element.querySelector('.tts-tree');

@@ -12,16 +12,19 @@ import time
 
 import gradio as gr
 
-from ..config import AGGREGATIONS, PAGE_DEFAULTS
+from ..config import PAGE_DEFAULTS
 from ..errors import UserError, first_line
 from ..events import Done
+from ..policy.loading import load_policy
 from ..render import figure
-from ..search import search
+from ..runs import search_events
 from ..strategies import STRATEGIES
 from .panels import answer_line, markdown_text
-from .search_tab import SELECTION_CHOICES, example_rows, queued_runs, run_request
+from .queue import queued_runs
+from .run_views import AGGREGATION_CHOICES, PAGE_STRATEGIES, SELECTION_CHOICES, example_rows, page_request, \
+    search_controls
 from .session import Session
-from .settings import UI_MAX_BEAM_WIDTH, UI_MAX_N, UI_MAX_STEPS, Settings
+from .settings import Settings
 from .tree_view import as_value, tree_view
 
 PANELS = 4
@@ -62,11 +65,12 @@ def compare_runs(session: Session, settings: Settings, question, reference, stra
         panels = plan(strategies, scorers, aggregations)
         runs = []
         for strategy, scorer, aggregation in panels:
-            config, name, options, tree = run_request(settings, question, reference, strategy, n, m, temperature,
-                                                      max_steps, scorer, aggregation, selection, model)
+            request = page_request(settings, question, reference, strategy, n, m, temperature, max_steps, scorer,
+                                   aggregation, selection, model)
+            tree = request.new_tree()
             tree.meta["run_id"] = f"compare-{len(runs)}-{time.time():.0f}"
             label = f"{STRATEGIES[strategy].label}, {scorer}, {aggregation}"
-            runs.append((config, name, options, tree, label))
+            runs.append((request, tree, label))
     except UserError as exc:
         yield (f"⚠ {first_line(exc)}", *[gr.update()] * (2 * PANELS))
         return
@@ -75,13 +79,10 @@ def compare_runs(session: Session, settings: Settings, question, reference, stra
         yield (f"⚠ {refused}", *[gr.update()] * (2 * PANELS))
         return
     try:
-        from ..policy.loading import load_policy
-
-        yield ("Loading the model…", *[as_value(figure(r[3], scale=session.scale)) for r in runs],
-               *empty[len(runs):], *[caption(r[3], r[4], False) for r in runs], *empty[len(runs):])
+        yield ("Loading the model…", *[as_value(figure(tree, colours=session.colours)) for _, tree, _ in runs],
+               *empty[len(runs):], *[caption(tree, label, False) for _, tree, label in runs], *empty[len(runs):])
         policy = load_policy(model)
-        searches = [search(tree, policy, config, name, should_stop=session.should_stop, scorer_options=options,
-                           limits=settings.limits) for config, name, options, tree, _ in runs]
+        searches = [search_events(tree, policy, request, session.should_stop) for request, tree, _ in runs]
         finished = [False] * len(runs)
         last = 0.0
         while not all(finished):
@@ -93,11 +94,12 @@ def compare_runs(session: Session, settings: Settings, question, reference, stra
             if all(finished) or time.monotonic() - last >= REDRAW_INTERVAL_S:
                 last = time.monotonic()
                 state = "Done" if all(finished) else "Running…"
-                stopped = next((r[3].meta.get("stopped") for r in runs if r[3].meta.get("stopped")), None)
+                stopped = next((tree.meta.get("stopped") for _, tree, _ in runs if tree.meta.get("stopped")), None)
                 if all(finished) and stopped:
                     state = f"Stopped {stopped}"
-                yield (state, *[as_value(figure(r[3], scale=session.scale)) for r in runs], *empty[len(runs):],
-                       *[caption(r[3], r[4], f) for r, f in zip(runs, finished)], *empty[len(runs):])
+                yield (state, *[as_value(figure(tree, colours=session.colours)) for _, tree, _ in runs],
+                       *empty[len(runs):], *[caption(tree, label, f) for (_, tree, label), f in zip(runs, finished)],
+                       *empty[len(runs):])
     except UserError as exc:
         yield (f"⚠ {first_line(exc)}", *[gr.update()] * (2 * PANELS))
     except Exception as exc:  # a model or scorer failure: one line; the panels keep what they drew
@@ -113,21 +115,17 @@ def request_stop(session: Session, request: gr.Request):
 def build(settings: Settings) -> None:
     session = gr.State(Session())
     example = example_rows()[0]
-    on_page = [(s.label, s.name) for s in STRATEGIES.values() if s.on_page]
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             question = gr.Textbox(label="Problem", lines=3, value=example[0], elem_id="cmp-question")
             reference = gr.Textbox(label="Reference answer (optional)", value=example[1], elem_id="cmp-reference")
-            strategies = gr.CheckboxGroup(on_page, value=["best_of_n", "beam"], label="Strategies (two to four)",
+            strategies = gr.CheckboxGroup(PAGE_STRATEGIES, value=["best_of_n", "beam"], label="Strategies (two to four)",
                                           elem_id="cmp-strategies")
             scorers = gr.Dropdown(list(settings.scorers), value=[settings.scorers[0]], multiselect=True,
                                   label="Scorers (or two of them)", elem_id="cmp-scorers")
-            aggregations = gr.CheckboxGroup(list(AGGREGATIONS), value=[PAGE_DEFAULTS.aggregation],
+            aggregations = gr.CheckboxGroup(AGGREGATION_CHOICES, value=[PAGE_DEFAULTS.aggregation],
                                             label="Aggregations (or two of them)", elem_id="cmp-aggregations")
-            n = gr.Slider(1, UI_MAX_N, value=PAGE_DEFAULTS.n, step=1, label="Budget N")
-            m = gr.Slider(1, UI_MAX_BEAM_WIDTH, value=PAGE_DEFAULTS.beam_width, step=1, label="Beam width M")
-            temperature = gr.Slider(0.0, 1.5, value=PAGE_DEFAULTS.temperature, step=0.05, label="Temperature")
-            max_steps = gr.Slider(1, UI_MAX_STEPS, value=PAGE_DEFAULTS.max_steps, step=1, label="Max steps")
+            controls = search_controls(strategy=False)  # this tab chooses several strategies, above
             selection = gr.Radio(SELECTION_CHOICES, value=PAGE_DEFAULTS.selection, label="Answer selection")
             model = gr.Dropdown(list(settings.models), value=settings.models[0], label="Policy model")
             with gr.Row():
@@ -142,7 +140,8 @@ def build(settings: Settings) -> None:
                         with gr.Column():
                             captions.append(gr.Markdown(elem_id=f"cmp-caption-{2 * row + col}"))
                             views.append(tree_view(elem_id=f"cmp-view-{2 * row + col}"))
-    inputs = [question, reference, strategies, scorers, aggregations, n, m, temperature, max_steps, selection, model]
+    inputs = [question, reference, strategies, scorers, aggregations, controls["n"], controls["m"],
+              controls["temperature"], controls["max_steps"], selection, model]
     run_btn.click(lambda s, *args: (yield from compare_runs(s, settings, *args)), inputs=[session, *inputs],
                   outputs=[status, *views, *captions], concurrency_id="search",
                   concurrency_limit=settings.search_slots, api_name="compare")

@@ -23,9 +23,11 @@ import math
 from pathlib import Path
 
 from ..answers import Comparer
-from ..errors import UserError
 from ..assets import asset
-from .stats import difficulty_bin
+from ..difficulty import difficulty_bin
+from ..errors import UserError
+from .registry import STRATEGIES, get_strategy
+from .sampling import independent_chains
 
 DEFAULT_TABLE = asset("scaling", "compute_optimal.json")
 FALLBACK = {"strategy": "beam", "aggregation": None, "selection": None}
@@ -64,9 +66,6 @@ def estimate_pass1(answers: list[str | None], k: int) -> tuple[float, int]:
 
 
 def auto(ctx):
-    from ..strategies import STRATEGIES, get_strategy
-    from ..strategies.sampling import independent_chains
-
     cfg = ctx.config
     k = max(1, cfg.n // 4)
     probe = dataclasses.replace(ctx, config=dataclasses.replace(cfg, n=k, strategy="best_of_n"))

@@ -1,4 +1,4 @@
-"""`python -m tts_explorer bench`: how fast the search engine is, against the alternatives,
+"""`tts-explorer bench`: how fast the search engine is, against the alternatives,
 measured side by side in one run on this machine.
 
 Sections, always in this order (later runs are compared with this output, keep it stable):
@@ -18,26 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import platform
-import resource
 import time
 
 from ..data import Problem
+from ..policy.loading import EMBEDDED, gguf_file
 from ..policy.naive import NaivePolicy
-
-
-def engine_parts(policy):
-    """The one place the benchmark reaches into a backend: the local engine's model, tokenizer
-    and forward step (the naive baseline and llama.cpp are built from them)."""
-    from ..errors import UserError
-    from ..policy.local import TransformersPolicy
-
-    if not isinstance(policy, TransformersPolicy):
-        raise UserError(f"the benchmark compares backends on a local model; {policy.name} is not one")
-    return policy.model, policy.tokenizer, policy.step
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from .parts import engine_parts, peak_rss_mib
 
 
 def _llama_cpp(policy, gguf):
@@ -67,16 +53,6 @@ def _server(server: str, gguf, stack, print_fn):
     return ServerPolicy(server)
 
 
-def _gguf_of(model: str):
-    from pathlib import Path
-
-    from ..policy import embedded
-
-    if model == "embedded":
-        return embedded.embedded_gguf()
-    return Path(model) if model.endswith(".gguf") else None
-
-
 def run_bench(model: str, data: str, problems: list[Problem], strategies: list[str], budgets: list[int],
               beam_width: int, max_steps: int, scorers: list[str], naive_max_n: int = 16, llama_max_n: int = 64,
               with_startup: bool = True, render_sizes: tuple[int, ...] = (1000, 5000), print_fn=print,
@@ -103,14 +79,14 @@ def run_bench(model: str, data: str, problems: list[Problem], strategies: list[s
     print_fn(f"searches: {len(problems)} problem(s), scorer {SCORER}, beam width {beam_width}, "
              f"{max_steps} steps, 64 tokens per step, 96 in the last; each search starts cold")
     backends = {"engine": policy, "naive": NaivePolicy(weights, tokenizer, name="naive")}
-    llama, note = _llama_cpp(policy, _gguf_of(model))
+    llama, note = _llama_cpp(policy, gguf_file(model))
     if llama is not None:
         backends["llama.cpp"] = llama
     if note:
         print_fn(note)
     with contextlib.ExitStack() as stack:
         if server:
-            backends["server"] = _server(server, _gguf_of(model), stack, print_fn)
+            backends["server"] = _server(server, gguf_file(model), stack, print_fn)
         print_fn(page_default(policy, problems[0]))
         print_fn(format_header())
         for group in measure(backends, tokenizer, problems, strategies, budgets, beam_width, max_steps,
@@ -118,7 +94,7 @@ def run_bench(model: str, data: str, problems: list[Problem], strategies: list[s
             print_fn(format_group(group))
     print_fn(f"(naive rows up to N={naive_max_n}, llama.cpp rows up to N={llama_max_n})")
     print_fn(format_costs(scorer_costs(policy, problems[0], scorers) if scorers else {}))
-    if with_startup and model == "embedded":
+    if with_startup and model == EMBEDDED:
         print_fn(format_starts(start_timings()))
     if render_sizes:
         if chromium_path() is None:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from ..answers import equivalent
+from ..report import fmt_score
 from ..selection import by_score
-from .panels import markdown_text
 from ..tree import SearchTree
+from .panels import markdown_text
 
 COMPARE_COLUMNS = ["node", "answer", "score before", "rank before", "score after", "rank after", "change"]
 
@@ -23,8 +24,7 @@ def compare(before: SearchTree, after: SearchTree) -> tuple[list[list], str]:
         a, b = before.nodes[node_id], after.nodes[node_id]
         shift = old.get(node_id, 0) - new[node_id]
         rows.append([node_id, b.answer if b.answer is not None else "(none)",
-                     "–" if a.agg_score is None else f"{a.agg_score:.3f}", old.get(node_id, "–"),
-                     "–" if b.agg_score is None else f"{b.agg_score:.3f}", new[node_id],
+                     fmt_score(a.agg_score), old.get(node_id, "–"), fmt_score(b.agg_score), new[node_id],
                      "=" if shift == 0 else (f"↑{shift}" if shift > 0 else f"↓{-shift}")])
     moved = sum(1 for row in rows if row[-1] != "=")
     was, now = before.meta.get("answer"), after.meta.get("answer")

@@ -18,6 +18,7 @@ from ..data import Problem
 from ..events import NodesScored
 from ..prompts import load_template
 from ..search import new_tree, search
+from .parts import engine_parts
 
 SCORER = "arithmetic"
 
@@ -84,8 +85,6 @@ def measure(backends: dict, tokenizer, problems: list[Problem], strategies: list
 def page_default(policy, problem: Problem) -> str:
     """The page's default search as a visitor's first Run gets it (model loaded, template warmed)."""
     config = PAGE_DEFAULTS
-    from . import engine_parts
-
     tokens, seconds, _, first = run_one(policy, engine_parts(policy)[1], problem, config, warm=True)
     return (f"page default ({config.strategy}, N={config.n}, M={config.beam_width}, up to {config.max_steps} steps), "
             f"template prefilled as the app does at start: first node {first:.2f} s, done {seconds:.2f} s, "

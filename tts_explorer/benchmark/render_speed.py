@@ -13,7 +13,8 @@ from pathlib import Path
 from ..loopback import CHROMIUM_ARGS, chromium_path
 from ..render import figure
 from ..synthetic import synthetic_tree
-from ..ui.tree_view import PLOTLY_JS, as_value
+from ..render import PLOTLY_JS
+from ..ui.tree_view import as_value
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><script src="plotly.min.js"></script></head>
 <body><div id="tree" style="width:1400px;height:800px"></div></body></html>"""

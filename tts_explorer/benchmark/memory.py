@@ -10,7 +10,7 @@ import sys
 
 PROBE = """
 import json, os, sys
-from tts_explorer.bench.startup import peak_rss_of
+from tts_explorer.benchmark.startup import peak_rss_of
 from tts_explorer.config import SearchConfig
 from tts_explorer.data import read_problems
 from tts_explorer.policy.loading import load_policy

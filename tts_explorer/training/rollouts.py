@@ -1,0 +1,53 @@
+"""The policy's own steps for a PRM: a rollout tree per problem (N leaves, N/M first steps with
+M rollouts each), sampled with a prompt template and the reference answer, kept in a JSONL
+file as they are made so a stopped run resumes; and the progress bars and log lines the
+training stages share (on stderr)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..config import SearchConfig
+from ..search import new_tree, run_to_end
+from ..tree import SearchTree
+from ..treefile import read_tree
+
+ROLLOUT_SCORER = "arithmetic"  # the rollout tree runs no scorer; the name is only recorded
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True)
+
+
+def rollout_trees(policy, items: list[tuple[str, str, str]], cfg, path: Path, desc: str, n: int, m: int,
+                  seed: int) -> list[SearchTree]:
+    """A rollout tree per (id, question, answer), sampled with cfg.template, read from `path`
+    where already made, else made and appended to it (so a stopped run resumes)."""
+    done: dict[str, SearchTree] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done[row["id"]] = read_tree(row["tree"])
+    config = SearchConfig(strategy="rollouts", n=n, beam_width=m, max_steps=cfg.max_steps,
+                          step_tokens=cfg.step_tokens, final_tokens=cfg.final_tokens, seed=seed)
+    missing = [(index, item) for index, item in enumerate(items) if item[0] not in done]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as out, bar(len(items), desc) as progress:
+        progress.update(len(items) - len(missing))
+        for index, (key, question, answer) in missing:
+            run_config = SearchConfig(**{**vars(config), "seed": seed + index})
+            tree = new_tree(question, run_config, ROLLOUT_SCORER, answer, policy.name)
+            run_to_end(tree, policy, run_config, ROLLOUT_SCORER, template=cfg.template)
+            done[key] = tree
+            out.write(json.dumps({"id": key, "tree": tree.to_json()}) + "\n")
+            out.flush()
+            progress.update(1)
+    return [done[key] for key, _, _ in items]
