@@ -5,6 +5,7 @@ on the default example and waits for the tree. Prints one line per figure.
 
     python bench/app_timings.py [--runs 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
 from tts_explorer.loopback import CHROMIUM_ARGS, chromium_path, free_port, wait_http
+
+ROOT = Path(__file__).resolve().parent.parent
 
 NODES = "Number((document.querySelector('.tts-tree') || {dataset: {}}).dataset.nodes || 0)"
 
@@ -30,8 +31,13 @@ def main() -> None:
 
     port = free_port()
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env={**os.environ, "PORT": str(port),
-                              "HOST": "127.0.0.1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env={**os.environ, "PORT": str(port), "HOST": "127.0.0.1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_http(url)
@@ -50,13 +56,17 @@ def main() -> None:
                     page.wait_for_function(f"{NODES} <= 1", timeout=300000)
                 page.wait_for_function(f"{NODES} > 1", timeout=300000)
                 first = time.perf_counter() - t1
-                page.wait_for_function("document.querySelector('#status').innerText.startsWith('Done')",
-                                       timeout=600000)
+                page.wait_for_function("document.querySelector('#status').innerText.startsWith('Done')", timeout=600000)
                 done = time.perf_counter() - t1
-                label = ("first run, pressed as soon as the page is ready (waits for the model the app loads at start)"
-                         if run == 0 else f"run {run + 1}")
-                print(f"{label}: first node drawn {first:.1f} s, finished {done:.1f} s, "
-                      f"{page.evaluate(NODES)} nodes; {page.inner_text('#status')}")
+                label = (
+                    "first run, pressed as soon as the page is ready (waits for the model the app loads at start)"
+                    if run == 0
+                    else f"run {run + 1}"
+                )
+                print(
+                    f"{label}: first node drawn {first:.1f} s, finished {done:.1f} s, "
+                    f"{page.evaluate(NODES)} nodes; {page.inner_text('#status')}"
+                )
                 page.wait_for_timeout(500)
             if args.screenshot:
                 page.screenshot(path=args.screenshot, full_page=True)

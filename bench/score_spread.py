@@ -4,6 +4,7 @@ side by side with the number of distinct values and the standard deviation insid
 
     python bench/score_spread.py [--examples 3] [--scorers smollm-probe,arithmetic,...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,7 @@ def main() -> None:
     scorers = args.scorers.split(",")
     policy = load_policy()
     pooled = {name: [] for name in scorers}
-    for question, reference in example_rows()[:args.examples]:
+    for question, reference in example_rows()[: args.examples]:
         tree = new_tree(question, PAGE_DEFAULTS, scorers[0], reference, policy.name)
         run_to_end(tree, policy, PAGE_DEFAULTS, scorers[0])
         print(f"\n{question[:70]!r}: {len(tree) - 1} steps (page defaults: beam, N={PAGE_DEFAULTS.n})")
@@ -35,8 +36,10 @@ def main() -> None:
             scored = rescore(tree, name, PAGE_DEFAULTS.aggregation, policy)
             scores = [n.score for n in scored if n.id and n.score is not None]
             pooled[name] += scores
-            print(f"  {name:20s} distinct {len(set(round(s, 3) for s in scores)):3d}  "
-                  f"std {statistics.pstdev(scores):.3f}  mean {statistics.fmean(scores):.3f}")
+            print(
+                f"  {name:20s} distinct {len(set(round(s, 3) for s in scores)):3d}  "
+                f"std {statistics.pstdev(scores):.3f}  mean {statistics.fmean(scores):.3f}"
+            )
     print("\nall steps of these trees, per tenth of [0, 1] (one # per step):")
     for name in scorers:
         print(f"\n{name}")

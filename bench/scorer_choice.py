@@ -7,18 +7,19 @@ correctness of the pool). Prints one table; writes the trees with --out.
 
     python bench/scorer_choice.py --data assets/problems/easy.jsonl --n 16 --limit 50
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 import time
 
+from tts_explorer.answers import equivalent
 from tts_explorer.config import SearchConfig
 from tts_explorer.data import read_problems
 from tts_explorer.policy.loading import load_policy
 from tts_explorer.rescore import reaggregate, rescore
 from tts_explorer.search import new_tree, run_to_end
-from tts_explorer.answers import equivalent
 from tts_explorer.selection import apply_selection
 
 
@@ -46,7 +47,8 @@ def main() -> None:
         hits.setdefault("majority vote", []).append(float(tree.meta["correct"]))
         pool = tree.candidates()
         hits.setdefault("random pick", []).append(
-            sum(bool(n.answer and equivalent(n.answer, problem.answer)) for n in pool) / max(len(pool), 1))
+            sum(bool(n.answer and equivalent(n.answer, problem.answer)) for n in pool) / max(len(pool), 1)
+        )
         for scorer in scorers:
             if scorer.startswith("mc-rollout") and index >= args.rollout_limit:
                 continue
@@ -60,15 +62,26 @@ def main() -> None:
                     hits.setdefault(f"{scorer} / {aggregation} / {how}", []).append(float(scored.meta["correct"]))
         if out:
             out.write(tree.to_json() + "\n")
-        print(f"[{index + 1}/{len(problems)}] majority so far "
-              f"{100 * sum(hits['majority vote']) / len(hits['majority vote']):.1f}%", file=sys.stderr, flush=True)
-    print(f"best-of-{args.n} on {args.data} ({len(problems)} problems; mc-rollout on the first "
-          f"{min(args.rollout_limit, len(problems))}), embedded policy")
+        print(
+            f"[{index + 1}/{len(problems)}] majority so far "
+            f"{100 * sum(hits['majority vote']) / len(hits['majority vote']):.1f}%",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(
+        f"best-of-{args.n} on {args.data} ({len(problems)} problems; mc-rollout on the first "
+        f"{min(args.rollout_limit, len(problems))}), embedded policy"
+    )
     print(f"{'selection':<40}{'accuracy':>10}{'problems':>10}")
     for name, values in hits.items():
         print(f"{name:<40}{100 * sum(values) / len(values):>9.1f}%{len(values):>10}")
-    print("scoring time per problem: " + ", ".join(
-        f"{s} {cost.get(s, 0) / max(len(hits.get(f'{s} / {aggregations[0]} / prm_max', [])), 1):.2f} s" for s in scorers))
+    print(
+        "scoring time per problem: "
+        + ", ".join(
+            f"{s} {cost.get(s, 0) / max(len(hits.get(f'{s} / {aggregations[0]} / prm_max', [])), 1):.2f} s"
+            for s in scorers
+        )
+    )
     if out:
         out.close()
 

@@ -7,6 +7,7 @@
 
     python bench/screenshots.py
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,13 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env={**os.environ, "PORT": str(port),
-                              "HOST": "127.0.0.1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env={**os.environ, "PORT": str(port), "HOST": "127.0.0.1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_http(url)
@@ -57,8 +63,7 @@ def main() -> None:
             page.click("button[role=tab]:has-text('Compare')")
             page.locator("#cmp-strategies label", has_text="DVTS").first.click()
             page.click("#cmp-run")
-            page.wait_for_function("document.querySelector('#cmp-status').innerText.startsWith('Done')",
-                                   timeout=900000)
+            page.wait_for_function("document.querySelector('#cmp-status').innerText.startsWith('Done')", timeout=900000)
             page.screenshot(path=str(ROOT / "docs" / "compare.png"), full_page=True)
             browser.close()
     finally:

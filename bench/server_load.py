@@ -8,6 +8,7 @@ every client got its own problem's tree back.
 
     python bench/server_load.py [--clients 8] [--n 8] [--slots 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,17 +25,38 @@ from gradio_client import Client
 from tts_explorer.data import read_problems
 from tts_explorer.loopback import LlamaServer, free_port, wait_http
 from tts_explorer.policy import embedded
-from tts_explorer.tree import SearchTree
 from tts_explorer.treefile import read_tree
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ["question", "reference", "strategy", "n", "m", "temperature", "max_steps", "scorer", "aggregation",
-         "selection", "model"]
+ORDER = [
+    "question",
+    "reference",
+    "strategy",
+    "n",
+    "m",
+    "temperature",
+    "max_steps",
+    "scorer",
+    "aggregation",
+    "selection",
+    "model",
+]
 
 
 def run(client: Client, problem, model: str, n: int) -> tuple[int, str]:
-    fields = dict(question=problem.question, reference=problem.answer, strategy="beam", n=n, m=2, temperature=0.8,
-                  max_steps=6, scorer="arithmetic", aggregation="min", selection="prm_vote", model=model)
+    fields = dict(
+        question=problem.question,
+        reference=problem.answer,
+        strategy="beam",
+        n=n,
+        m=2,
+        temperature=0.8,
+        max_steps=6,
+        scorer="arithmetic",
+        aggregation="min",
+        selection="prm_vote",
+        model=model,
+    )
     final = client.predict(*[fields[k] for k in ORDER], api_name="/run")
     tree = read_tree(open(final[-1]).read())
     assert final[1].startswith("Done"), final[1]
@@ -53,10 +75,17 @@ def main() -> None:
     with LlamaServer(str(gguf), slots=16, context=32768) as server:
         model = f"{server.url}?tokenizer=embedded"
         port = free_port()
-        env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "TTS_MODELS": model, "TTS_SCORERS": "arithmetic",
-               "TTS_SEARCH_SLOTS": str(args.slots)}
-        app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+            "TTS_MODELS": model,
+            "TTS_SCORERS": "arithmetic",
+            "TTS_SEARCH_SLOTS": str(args.slots),
+        }
+        app = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             url = f"http://127.0.0.1:{port}/"
             wait_http(url)
@@ -73,13 +102,19 @@ def main() -> None:
             app.terminate()
             app.wait()
     questions = {q for _, q in together}
-    print(f"llama-server: 16 slots, {gguf.name}; the page: TTS_SEARCH_SLOTS={args.slots}; {len(problems)} clients, "
-          f"beam search N={args.n}, M=2, 6 steps")
+    print(
+        f"llama-server: 16 slots, {gguf.name}; the page: TTS_SEARCH_SLOTS={args.slots}; {len(problems)} clients, "
+        f"beam search N={args.n}, M=2, 6 steps"
+    )
     print(f"one client at a time : {sum(alone)} tokens in {alone_s:.1f} s = {sum(alone) / alone_s:.1f} tok/s")
-    print(f"{len(clients)} clients at once   : {sum(t for t, _ in together)} tokens in {together_s:.1f} s = "
-          f"{sum(t for t, _ in together) / together_s:.1f} tok/s "
-          f"({sum(t for t, _ in together) / together_s / (sum(alone) / alone_s):.2f}x)")
-    print(f"every run completed: yes; every client got its own tree: {'yes' if len(questions) == len(problems) else 'NO'}")
+    print(
+        f"{len(clients)} clients at once   : {sum(t for t, _ in together)} tokens in {together_s:.1f} s = "
+        f"{sum(t for t, _ in together) / together_s:.1f} tok/s "
+        f"({sum(t for t, _ in together) / together_s / (sum(alone) / alone_s):.2f}x)"
+    )
+    print(
+        f"every run completed: yes; every client got its own tree: {'yes' if len(questions) == len(problems) else 'NO'}"
+    )
     print(json.dumps({"alone_tok_s": sum(alone) / alone_s, "together_tok_s": sum(t for t, _ in together) / together_s}))
 
 

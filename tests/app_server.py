@@ -1,4 +1,5 @@
 """Launch the real app on a free loopback port for tests (gradio_client and the browser)."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager

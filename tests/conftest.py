@@ -3,10 +3,10 @@
 pytest puts this folder on sys.path (rootdir conftest, no package), so the tests import
 their helpers (fakes, tiny_models) directly; the project itself is installed (pip install -e .).
 """
+
 from pathlib import Path
 
 import pytest
-
 from tiny_models import build_llama
 
 
@@ -31,9 +31,12 @@ def tiny_policy(tiny_model_dir):
 def app_url(tiny_model_dir):
     """The app on loopback, offering the embedded model (default) and the tiny test model."""
     from app_server import running_app
+
     from tts_explorer.ui.settings import Settings
 
-    settings = Settings(models=("embedded", str(tiny_model_dir)),
-                        scorers=("arithmetic", "confidence", "judge", "mc-rollout", "mc-rollout-oracle"))
+    settings = Settings(
+        models=("embedded", str(tiny_model_dir)),
+        scorers=("arithmetic", "confidence", "judge", "mc-rollout", "mc-rollout-oracle"),
+    )
     with running_app(settings) as url:
         yield url

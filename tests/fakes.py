@@ -6,6 +6,7 @@ A completion ends the three ways a real one can: on the step separator (a step, 
 answer followed by "\n\n"), on end-of-sequence (an answer), or at the token limit (a step
 cut mid-sentence, with length_prob).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,14 @@ class FakePolicy:
     name = "fake"
     n_params = 1000
 
-    def __init__(self, answer_prob: float = 0.3, answers=("7", "8", "9"), seed: int = 0, length_prob: float = 0.0,
-                 eos_share: float = 0.5):
+    def __init__(
+        self,
+        answer_prob: float = 0.3,
+        answers=("7", "8", "9"),
+        seed: int = 0,
+        length_prob: float = 0.0,
+        eos_share: float = 0.5,
+    ):
         self.answer_prob, self.answers, self.length_prob, self.eos_share = answer_prob, answers, length_prob, eos_share
         self.rng = random.Random(seed)
         self.meter = ComputeMeter()
@@ -33,8 +40,19 @@ class FakePolicy:
     def chat_prompt(self, messages, continue_final=False):
         return "Q: " + messages[-1]["content"] + "\nA: "
 
-    def generate(self, prompts, n, max_tokens, temperature, stop="\n\n", top_p=1.0, keep_state=True,
-                 should_stop=None, meter=None, role="policy"):
+    def generate(
+        self,
+        prompts,
+        n,
+        max_tokens,
+        temperature,
+        stop="\n\n",
+        top_p=1.0,
+        keep_state=True,
+        should_stop=None,
+        meter=None,
+        role="policy",
+    ):
         self.calls.append((list(prompts), list(n)))
         meter = meter or self.meter
         out = []
@@ -44,6 +62,7 @@ class FakePolicy:
             for _ in range(k):
                 if should_stop is not None and should_stop():
                     from tts_explorer.policy.base import StopRequested
+
                     raise StopRequested()
                 draw = self.rng.random()
                 if stop is None or draw < self.answer_prob:
@@ -67,8 +86,8 @@ class FakePolicy:
 
 class HashScorer(Scorer):
     """A deterministic score in [0, 1] from a hash of the path's text."""
+
     name = "hash"
 
     def score_last(self, paths):
-        return [int(hashlib.sha256("|".join(p.steps).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-                for p in paths]
+        return [int(hashlib.sha256("|".join(p.steps).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF for p in paths]

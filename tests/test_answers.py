@@ -1,4 +1,5 @@
 """Answers: what the reader takes for an answer, and equality in bounded time whatever the text."""
+
 import threading
 import time
 
@@ -10,26 +11,29 @@ from tts_explorer.selection import apply_selection
 from tts_explorer.tree import SearchTree
 
 
-@pytest.mark.parametrize("text, answer", [
-    ("so 3 + 4 = 7. The answer is 7.", "7"),
-    ("The answer is $1,200.", "1200"),
-    ("we get \\boxed{\\frac{1}{2}} in the end", "\\frac{1}{2}"),
-    ("\\boxed{3} then \\boxed{x^{2}}", "x^{2}"),
-    ("The final answer is: 42 apples", "42"),
-    ("The answer is x+1.", "x+1"),
-    ("The answer is 3 + 4 = 7 apples in all.", "7"),
-    ("The answer is 19 pens.", "19"),
-    ("The answer is 3.5 hours.", "3.5"),
-    ("The answer is **-4**.", "-4"),
-    ("Answer: 25%", "25"),
-    ("To find the answer is to add them up.", None),
-    ("The answer is 12 minus the 5 she ate", None),  # a calculation in words, not a value
-    ("the answer is not 5 yet", None),
-    ("The answer is 12 - 5", None),
-    ("The answer is the number of apples she has left.", None),
-    ("\\boxed{}", None),
-    ("no answer here", None),
-])
+@pytest.mark.parametrize(
+    "text, answer",
+    [
+        ("so 3 + 4 = 7. The answer is 7.", "7"),
+        ("The answer is $1,200.", "1200"),
+        ("we get \\boxed{\\frac{1}{2}} in the end", "\\frac{1}{2}"),
+        ("\\boxed{3} then \\boxed{x^{2}}", "x^{2}"),
+        ("The final answer is: 42 apples", "42"),
+        ("The answer is x+1.", "x+1"),
+        ("The answer is 3 + 4 = 7 apples in all.", "7"),
+        ("The answer is 19 pens.", "19"),
+        ("The answer is 3.5 hours.", "3.5"),
+        ("The answer is **-4**.", "-4"),
+        ("Answer: 25%", "25"),
+        ("To find the answer is to add them up.", None),
+        ("The answer is 12 minus the 5 she ate", None),  # a calculation in words, not a value
+        ("the answer is not 5 yet", None),
+        ("The answer is 12 - 5", None),
+        ("The answer is the number of apples she has left.", None),
+        ("\\boxed{}", None),
+        ("no answer here", None),
+    ],
+)
 def test_extract_answer(text, answer):
     assert extract_answer(text) == answer
 
@@ -40,12 +44,24 @@ def test_a_cut_text_is_not_trusted_at_its_end():
     assert extract_answer("The answer is \\boxed{15", complete=False) is None
 
 
-@pytest.mark.parametrize("a, b, same", [
-    ("0.5", "\\frac{1}{2}", True), ("5.00", "5", True), ("1,000", "1000", True), ("$18", "18", True),
-    ("\\dfrac{2}{4}", "0.5", True), ("x+1", "1+x", True), ("\\sqrt{4}", "2", True), ("x = 5", "5", True),
-    ("\\{1,2\\}", "\\{2,1\\}", True), ("2\\pi", "6.283185307", True),
-    ("5", "6", False), ("x+1", "x+2", False), ("\\sqrt{2}", "1.4", False),
-])
+@pytest.mark.parametrize(
+    "a, b, same",
+    [
+        ("0.5", "\\frac{1}{2}", True),
+        ("5.00", "5", True),
+        ("1,000", "1000", True),
+        ("$18", "18", True),
+        ("\\dfrac{2}{4}", "0.5", True),
+        ("x+1", "1+x", True),
+        ("\\sqrt{4}", "2", True),
+        ("x = 5", "5", True),
+        ("\\{1,2\\}", "\\{2,1\\}", True),
+        ("2\\pi", "6.283185307", True),
+        ("5", "6", False),
+        ("x+1", "x+2", False),
+        ("\\sqrt{2}", "1.4", False),
+    ],
+)
 def test_equivalence(a, b, same):
     assert equivalent(a, b) is same
     assert equivalent(None, b) is False
@@ -119,8 +135,15 @@ def test_a_request_budget_bounds_the_total(monkeypatch):
 def test_selection_with_a_pathological_reference_finishes_and_notes_it():
     tree = SearchTree("What is 2 + 3?", reference="9^{9^{9}}")
     for answer in ("5", "5", "9^{9^{9}}", "1"):
-        tree.add(0, text=f"The answer is {answer}.", stop_reason="answer", answer=answer, status="finished",
-                 score=0.5, agg_score=0.5)
+        tree.add(
+            0,
+            text=f"The answer is {answer}.",
+            stop_reason="answer",
+            answer=answer,
+            status="finished",
+            score=0.5,
+            agg_score=0.5,
+        )
     started = time.monotonic()
     answer, _ = apply_selection(tree, "majority")
     assert time.monotonic() - started < 1.0

@@ -1,4 +1,5 @@
 """The web app through gradio_client against a launched server: streaming, stop, import."""
+
 import json
 import time
 
@@ -6,7 +7,6 @@ import pytest
 from gradio_client import Client, handle_file
 
 from tts_explorer.scorers.base import StepPath
-from tts_explorer.tree import SearchTree
 from tts_explorer.treefile import read_tree
 
 pytestmark = pytest.mark.slow
@@ -14,14 +14,36 @@ QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
 
 
 def run_args(model, strategy="beam", n=4, m=2, steps=3, question=QUESTION):
-    return dict(question=question, reference="8", strategy=strategy, n=n, m=m, temperature=0.8,
-                max_steps=steps, scorer="arithmetic", aggregation="last", selection="prm_vote", model=model)
+    return dict(
+        question=question,
+        reference="8",
+        strategy=strategy,
+        n=n,
+        m=m,
+        temperature=0.8,
+        max_steps=steps,
+        scorer="arithmetic",
+        aggregation="last",
+        selection="prm_vote",
+        model=model,
+    )
 
 
 def call_run(client, **kwargs):
     # positional, in the order of the Run button's inputs
-    order = ["question", "reference", "strategy", "n", "m", "temperature", "max_steps", "scorer",
-             "aggregation", "selection", "model"]
+    order = [
+        "question",
+        "reference",
+        "strategy",
+        "n",
+        "m",
+        "temperature",
+        "max_steps",
+        "scorer",
+        "aggregation",
+        "selection",
+        "model",
+    ]
     return client.submit(*[kwargs[k] for k in order], api_name="/run")
 
 
@@ -63,11 +85,14 @@ def test_stop_cancels_a_running_search(app_url):
     assert tree.meta["stopped"] and 1 < len(tree)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "not valid JSON"),
-    ('{"schema_version": 1, "question": "q", "nodes": [{"id": 3, "parent": 9, "depth": 1}]}', "cannot import"),
-    ("[]", "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"schema_version": 1, "question": "q", "nodes": [{"id": 3, "parent": 9, "depth": 1}]}', "cannot import"),
+        ("[]", "must be a JSON object"),
+    ],
+)
 def test_bad_uploads_are_refused(app_url, tmp_path, content, message):
     bad = tmp_path / "bad.json"
     bad.write_text(content)
@@ -109,9 +134,8 @@ def test_prm_lab_scores_a_sample(app_url):
 
 def test_prm_lab_draws_the_reliability_of_a_scorer_over_the_file(app_url):
     from tts_explorer.diagnose import reliability
-    from tts_explorer.processbench import read_samples
+    from tts_explorer.processbench import read_samples, step_labels
     from tts_explorer.scorers import ScorerEnv, make_scorer
-    from tts_explorer.processbench import step_labels
     from tts_explorer.ui.prm_lab import example_file
 
     client = Client(app_url, verbose=False)
@@ -119,7 +143,8 @@ def test_prm_lab_draws_the_reliability_of_a_scorer_over_the_file(app_url):
     status, fig = client.predict("arithmetic", api_name="/lab_reliability")
     samples, _ = read_samples(example_file())
     scores = make_scorer("arithmetic", ScorerEnv()).score_steps(
-        [StepPath(s.problem, "", tuple(s.steps)) for s in samples])
+        [StepPath(s.problem, "", tuple(s.steps)) for s in samples]
+    )
     expected = reliability([v for row in scores for v in row], [y for s in samples for y in step_labels(s)])
     assert f"ECE {expected['ece']:.3f}" in status and f"({expected['steps']} steps)" in status
     data = json.loads(fig)["data"]

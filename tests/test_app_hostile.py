@@ -1,6 +1,7 @@
 """The page as a hostile visitor meets it, through its API (gradio_client): no request
 freezes it, grows it without bound or leaks another visitor's tree; bad input gets one line
 and changes nothing; Stop works queued, running and idle."""
+
 import json
 import re
 import threading
@@ -15,13 +16,35 @@ from tts_explorer.treefile import read_tree
 
 pytestmark = pytest.mark.slow
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
-ORDER = ["question", "reference", "strategy", "n", "m", "temperature", "max_steps", "scorer", "aggregation",
-         "selection", "model"]
+ORDER = [
+    "question",
+    "reference",
+    "strategy",
+    "n",
+    "m",
+    "temperature",
+    "max_steps",
+    "scorer",
+    "aggregation",
+    "selection",
+    "model",
+]
 
 
 def submit(client, **overrides):
-    fields = dict(question=QUESTION, reference="8", strategy="beam", n=4, m=2, temperature=0.8, max_steps=2,
-                  scorer="arithmetic", aggregation="min", selection="prm_vote", model="embedded")
+    fields = dict(
+        question=QUESTION,
+        reference="8",
+        strategy="beam",
+        n=4,
+        m=2,
+        temperature=0.8,
+        max_steps=2,
+        scorer="arithmetic",
+        aggregation="min",
+        selection="prm_vote",
+        model="embedded",
+    )
     fields.update(overrides)
     return client.submit(*[fields[k] for k in ORDER], api_name="/run")
 
@@ -70,8 +93,15 @@ def write(tmp_path, name, tree: SearchTree) -> str:
 def answers_tree(answers, reference="1") -> SearchTree:
     tree = SearchTree("What is 2 + 3?", reference=reference, meta={"config": {"max_steps": 2}})
     for answer in answers:
-        tree.add(0, text=f"The answer is {answer}.", stop_reason="answer", answer=answer, status="finished",
-                 score=0.5, agg_score=0.5)
+        tree.add(
+            0,
+            text=f"The answer is {answer}.",
+            stop_reason="answer",
+            answer=answer,
+            status="finished",
+            score=0.5,
+            agg_score=0.5,
+        )
     return tree
 
 
@@ -101,13 +131,16 @@ def test_pathological_and_many_symbolic_answers_import_in_bounded_time(app_url, 
     assert ping.worst < 2.0
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda t: [setattr(t.nodes[1], "parent", 2), setattr(t.nodes[2], "parent", 1)], "cycle"),
-    (lambda t: setattr(t.nodes[1], "text", 5), "text: Input should be a valid string"),
-    (lambda t: setattr(t.nodes[1], "score", "abc"), "score: Input should be a valid number"),
-    (lambda t: setattr(t.nodes[1], "depth", "abc"), "depth: Input should be a valid integer"),
-    (lambda t: setattr(t, "meta", [1]), "meta: Input should be a valid dictionary"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: [setattr(t.nodes[1], "parent", 2), setattr(t.nodes[2], "parent", 1)], "cycle"),
+        (lambda t: setattr(t.nodes[1], "text", 5), "text: Input should be a valid string"),
+        (lambda t: setattr(t.nodes[1], "score", "abc"), "score: Input should be a valid number"),
+        (lambda t: setattr(t.nodes[1], "depth", "abc"), "depth: Input should be a valid integer"),
+        (lambda t: setattr(t, "meta", [1]), "meta: Input should be a valid dictionary"),
+    ],
+)
 def test_a_bad_import_is_one_line_and_keeps_the_session(app_url, tmp_path, change, message):
     client = Client(app_url, verbose=False)
     good = answers_tree(["5", "6", "7"], reference="5")
@@ -116,8 +149,17 @@ def test_a_bad_import_is_one_line_and_keeps_the_session(app_url, tmp_path, chang
     bad = answers_tree(["5", "6", "7"], reference="5")
     change(bad)
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"schema_version": 2, "question": bad.question, "reference": bad.reference,
-                                "meta": bad.meta, "nodes": [vars(n) for n in bad.nodes.values()]}))
+    path.write_text(
+        json.dumps(
+            {
+                "schema_version": 2,
+                "question": bad.question,
+                "reference": bad.reference,
+                "meta": bad.meta,
+                "nodes": [vars(n) for n in bad.nodes.values()],
+            }
+        )
+    )
     result = client.predict(handle_file(str(path)), api_name="/import_tree")
     assert result[1].startswith("⚠ cannot import this tree") and message in result[1] and "\n" not in result[1]
     assert json.loads(client.predict(1, api_name="/replay")) == before  # the session still holds the good tree
@@ -135,12 +177,24 @@ def test_a_deeply_nested_upload_is_refused(app_url, tmp_path):
 def raw_run(url, **overrides) -> list[tuple[str, object]]:
     """POST /run as raw JSON (NaN, Infinity and lone surrogates included, which gradio_client
     refuses to send) and read the streamed events: [(event, data)]."""
-    fields = dict(question=QUESTION, reference="8", strategy="beam", n=4, m=2, temperature=0.8, max_steps=2,
-                  scorer="arithmetic", aggregation="min", selection="prm_vote", model="embedded")
+    fields = dict(
+        question=QUESTION,
+        reference="8",
+        strategy="beam",
+        n=4,
+        m=2,
+        temperature=0.8,
+        max_steps=2,
+        scorer="arithmetic",
+        aggregation="min",
+        selection="prm_vote",
+        model="embedded",
+    )
     fields.update(overrides)
     body = json.dumps({"data": [fields[k] for k in ORDER]}).encode()  # allow_nan: NaN, Infinity literals
-    request = urllib.request.Request(url + "gradio_api/call/run", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url + "gradio_api/call/run", data=body, headers={"Content-Type": "application/json"}
+    )
     event_id = json.load(urllib.request.urlopen(request, timeout=30))["event_id"]
     stream = urllib.request.urlopen(url + f"gradio_api/call/run/{event_id}", timeout=120).read().decode()
     events = []
@@ -150,19 +204,33 @@ def raw_run(url, **overrides) -> list[tuple[str, object]]:
     return events
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("n", float("nan"), "N must be a whole number, got nan"),
-    ("n", float("inf"), "Value inf is greater than maximum value 64"),  # the slider's own check
-    ("n", 1.5, "N must be a whole number, got 1.5"),
-    ("m", float("nan"), "beam width M must be a whole number"),
-    ("max_steps", 2.5, "max steps must be a whole number"),
-    ("temperature", float("nan"), "temperature must be a number"),
-    ("temperature", float("-inf"), "Value -inf is less than minimum value 0"),
-    ("question", "What is 2\ud800 + 2?", "the problem is not valid Unicode text"),
-    ("question", "x" * 5000, "the cap is 4000"),
-    ("reference", "9" * 500, "the reference answer is 500 characters long"),
-], ids=["n-nan", "n-inf", "n-1.5", "m-nan", "steps-2.5", "temperature-nan", "temperature-inf", "surrogate",
-        "long-problem", "long-reference"])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("n", float("nan"), "N must be a whole number, got nan"),
+        ("n", float("inf"), "Value inf is greater than maximum value 64"),  # the slider's own check
+        ("n", 1.5, "N must be a whole number, got 1.5"),
+        ("m", float("nan"), "beam width M must be a whole number"),
+        ("max_steps", 2.5, "max steps must be a whole number"),
+        ("temperature", float("nan"), "temperature must be a number"),
+        ("temperature", float("-inf"), "Value -inf is less than minimum value 0"),
+        ("question", "What is 2\ud800 + 2?", "the problem is not valid Unicode text"),
+        ("question", "x" * 5000, "the cap is 4000"),
+        ("reference", "9" * 500, "the reference answer is 500 characters long"),
+    ],
+    ids=[
+        "n-nan",
+        "n-inf",
+        "n-1.5",
+        "m-nan",
+        "steps-2.5",
+        "temperature-nan",
+        "temperature-inf",
+        "surrogate",
+        "long-problem",
+        "long-reference",
+    ],
+)
 def test_bad_numbers_and_text_get_one_line(app_url, tiny_model_dir, field, value, message):
     events = raw_run(app_url, **{field: value, "model": str(tiny_model_dir)})
     kind, data = events[-1]

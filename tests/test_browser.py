@@ -4,6 +4,7 @@ Runs the default example on the embedded model, watches nodes appear while the s
 runs, clicks a node and reads the side panel, and checks that HTML in a step is shown as
 text. Screenshots go to artifacts/.
 """
+
 import html
 from pathlib import Path
 
@@ -28,8 +29,10 @@ POINT_OF_NODE = """(id) => {
   }
   return null;
 }"""
-STEP_IDS = "(() => { const t = document.querySelector('.tts-tree')._fullData.find(t => t.name.startsWith('steps'));" \
-           " return t ? t.customdata : []; })()"
+STEP_IDS = (
+    "(() => { const t = document.querySelector('.tts-tree')._fullData.find(t => t.name.startsWith('steps'));"
+    " return t ? t.customdata : []; })()"
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +69,9 @@ def import_tree(page, path) -> None:
 
 def test_default_example_grows_live_and_nodes_open_their_path(page):
     page.click("#run")
-    page.wait_for_function(f"{NODE_COUNT} > 1 && document.querySelector('#status').innerText.includes('Running')",
-                           timeout=180000)
+    page.wait_for_function(
+        f"{NODE_COUNT} > 1 && document.querySelector('#status').innerText.includes('Running')", timeout=180000
+    )
     live_nodes = page.evaluate(NODE_COUNT)
     page.screenshot(path=str(ARTIFACTS / "browser-running.png"))
     # a visitor zooms in while the search runs: the zoom survives the next updates
@@ -92,10 +96,24 @@ def test_html_in_steps_is_shown_as_text(page, tmp_path):
     from tts_explorer.tree import SearchTree
 
     tree = SearchTree("What is <b>2+2</b>?", reference="4", meta={"config": {"max_steps": 2}})
-    evil = tree.add(0, text="<script>window.__pwned = 1</script><img src=x onerror='window.__pwned=2'> 2 + 2 = 4",
-                    score=0.9, agg_score=0.9, status="finished", stop_reason="answer", answer="4")
-    quoted = tree.add(0, text='She said "four" & wrote 2 + 2 = 4 <i>twice</i>', score=0.2, agg_score=0.2,
-                      status="finished", stop_reason="answer", answer="<img src=x onerror='window.__pwned=3'>")
+    evil = tree.add(
+        0,
+        text="<script>window.__pwned = 1</script><img src=x onerror='window.__pwned=2'> 2 + 2 = 4",
+        score=0.9,
+        agg_score=0.9,
+        status="finished",
+        stop_reason="answer",
+        answer="4",
+    )
+    quoted = tree.add(
+        0,
+        text='She said "four" & wrote 2 + 2 = 4 <i>twice</i>',
+        score=0.2,
+        agg_score=0.2,
+        status="finished",
+        stop_reason="answer",
+        answer="<img src=x onerror='window.__pwned=3'>",
+    )
     upload = tmp_path / "evil-tree.json"
     upload.write_text(tree.to_json())
     import_tree(page, upload)
@@ -110,15 +128,18 @@ def test_html_in_steps_is_shown_as_text(page, tmp_path):
     point = page.evaluate(POINT_OF_NODE, quoted.id)
     page.mouse.move(0, 0)
     page.mouse.move(point["x"], point["y"])
-    page.wait_for_function(f"(document.querySelector('.hoverlayer .hovertext') || {{}}).textContent"
-                           f"?.startsWith('node {quoted.id} ')", timeout=10000)
+    page.wait_for_function(
+        f"(document.querySelector('.hoverlayer .hovertext') || {{}}).textContent?.startsWith('node {quoted.id} ')",
+        timeout=10000,
+    )
     hover = page.evaluate("document.querySelector('.hoverlayer .hovertext').textContent")
     assert 'She said "four" & wrote 2 + 2 = 4 <i>twice</i>' in hover and "&quot;" not in hover
     # re-scoring's summary puts the answers in Markdown: still text
     page.click("text=Re-score this tree")
     page.click("#rescore")
-    page.wait_for_function("document.querySelector('#rescore-summary').innerText.includes('Chosen answer')",
-                           timeout=30000)
+    page.wait_for_function(
+        "document.querySelector('#rescore-summary').innerText.includes('Chosen answer')", timeout=30000
+    )
     assert page.locator("#rescore-summary img").count() == 0
     assert page.evaluate("window.__pwned === undefined")
     page.screenshot(path=str(ARTIFACTS / "browser-escaped.png"))
@@ -148,24 +169,35 @@ def test_render_benchmark_draws_every_node(page):
 def test_an_edited_step_is_drawn_and_clickable(page, tmp_path):
     from tts_explorer.tree import SearchTree
 
-    tree = SearchTree("Sam has 4 boxes with 6 pens in each box. How many pens?", reference="24",
-                      meta={"config": {"max_steps": 3}, "scorer": "arithmetic"})
+    tree = SearchTree(
+        "Sam has 4 boxes with 6 pens in each box. How many pens?",
+        reference="24",
+        meta={"config": {"max_steps": 3}, "scorer": "arithmetic"},
+    )
     first = tree.add(0, text="Sam has 4 * 6 = 24 pens.", score=0.9, agg_score=0.9)
-    tree.add(first.id, text="The answer is 24.", score=0.8, agg_score=0.8, stop_reason="answer", answer="24",
-             status="finished")
+    tree.add(
+        first.id,
+        text="The answer is 24.",
+        score=0.8,
+        agg_score=0.8,
+        stop_reason="answer",
+        answer="24",
+        status="finished",
+    )
     upload = tmp_path / "to-edit.json"
     upload.write_text(tree.to_json())
     import_tree(page, upload)
     page.wait_for_function("document.querySelector('#status').innerText.startsWith('Imported')", timeout=30000)
     click_node(page, first.id)
-    page.wait_for_function("document.querySelector('#edit-text textarea').value.includes('4 * 6 = 24')",
-                           timeout=10000)
+    page.wait_for_function("document.querySelector('#edit-text textarea').value.includes('4 * 6 = 24')", timeout=10000)
     page.fill("#edit-text textarea", "Sam has 4 * 6 = 25 pens.")
     page.click("#edit-step")
     page.wait_for_function("document.querySelector('#status').innerText.startsWith('Node 3 added')", timeout=60000)
     assert "0.050" in page.inner_text("#edit-table")  # the wrong product, scored low beside the original 0.900
-    ringed = "(() => { const t = document.querySelector('.tts-tree')._fullData.find(" \
-             "t => t.name === 'written by a visitor'); return t ? t.customdata : []; })()"
+    ringed = (
+        "(() => { const t = document.querySelector('.tts-tree')._fullData.find("
+        "t => t.name === 'written by a visitor'); return t ? t.customdata : []; })()"
+    )
     page.wait_for_function(f"{ringed}.includes(3)", timeout=15000)
     hover = click_node(page, 3)
     assert "written by a visitor" in hover

@@ -1,4 +1,5 @@
 """The command line, run as a user runs it: error paths, and solve / eval on a tiny model."""
+
 import json
 import subprocess
 import sys
@@ -10,25 +11,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "tts_explorer", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tts_explorer", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["solve", ""], "the problem is empty"),
-    (["solve", "x" * 5000], "cap is 4000"),
-    (["solve", "q", "--strategy", "beam", "--n", "6", "--beam-width", "4"], "must be a multiple"),
-    (["solve", "q", "--strategy", "dvts", "--n", "4", "--beam-width", "8"], "larger than N"),
-    (["solve", "q", "--n", "1000"], "above the cap"),
-    (["solve", "q", "--step-tokens", "5000"], "capped"),
-    (["solve", "q", "--strategy", "astar"], "valid: greedy, majority, best_of_n, beam, dvts"),
-    (["solve", "q", "--scorer", "oracle"], "arithmetic, confidence, judge"),
-    (["solve", "q", "--aggregation", "max"], "valid: last, min, avg, prod"),
-    (["solve", "q", "--model", "/no/such/model.gguf"], "cannot read the GGUF"),
-    (["solve", "q", "--model", "/tmp"], "not a model directory"),
-    (["eval", "--data", "/no/such.jsonl"], "cannot read data file"),
-    (["eval", "--data", "assets/problems/easy.jsonl", "--budgets", "4,x"], "comma-separated integers"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["solve", ""], "the problem is empty"),
+        (["solve", "x" * 5000], "cap is 4000"),
+        (["solve", "q", "--strategy", "beam", "--n", "6", "--beam-width", "4"], "must be a multiple"),
+        (["solve", "q", "--strategy", "dvts", "--n", "4", "--beam-width", "8"], "larger than N"),
+        (["solve", "q", "--n", "1000"], "above the cap"),
+        (["solve", "q", "--step-tokens", "5000"], "capped"),
+        (["solve", "q", "--strategy", "astar"], "valid: greedy, majority, best_of_n, beam, dvts"),
+        (["solve", "q", "--scorer", "oracle"], "arithmetic, confidence, judge"),
+        (["solve", "q", "--aggregation", "max"], "valid: last, min, avg, prod"),
+        (["solve", "q", "--model", "/no/such/model.gguf"], "cannot read the GGUF"),
+        (["solve", "q", "--model", "/tmp"], "not a model directory"),
+        (["eval", "--data", "/no/such.jsonl"], "cannot read data file"),
+        (["eval", "--data", "assets/problems/easy.jsonl", "--budgets", "4,x"], "comma-separated integers"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, message):
     done = cli(*args)
     assert done.returncode == 2, done.stderr
@@ -39,9 +44,28 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 
 def test_solve_prints_the_tree_and_writes_json(tiny_model_dir, tmp_path):
     out = tmp_path / "tree.json"
-    done = cli("solve", "Tom has 3 apples and buys 5 more.", "--model", str(tiny_model_dir), "--strategy",
-               "beam", "--n", "4", "--beam-width", "2", "--max-steps", "3", "--step-tokens", "8",
-               "--final-tokens", "8", "--answer", "8", "--out", str(out))
+    done = cli(
+        "solve",
+        "Tom has 3 apples and buys 5 more.",
+        "--model",
+        str(tiny_model_dir),
+        "--strategy",
+        "beam",
+        "--n",
+        "4",
+        "--beam-width",
+        "2",
+        "--max-steps",
+        "3",
+        "--step-tokens",
+        "8",
+        "--final-tokens",
+        "8",
+        "--answer",
+        "8",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     assert "answer:" in done.stdout and "compute: generated" in done.stdout
     tree = json.loads(out.read_text())
@@ -50,16 +74,38 @@ def test_solve_prints_the_tree_and_writes_json(tiny_model_dir, tmp_path):
 
 def test_eval_skips_bad_rows(tiny_model_dir, tmp_path):
     data = tmp_path / "mixed.jsonl"
-    data.write_text("\n".join([
-        json.dumps({"question": "What is 2 + 2?", "answer": "Two and two.\n#### 4"}),
-        "{broken json",
-        json.dumps({"problem": "What is 3 * 3?", "answer": "9"}),
-        json.dumps({"question": 5}),
-    ]))
+    data.write_text(
+        "\n".join(
+            [
+                json.dumps({"question": "What is 2 + 2?", "answer": "Two and two.\n#### 4"}),
+                "{broken json",
+                json.dumps({"problem": "What is 3 * 3?", "answer": "9"}),
+                json.dumps({"question": 5}),
+            ]
+        )
+    )
     out = tmp_path / "results.jsonl"
-    done = cli("eval", "--data", str(data), "--strategies", "greedy,beam", "--budgets", "2,4", "--model",
-               str(tiny_model_dir), "--beam-width", "2", "--max-steps", "2", "--step-tokens", "6",
-               "--final-tokens", "6", "--out", str(out))
+    done = cli(
+        "eval",
+        "--data",
+        str(data),
+        "--strategies",
+        "greedy,beam",
+        "--budgets",
+        "2,4",
+        "--model",
+        str(tiny_model_dir),
+        "--beam-width",
+        "2",
+        "--max-steps",
+        "2",
+        "--step-tokens",
+        "6",
+        "--final-tokens",
+        "6",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     assert "mixed.jsonl:2: not valid JSON" in done.stderr and "mixed.jsonl:4: needs" in done.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -74,14 +120,36 @@ def test_solve_with_a_learned_prm(tmp_path, tiny_model_dir):
 
     prm = build_prm(tmp_path / "prm", "qwen-prm")
     out = tmp_path / "tree.json"
-    done = cli("solve", "What is 2 + 3?", "--model", str(tiny_model_dir), "--strategy", "beam", "--n", "4",
-               "--beam-width", "2", "--max-steps", "2", "--step-tokens", "6", "--final-tokens", "6",
-               "--scorer", "qwen-prm", "--scorer-model", str(prm), "--out", str(out))
+    done = cli(
+        "solve",
+        "What is 2 + 3?",
+        "--model",
+        str(tiny_model_dir),
+        "--strategy",
+        "beam",
+        "--n",
+        "4",
+        "--beam-width",
+        "2",
+        "--max-steps",
+        "2",
+        "--step-tokens",
+        "6",
+        "--final-tokens",
+        "6",
+        "--scorer",
+        "qwen-prm",
+        "--scorer-model",
+        str(prm),
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     nodes = json.loads(out.read_text())["nodes"][1:]
     assert nodes and all(abs(n["score"] - SCORE_AT_TAG) < 1e-3 for n in nodes)
-    bad = cli("solve", "What is 2 + 3?", "--model", str(tiny_model_dir), "--scorer", "arithmetic",
-              "--scorer-model", str(prm))
+    bad = cli(
+        "solve", "What is 2 + 3?", "--model", str(tiny_model_dir), "--scorer", "arithmetic", "--scorer-model", str(prm)
+    )
     assert bad.returncode == 2 and "does not take these options" in bad.stderr
 
 
@@ -97,14 +165,29 @@ def test_prm_data_and_prm_eval(tmp_path):
 
 
 def test_bench_prints_engine_and_naive_rows(tiny_model_dir):
-    done = cli("bench", "--model", str(tiny_model_dir), "--limit", "1", "--strategies", "beam,best_of_n",
-               "--budgets", "4", "--beam-width", "2", "--max-steps", "2", "--scorers", "arithmetic,confidence",
-               "--no-render")
+    done = cli(
+        "bench",
+        "--model",
+        str(tiny_model_dir),
+        "--limit",
+        "1",
+        "--strategies",
+        "beam,best_of_n",
+        "--budgets",
+        "4",
+        "--beam-width",
+        "2",
+        "--max-steps",
+        "2",
+        "--scorers",
+        "arithmetic,confidence",
+        "--no-render",
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    engine = [l for l in lines if l.split()[2:3] == ["engine"]]
-    naive = [l for l in lines if l.split()[2:3] == ["naive"]]
-    assert len(engine) == 2 and len(naive) == 2 and all(l.rstrip().endswith("x") for l in engine)
+    engine = [line for line in lines if line.split()[2:3] == ["engine"]]
+    naive = [line for line in lines if line.split()[2:3] == ["naive"]]
+    assert len(engine) == 2 and len(naive) == 2 and all(line.rstrip().endswith("x") for line in engine)
     assert "prefill ratio" in done.stdout and "peak resident memory" in done.stdout
     assert "llama.cpp: skipped (the model is not a GGUF file)" in done.stdout
     # the engine computes each token about once; the naive way re-encodes the path for every candidate

@@ -1,4 +1,5 @@
 """Re-scoring a finished tree and comparing ranks and answers (no model needed)."""
+
 from tts_explorer.rescore import reaggregate, rescore
 from tts_explorer.selection import apply_selection
 from tts_explorer.tree import SearchTree

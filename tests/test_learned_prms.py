@@ -1,8 +1,9 @@
 """Each learned-PRM format on a tiny model whose score at the right token is known (0.8)
 and is 0.5 anywhere else: exact scores, their count, and a shifted position caught."""
-import pytest
 
+import pytest
 from tiny_prms import FORMATS, SCORE_AT_TAG, build_prm
+
 from tts_explorer.errors import UserError
 from tts_explorer.scorers import ScorerEnv, StepPath, make_scorer
 from tts_explorer.scorers.learned import LEARNED_FORMATS

@@ -1,5 +1,6 @@
 """llama.cpp behind the policy protocol, on the embedded GGUF (runs where llama-cpp-python
 is installed: `bash scripts/install.sh --llama-cpp`; it is an optional extra)."""
+
 import pytest
 
 pytest.importorskip("llama_cpp")
@@ -50,7 +51,8 @@ def test_greedy_is_repeatable_and_choice_probs_are_normalised(llama):
 
 def test_a_beam_search_runs_on_llama_cpp(llama):
     config = SearchConfig(strategy="beam", n=4, beam_width=2, max_steps=3, step_tokens=48, final_tokens=64, seed=0)
-    tree = new_tree("Tom has 3 apples and buys 5 more. How many apples does he have?", config, "arithmetic", "8",
-                    llama.name)
+    tree = new_tree(
+        "Tom has 3 apples and buys 5 more. How many apples does he have?", config, "arithmetic", "8", llama.name
+    )
     run_to_end(tree, llama, config, "arithmetic")
     assert len(tree) > 4 and tree.meta["compute"]["generated_tokens"] > 0

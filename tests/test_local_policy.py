@@ -1,10 +1,11 @@
 """The local transformers backend on tiny real Llama models built by the tests."""
+
 import pytest
 
 from tts_explorer.errors import UserError
 from tts_explorer.policy.compute import ComputeMeter
-from tts_explorer.policy.local import TransformersPolicy
 from tts_explorer.policy.loading import load_policy
+from tts_explorer.policy.local import TransformersPolicy
 
 
 def _fresh(policy):
@@ -16,8 +17,7 @@ def _greedy_path(policy, root, steps, meter):
     """Greedy steps, each continuing the previous one's text, one prompt per call."""
     texts, prompt = [], root
     for _ in range(steps):
-        completion = policy.generate([prompt], [1], max_tokens=12, temperature=0.0, stop="\n\n",
-                                     meter=meter)[0][0]
+        completion = policy.generate([prompt], [1], max_tokens=12, temperature=0.0, stop="\n\n", meter=meter)[0][0]
         texts.append(completion.text)
         prompt += completion.text
     return texts
@@ -103,8 +103,8 @@ def test_engine_matches_plain_generate(fixture, request):
     root = engine.chat_prompt([{"role": "user", "content": "Tom has 3 apples and buys 5 more."}])
     prompt_engine = prompt_naive = root
     for _ in range(3):  # three steps of one path, each continuing the last
-        (a,), = engine.generate([prompt_engine], [1], max_tokens=10, temperature=0.0)
-        (b,), = naive.generate([prompt_naive], [1], max_tokens=10, temperature=0.0)
+        ((a,),) = engine.generate([prompt_engine], [1], max_tokens=10, temperature=0.0)
+        ((b,),) = naive.generate([prompt_naive], [1], max_tokens=10, temperature=0.0)
         assert (a.text, a.n_tokens, a.stop_reason) == (b.text, b.n_tokens, b.stop_reason)
         assert a.logprob_sum == pytest.approx(b.logprob_sum, abs=1e-3)
         prompt_engine, prompt_naive = prompt_engine + a.text, prompt_naive + b.text

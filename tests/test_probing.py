@@ -1,5 +1,6 @@
 """Questioning a PRM and teaching with it: edit a step and continue, strategies side by side,
 disagreements, colour scales, and the tree as one HTML file (API and headless chromium)."""
+
 import json
 import time
 from pathlib import Path
@@ -24,11 +25,19 @@ QUESTION = "Sam has 4 boxes with 6 pens in each box. He gives away 5 pens. How m
 def worked_tree() -> SearchTree:
     tree = SearchTree(QUESTION, reference="19", meta={"config": {"max_steps": 4, "aggregation": "min"}})
     a = tree.add(0, text="Sam has 4 * 6 = 24 pens.", score=0.9, agg_score=0.9)
-    tree.add(a.id, text="He has 24 - 5 = 19 pens left. The answer is 19.", score=0.8, agg_score=0.8,
-             stop_reason="answer", answer="19", status="finished")
+    tree.add(
+        a.id,
+        text="He has 24 - 5 = 19 pens left. The answer is 19.",
+        score=0.8,
+        agg_score=0.8,
+        stop_reason="answer",
+        answer="19",
+        status="finished",
+    )
     b = tree.add(0, text="Sam has 4 + 6 = 10 pens.", score=0.9, agg_score=0.9)
-    tree.add(b.id, text="The answer is 5.", score=0.95, agg_score=0.9, stop_reason="answer", answer="5",
-             status="finished")
+    tree.add(
+        b.id, text="The answer is 5.", score=0.95, agg_score=0.9, stop_reason="answer", answer="5", status="finished"
+    )
     apply_selection(tree, "prm_max")
     return tree
 
@@ -91,21 +100,49 @@ def test_relative_colours_rank_scores_within_the_tree_and_keep_the_raw_score_in_
 
 def test_compare_plans_vary_one_thing():
     assert plan(["beam", "dvts", "best_of_n"], ["arithmetic"], ["min"]) == [
-        ("beam", "arithmetic", "min"), ("dvts", "arithmetic", "min"), ("best_of_n", "arithmetic", "min")]
+        ("beam", "arithmetic", "min"),
+        ("dvts", "arithmetic", "min"),
+        ("best_of_n", "arithmetic", "min"),
+    ]
     assert plan(["beam"], ["arithmetic", "confidence"], ["min"])[1] == ("beam", "confidence", "min")
-    for bad in ((["beam", "dvts"], ["arithmetic", "confidence"], ["min"]), (["beam"], ["arithmetic"], ["min"]),
-                (["beam"] * 1 + ["dvts", "greedy", "majority", "best_of_n"], ["arithmetic"], ["min"])):
+    for bad in (
+        (["beam", "dvts"], ["arithmetic", "confidence"], ["min"]),
+        (["beam"], ["arithmetic"], ["min"]),
+        (["beam"] * 1 + ["dvts", "greedy", "majority", "best_of_n"], ["arithmetic"], ["min"]),
+    ):
         with pytest.raises(UserError):
             plan(*bad)
 
 
-ORDER = ["question", "reference", "strategy", "n", "m", "temperature", "max_steps", "scorer", "aggregation",
-         "selection", "model"]
+ORDER = [
+    "question",
+    "reference",
+    "strategy",
+    "n",
+    "m",
+    "temperature",
+    "max_steps",
+    "scorer",
+    "aggregation",
+    "selection",
+    "model",
+]
 
 
 def fields(model, **overrides):
-    values = dict(question=QUESTION, reference="19", strategy="beam", n=4, m=2, temperature=0.8, max_steps=4,
-                  scorer="arithmetic", aggregation="min", selection="prm_vote", model=model)
+    values = dict(
+        question=QUESTION,
+        reference="19",
+        strategy="beam",
+        n=4,
+        m=2,
+        temperature=0.8,
+        max_steps=4,
+        scorer="arithmetic",
+        aggregation="min",
+        selection="prm_vote",
+        model=model,
+    )
     values.update(overrides)
     return [values[k] for k in ORDER]
 
@@ -127,7 +164,8 @@ def test_edit_and_continue_through_the_api_leaves_other_sessions_alone(app_url, 
     tree = read_tree(open(final[-1]).read())
     first = tree.root.children[0]
     view, status, summary, table, selected, panel = mine.predict(
-        first, "Sam has 4 * 6 = 25 pens.", "arithmetic", "min", api_name="/edit_step")
+        first, "Sam has 4 * 6 = 25 pens.", "arithmetic", "min", api_name="/edit_step"
+    )
     assert status.startswith(f"Node {selected} added") and "Path score, original → edited" in summary
     assert table["data"][0][0] == first and table["data"][0][3] == "0.050"  # the wrong product scores low
     outputs = finish(mine.submit(selected, *fields(str(tiny_model_dir), max_steps=3), api_name="/continue_from"))
@@ -142,8 +180,20 @@ def test_edit_and_continue_through_the_api_leaves_other_sessions_alone(app_url, 
 @pytest.mark.slow
 def test_compare_draws_valid_trees_side_by_side(app_url, tiny_model_dir):
     client = Client(app_url, verbose=False)
-    job = client.submit(QUESTION, "19", ["best_of_n", "beam", "dvts"], ["arithmetic"], ["min"], 4, 2, 0.8, 3,
-                        "prm_vote", str(tiny_model_dir), api_name="/compare")
+    job = client.submit(
+        QUESTION,
+        "19",
+        ["best_of_n", "beam", "dvts"],
+        ["arithmetic"],
+        ["min"],
+        4,
+        2,
+        0.8,
+        3,
+        "prm_vote",
+        str(tiny_model_dir),
+        api_name="/compare",
+    )
     final = finish(job)[-1]
     status, figures, captions = final[0], final[1:5], final[5:9]
     assert status == "Done"
@@ -160,8 +210,12 @@ def test_the_html_export_works_offline_in_chromium(tmp_path):
     from tts_explorer.loopback import CHROMIUM_ARGS, chromium_path
 
     tree = worked_tree()
-    evil = tree.add(2, text="<script>window.__pwned = 1</script><img src=x onerror='window.__pwned=2'> more",
-                    score=0.5, agg_score=0.5)
+    evil = tree.add(
+        2,
+        text="<script>window.__pwned = 1</script><img src=x onerror='window.__pwned=2'> more",
+        score=0.5,
+        agg_score=0.5,
+    )
     page_file = tmp_path / "tree.html"
     page_file.write_text(tree_page(tree))
     assert "<script>window.__pwned" not in page_file.read_text()  # never raw in the page
@@ -171,11 +225,14 @@ def test_the_html_export_works_offline_in_chromium(tmp_path):
         page = context.new_page()
         page.goto(page_file.as_uri())
         page.wait_for_function("document.getElementById('tree')._fullData !== undefined", timeout=20000)
-        point = page.evaluate("""(id) => { const gd = document.getElementById('tree');
+        point = page.evaluate(
+            """(id) => { const gd = document.getElementById('tree');
             for (const t of gd._fullData) { const i = (t.customdata || []).indexOf(id);
               if (i < 0) continue; const box = gd.getBoundingClientRect();
               return {x: box.left + gd._fullLayout.xaxis._offset + gd._fullLayout.xaxis.l2p(t.x[i]),
-                      y: box.top + gd._fullLayout.yaxis._offset + gd._fullLayout.yaxis.l2p(t.y[i])}; } }""", evil.id)
+                      y: box.top + gd._fullLayout.yaxis._offset + gd._fullLayout.yaxis.l2p(t.y[i])}; } }""",
+            evil.id,
+        )
         page.mouse.move(point["x"], point["y"])  # plotly finds the point under the mouse on hover
         page.wait_for_timeout(300)
         page.mouse.click(point["x"], point["y"])

@@ -1,14 +1,23 @@
 """ProcessBench-style data building and metrics."""
-import json
 
 import pytest
 
 from tts_explorer.data import read_rows
-from tts_explorer.processbench import (Sample, build_samples, gsm8k_items, first_flagged, gold_steps, length_bias, metrics,
-                                       read_samples, score_samples, sweep, write_samples)
+from tts_explorer.processbench import (
+    Sample,
+    build_samples,
+    first_flagged,
+    gold_steps,
+    gsm8k_items,
+    length_bias,
+    metrics,
+    read_samples,
+    score_samples,
+    sweep,
+    write_samples,
+)
 from tts_explorer.scorers import ScorerEnv, make_scorer
 from tts_explorer.scorers.arithmetic import check_equations
-
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +43,9 @@ def test_built_labels_hold_by_construction(rows):
         k = sample.label
         assert sample.steps[:k] == gold[:k]  # everything before the first error is the gold solution
         if sample.kind == "dropped_step":
-            assert sample.steps == gold[:k] + gold[k + 1:]
+            assert sample.steps == gold[:k] + gold[k + 1 :]
         else:
-            assert sample.steps[k] != gold[k] and sample.steps[k + 1:] == gold[k + 1:]
+            assert sample.steps[k] != gold[k] and sample.steps[k + 1 :] == gold[k + 1 :]
             if sample.kind == "wrong_operation":  # the stated result no longer follows
                 assert check_equations(sample.steps[k])[1] >= 1
 
@@ -54,6 +63,7 @@ def test_metrics_and_sweep():
 
 def test_calibration_against_rollouts():
     from fakes import FakePolicy
+
     from tts_explorer.processbench import calibration
 
     samples = [Sample("p", ["a", "b", "The answer is 7."], -1, answer="7"), Sample("p", ["a"], 0, answer="8")]

@@ -1,9 +1,10 @@
 """The pure tree drawing: layout, colours, statuses, escaping, replay, size."""
+
 import json
 
-from tts_explorer.synthetic import synthetic_tree
 from tts_explorer.render import figure, layout_positions
 from tts_explorer.selection import apply_selection
+from tts_explorer.synthetic import synthetic_tree
 from tts_explorer.tree import SearchTree
 
 

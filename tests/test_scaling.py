@@ -1,10 +1,11 @@
 """The compute-optimal side: difficulty, intervals, the resumable grid with reused samples,
 the compute-optimal table, auto, plots, and a small model against a larger one."""
+
 import json
 
 import pytest
-
 from fakes import FakePolicy, HashScorer
+
 from tts_explorer.config import SearchConfig
 from tts_explorer.data import Problem
 from tts_explorer.scaling.grid import Grid, first_chains, read_rows, run_grid
@@ -25,14 +26,26 @@ def test_wilson_intervals_and_absolute_bins():
     assert wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
     assert wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
     assert wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
-    assert [difficulty_bin(p) for p in (1.0, 0.5, 0.49, 0.1, 0.099, 0.0, None)] == \
-        ["easy", "easy", "medium", "medium", "hard", "hard", None]
+    assert [difficulty_bin(p) for p in (1.0, 0.5, 0.49, 0.1, 0.099, 0.0, None)] == [
+        "easy",
+        "easy",
+        "medium",
+        "medium",
+        "hard",
+        "hard",
+        None,
+    ]
 
 
 def grid(**kw) -> Grid:
     base = SearchConfig(strategy="majority", n=1, beam_width=2, max_steps=4, seed=0)
-    return Grid(kw.pop("strategies", ["greedy", "majority", "best_of_n", "beam"]), kw.pop("budgets", [1, 4, 8]),
-                ["hash"], base, **kw)
+    return Grid(
+        kw.pop("strategies", ["greedy", "majority", "best_of_n", "beam"]),
+        kw.pop("budgets", [1, 4, 8]),
+        ["hash"],
+        base,
+        **kw,
+    )
 
 
 class CountingPolicy(FakePolicy):
@@ -45,9 +58,18 @@ def test_the_grid_reuses_chains_and_resumes(tmp_path):
     g = grid(difficulty_samples=4)
     rows = run_grid(["fake"], PROBLEMS, g, str(out), lambda m: policy, progress=False)
     assert len(rows) == len(PROBLEMS) * len(g.cells())
-    assert {(r["strategy"], r["n"]) for r in rows} == {("greedy", 1), ("majority", 1), ("majority", 4),
-                                                       ("majority", 8), ("best_of_n", 1), ("best_of_n", 4),
-                                                       ("best_of_n", 8), ("beam", 1), ("beam", 4), ("beam", 8)}
+    assert {(r["strategy"], r["n"]) for r in rows} == {
+        ("greedy", 1),
+        ("majority", 1),
+        ("majority", 4),
+        ("majority", 8),
+        ("best_of_n", 1),
+        ("best_of_n", 4),
+        ("best_of_n", 8),
+        ("beam", 1),
+        ("beam", 4),
+        ("beam", 8),
+    }
     assert all(r["bin"] == difficulty_bin(r["pass1"]) and r["difficulty_samples"] == 4 for r in rows)
     majority = {r["id"]: r for r in rows if r["strategy"] == "majority" and r["n"] == 8}
     smaller = {r["id"]: r for r in rows if r["strategy"] == "majority" and r["n"] == 1}
@@ -69,8 +91,7 @@ def test_a_subsample_votes_over_its_own_chains():
     run_to_end(tree, FakePolicy(answer_prob=0.4, seed=1), config, "-")
     sub = first_chains(tree, 3)
     assert sub.root.children == tree.root.children[:3]
-    assert {n.id for n in sub if n.id} == {n.id for c in tree.root.children[:3]
-                                           for n in tree.path(_leaf(tree, c))}
+    assert {n.id for n in sub if n.id} == {n.id for c in tree.root.children[:3] for n in tree.path(_leaf(tree, c))}
     answer, _ = apply_selection(sub, "majority")
     answers = [n.answer for n in sub.candidates() if n.answer]
     assert answer is None or answers.count(answer) == max(answers.count(a) for a in answers)
@@ -84,15 +105,42 @@ def _leaf(tree, node_id):
 
 def test_the_compute_optimal_table_and_auto(tmp_path):
     rows = [
-        {"model": "m", "id": "a", "strategy": "beam", "n": 4, "scorer": "hash", "correct": True, "bin": "hard",
-         "compute": {"total_flops": 10.0, "generated_tokens": 1, "scorer_tokens": 0}, "aggregation": "min",
-         "selection": "prm_max"},
-        {"model": "m", "id": "a", "strategy": "dvts", "n": 4, "scorer": "hash", "correct": False, "bin": "hard",
-         "compute": {"total_flops": 5.0, "generated_tokens": 1, "scorer_tokens": 0}, "aggregation": "min",
-         "selection": "prm_vote"},
-        {"model": "m", "id": "b", "strategy": "dvts", "n": 4, "scorer": "hash", "correct": True, "bin": "easy",
-         "compute": {"total_flops": 5.0, "generated_tokens": 1, "scorer_tokens": 0}, "aggregation": "last",
-         "selection": "prm_vote"},
+        {
+            "model": "m",
+            "id": "a",
+            "strategy": "beam",
+            "n": 4,
+            "scorer": "hash",
+            "correct": True,
+            "bin": "hard",
+            "compute": {"total_flops": 10.0, "generated_tokens": 1, "scorer_tokens": 0},
+            "aggregation": "min",
+            "selection": "prm_max",
+        },
+        {
+            "model": "m",
+            "id": "a",
+            "strategy": "dvts",
+            "n": 4,
+            "scorer": "hash",
+            "correct": False,
+            "bin": "hard",
+            "compute": {"total_flops": 5.0, "generated_tokens": 1, "scorer_tokens": 0},
+            "aggregation": "min",
+            "selection": "prm_vote",
+        },
+        {
+            "model": "m",
+            "id": "b",
+            "strategy": "dvts",
+            "n": 4,
+            "scorer": "hash",
+            "correct": True,
+            "bin": "easy",
+            "compute": {"total_flops": 5.0, "generated_tokens": 1, "scorer_tokens": 0},
+            "aggregation": "last",
+            "selection": "prm_vote",
+        },
     ]
     table = compute_optimal(rows)
     assert table["bins"]["hard"]["4"]["strategy"] == "beam" and table["bins"]["easy"]["4"]["strategy"] == "dvts"
@@ -114,11 +162,17 @@ def test_the_compute_optimal_table_and_auto(tmp_path):
 def test_the_difficulty_estimate_of_auto():
     from tts_explorer.strategies.auto import estimate_pass1
 
-    bins = {answers: difficulty_bin(estimate_pass1(list(answers), 4)[0])
-            for answers in (("1", "2", "3", "4"), ("1", "1", "2", None), ("1", "1", "1", "2"), ("5",) * 4,
-                            (None,) * 4)}
-    assert bins == {("1", "2", "3", "4"): "hard", ("1", "1", "2", None): "medium", ("1", "1", "1", "2"): "easy",
-                    ("5",) * 4: "easy", (None,) * 4: "hard"}
+    bins = {
+        answers: difficulty_bin(estimate_pass1(list(answers), 4)[0])
+        for answers in (("1", "2", "3", "4"), ("1", "1", "2", None), ("1", "1", "1", "2"), ("5",) * 4, (None,) * 4)
+    }
+    assert bins == {
+        ("1", "2", "3", "4"): "hard",
+        ("1", "1", "2", None): "medium",
+        ("1", "1", "1", "2"): "easy",
+        ("5",) * 4: "easy",
+        (None,) * 4: "hard",
+    }
     assert estimate_pass1(["7"], 1) == (1.0, 1) and estimate_pass1([None], 1) == (0.0, 0)
 
 
@@ -133,21 +187,51 @@ def test_a_small_model_against_a_larger_one_and_the_plot(tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text("\n".join(json.dumps({"question": f"What is {i} + {i}?", "answer": str(2 * i)}) for i in range(3)))
     out = tmp_path / "results.jsonl"
-    done = subprocess.run([sys.executable, "-m", "tts_explorer", "eval", "--data", str(data), "--models",
-                           f"{small},{large}", "--strategies", "greedy,majority,best_of_n", "--budgets", "1,4",
-                           "--difficulty-samples", "4", "--max-steps", "2", "--step-tokens", "6", "--final-tokens", "6",
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tts_explorer",
+            "eval",
+            "--data",
+            str(data),
+            "--models",
+            f"{small},{large}",
+            "--strategies",
+            "greedy,majority,best_of_n",
+            "--budgets",
+            "1,4",
+            "--difficulty-samples",
+            "4",
+            "--max-steps",
+            "2",
+            "--step-tokens",
+            "6",
+            "--final-tokens",
+            "6",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = read_rows(out)
     assert {r["model"] for r in rows} == {small.name, large.name}
-    assert max(r["n_params"] for r in rows if r["model"] == small.name) < \
-        min(r["n_params"] for r in rows if r["model"] == large.name)
+    assert max(r["n_params"] for r in rows if r["model"] == small.name) < min(
+        r["n_params"] for r in rows if r["model"] == large.name
+    )
     assert f"{small.name} matches {large.name} greedy N=1" in done.stdout
     assert "FLOPs: 2 x parameters x tokens, policy and scorer both counted" in done.stdout
     assert "eval" in done.stderr and "it/s" in done.stderr or "s/it" in done.stderr  # a progress bar with its rate
     html_out, table = tmp_path / "fig.html", tmp_path / "table.json"
-    done = subprocess.run([sys.executable, "-m", "tts_explorer", "plot", str(out), "--out", str(html_out), "--table",
-                           str(table)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "tts_explorer", "plot", str(out), "--out", str(html_out), "--table", str(table)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     page = html_out.read_text()
     assert "Plotly.newPlot('fig0'" in page and "<script src=" not in page and len(page) > 1_000_000  # plotly inside

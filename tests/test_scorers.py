@@ -1,9 +1,10 @@
 """The offline scorers: arithmetic verifier, self-confidence, LLM judge, Monte-Carlo rollouts."""
+
 import math
 
 import pytest
-
 from fakes import FakePolicy
+
 from tts_explorer.errors import UserError
 from tts_explorer.policy.loading import load_policy
 from tts_explorer.scorers import SCORERS, ScorerEnv, StepPath, make_scorer
@@ -14,26 +15,34 @@ def path(*steps, logprobs=None, ended=False):
     return StepPath("Q?", "prompt: ", tuple(steps), tuple(logprobs or [None] * len(steps)), ended)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Sam has 4 * 6 = 24 pens.", (1, 0)),
-    ("he has 24 - 5 = 18 pens", (0, 1)),
-    ("costs $12 x 2 = $24.", (1, 0)),
-    ("It is 1,200 / 4 = 300.", (1, 0)),
-    ("50% of 40 = 20", (1, 0)),
-    ("2 × 2 = 4 and 10/4=2.5.", (2, 0)),
-    ("so 3x = 9, no arithmetic to check", (0, 0)),
-    ("10 / 3 = 3.33", (1, 0)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Sam has 4 * 6 = 24 pens.", (1, 0)),
+        ("he has 24 - 5 = 18 pens", (0, 1)),
+        ("costs $12 x 2 = $24.", (1, 0)),
+        ("It is 1,200 / 4 = 300.", (1, 0)),
+        ("50% of 40 = 20", (1, 0)),
+        ("2 × 2 = 4 and 10/4=2.5.", (2, 0)),
+        ("so 3x = 9, no arithmetic to check", (0, 0)),
+        ("10 / 3 = 3.33", (1, 0)),
+    ],
+)
 def test_check_equations(text, expected):
     assert check_equations(text)[:2] == expected
 
 
 def test_arithmetic_scores():
     scorer = make_scorer("arithmetic", ScorerEnv())
-    got = scorer.score_last([
-        path("4 * 6 = 24."), path("4 * 6 = 25."), path("Let us think."),
-        path("4 * 6 = 24.", "The answer is 24."), path("4 * 6 = 24.", "The answer is 30."),
-    ])
+    got = scorer.score_last(
+        [
+            path("4 * 6 = 24."),
+            path("4 * 6 = 25."),
+            path("Let us think."),
+            path("4 * 6 = 24.", "The answer is 24."),
+            path("4 * 6 = 24.", "The answer is 30."),
+        ]
+    )
     assert got == [0.9, 0.05, 0.5, 0.8, 0.4]
     assert scorer.score_steps([path("4 * 6 = 24.", "24 - 5 = 18.")]) == [[0.9, 0.05]]
 

@@ -1,5 +1,6 @@
 """The policy on a real OpenAI-compatible server: llama.cpp's llama-server on the embedded GGUF,
 started on a free loopback port (built from the llama-cpp-python sdist by the install step)."""
+
 import socket
 import threading
 import time
@@ -48,8 +49,9 @@ def test_the_server_is_found_and_renders_prompts_like_the_engine(policy, server)
 def test_n_choices_stop_strings_eos_and_usage(policy):
     prompt = policy.chat_prompt([{"role": "user", "content": QUESTION}])
     meter = policy.meter.__class__()
-    groups = policy.generate([prompt, prompt + "Tom has 3 + 5 = 8 apples.\n\n"], [4, 2], max_tokens=40,
-                             temperature=0.8, meter=meter)
+    groups = policy.generate(
+        [prompt, prompt + "Tom has 3 + 5 = 8 apples.\n\n"], [4, 2], max_tokens=40, temperature=0.8, meter=meter
+    )
     assert [len(g) for g in groups] == [4, 2]  # every n choice returned
     for completion in (c for g in groups for c in g):
         assert completion.n_tokens > 0 and completion.logprob_sum < 0
@@ -58,8 +60,14 @@ def test_n_choices_stop_strings_eos_and_usage(policy):
             assert completion.text.endswith("\n\n")  # the separator is kept
         else:
             assert "\n\n" not in completion.text
-    ended = policy.generate([prompt + "Tom has 3 + 5 = 8 apples.\n\nThe answer is 8."], [1], max_tokens=40,
-                            temperature=0.0, stop="\n\n", meter=meter)[0][0]
+    ended = policy.generate(
+        [prompt + "Tom has 3 + 5 = 8 apples.\n\nThe answer is 8."],
+        [1],
+        max_tokens=40,
+        temperature=0.0,
+        stop="\n\n",
+        meter=meter,
+    )[0][0]
     assert ended.stop_reason in ("eos", "stop")
     assert meter.generated_tokens > 0 and meter.prefill_tokens > 0
     many = policy.generate([prompt], [20], max_tokens=4, temperature=0.8, meter=meter)[0]
@@ -131,9 +139,22 @@ def test_a_server_that_dies_mid_search_is_one_clear_error(tmp_path):
         apply_selection(tree, "majority")
 
 
-@pytest.mark.parametrize("setting", ["max_n=abc", "max_n=0", "max_n=1.5", "max_n=nan", "timeout=abc",
-                                     "timeout=nan", "timeout=-1", "timeout=inf", "params=inf", "params=-5",
-                                     "params=<b>x</b>"])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "max_n=abc",
+        "max_n=0",
+        "max_n=1.5",
+        "max_n=nan",
+        "timeout=abc",
+        "timeout=nan",
+        "timeout=-1",
+        "timeout=inf",
+        "params=inf",
+        "params=-5",
+        "params=<b>x</b>",
+    ],
+)
 def test_bad_settings_in_the_server_url_are_one_clear_line(setting):
     name = setting.split("=")[0]
     with pytest.raises(UserError, match=f"the server URL's {name} must be"):  # refused before any request

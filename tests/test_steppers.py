@@ -1,20 +1,28 @@
 """The lean Llama-family step and the generic transformers step compute the same logits as
 the model's own forward, with a shared prefix, rows of different lengths and left padding."""
+
 import pytest
 import torch
+from tiny_models import build_tokenizer
 
 from tts_explorer.policy.kv import empty_state
 from tts_explorer.policy.local import TransformersPolicy
 from tts_explorer.policy.steppers import HFStep, LlamaStep, make_step
-from tiny_models import build_tokenizer
 
 
 def _tiny(kind: str):
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(0)
-    common = dict(vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, initializer_range=0.2)
+    common = dict(
+        vocab_size=97,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.2,
+    )
     if kind == "llama":
         model = LlamaForCausalLM(LlamaConfig(**common, attention_bias=True, mlp_bias=True))
     elif kind == "qwen2":

@@ -1,14 +1,17 @@
 """Strategy invariants on a scripted policy and a hash scorer."""
+
+import math
 from collections import Counter
 
 import pytest
-
 from fakes import FakePolicy, HashScorer
+
 from tts_explorer.config import SearchConfig
 from tts_explorer.events import Done, NodesAdded, NodesPruned, NodesScored
 from tts_explorer.scorers import SCORERS
 from tts_explorer.search import RunLimits, new_tree, search
-from tts_explorer.selection import aggregate
+from tts_explorer.selection import AGGREGATIONS
+from tts_explorer.strategies import STRATEGIES
 from tts_explorer.strategies.base import _classify
 from tts_explorer.strategies.beam import split_budget
 from tts_explorer.tree import SearchTree
@@ -22,8 +25,9 @@ def hash_scorer(monkeypatch):
 
 
 def run(strategy, n=8, m=4, steps=5, selection="prm_vote", aggregation="last", seed=0, policy=None, **kw):
-    config = SearchConfig(strategy=strategy, n=n, beam_width=m, max_steps=steps, selection=selection,
-                          aggregation=aggregation, seed=seed)
+    config = SearchConfig(
+        strategy=strategy, n=n, beam_width=m, max_steps=steps, selection=selection, aggregation=aggregation, seed=seed
+    )
     tree = new_tree(QUESTION, config, "hash")
     policy = policy or FakePolicy(**kw)
     events = list(search(tree, policy, config, "hash"))
@@ -34,7 +38,7 @@ def added_by_iteration(events):
     return [e for e in events if isinstance(e, NodesAdded)]
 
 
-@pytest.mark.parametrize("strategy", ["greedy", "majority", "best_of_n", "beam", "dvts"])
+@pytest.mark.parametrize("strategy", [name for name, s in STRATEGIES.items() if s.on_page])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_common_invariants(strategy, seed):
     tree, events, policy = run(strategy, seed=seed)
@@ -42,7 +46,7 @@ def test_common_invariants(strategy, seed):
     for event in events:
         for node_id in getattr(event, "ids", []):
             assert node_id in tree.nodes
-    n = 1 if strategy == "greedy" else 8
+    n = dict(STRATEGIES[strategy].fixed).get("n", 8)
     for event in added_by_iteration(events):
         assert len(event.ids) <= n  # budget: at most N candidates per iteration
     for node in tree:
@@ -125,12 +129,16 @@ def test_dvts_rule_for_finished_and_unfinished_siblings(seed):
                 assert tree.nodes[child].subtree == node.subtree
 
 
+BY_HAND = {"last": lambda v: v[-1], "min": min, "avg": lambda v: sum(v) / len(v), "prod": math.prod}
+
+
 def test_prm_aggregation_is_applied():
-    for how in ("last", "min", "avg", "prod"):
+    assert set(BY_HAND) == set(AGGREGATIONS)
+    for how, fold in BY_HAND.items():
         tree, _, _ = run("beam", aggregation=how)
         for node in tree:
             if node.id:
-                assert node.agg_score == pytest.approx(aggregate([p.score for p in tree.path(node.id)], how))
+                assert node.agg_score == pytest.approx(fold([p.score for p in tree.path(node.id)]))
 
 
 def _expected(tree: SearchTree, how: str):
@@ -182,18 +190,30 @@ def test_compute_is_recorded():
     assert compute["policy_flops"] == 2 * 1000 * compute["generated_tokens"]
 
 
-@pytest.mark.parametrize("text, reason, final, expected", [
-    ("The answer is 7.\n\n", "stop", False, ("The answer is 7.", "answer", "7")),
-    ("So she has 3 + 4 = 7 apples. The answer is 7.", "eos", False, ("So she has 3 + 4 = 7 apples. The answer is 7.",
-                                                                    "eos", "7")),
-    ("The answer is 15.", "length", False, ("The answer is 15.", "answer", "15")),
-    ("The answer is 1", "length", False, ("The answer is 1", "length", None)),  # cut: maybe 15
-    ("The answer is 12 minus the 5 she ate\n\n", "stop", False, ("The answer is 12 minus the 5 she ate", "step", None)),
-    ("the answer is not 5 yet\n\n", "stop", False, ("the answer is not 5 yet", "step", None)),
-    ("She has 12 - 5 = 7 left.\n\n", "stop", False, ("She has 12 - 5 = 7 left.", "step", None)),
-    ("She has 12 - 5 = 7 left.\n\n", "stop", True, ("She has 12 - 5 = 7 left.", "length", None)),
-    ("", "eos", False, ("", "eos", None)),
-])
+@pytest.mark.parametrize(
+    "text, reason, final, expected",
+    [
+        ("The answer is 7.\n\n", "stop", False, ("The answer is 7.", "answer", "7")),
+        (
+            "So she has 3 + 4 = 7 apples. The answer is 7.",
+            "eos",
+            False,
+            ("So she has 3 + 4 = 7 apples. The answer is 7.", "eos", "7"),
+        ),
+        ("The answer is 15.", "length", False, ("The answer is 15.", "answer", "15")),
+        ("The answer is 1", "length", False, ("The answer is 1", "length", None)),  # cut: maybe 15
+        (
+            "The answer is 12 minus the 5 she ate\n\n",
+            "stop",
+            False,
+            ("The answer is 12 minus the 5 she ate", "step", None),
+        ),
+        ("the answer is not 5 yet\n\n", "stop", False, ("the answer is not 5 yet", "step", None)),
+        ("She has 12 - 5 = 7 left.\n\n", "stop", False, ("She has 12 - 5 = 7 left.", "step", None)),
+        ("She has 12 - 5 = 7 left.\n\n", "stop", True, ("She has 12 - 5 = 7 left.", "length", None)),
+        ("", "eos", False, ("", "eos", None)),
+    ],
+)
 def test_a_step_ends_its_path_only_on_a_readable_answer(text, reason, final, expected):
     assert _classify(text, reason, final) == expected
 
@@ -209,10 +229,13 @@ def test_answer_length_and_eos_ends_all_occur_and_are_classified():
             assert node.answer in ("7", "8", "9") and not node.text.endswith("\n")
 
 
-@pytest.mark.parametrize("limits, cause", [
-    (RunLimits(tokens=40), "at this server's limit of 40 tokens per run"),
-    (RunLimits(seconds=0.0), "at this server's limit of 0 s per run"),
-])
+@pytest.mark.parametrize(
+    "limits, cause",
+    [
+        (RunLimits(tokens=40), "at this server's limit of 40 tokens per run"),
+        (RunLimits(seconds=0.0), "at this server's limit of 0 s per run"),
+    ],
+)
 def test_run_limits_stop_a_search_like_stop_does(limits, cause):
     config = SearchConfig(strategy="beam", n=8, beam_width=2, max_steps=10)
     tree = new_tree(QUESTION, config, "hash")

@@ -1,5 +1,6 @@
 """Training the probe PRM: the generator, the perturbations, Monte-Carlo labels, and the whole
 train-prm command on a tiny model, read back through the learned-PRM loader."""
+
 import json
 import random
 import subprocess
@@ -57,10 +58,14 @@ def test_a_hand_made_example_of_each_semantic_kind():
         broken = perturb(question, gold, FAMILIES["semantic"], random.Random(seed))
         if broken:
             seen[(broken[2], tuple(broken[0]))] = broken[1]
-    assert ("semantic_number", ("Sam has 4 * 5 = 20 pens.", "After giving away 5, he has 20 - 5 = 15 pens.",
-                                "The answer is 15.")) in seen
-    assert ("semantic_operation", ("Sam has 4 + 6 = 10 pens.", "After giving away 5, he has 10 - 5 = 5 pens.",
-                                   "The answer is 5.")) in seen
+    assert (
+        "semantic_number",
+        ("Sam has 4 * 5 = 20 pens.", "After giving away 5, he has 20 - 5 = 15 pens.", "The answer is 15."),
+    ) in seen
+    assert (
+        "semantic_operation",
+        ("Sam has 4 + 6 = 10 pens.", "After giving away 5, he has 10 - 5 = 5 pens.", "The answer is 5."),
+    ) in seen
 
 
 def test_monte_carlo_labels_match_a_hand_computed_tree():
@@ -92,9 +97,26 @@ def test_build_samples_reports_the_kind_and_label():
 @pytest.mark.slow
 def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, tmp_path):
     out, work = tmp_path / "probe", tmp_path / "work"
-    done = subprocess.run([sys.executable, "-m", "tts_explorer", "train-prm", "--quick", "--model", str(tiny_model_dir),
-                           "--out", str(out), "--work", str(work), "--layers", "1,2"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tts_explorer",
+            "train-prm",
+            "--quick",
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(out),
+            "--work",
+            str(work),
+            "--layers",
+            "1,2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "checkpoint:" in done.stdout and "rollouts (train)" in done.stderr  # progress bars on stderr
     summary = json.loads((out / "metrics.json").read_text())
@@ -114,9 +136,26 @@ def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, 
     path = StepPath("Sam has 3 pens and buys 2 more. How many pens?", "", ("3 + 2 = 5 pens.", "The answer is 5."))
     scores = scorer.score_steps([path])[0]
     assert len(scores) == 2 and all(0.0 < s < 1.0 for s in scores)
-    again = subprocess.run([sys.executable, "-m", "tts_explorer", "train-prm", "--quick", "--model",
-                            str(tiny_model_dir), "--out", str(out), "--work", str(work), "--layers", "1,2"],
-                           capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tts_explorer",
+            "train-prm",
+            "--quick",
+            "--model",
+            str(tiny_model_dir),
+            "--out",
+            str(out),
+            "--work",
+            str(work),
+            "--layers",
+            "1,2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0 and json.loads((out / "metrics.json").read_text())["fit"] == summary["fit"]  # seeded
 
 

@@ -1,4 +1,5 @@
 """The tree's JSON round trip and graph view; aggregation, answer extraction and voting."""
+
 import json
 
 import pytest
@@ -14,12 +15,37 @@ def small_tree() -> SearchTree:
     a = tree.add(0, text="2 + 3 = 5.", score=0.9, agg_score=0.9, n_tokens=6, mean_logprob=-0.2)
     b = tree.add(0, text="2 + 3 = 6.", score=0.2, agg_score=0.2)
     tree.add(0, text="2 + 3 = 1.", score=0.1, agg_score=0.1, status="pruned")
-    tree.add(a.id, text="The answer is 5.", score=0.8, agg_score=0.8, stop_reason="answer", answer="5",
-             status="finished", iteration=1)
-    tree.add(a.id, text="The answer is $5.00$", score=0.3, agg_score=0.3, stop_reason="eos", answer="5.00",
-             status="finished", iteration=1)
-    tree.add(b.id, text="The answer is 6.", score=0.99, agg_score=0.99, stop_reason="answer", answer="6",
-             status="finished", iteration=1, subtree=1)
+    tree.add(
+        a.id,
+        text="The answer is 5.",
+        score=0.8,
+        agg_score=0.8,
+        stop_reason="answer",
+        answer="5",
+        status="finished",
+        iteration=1,
+    )
+    tree.add(
+        a.id,
+        text="The answer is $5.00$",
+        score=0.3,
+        agg_score=0.3,
+        stop_reason="eos",
+        answer="5.00",
+        status="finished",
+        iteration=1,
+    )
+    tree.add(
+        b.id,
+        text="The answer is 6.",
+        score=0.99,
+        agg_score=0.99,
+        stop_reason="answer",
+        answer="6",
+        status="finished",
+        iteration=1,
+        subtree=1,
+    )
     return tree
 
 
@@ -38,12 +64,17 @@ def test_networkx_view():
     assert graph.nodes[4]["answer"] == "5" and list(graph.successors(1)) == [4, 5]
 
 
-@pytest.mark.parametrize("bad", [
-    "[1, 2]", "{", '{"schema_version": 99, "question": "q", "nodes": []}',
-    '{"schema_version": 1, "question": "q", "nodes": [{"id": 0, "parent": null, "depth": 0, "evil": 1}]}',
-    '{"schema_version": 1, "question": "q", "nodes": [{"id": 1, "parent": 7, "depth": 1}]}',
-    '{"schema_version": 1, "question": "q", "nodes": [{"id": 0, "parent": null, "depth": 0, "status": "x"}]}',
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "[1, 2]",
+        "{",
+        '{"schema_version": 99, "question": "q", "nodes": []}',
+        '{"schema_version": 1, "question": "q", "nodes": [{"id": 0, "parent": null, "depth": 0, "evil": 1}]}',
+        '{"schema_version": 1, "question": "q", "nodes": [{"id": 1, "parent": 7, "depth": 1}]}',
+        '{"schema_version": 1, "question": "q", "nodes": [{"id": 0, "parent": null, "depth": 0, "status": "x"}]}',
+    ],
+)
 def test_malformed_trees_are_refused(bad):
     with pytest.raises(TreeFormatError):
         read_tree(bad)
@@ -76,22 +107,26 @@ def test_selection_rules_disagree_where_they_should():
     assert answer == "5" and leaf == 4 and tree.meta["correct"] is True
     assert tree.chosen_path() == {1, 4}
     # choosing changes no node's status: the path is one fact of the tree
-    assert [tree.nodes[i].status for i in (1, 2, 3, 4, 5, 6)] == ["active", "active", "pruned", "finished",
-                                                                  "finished", "finished"]
+    assert [tree.nodes[i].status for i in (1, 2, 3, 4, 5, 6)] == [
+        "active",
+        "active",
+        "pruned",
+        "finished",
+        "finished",
+        "finished",
+    ]
     assert tree.nodes[5].correct is True and tree.nodes[6].correct is False
 
 
 def test_missing_scores_rank_last_everywhere():
     from tts_explorer.selection import by_score
-    from tts_explorer.ui.rescore_table import _ranks
     from tts_explorer.ui.panels import candidate_rows
+    from tts_explorer.ui.rescore_table import _ranks
 
     tree = SearchTree("q", reference="1")
     tree.add(0, text="The answer is 1.", stop_reason="answer", answer="1", status="finished")  # no score
-    tree.add(0, text="The answer is 2.", score=0.0, agg_score=0.0, stop_reason="answer", answer="2",
-             status="finished")
-    tree.add(0, text="The answer is 3.", score=0.4, agg_score=0.4, stop_reason="answer", answer="3",
-             status="finished")
+    tree.add(0, text="The answer is 2.", score=0.0, agg_score=0.0, stop_reason="answer", answer="2", status="finished")
+    tree.add(0, text="The answer is 3.", score=0.4, agg_score=0.4, stop_reason="answer", answer="3", status="finished")
     order = [n.id for n in sorted(tree.candidates(), key=by_score, reverse=True)]
     assert order == [3, 2, 1]
     assert [row[0] for row in candidate_rows(tree)] == order

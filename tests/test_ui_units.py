@@ -1,4 +1,5 @@
 """The page's pure pieces: panels, operator settings, the PRM lab's chain view."""
+
 import pytest
 
 from tts_explorer.errors import UserError
@@ -13,10 +14,10 @@ from tts_explorer.ui.settings import Settings
 def finished_tree() -> SearchTree:
     tree = SearchTree("Is <b>this</b> bold?", reference="5", meta={"config": {"max_steps": 4}})
     a = tree.add(0, text="<img src=x onerror=alert(1)> 2 + 3 = 5", score=0.9, agg_score=0.9)
-    tree.add(a.id, text="The answer is 5.", score=0.8, agg_score=0.8, stop_reason="answer", answer="5",
-             status="finished")
-    tree.add(0, text="The answer is 6.", score=0.3, agg_score=0.3, stop_reason="answer", answer="6",
-             status="finished")
+    tree.add(
+        a.id, text="The answer is 5.", score=0.8, agg_score=0.8, stop_reason="answer", answer="5", status="finished"
+    )
+    tree.add(0, text="The answer is 6.", score=0.3, agg_score=0.3, stop_reason="answer", answer="6", status="finished")
     apply_selection(tree, "prm_vote")
     return tree
 

@@ -1,17 +1,20 @@
 """Tiny real models that the tests build and save: a character-level tokenizer and a
 randomly initialised Llama. They run the real transformers code."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def build_tokenizer(extra_tokens: tuple[str, ...] = (), merges: tuple[tuple[str, str], ...] = (),
-                    chat_template: str = CHAT_TEMPLATE):
+def build_tokenizer(
+    extra_tokens: tuple[str, ...] = (), merges: tuple[tuple[str, str], ...] = (), chat_template: str = CHAT_TEMPLATE
+):
     """A character-level tokenizer over printable ASCII and newline: every token decodes to
     clean text and re-encoding a decoded text gives the same ids (exact round trips).
     extra_tokens become special tokens (a PRM's step tags); merges join characters."""
@@ -26,8 +29,13 @@ def build_tokenizer(extra_tokens: tuple[str, ...] = (), merges: tuple[tuple[str,
     vocab = {tok: i for i, tok in enumerate(SPECIALS + chars + ["".join(m) for m in merges] + ["<unk>"])}
     core = Tokenizer(models.BPE(vocab=vocab, merges=list(merges), unk_token="<unk>"))
     core.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", bos_token="<|endoftext|>",
-                                        pad_token="<|endoftext|>", unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        bos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        unk_token="<unk>",
+    )
     tokenizer.add_special_tokens({"additional_special_tokens": SPECIALS[1:2] + list(extra_tokens)})
     tokenizer.chat_template = chat_template
     return tokenizer
@@ -47,11 +55,20 @@ def build_llama(directory: Path, seed: int = 0, newline_chain: bool = False, hid
     vocab = len(tokenizer)
     hidden = hidden or (128 if newline_chain else 64)
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=4096, initializer_range=0.2,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        initializer_range=0.2,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
     model = LlamaForCausalLM(config)
     if newline_chain:
         with torch.no_grad():
@@ -63,7 +80,7 @@ def build_llama(directory: Path, seed: int = 0, newline_chain: bool = False, hid
             logits[tokenizer.convert_tokens_to_ids("\n")] = 3.4
             logits[: len(SPECIALS)] = -30.0
             # the final norm turns a one-hot embedding into sqrt(hidden) times itself
-            model.lm_head.weight.copy_(logits.unsqueeze(1).expand(vocab, hidden) / hidden ** 0.5)
+            model.lm_head.weight.copy_(logits.unsqueeze(1).expand(vocab, hidden) / hidden**0.5)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory

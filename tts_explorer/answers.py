@@ -10,6 +10,7 @@ within a time budget per request. An answer that is too long, looks explosive
 ("9^{9^{9}}") or runs over the budget is keyed by its text alone, so it equals only
 itself, and the Comparer keeps a note saying so.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,9 +31,42 @@ _PHRASE = re.compile(r"\bthe\s+(?:final\s+)?answer\s+is\b|\banswer\s*[:=]", re.I
 _NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?"
 _NUMBER_THEN_WORDS = re.compile(rf"(?:\\\$|\$)?\s*({_NUMBER})\s*(?:\\?%)?\s*\$?\s*(.*)", re.DOTALL)
 # words after a number that make it part of a calculation or a sentence, not the answer
-_NOT_UNITS = {"minus", "plus", "times", "divided", "multiplied", "over", "less", "more", "fewer", "than", "and",
-              "or", "not", "but", "if", "when", "after", "before", "because", "since", "yet", "so", "then",
-              "added", "subtracted", "take", "away", "from", "is", "are", "was", "will", "would", "should"}
+_NOT_UNITS = {
+    "minus",
+    "plus",
+    "times",
+    "divided",
+    "multiplied",
+    "over",
+    "less",
+    "more",
+    "fewer",
+    "than",
+    "and",
+    "or",
+    "not",
+    "but",
+    "if",
+    "when",
+    "after",
+    "before",
+    "because",
+    "since",
+    "yet",
+    "so",
+    "then",
+    "added",
+    "subtracted",
+    "take",
+    "away",
+    "from",
+    "is",
+    "are",
+    "was",
+    "will",
+    "would",
+    "should",
+}
 _EXPRESSION = re.compile(r"[\w\\{}^+\-*/().,|\[\] ]+")
 
 
@@ -70,8 +104,13 @@ def _stated_value(tail: str) -> str | None:
         return None
     expression = tail.strip("$ ").strip()
     plain_words = [w for w in re.findall(r"(?<!\\)\b[^\W\d_]{2,}\b", expression)]
-    if (0 < len(expression) <= 30 and _EXPRESSION.fullmatch(expression) and not plain_words
-            and re.search(r"[\d\\]", expression) and expression.count("{") == expression.count("}")):
+    if (
+        0 < len(expression) <= 30
+        and _EXPRESSION.fullmatch(expression)
+        and not plain_words
+        and re.search(r"[\d\\]", expression)
+        and expression.count("{") == expression.count("}")
+    ):
         return expression
     return None
 
@@ -86,7 +125,7 @@ def extract_answer(text: str, complete: bool = True) -> str | None:
     matches = list(_PHRASE.finditer(text))
     if not matches:
         return None
-    sentence, ended = _sentence(text[matches[-1].end():])
+    sentence, ended = _sentence(text[matches[-1].end() :])
     if not complete and not ended:
         return None
     return _stated_value(sentence)
@@ -130,7 +169,7 @@ def looks_explosive(text: str) -> bool:
     """True for inputs that make sympy compute without end: a power of a power, a huge exponent
     or factorial. Refused before the worker sees them (saves a restart)."""
     for match in re.finditer(r"\^|\*\*", text):
-        rest = text[match.end():].lstrip()
+        rest = text[match.end() :].lstrip()
         if rest.startswith("{"):
             depth, end = 0, len(rest)
             for i, char in enumerate(rest):
@@ -142,7 +181,7 @@ def looks_explosive(text: str) -> bool:
         else:
             exponent = re.match(r"[-+]?[\w.]*", rest).group(0)
             end = len(exponent)
-        after = rest[end + (1 if rest.startswith("{") else 0):].lstrip()
+        after = rest[end + (1 if rest.startswith("{") else 0) :].lstrip()
         tower = after.startswith(("^", "**"))  # a^b^c is a^(b^c)
         if tower or "^" in exponent or "**" in exponent or len(re.sub(r"\D", "", exponent)) > 4:
             return True

@@ -4,6 +4,7 @@ other), and the problem sets it carries, by name.
 
 Nothing here reads a path outside the repository or the installed package.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,14 +7,14 @@ trains the shipped probe PRM; `bench` measures the engine against the naive way.
 
 Every bad input ends with a one-line `error: ...` on stderr and exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
-
 from dataclasses import fields
+from pathlib import Path
 
 from .config import SearchConfig
 from .data import read_problems
@@ -26,7 +26,6 @@ from .runs import RunRequest, ScorerChoice, root_prompt, score_samples, search_e
 from .scorers import DEFAULT_SCORER, FALLBACK_SCORER, check_scorer_name, default_scorer
 from .selection import AGGREGATIONS, SELECTIONS
 from .strategies import STRATEGIES, get_strategy
-
 
 # the command line's choices from the registries; each flag's help from the settings' own field
 REGISTRIES = {"aggregation": AGGREGATIONS, "selection": SELECTIONS}
@@ -41,20 +40,34 @@ def _search_args(parser: argparse.ArgumentParser) -> None:
         kind = type(setting.default) if setting.default is not None else int
         registry = REGISTRIES.get(setting.name)
         extra = ("; " + ", ".join(f"{k}: {v.help}" for k, v in registry.items())) if registry else ""
-        parser.add_argument("--" + setting.name.replace("_", "-"), type=kind, default=setting.default,
-                            help=f"{setting.metadata['help']} (default: {setting.default}){extra}")
-    parser.add_argument("--scorer", default=None,
-                        help=f"step scorer (PRM) name (default: {DEFAULT_SCORER} on the embedded policy, else "
-                             f"{FALLBACK_SCORER})")
-    parser.add_argument("--scorer-model", default=None,
-                        help="model path or hub id for a learned PRM format (or another judge model)")
+        parser.add_argument(
+            "--" + setting.name.replace("_", "-"),
+            type=kind,
+            default=setting.default,
+            help=f"{setting.metadata['help']} (default: {setting.default}){extra}",
+        )
+    parser.add_argument(
+        "--scorer",
+        default=None,
+        help=f"step scorer (PRM) name (default: {DEFAULT_SCORER} on the embedded policy, else {FALLBACK_SCORER})",
+    )
+    parser.add_argument(
+        "--scorer-model", default=None, help="model path or hub id for a learned PRM format (or another judge model)"
+    )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a PRM's own modelling code")
-    parser.add_argument("--model", default=EMBEDDED, help="'embedded', a GGUF file, a model directory, a hub id or "
-                                                          "an OpenAI-compatible server's URL")
-    parser.add_argument("--template", default=DEFAULT_TEMPLATE,
-                        help=f"prompt template in assets/prompts (default: {DEFAULT_TEMPLATE})")
-    parser.add_argument("--auto-table", default=None,
-                        help="compute-optimal table for --strategy auto (default: assets/scaling/compute_optimal.json)")
+    parser.add_argument(
+        "--model",
+        default=EMBEDDED,
+        help="'embedded', a GGUF file, a model directory, a hub id or an OpenAI-compatible server's URL",
+    )
+    parser.add_argument(
+        "--template", default=DEFAULT_TEMPLATE, help=f"prompt template in assets/prompts (default: {DEFAULT_TEMPLATE})"
+    )
+    parser.add_argument(
+        "--auto-table",
+        default=None,
+        help="compute-optimal table for --strategy auto (default: assets/scaling/compute_optimal.json)",
+    )
 
 
 def _config(args, strategy: str, n: int) -> SearchConfig:
@@ -68,13 +81,20 @@ def _scorer(args, models) -> ScorerChoice:
 
 
 def cmd_solve(args) -> int:
-    request = RunRequest(args.problem, args.answer, _config(args, args.strategy, args.n), _scorer(args, [args.model]),
-                         args.model, args.template, args.auto_table)
+    request = RunRequest(
+        args.problem,
+        args.answer,
+        _config(args, args.strategy, args.n),
+        _scorer(args, [args.model]),
+        args.model,
+        args.template,
+        args.auto_table,
+    )
     policy = load_policy(args.model)
     tree = request.new_tree(policy.name)
     done = None
-    for done in search_events(tree, policy, request):
-        pass
+    for event in search_events(tree, policy, request):
+        done = event  # the last event: Done
     print(format_tree(tree))
     verdict = "" if tree.meta["correct"] is None else f"  ({'right' if tree.meta['correct'] else 'wrong'})"
     if "auto" in tree.meta:
@@ -103,11 +123,22 @@ def cmd_eval(args) -> int:
 
     strategies = [get_strategy(s.strip()).name for s in args.strategies.split(",") if s.strip()]
     models = [m.strip() for m in (args.models or args.model).split(",") if m.strip()]
-    scorers = [check_scorer_name(s.strip()) for s in (args.scorers or args.scorer or default_scorer(models)).split(",")
-               if s.strip()]
+    scorers = [
+        check_scorer_name(s.strip())
+        for s in (args.scorers or args.scorer or default_scorer(models)).split(",")
+        if s.strip()
+    ]
     options = dict(_scorer(args, models).options)
-    grid = Grid(strategies, _ints(args.budgets, "--budgets"), scorers, _config(args, "majority", 1),
-                args.difficulty_samples, args.template, options, args.auto_table)
+    grid = Grid(
+        strategies,
+        _ints(args.budgets, "--budgets"),
+        scorers,
+        _config(args, "majority", 1),
+        args.difficulty_samples,
+        args.template,
+        options,
+        args.auto_table,
+    )
     for strategy, n, _ in grid.cells():
         grid.config(strategy, n)  # every setting validated before anything is loaded
     problems, skipped = [], []
@@ -134,9 +165,11 @@ def cmd_eval(args) -> int:
         small = min(names, key=sizes.get)
         for match in matching_budget(rows, small, large):
             ratio = "" if match["flops_ratio"] is None else f", {match['flops_ratio']:.2f}x its FLOPs"
-            print(f"{small} matches {match['reference']} ({100 * match['accuracy']:.1f}%) with "
-                  f"{match['match'] or 'nothing in this grid'}{ratio} (FLOPs: 2 x parameters x tokens, policy and "
-                  "scorer both counted)")
+            print(
+                f"{small} matches {match['reference']} ({100 * match['accuracy']:.1f}%) with "
+                f"{match['match'] or 'nothing in this grid'}{ratio} (FLOPs: 2 x parameters x tokens, policy and "
+                "scorer both counted)"
+            )
     return 0
 
 
@@ -173,7 +206,7 @@ def cmd_prm_data(args) -> int:
         from .training.synth import generate
 
         items = [(p.question, list(p.steps), p.answer) for p in generate(args.offset + args.limit, args.seed)]
-        items = items[args.offset:]
+        items = items[args.offset :]
     else:
         from .data import read_rows
 
@@ -202,8 +235,9 @@ def cmd_prm_eval(args) -> int:
     scores = score_samples(samples, choice, args.model, args.template)
     table = sweep(samples, scores)
     if tune:
-        best = max(sweep(tune, score_samples(tune, choice, args.model, args.template)),
-                   key=lambda m: m["f1"])["threshold"]
+        best = max(sweep(tune, score_samples(tune, choice, args.model, args.template)), key=lambda m: m["f1"])[
+            "threshold"
+        ]
         how = f"threshold tuned on {args.tune_data}"
     else:
         best = max(table, key=lambda m: m["f1"])["threshold"]
@@ -212,21 +246,28 @@ def cmd_prm_eval(args) -> int:
     print(f"scorer {choice.name} on {args.data}: {chosen['erroneous']} erroneous, {chosen['correct']} correct samples")
     print(f"{'threshold':>9} {'error acc':>9} {'correct acc':>11} {'F1':>6}")
     for row in (r for r in table if r["threshold"] in THRESHOLDS):  # the fixed grid (the sweep also tries percentiles)
-        print(f"{row['threshold']:>9.2f} {100 * row['error_acc']:>8.1f}% {100 * row['correct_acc']:>10.1f}% "
-              f"{100 * row['f1']:>5.1f}%")
+        print(
+            f"{row['threshold']:>9.2f} {100 * row['error_acc']:>8.1f}% {100 * row['correct_acc']:>10.1f}% "
+            f"{100 * row['f1']:>5.1f}%"
+        )
     bias = length_bias(samples, scores)
-    print(f"result at threshold {chosen['threshold']:.2f} ({how if args.threshold is None else 'given'}): "
-          f"error acc {100 * chosen['error_acc']:.1f}%, correct acc {100 * chosen['correct_acc']:.1f}%, "
-          f"F1 {100 * chosen['f1']:.1f}%")
+    print(
+        f"result at threshold {chosen['threshold']:.2f} ({how if args.threshold is None else 'given'}): "
+        f"error acc {100 * chosen['error_acc']:.1f}%, correct acc {100 * chosen['correct_acc']:.1f}%, "
+        f"F1 {100 * chosen['f1']:.1f}%"
+    )
     print("length bias (Pearson r of step score with step length): " + ("n/a" if bias is None else f"{bias:+.3f}"))
     if args.calibrate > 0:
         policy = load_policy(args.model)
-        cal = calibration(samples[: args.calibrate], scores[: args.calibrate], policy,
-                          lambda q: root_prompt(policy, q, args.template))
+        cal = calibration(
+            samples[: args.calibrate], scores[: args.calibrate], policy, lambda q: root_prompt(policy, q, args.template)
+        )
         if cal["steps"]:
             r = "n/a" if cal["pearson"] is None else f"{cal['pearson']:+.3f}"
-            print(f"calibration against 4-rollout Monte-Carlo values ({cal['steps']} steps of the first "
-                  f"{args.calibrate} samples): Pearson r {r}, mean |score - MC value| {cal['mean_abs_diff']:.3f}")
+            print(
+                f"calibration against 4-rollout Monte-Carlo values ({cal['steps']} steps of the first "
+                f"{args.calibrate} samples): Pearson r {r}, mean |score - MC value| {cal['mean_abs_diff']:.3f}"
+            )
         else:
             print("calibration: no sample carries a reference answer")
     return 0
@@ -241,17 +282,40 @@ def cmd_synth(args) -> int:
     problems = [p for p in generate(args.count + len(seen) // 10 + 20, args.seed) if p.question not in seen]
     with open(args.out, "w", encoding="utf-8") as out:
         for p in problems[: args.count]:
-            out.write(json.dumps({"id": p.id, "question": p.question, "answer": p.answer, "steps": list(p.steps)})
-                      + "\n")
-    print(f"wrote {min(args.count, len(problems))} problems to {args.out} (seed {args.seed}; questions of seed "
-          f"{args.exclude_seed}'s first {args.exclude_count} left out)")
+            out.write(
+                json.dumps({"id": p.id, "question": p.question, "answer": p.answer, "steps": list(p.steps)}) + "\n"
+            )
+    print(
+        f"wrote {min(args.count, len(problems))} problems to {args.out} (seed {args.seed}; questions of seed "
+        f"{args.exclude_seed}'s first {args.exclude_count} left out)"
+    )
     return 0
 
 
-QUICK_TRAINING = dict(synthetic=24, gsm8k_rows=(1000, 1012), rollout_synthetic=4, rollout_gsm8k=2, n=4, m=2,
-                      max_steps=3, step_tokens=16, final_tokens=16, val_share=0.25)
-QUICK_EVALUATION = dict(synthetic=12, tune=12, gsm8k_rows=(6000, 6006), gsm8k_tune_rows=(6100, 6106), test_dev_rows=4,
-                        rollout_synthetic=2, rollout_test_dev=1, n=4, m=2, exclude_count=24)
+QUICK_TRAINING = dict(
+    synthetic=24,
+    gsm8k_rows=(1000, 1012),
+    rollout_synthetic=4,
+    rollout_gsm8k=2,
+    n=4,
+    m=2,
+    max_steps=3,
+    step_tokens=16,
+    final_tokens=16,
+    val_share=0.25,
+)
+QUICK_EVALUATION = dict(
+    synthetic=12,
+    tune=12,
+    gsm8k_rows=(6000, 6006),
+    gsm8k_tune_rows=(6100, 6106),
+    test_dev_rows=4,
+    rollout_synthetic=2,
+    rollout_test_dev=1,
+    n=4,
+    m=2,
+    exclude_count=24,
+)
 
 
 def _compare(values: list[str]) -> tuple[tuple[str, str], ...]:
@@ -267,8 +331,16 @@ def _compare(values: list[str]) -> tuple[tuple[str, str], ...]:
 def cmd_train_prm(args) -> int:
     from .training.pipeline import TrainConfig, train
 
-    options = dict(model=args.model, out=args.out, work=args.work, seed=args.seed, layers=tuple(_ints(args.layers,
-                   "--layers")), hidden=args.hidden, labels=args.labels, template=args.template)
+    options = dict(
+        model=args.model,
+        out=args.out,
+        work=args.work,
+        seed=args.seed,
+        layers=tuple(_ints(args.layers, "--layers")),
+        hidden=args.hidden,
+        labels=args.labels,
+        template=args.template,
+    )
     evaluation = {"compare": _compare(args.compare)}
     if args.quick:
         options.update(QUICK_TRAINING)
@@ -277,8 +349,10 @@ def cmd_train_prm(args) -> int:
     cfg = TrainConfig(**options, evaluation=evaluation)
     summary = train(cfg)
     own = summary["evaluation"]["own_steps"]["sets"]
-    print(f"checkpoint: {cfg.out} ({summary['minutes']} min); validation AUC {summary['fit']['val_auc']}; held-out "
-          "step AUC against gold-aligned labels: " + ", ".join(f"{k} {v['auc_gold']['probe']}" for k, v in own.items()))
+    print(
+        f"checkpoint: {cfg.out} ({summary['minutes']} min); validation AUC {summary['fit']['val_auc']}; held-out "
+        "step AUC against gold-aligned labels: " + ", ".join(f"{k} {v['auc_gold']['probe']}" for k, v in own.items())
+    )
     print(f"model card: {cfg.out}/README.md")
     return 0
 
@@ -292,10 +366,22 @@ def cmd_bench(args) -> int:
     problems, _ = read_problems(args.data, args.limit)
     if not problems:
         raise UserError(f"no usable rows in {args.data}")
-    run_bench(args.model, args.data, problems, strategies, budgets, args.beam_width, args.max_steps, scorers,
-              naive_max_n=args.naive_max_n, llama_max_n=args.llama_max_n, with_startup=not args.no_startup,
-              render_sizes=() if args.no_render else (1000, 5000), print_fn=lambda line: print(line, flush=True),
-              server=args.server)
+    run_bench(
+        args.model,
+        args.data,
+        problems,
+        strategies,
+        budgets,
+        args.beam_width,
+        args.max_steps,
+        scorers,
+        naive_max_n=args.naive_max_n,
+        llama_max_n=args.llama_max_n,
+        with_startup=not args.no_startup,
+        render_sizes=() if args.no_render else (1000, 5000),
+        print_fn=lambda line: print(line, flush=True),
+        server=args.server,
+    )
     return 0
 
 
@@ -328,8 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     app.set_defaults(func=cmd_app)
     solve = commands.add_parser("solve", help="search one problem and print the tree")
     solve.add_argument("problem")
-    solve.add_argument("--strategy", default=SearchConfig.strategy,
-                       help=", ".join(f"{s.name}: {s.label}" for s in STRATEGIES.values()))
+    solve.add_argument(
+        "--strategy", default=SearchConfig.strategy, help=", ".join(f"{s.name}: {s.label}" for s in STRATEGIES.values())
+    )
     solve.add_argument("--n", type=int, default=SearchConfig.n, help="budget N (generations)")
     solve.add_argument("--answer", default=None, help="reference answer, to mark correctness")
     solve.add_argument("--out", default=None, help="write the tree as JSON here")
@@ -340,13 +427,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--strategies", default="greedy,majority,best_of_n,beam,dvts")
     ev.add_argument("--budgets", default="1,4,16")
     ev.add_argument("--limit", type=int, default=None)
-    ev.add_argument("--out", default=None, help="one JSON line per (model, problem, strategy, budget, scorer); an "
-                                                "existing file is resumed: its rows are not made again")
+    ev.add_argument(
+        "--out",
+        default=None,
+        help="one JSON line per (model, problem, strategy, budget, scorer); an "
+        "existing file is resumed: its rows are not made again",
+    )
     ev.add_argument("--scorers", default=None, help="comma-separated scorers (default: --scorer)")
-    ev.add_argument("--models", default=None, help="comma-separated policies, e.g. embedded,/models/SmolLM2-360M "
-                                                   "(default: --model)")
-    ev.add_argument("--difficulty-samples", type=int, default=0,
-                    help="estimate each problem's difficulty as the policy's Pass@1 over K sampled chains")
+    ev.add_argument(
+        "--models", default=None, help="comma-separated policies, e.g. embedded,/models/SmolLM2-360M (default: --model)"
+    )
+    ev.add_argument(
+        "--difficulty-samples",
+        type=int,
+        default=0,
+        help="estimate each problem's difficulty as the policy's Pass@1 over K sampled chains",
+    )
     _search_args(ev)
     ev.set_defaults(func=cmd_eval)
     pl = commands.add_parser("plot", help="scaling curves from eval results as one self-contained HTML file")
@@ -357,12 +453,18 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--table-model", default=None, help="the model whose rows make the table (default: the first)")
     pl.set_defaults(func=cmd_plot)
     data = commands.add_parser("prm-data", help="build ProcessBench-style data from GSM8K gold solutions")
-    data.add_argument("--source", default="gsm8k-train",
-                      help="GSM8K-style JSONL (a path, or a shipped set: gsm8k-train, gsm8k-test-dev), or "
-                           "'synthetic' (the generator of training/synth.py, seeded by --seed)")
-    data.add_argument("--kinds", default="stated",
-                      help="perturbations: stated (errors in a stated result), semantic (right arithmetic, wrong "
-                           "operation or number, carried on), all")
+    data.add_argument(
+        "--source",
+        default="gsm8k-train",
+        help="GSM8K-style JSONL (a path, or a shipped set: gsm8k-train, gsm8k-test-dev), or "
+        "'synthetic' (the generator of training/synth.py, seeded by --seed)",
+    )
+    data.add_argument(
+        "--kinds",
+        default="stated",
+        help="perturbations: stated (errors in a stated result), semantic (right arithmetic, wrong "
+        "operation or number, carried on), all",
+    )
     data.add_argument("--offset", type=int, default=0, help="first GSM8K row to use")
     data.add_argument("--limit", type=int, default=200)
     data.add_argument("--seed", type=int, default=0)
@@ -377,8 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--scorer-model", default=None)
     pe.add_argument("--trust-remote-code", action="store_true")
     pe.add_argument("--model", default=EMBEDDED, help="policy, for scorers that need one")
-    pe.add_argument("--calibrate", type=int, default=0,
-                    help="compare step scores with Monte-Carlo rollout values on the first K samples")
+    pe.add_argument(
+        "--calibrate",
+        type=int,
+        default=0,
+        help="compare step scores with Monte-Carlo rollout values on the first K samples",
+    )
     pe.add_argument("--template", default=DEFAULT_TEMPLATE)
     pe.set_defaults(func=cmd_prm_eval)
     sy = commands.add_parser("synth", help="write problems from the synthetic generator as JSONL (eval's format)")
@@ -388,21 +494,36 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--exclude-count", type=int, default=3000)
     sy.add_argument("--out", required=True)
     sy.set_defaults(func=cmd_synth)
-    TRAIN_DEFAULTS = _train_defaults()
-    tp = commands.add_parser("train-prm", help="train the probe PRM on the policy's own steps and perturbed gold "
-                                               "steps; evaluate it held out; write the checkpoint and its model card")
+    train_defaults = _train_defaults()
+    tp = commands.add_parser(
+        "train-prm",
+        help="train the probe PRM on the policy's own steps and perturbed gold "
+        "steps; evaluate it held out; write the checkpoint and its model card",
+    )
     tp.add_argument("--model", default=EMBEDDED, help="the policy that samples steps, and the probe's backbone")
-    tp.add_argument("--out", default=TRAIN_DEFAULTS.out)
-    tp.add_argument("--work", default=TRAIN_DEFAULTS.work, help="where the slow stages keep what they made")
+    tp.add_argument("--out", default=train_defaults.out)
+    tp.add_argument("--work", default=train_defaults.work, help="where the slow stages keep what they made")
     tp.add_argument("--seed", type=int, default=0)
-    tp.add_argument("--layers", default=",".join(map(str, TRAIN_DEFAULTS.layers)),
-                    help="hidden-state indices the probe reads (0 = embeddings)")
-    tp.add_argument("--hidden", type=int, default=TRAIN_DEFAULTS.hidden, help="hidden units of the head (0: linear)")
-    tp.add_argument("--labels", default=TRAIN_DEFAULTS.labels, help="what the policy's steps are trained on: gold, "
-                    "mc-soft, mc-hard or gold+mc-soft (all are compared in the model card)")
+    tp.add_argument(
+        "--layers",
+        default=",".join(map(str, train_defaults.layers)),
+        help="hidden-state indices the probe reads (0 = embeddings)",
+    )
+    tp.add_argument("--hidden", type=int, default=train_defaults.hidden, help="hidden units of the head (0: linear)")
+    tp.add_argument(
+        "--labels",
+        default=train_defaults.labels,
+        help="what the policy's steps are trained on: gold, "
+        "mc-soft, mc-hard or gold+mc-soft (all are compared in the model card)",
+    )
     tp.add_argument("--template", default=DEFAULT_TEMPLATE, help="the prompt the policy's steps are sampled with")
-    tp.add_argument("--compare", action="append", default=[], metavar="NAME=FOLDER",
-                    help="another probe checkpoint measured beside the new one (repeatable)")
+    tp.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="another probe checkpoint measured beside the new one (repeatable)",
+    )
     tp.add_argument("--quick", action="store_true", help="tiny data and evaluation: a smoke run (the tests use it)")
     tp.set_defaults(func=cmd_train_prm)
     bench = commands.add_parser("bench", help="the engine against the naive way and llama.cpp, side by side")
@@ -418,8 +539,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--llama-max-n", type=int, default=64, help="largest N llama.cpp runs")
     bench.add_argument("--no-startup", action="store_true", help="skip the app start timings")
     bench.add_argument("--no-render", action="store_true", help="skip the browser render timings")
-    bench.add_argument("--server", default=None, help="add rows for a policy server: its URL, or 'llama-server' to "
-                                                      "start llama.cpp's own on the same GGUF")
+    bench.add_argument(
+        "--server",
+        default=None,
+        help="add rows for a policy server: its URL, or 'llama-server' to start llama.cpp's own on the same GGUF",
+    )
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -2,6 +2,7 @@
 every numeric or text field from a user goes through; the page's default search. What a
 strategy adds to the rules (N a multiple of the beam width) its registry entry checks
 (strategies/registry.py)."""
+
 from __future__ import annotations
 
 import math

@@ -1,6 +1,7 @@
 """Reading problem sets: GSM8K-style (`question`, `answer` ending '#### N') and MATH-style
 (`problem`, `answer`) JSONL, from a path or a shipped set's name (assets.DATASETS). A
 malformed row is reported and skipped, never fatal."""
+
 from __future__ import annotations
 
 import json

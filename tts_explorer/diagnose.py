@@ -2,6 +2,7 @@
 score contradicts their correctness (a wrong one above right ones, a right one below wrong
 ones) and the spread of step scores by depth, as a figure; over labelled steps, how well the
 scores read as probabilities (a reliability diagram and the expected calibration error)."""
+
 from __future__ import annotations
 
 from .render import plotly_text
@@ -23,17 +24,39 @@ def disagreements(tree: SearchTree) -> list[list]:
         if node.correct is None:
             continue
         if node.correct:
-            above = sum(1 for other in ranked[: rank - 1] if other.correct is False and
-                        by_score(other) > by_score(node))
+            above = sum(
+                1 for other in ranked[: rank - 1] if other.correct is False and by_score(other) > by_score(node)
+            )
             if above:
-                rows.append((above, [node.id, node.answer, fmt_score(node.agg_score), rank, "yes",
-                                     f"low score, right: {above} wrong candidate(s) scored higher"]))
+                rows.append(
+                    (
+                        above,
+                        [
+                            node.id,
+                            node.answer,
+                            fmt_score(node.agg_score),
+                            rank,
+                            "yes",
+                            f"low score, right: {above} wrong candidate(s) scored higher",
+                        ],
+                    )
+                )
         else:
             below = sum(1 for other in ranked[rank:] if other.correct and by_score(other) < by_score(node))
             if below:
-                rows.append((below, [node.id, node.answer if node.answer is not None else "(none)",
-                                     fmt_score(node.agg_score), rank, "no",
-                                     f"high score, wrong: above {below} right candidate(s)"]))
+                rows.append(
+                    (
+                        below,
+                        [
+                            node.id,
+                            node.answer if node.answer is not None else "(none)",
+                            fmt_score(node.agg_score),
+                            rank,
+                            "no",
+                            f"high score, wrong: above {below} right candidate(s)",
+                        ],
+                    )
+                )
     return [row for _, row in sorted(rows, key=lambda r: -r[0])]
 
 
@@ -56,8 +79,10 @@ def reliability(scores: list[float], labels: list[float], bins: int = 10) -> dic
         counts[b] += 1
         sums[b] += score
         hits[b] += float(label > 0.5)
-    rows = [{"count": c, "score": round(sums[b] / c, 4) if c else None, "positives": round(hits[b] / c, 4) if c
-             else None} for b, c in enumerate(counts)]
+    rows = [
+        {"count": c, "score": round(sums[b] / c, 4) if c else None, "positives": round(hits[b] / c, 4) if c else None}
+        for b, c in enumerate(counts)
+    ]
     total = sum(counts)
     ece = sum(abs(sums[b] - hits[b]) for b in range(bins)) / total if total else None
     return {"bins": rows, "ece": None if ece is None else round(ece, 4), "steps": total}
@@ -70,20 +95,47 @@ def reliability_figure(table: dict, title: str) -> dict:
     full = [r for r in table["bins"] if r["count"]]
     centres = [(i + 0.5) / bins for i in range(bins)]
     data = [
-        {"type": "bar", "x": centres, "y": [r["count"] for r in table["bins"]], "name": "steps", "yaxis": "y2",
-         "marker": {"color": "rgba(120,120,120,0.25)"}, "hovertemplate": "%{y} steps<extra></extra>"},
-        {"type": "scatter", "mode": "lines", "x": [0, 1], "y": [0, 1], "name": "calibrated",
-         "line": {"dash": "dot", "color": "#888"}, "hoverinfo": "skip"},
-        {"type": "scatter", "mode": "lines+markers", "x": [r["score"] for r in full], "y": [r["positives"] for r in full],
-         "name": "this scorer", "hovertemplate": "mean score %{x:.2f}: %{y:.0%} right<extra></extra>"}]
+        {
+            "type": "bar",
+            "x": centres,
+            "y": [r["count"] for r in table["bins"]],
+            "name": "steps",
+            "yaxis": "y2",
+            "marker": {"color": "rgba(120,120,120,0.25)"},
+            "hovertemplate": "%{y} steps<extra></extra>",
+        },
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "x": [0, 1],
+            "y": [0, 1],
+            "name": "calibrated",
+            "line": {"dash": "dot", "color": "#888"},
+            "hoverinfo": "skip",
+        },
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "x": [r["score"] for r in full],
+            "y": [r["positives"] for r in full],
+            "name": "this scorer",
+            "hovertemplate": "mean score %{x:.2f}: %{y:.0%} right<extra></extra>",
+        },
+    ]
     ece = "n/a" if table["ece"] is None else f"{table['ece']:.3f}"
-    return {"data": data, "layout": {
-        "height": 320, "margin": {"l": 50, "r": 50, "t": 40, "b": 40}, "plot_bgcolor": "white",
-        "title": {"text": plotly_text(f"{title}: ECE {ece} over {table['steps']} steps")},
-        "xaxis": {"title": {"text": "step score"}, "range": [0, 1]},
-        "yaxis": {"title": {"text": "share of right steps"}, "range": [0, 1]},
-        "yaxis2": {"title": {"text": "steps"}, "overlaying": "y", "side": "right", "showgrid": False},
-        "legend": {"orientation": "h", "y": -0.2}}}
+    return {
+        "data": data,
+        "layout": {
+            "height": 320,
+            "margin": {"l": 50, "r": 50, "t": 40, "b": 40},
+            "plot_bgcolor": "white",
+            "title": {"text": plotly_text(f"{title}: ECE {ece} over {table['steps']} steps")},
+            "xaxis": {"title": {"text": "step score"}, "range": [0, 1]},
+            "yaxis": {"title": {"text": "share of right steps"}, "range": [0, 1]},
+            "yaxis2": {"title": {"text": "steps"}, "overlaying": "y", "side": "right", "showgrid": False},
+            "legend": {"orientation": "h", "y": -0.2},
+        },
+    }
 
 
 def score_histogram(tree: SearchTree, bins: int = 10) -> dict:
@@ -93,11 +145,26 @@ def score_histogram(tree: SearchTree, bins: int = 10) -> dict:
         if node.id and node.score is not None:
             scores_by_depth.setdefault(node.depth, []).append(node.score)
     centres = [(i + 0.5) / bins for i in range(bins)]
-    data = [{"type": "bar", "name": plotly_text(f"step {depth}"), "x": centres, "y": score_counts(scores, bins),
-             "hovertemplate": "%{y} steps scored %{x:.2f} ± 0.05<extra>step " + str(depth) + "</extra>"}
-            for depth, scores in sorted(scores_by_depth.items())]
-    return {"data": data, "layout": {
-        "barmode": "stack", "height": 300, "margin": {"l": 50, "r": 10, "t": 30, "b": 40},
-        "title": {"text": "step scores in this tree, by depth"}, "plot_bgcolor": "white",
-        "xaxis": {"title": {"text": "step score"}, "range": [0, 1]}, "yaxis": {"title": {"text": "steps"}},
-        "uirevision": str(tree.meta.get("run_id", "tree"))}}
+    data = [
+        {
+            "type": "bar",
+            "name": plotly_text(f"step {depth}"),
+            "x": centres,
+            "y": score_counts(scores, bins),
+            "hovertemplate": "%{y} steps scored %{x:.2f} ± 0.05<extra>step " + str(depth) + "</extra>",
+        }
+        for depth, scores in sorted(scores_by_depth.items())
+    ]
+    return {
+        "data": data,
+        "layout": {
+            "barmode": "stack",
+            "height": 300,
+            "margin": {"l": 50, "r": 10, "t": 30, "b": 40},
+            "title": {"text": "step scores in this tree, by depth"},
+            "plot_bgcolor": "white",
+            "xaxis": {"title": {"text": "step score"}, "range": [0, 1]},
+            "yaxis": {"title": {"text": "steps"}},
+            "uirevision": str(tree.meta.get("run_id", "tree")),
+        },
+    }

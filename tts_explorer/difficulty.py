@@ -1,5 +1,6 @@
 """Difficulty as the compute-optimal papers bin it: the policy's own Pass@1 on a problem in
 absolute bins (Liu et al. 2025), easy 50-100%, medium 10-50%, hard 0-10%, not quantiles."""
+
 from __future__ import annotations
 
 BINS = ("easy", "medium", "hard")

@@ -8,6 +8,7 @@ step and every step below it scored again as if the edit stood in the original's
 old and new scores side by side, and the path score under each aggregation. A search can
 then continue from the edited node (search(start=...)).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,9 +49,17 @@ def edit_step(tree: SearchTree, node_id: int, text, scorer: Scorer, aggregation:
     steps = [n.text for n in prefix] + [text]
     logprobs = [n.mean_logprob for n in prefix] + [None]
     score = float(scorer.score_last([_path(tree, root_prompt, steps, logprobs, answer is not None)])[0])
-    new = tree.add(parent.id, text=text, score=round(score, 4), edited=True,
-                   iteration=max(n.iteration for n in tree) + 1, stop_reason="answer" if answer else "step",
-                   answer=answer, status="finished" if answer else "active", subtree=parent.subtree)
+    new = tree.add(
+        parent.id,
+        text=text,
+        score=round(score, 4),
+        edited=True,
+        iteration=max(n.iteration for n in tree) + 1,
+        stop_reason="answer" if answer else "step",
+        answer=answer,
+        status="finished" if answer else "active",
+        subtree=parent.subtree,
+    )
     new.agg_score = aggregate([n.score for n in tree.path(new.id)], aggregation)
     rows = []
     below = [] if node_id == 0 else _subtree(tree, original)[:MAX_PREVIEW]
@@ -66,8 +75,13 @@ def edit_step(tree: SearchTree, node_id: int, text, scorer: Scorer, aggregation:
             rows.append({"node": node.id, "step": node.text, "old": node.score, "new": round(float(value), 4)})
     original_path = tree.path(original.id) if node_id else []
     edited_path = tree.path(new.id)
-    summary = {how: (aggregate([n.score for n in original_path], how) if original_path else None,
-                     aggregate([n.score for n in edited_path], how)) for how in AGGREGATIONS}
+    summary = {
+        how: (
+            aggregate([n.score for n in original_path], how) if original_path else None,
+            aggregate([n.score for n in edited_path], how),
+        )
+        for how in AGGREGATIONS
+    }
     return EditResult(new, rows, summary)
 
 

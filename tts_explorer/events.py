@@ -2,6 +2,7 @@
 
 Every event names nodes by id; the tree itself holds their content.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

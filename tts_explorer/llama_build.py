@@ -5,6 +5,7 @@ About 5 minutes on 2 cores with cmake and a C++ compiler. The binary is cached p
 built for this CPU's instruction set) under ~/.cache/tts-explorer/llama-server, so a second
 call finds it and builds nothing. `python -m tts_explorer.llama_build` prints its path.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,10 @@ BUILD_TAG = "noamx"  # in the cache folder's name: a binary built another way is
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("TTS_EXPLORER_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tts-explorer"
+    root = (
+        os.environ.get("TTS_EXPLORER_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tts-explorer"
+    )
     flags = ""
     try:
         flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
@@ -58,17 +62,47 @@ def llama_server_binary() -> str:
         if shutil.which(tool) is None:
             raise RuntimeError(f"building llama-server needs {tool} (Debian/Ubuntu: sudo apt install cmake g++)")
     with tempfile.TemporaryDirectory() as work:
-        _run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-binary", ":all:",
-              "--no-deps", f"llama-cpp-python=={VERSION}", "-d", work])
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--disable-pip-version-check",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                f"llama-cpp-python=={VERSION}",
+                "-d",
+                work,
+            ]
+        )
         with tarfile.open(Path(work) / f"llama_cpp_python-{VERSION}.tar.gz") as sdist:
             # the extraction filter exists from Python 3.10.12 / 3.11.4 on
             sdist.extractall(work, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
         source = Path(work) / f"llama_cpp_python-{VERSION}" / "vendor" / "llama.cpp"
         build = Path(work) / "build"
-        _run(["cmake", "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF",
-              "-DLLAMA_OPENSSL=OFF", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
-              f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}", "-DGGML_AMX_TILE=OFF", "-DGGML_AMX_INT8=OFF",
-              "-DGGML_AMX_BF16=OFF"])
+        _run(
+            [
+                "cmake",
+                "-S",
+                str(source),
+                "-B",
+                str(build),
+                "-DCMAKE_BUILD_TYPE=Release",
+                "-DLLAMA_CURL=OFF",
+                "-DLLAMA_OPENSSL=OFF",
+                "-DBUILD_SHARED_LIBS=OFF",
+                "-DLLAMA_BUILD_TESTS=OFF",
+                "-DLLAMA_BUILD_EXAMPLES=OFF",
+                f"-DCMAKE_C_FLAGS={NO_AMX}",
+                f"-DCMAKE_CXX_FLAGS={NO_AMX}",
+                "-DGGML_AMX_TILE=OFF",
+                "-DGGML_AMX_INT8=OFF",
+                "-DGGML_AMX_BF16=OFF",
+            ]
+        )
         _run(["cmake", "--build", str(build), "--target", "llama-server", "-j", str(os.cpu_count() or 1)])
         dest.mkdir(parents=True, exist_ok=True)
         part = dest / "llama-server.part"

@@ -3,6 +3,7 @@ HTTP server to answer, and where Debian's headless Chromium is and the flags it 
 
 Shared by the benchmark, the tests and anything that starts a local server or browser.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,15 @@ import urllib.request
 from .llama_build import llama_server_binary
 
 # without the networking flags Chromium keeps trying hosts that a closed network refuses
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def usable_cores() -> int:
@@ -60,13 +68,29 @@ class LlamaServer:
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.process = None
 
-    def start(self) -> "LlamaServer":
+    def start(self) -> LlamaServer:
         import subprocess
 
         self.process = subprocess.Popen(
-            [llama_server_binary(), "-m", self.gguf, "--host", "127.0.0.1", "--port", str(self.port),
-             "-np", str(self.slots), "-c", str(self.context), "-t", str(self.threads), "--no-warmup"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                llama_server_binary(),
+                "-m",
+                self.gguf,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "-np",
+                str(self.slots),
+                "-c",
+                str(self.context),
+                "-t",
+                str(self.threads),
+                "--no-warmup",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -88,7 +112,7 @@ class LlamaServer:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> "LlamaServer":
+    def __enter__(self) -> LlamaServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

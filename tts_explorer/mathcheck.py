@@ -11,6 +11,7 @@ MathUnavailable when the worker cannot start; they treat both as "not comparable
 Operations: `key` (a canonical form of an answer, see `canonical_key`) and `verify`
 (math-verify's own equivalence of two answers).
 """
+
 from __future__ import annotations
 
 import json
@@ -124,8 +125,13 @@ class MathWorker:
     def _start(self) -> None:
         env = {**os.environ, "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1"}
         try:
-            self._proc = subprocess.Popen([sys.executable, "-m", "tts_explorer.mathcheck"], stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "tts_explorer.mathcheck"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
         except OSError as exc:
             raise MathUnavailable(f"cannot start the math worker: {exc}") from None
         self._buffer = b""

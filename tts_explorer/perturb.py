@@ -11,6 +11,7 @@ wrong step), or None when it does not apply to these steps. Two families:
   from the problem), each computed correctly and carried on consistently: every later
   calculation that used the changed result is recomputed, and so is the final answer.
 """
+
 from __future__ import annotations
 
 import random
@@ -39,7 +40,7 @@ def _wrong_number(question: str, steps: list[str], rng: random.Random) -> tuple[
     wrong = value + rng.choice([-3, -2, -1, 1, 2, 3, 10]) if value != int(value) or rng.random() < 0.7 else value * 2
     text = f"{wrong:g}" if wrong != int(wrong) else str(int(wrong))
     out = list(steps)
-    out[k] = steps[k][: match.start(1)] + text + steps[k][match.end(1):]
+    out[k] = steps[k][: match.start(1)] + text + steps[k][match.end(1) :]
     return out, k
 
 
@@ -50,7 +51,7 @@ def _wrong_operation(question: str, steps: list[str], rng: random.Random) -> tup
     k = rng.choice(candidates)
     left, sep, right = steps[k].partition("=")
     match = list(_OPERATION.finditer(left))[-1]  # the operation of the calculation that "=" closes
-    swapped = left[: match.start(2)] + _SWAP[match.group(2)] + left[match.end(2):]
+    swapped = left[: match.start(2)] + _SWAP[match.group(2)] + left[match.end(2) :]
     if check_equations(swapped + sep + right)[1] == 0:  # e.g. 2 * 2 -> 2 + 2 is still right
         return None
     out = list(steps)
@@ -62,7 +63,7 @@ def _dropped_step(question: str, steps: list[str], rng: random.Random) -> tuple[
     if len(steps) < 3:
         return None
     k = rng.randrange(0, len(steps) - 2)
-    return steps[:k] + steps[k + 1:], k  # the step now at k builds on the one that is gone
+    return steps[:k] + steps[k + 1 :], k  # the step now at k builds on the one that is gone
 
 
 # --- semantic errors, carried on ---------------------------------------------------------------
@@ -92,8 +93,7 @@ def _rewrite(step: str, changed: dict[Fraction, Fraction]) -> tuple[str, dict[Fr
     out, last, more = [], 0, {}
     for match in _CALCULATION.finditer(step):
         tokens = _TOKEN.findall(match.group(1))
-        new_tokens = [(_fmt(changed[_value(t)]) or t) if t[0].isdigit() and _value(t) in changed else t
-                      for t in tokens]
+        new_tokens = [(_fmt(changed[_value(t)]) or t) if t[0].isdigit() and _value(t) in changed else t for t in tokens]
         if new_tokens == tokens:
             continue
         old_result, new_result = _value(match.group(3)), _recompute(new_tokens)
@@ -102,7 +102,7 @@ def _rewrite(step: str, changed: dict[Fraction, Fraction]) -> tuple[str, dict[Fr
             return None
         if new_result != old_result:
             more[old_result] = new_result
-        out.append(step[last:match.start()] + " ".join(_spaced(new_tokens)) + " = " + match.group(2) + text)
+        out.append(step[last : match.start()] + " ".join(_spaced(new_tokens)) + " = " + match.group(2) + text)
         last = match.end()
     out.append(step[last:])
     return "".join(out), more
@@ -117,13 +117,13 @@ def _carry_on(steps: list[str], k: int, new_step: str, old: Fraction, new: Fract
     the final answer; None when the chain cannot be carried on consistently."""
     out = steps[:k] + [new_step]
     changed = {old: new}
-    for step in steps[k + 1:]:
+    for step in steps[k + 1 :]:
         answer = _ANSWER_STEP.search(step)
         if answer:
             value = _value(answer.group(2))
             if value not in changed:
                 return None  # the final answer does not depend on the change: not a consequential error
-            out.append(step[: answer.start(2)] + _fmt(changed[value]) + step[answer.end(2):])
+            out.append(step[: answer.start(2)] + _fmt(changed[value]) + step[answer.end(2) :])
             continue
         rewritten = _rewrite(step, changed)
         if rewritten is None:
@@ -147,8 +147,9 @@ def _semantic(question: str, steps: list[str], rng: random.Random, change) -> tu
         if text is None or new == old:
             continue
         step = steps[k]
-        new_step = step[: match.start()] + " ".join(_spaced(new_tokens)) + " = " + match.group(2) + text + \
-            step[match.end():]
+        new_step = (
+            step[: match.start()] + " ".join(_spaced(new_tokens)) + " = " + match.group(2) + text + step[match.end() :]
+        )
         carried = _carry_on(steps, k, new_step, old, new)
         if carried is not None and all(check_equations(s)[1] == 0 for s in carried):
             return carried, k
@@ -161,7 +162,7 @@ def _other_operation(question: str, tokens: list[str], rng: random.Random) -> li
     choices = [op for op in "+-*/" if op != _spaced([tokens[i]])[0]]
     rng.shuffle(choices)
     for op in choices:
-        new = tokens[:i] + [op] + tokens[i + 1:]
+        new = tokens[:i] + [op] + tokens[i + 1 :]
         value = _recompute(new)
         if value is not None and _fmt(value) is not None:
             return new
@@ -175,7 +176,7 @@ def _other_number(question: str, tokens: list[str], rng: random.Random) -> list[
         return None
     i = rng.choice(used)
     others = [g for g in given if g != tokens[i]]
-    return tokens[:i] + [rng.choice(others)] + tokens[i + 1:]
+    return tokens[:i] + [rng.choice(others)] + tokens[i + 1 :]
 
 
 def _semantic_operation(question: str, steps: list[str], rng: random.Random) -> tuple[list[str], int] | None:

@@ -9,6 +9,7 @@ step length). The builder turns gold solutions into correct step lists and into 
 with one step broken on purpose (a wrong number, a wrong operation, a dropped step), so
 labels hold by construction (perturb.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,12 @@ def gsm8k_items(rows: list[dict]) -> list[tuple[str, list[str], str]]:
     return [(row["question"], *gold_steps(row["answer"])) for row in rows]
 
 
-def build_samples(items: list[tuple[str, list[str], str]], seed: int = 0, error_share: float = 0.5,
-                  kinds: tuple[str, ...] = FAMILIES["stated"]) -> list[Sample]:
+def build_samples(
+    items: list[tuple[str, list[str], str]],
+    seed: int = 0,
+    error_share: float = 0.5,
+    kinds: tuple[str, ...] = FAMILIES["stated"],
+) -> list[Sample]:
     """One sample per (question, gold steps, answer): the gold steps, or (with probability
     error_share) a copy broken by one of `kinds` (perturb.py) where one applies."""
     rng = random.Random(seed)
@@ -71,8 +76,12 @@ def build_samples(items: list[tuple[str, list[str], str]], seed: int = 0, error_
 def write_samples(samples: list[Sample], path: str | Path) -> None:
     with open(path, "w", encoding="utf-8") as out:
         for s in samples:
-            out.write(json.dumps({"problem": s.problem, "steps": s.steps, "label": s.label, "answer": s.answer,
-                                  "kind": s.kind}) + "\n")
+            out.write(
+                json.dumps(
+                    {"problem": s.problem, "steps": s.steps, "label": s.label, "answer": s.answer, "kind": s.kind}
+                )
+                + "\n"
+            )
 
 
 MAX_SAMPLE_STEPS = 64
@@ -125,8 +134,14 @@ def metrics(samples: list[Sample], scores: list[list[float]], threshold: float) 
     error_acc = sum(first_flagged(sc, threshold) == s.label for s, sc in wrong) / max(len(wrong), 1)
     correct_acc = sum(first_flagged(sc, threshold) == -1 for _, sc in right) / max(len(right), 1)
     f1 = 0.0 if error_acc + correct_acc == 0 else 2 * error_acc * correct_acc / (error_acc + correct_acc)
-    return {"threshold": threshold, "error_acc": error_acc, "correct_acc": correct_acc, "f1": f1,
-            "erroneous": len(wrong), "correct": len(right)}
+    return {
+        "threshold": threshold,
+        "error_acc": error_acc,
+        "correct_acc": correct_acc,
+        "f1": f1,
+        "erroneous": len(wrong),
+        "correct": len(right),
+    }
 
 
 def sweep(samples: list[Sample], scores: list[list[float]]) -> list[dict]:
@@ -164,14 +179,16 @@ def calibration(samples: list[Sample], scores: list[list[float]], policy, root_p
     for sample, row in zip(samples, scores):
         if not sample.answer:
             continue
-        oracle = make_scorer("mc-rollout-oracle", ScorerEnv(policy=policy, reference=sample.answer),
-                             rollouts=rollouts)
+        oracle = make_scorer("mc-rollout-oracle", ScorerEnv(policy=policy, reference=sample.answer), rollouts=rollouts)
         ours += row
         values += score_samples(oracle, [sample], root_prompt)[0]
     if not ours:
         return {"steps": 0, "pearson": None, "mean_abs_diff": None}
-    return {"steps": len(ours), "pearson": pearson(ours, values),
-            "mean_abs_diff": sum(abs(a - b) for a, b in zip(ours, values)) / len(ours)}
+    return {
+        "steps": len(ours),
+        "pearson": pearson(ours, values),
+        "mean_abs_diff": sum(abs(a - b) for a, b in zip(ours, values)) / len(ours),
+    }
 
 
 def score_samples(scorer: Scorer, samples: list[Sample], root_prompt=lambda q: "") -> list[list[float]]:

@@ -3,6 +3,7 @@
 A solution is a list of steps separated by a blank line; the prompt of a partial path is
 the problem's chat prompt followed by each step and its "\\n\\n" separator.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,9 @@ def load_template(name: str = DEFAULT_TEMPLATE) -> PromptTemplate:
         raise UserError(f"unknown prompt template {name!r}; valid: {', '.join(valid)}")
     path = asset("prompts", f"{name}.json")
     data = json.loads(path.read_text())
-    return PromptTemplate(name, data.get("system", ""),
-                          tuple((e["question"], e["solution"]) for e in data.get("examples", [])))
+    return PromptTemplate(
+        name, data.get("system", ""), tuple((e["question"], e["solution"]) for e in data.get("examples", []))
+    )
 
 
 def path_prompt(root_prompt: str, steps: list[str]) -> str:

@@ -10,6 +10,7 @@ in orange; DVTS subtrees told apart by outline colour. Scores are also in the ho
 colour is never the only way to read them. WebGL traces keep thousands of nodes
 responsive. Hover text is escaped once and truncated.
 """
+
 from __future__ import annotations
 
 import html
@@ -26,8 +27,10 @@ from .tree import Node, SearchTree
 SCALES = {
     "viridis": ("Viridis", "#111111"),
     "cividis": ("Cividis", "#b2182b"),
-    "red-green": ([[0.0, "#d73027"], [0.25, "#fc8d59"], [0.5, "#fee08b"], [0.75, "#91cf60"], [1.0, "#1a9850"]],
-                  "#f2b600"),  # ColorBrewer RdYlGn, the old scale: unreadable with red-green colour blindness
+    "red-green": (
+        [[0.0, "#d73027"], [0.25, "#fc8d59"], [0.5, "#fee08b"], [0.75, "#91cf60"], [1.0, "#1a9850"]],
+        "#f2b600",
+    ),  # ColorBrewer RdYlGn, the old scale: unreadable with red-green colour blindness
 }
 DEFAULT_SCALE = "viridis"
 SUBTREE_COLORS = ["#1f77b4", "#9467bd", "#17becf", "#e377c2", "#8c564b", "#bcbd22", "#7f7f7f", "#ff7f0e"]
@@ -40,6 +43,7 @@ PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.mi
 @dataclass(frozen=True)
 class Colours:
     """How a visitor wants step scores coloured: the scale, and raw scores or ranks in the tree."""
+
     scale: str = DEFAULT_SCALE
     relative: bool = False
 
@@ -61,6 +65,9 @@ class Colours:
     @property
     def title(self) -> str:
         return "rank of the step score in this tree" if self.relative else "step score"
+
+
+DEFAULT_COLOURS = Colours()
 
 
 def layout_positions(tree: SearchTree, nodes: list[Node]) -> dict[int, tuple[float, float]]:
@@ -88,10 +95,12 @@ def hover_text(node: Node, chosen: bool = False, question: str = "") -> str:
     if node.id == 0:
         return f"<b>problem</b><br>{plotly_text(_short(question))}"
     text = _short(node.text)
-    lines = [f"<b>node {node.id}</b> · {node.status}{' · chosen path' if chosen else ''}"
-             f"{' · written by a visitor' if node.edited else ''} · step {node.depth}",
-             plotly_text(text),
-             f"step score {fmt_score(node.score)} · path score {fmt_score(node.agg_score)} · {node.n_tokens} tokens"]
+    lines = [
+        f"<b>node {node.id}</b> · {node.status}{' · chosen path' if chosen else ''}"
+        f"{' · written by a visitor' if node.edited else ''} · step {node.depth}",
+        plotly_text(text),
+        f"step score {fmt_score(node.score)} · path score {fmt_score(node.agg_score)} · {node.n_tokens} tokens",
+    ]
     if node.subtree is not None:
         lines.append(f"subtree {node.subtree}")
     if node.answer is not None:
@@ -100,13 +109,19 @@ def hover_text(node: Node, chosen: bool = False, question: str = "") -> str:
     return "<br>".join(lines)
 
 
-def _node_trace(nodes: list[Node], pos, name: str, chosen: set[int] = frozenset(), question: str = "",
-                **marker) -> dict:
+def _node_trace(
+    nodes: list[Node], pos, name: str, chosen: set[int] = frozenset(), question: str = "", **marker
+) -> dict:
     return {
-        "type": "scattergl", "mode": "markers", "name": name,
-        "x": [pos[n.id][0] for n in nodes], "y": [pos[n.id][1] for n in nodes],
-        "customdata": [n.id for n in nodes], "hovertext": [hover_text(n, n.id in chosen, question) for n in nodes],
-        "hoverinfo": "text", "marker": marker,
+        "type": "scattergl",
+        "mode": "markers",
+        "name": name,
+        "x": [pos[n.id][0] for n in nodes],
+        "y": [pos[n.id][1] for n in nodes],
+        "customdata": [n.id for n in nodes],
+        "hovertext": [hover_text(n, n.id in chosen, question) for n in nodes],
+        "hoverinfo": "text",
+        "marker": marker,
     }
 
 
@@ -119,15 +134,28 @@ def _edge_trace(tree: SearchTree, nodes: list[Node], pos, name: str, color: str,
         (x0, y0), (x1, y1) = pos[node.parent], pos[node.id]
         xs += [x0, x1, None]
         ys += [y0, y1, None]
-    return {"type": "scattergl", "mode": "lines", "name": name, "x": xs, "y": ys, "hoverinfo": "skip",
-            "line": {"color": color, "width": width}, "showlegend": False}
+    return {
+        "type": "scattergl",
+        "mode": "lines",
+        "name": name,
+        "x": xs,
+        "y": ys,
+        "hoverinfo": "skip",
+        "line": {"color": color, "width": width},
+        "showlegend": False,
+    }
 
 
 MARK_STYLES = [("x", "#000000"), ("circle-open", "#d62728"), ("star", "#1f77b4")]
 
 
-def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int | None = None,
-           marks: dict[str, list[int]] | None = None, colours: Colours = Colours()) -> dict:
+def figure(
+    tree: SearchTree,
+    upto_iteration: int | None = None,
+    highlight: int | None = None,
+    marks: dict[str, list[int]] | None = None,
+    colours: Colours = DEFAULT_COLOURS,
+) -> dict:
     """The whole figure; with upto_iteration, only what existed after that iteration;
     marks: legend label -> node ids to mark (e.g. a data set's gold first error)."""
     colorscale, path_color = SCALES.get(colours.scale, SCALES[DEFAULT_SCALE])
@@ -141,38 +169,76 @@ def figure(tree: SearchTree, upto_iteration: int | None = None, highlight: int |
     live = [n for n in steps if n.status != "pruned"]
     selected = [n for n in steps if n.id in chosen]
     colors = colours.of([n.score for n in live])
-    outline = [path_color if n.id in chosen else
-               SUBTREE_COLORS[n.subtree % len(SUBTREE_COLORS)] if n.subtree is not None else "#333"
-               for n in live]
+    outline = [
+        path_color
+        if n.id in chosen
+        else SUBTREE_COLORS[n.subtree % len(SUBTREE_COLORS)]
+        if n.subtree is not None
+        else "#333"
+        for n in live
+    ]
     data = [
         _edge_trace(tree, steps, pos, "edges", "#c8c8c8", 1),
         _edge_trace(tree, selected, pos, "selected path", path_color, 4),
         _node_trace([tree.root], pos, "problem", question=tree.question, size=14, color="#222", symbol="square"),
         _node_trace(pruned, pos, "pruned", size=7, color="#bbbbbb", opacity=0.45),
-        _node_trace(live, pos, "steps (colour = PRM score)", chosen,
-                    size=[13 if n.terminal else 10 for n in live],
-                    symbol=["diamond" if n.terminal else "circle" for n in live],
-                    color=colors, colorscale=colorscale, cmin=0.0, cmax=1.0, showscale=True,
-                    colorbar={"title": {"text": colours.title}, "thickness": 12, "len": 0.8},
-                    line={"color": outline, "width": [3 if n.id in chosen else 1.5 for n in live]}),
+        _node_trace(
+            live,
+            pos,
+            "steps (colour = PRM score)",
+            chosen,
+            size=[13 if n.terminal else 10 for n in live],
+            symbol=["diamond" if n.terminal else "circle" for n in live],
+            color=colors,
+            colorscale=colorscale,
+            cmin=0.0,
+            cmax=1.0,
+            showscale=True,
+            colorbar={"title": {"text": colours.title}, "thickness": 12, "len": 0.8},
+            line={"color": outline, "width": [3 if n.id in chosen else 1.5 for n in live]},
+        ),
     ]
     edited = [n for n in steps if n.edited]
     if edited:
-        data.append(_node_trace(edited, pos, "written by a visitor", chosen, size=20, symbol="circle-open",
-                                color=EDITED, line={"color": EDITED, "width": 3}))
+        data.append(
+            _node_trace(
+                edited,
+                pos,
+                "written by a visitor",
+                chosen,
+                size=20,
+                symbol="circle-open",
+                color=EDITED,
+                line={"color": EDITED, "width": 3},
+            )
+        )
     for (label, ids), (symbol, color) in zip((marks or {}).items(), MARK_STYLES):
         marked = [tree.nodes[i] for i in ids if i in pos]
-        data.append(_node_trace(marked, pos, label, size=22, symbol=symbol, color=color,
-                                line={"color": color, "width": 3}))
+        data.append(
+            _node_trace(marked, pos, label, size=22, symbol=symbol, color=color, line={"color": color, "width": 3})
+        )
     if highlight is not None and highlight in pos:
-        data.append(_node_trace([tree.nodes[highlight]], pos, "clicked", size=20, color="rgba(0,0,0,0)",
-                                line={"color": "#000", "width": 3}))
+        data.append(
+            _node_trace(
+                [tree.nodes[highlight]],
+                pos,
+                "clicked",
+                size=20,
+                color="rgba(0,0,0,0)",
+                line={"color": "#000", "width": 3},
+            )
+        )
     layout = {
         "uirevision": str(tree.meta.get("run_id", "tree")),  # zoom and pan survive updates of one run
         "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
-        "xaxis": {"visible": False}, "yaxis": {"visible": False},
-        "hovermode": "closest", "dragmode": "pan", "showlegend": True,
+        "xaxis": {"visible": False},
+        "yaxis": {"visible": False},
+        "hovermode": "closest",
+        "dragmode": "pan",
+        "showlegend": True,
         "legend": {"orientation": "h", "y": 1.06, "x": 0},
-        "plot_bgcolor": "white", "paper_bgcolor": "white", "height": 560,
+        "plot_bgcolor": "white",
+        "paper_bgcolor": "white",
+        "height": 560,
     }
     return {"data": data, "layout": layout}

@@ -1,5 +1,6 @@
 """Plain-text views: a tree as indented lines for the terminal, its compute, and the one
 formatter of a score (or its absence) that every view uses."""
+
 from __future__ import annotations
 
 from .tree import SearchTree
@@ -30,8 +31,10 @@ def format_tree(tree: SearchTree, width: int = 90) -> str:
             if node.correct is not None:
                 extra += " (right)" if node.correct else " (wrong)"
             sub = f" t{node.subtree}" if node.subtree is not None else ""
-            lines.append(f"{'  ' * (node.depth - 1)}{'>' if node.id in chosen else MARK[node.status]} [{node.id}{sub}] "
-                         f"s={_num(node.score)} agg={_num(node.agg_score)} tok={node.n_tokens} | {text}{extra}")
+            lines.append(
+                f"{'  ' * (node.depth - 1)}{'>' if node.id in chosen else MARK[node.status]} [{node.id}{sub}] "
+                f"s={_num(node.score)} agg={_num(node.agg_score)} tok={node.n_tokens} | {text}{extra}"
+            )
         for child in node.children:
             walk(child)
 
@@ -41,7 +44,9 @@ def format_tree(tree: SearchTree, width: int = 90) -> str:
 
 
 def format_compute(compute: dict) -> str:
-    return (f"compute: generated {compute.get('generated_tokens', 0)} tok, prefill "
-            f"{compute.get('prefill_tokens', 0)} tok, scorer {compute.get('scorer_tokens', 0)} tok, "
-            f"policy {compute.get('policy_flops', 0):.3g} FLOPs, scorer {compute.get('scorer_flops', 0):.3g} FLOPs, "
-            f"wall {compute.get('wall_s', 0):.1f} s")
+    return (
+        f"compute: generated {compute.get('generated_tokens', 0)} tok, prefill "
+        f"{compute.get('prefill_tokens', 0)} tok, scorer {compute.get('scorer_tokens', 0)} tok, "
+        f"policy {compute.get('policy_flops', 0):.3g} FLOPs, scorer {compute.get('scorer_flops', 0):.3g} FLOPs, "
+        f"wall {compute.get('wall_s', 0):.1f} s"
+    )

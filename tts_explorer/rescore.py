@@ -3,6 +3,7 @@
 The copy gets every step's score and path score anew; answer selection can then be
 applied to it with any rule and compared with the original.
 """
+
 from __future__ import annotations
 
 import time
@@ -11,28 +12,43 @@ from .config import SearchConfig
 from .policy.compute import ComputeMeter
 from .prompts import DEFAULT_TEMPLATE, load_template
 from .scorers import ScorerEnv, make_scorer
-from .strategies.base import SearchContext, score
 from .selection import aggregate
+from .strategies.base import SearchContext, score
 from .tree import SearchTree
 
 
-def rescore(tree: SearchTree, scorer: str, aggregation: str, policy=None, template: str = DEFAULT_TEMPLATE,
-            scorer_options: dict | None = None) -> SearchTree:
+def rescore(
+    tree: SearchTree,
+    scorer: str,
+    aggregation: str,
+    policy=None,
+    template: str = DEFAULT_TEMPLATE,
+    scorer_options: dict | None = None,
+) -> SearchTree:
     """A copy of `tree` scored by `scorer` and aggregated by `aggregation`."""
     new = tree.copy()
     settings = dict(new.meta.get("config") or {})
     # only the aggregation and the sampling temperature (for rollouts) matter when re-scoring
-    config = SearchConfig(strategy="best_of_n", aggregation=aggregation,
-                          temperature=float(settings.get("temperature", SearchConfig.temperature)))
+    config = SearchConfig(
+        strategy="best_of_n",
+        aggregation=aggregation,
+        temperature=float(settings.get("temperature", SearchConfig.temperature)),
+    )
     meter = ComputeMeter()
     env = ScorerEnv(policy, meter, new.reference, config.temperature)
     root_prompt = policy.chat_prompt(load_template(template).messages(new.question)) if policy else ""
     ctx = SearchContext(new, policy, make_scorer(scorer, env, **(scorer_options or {})), config, root_prompt, meter)
     started = time.perf_counter()
     score(ctx, sorted((n for n in new if n.id != 0), key=lambda n: n.depth))
-    new.meta.update(scorer=scorer, config={**settings, "aggregation": aggregation},
-                    rescore={"from_scorer": tree.meta.get("scorer"), "compute": meter.snapshot(),
-                             "seconds": round(time.perf_counter() - started, 3)})
+    new.meta.update(
+        scorer=scorer,
+        config={**settings, "aggregation": aggregation},
+        rescore={
+            "from_scorer": tree.meta.get("scorer"),
+            "compute": meter.snapshot(),
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    )
     return new
 
 

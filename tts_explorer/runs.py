@@ -9,13 +9,14 @@ Layers (no module imports one above it): core (tree, answers, selection, config,
 -> policy and scorers -> strategies and search -> this module -> the page (ui/), the command
 line (cli.py), training and benchmarks.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Sequence
 
-from .config import SearchConfig, check_question, check_text
 from .answers import MAX_ANSWER_CHARS
+from .config import SearchConfig, check_question, check_text
 from .edit import EditResult, edit_step
 from .errors import UserError
 from .events import Event
@@ -39,14 +40,14 @@ class ScorerChoice:
     options: tuple[tuple[str, object], ...] = ()
 
     @classmethod
-    def of(cls, name: str, model: str | None = None, trust_remote_code: bool = False) -> "ScorerChoice":
+    def of(cls, name: str, model: str | None = None, trust_remote_code: bool = False) -> ScorerChoice:
         options = {"model": model} if model else {}
         if trust_remote_code:
             options["trust_remote_code"] = True
         return cls(check_scorer_name(name), tuple(options.items()))
 
     @classmethod
-    def parse(cls, entry: str, trust_remote_code: bool = False) -> "ScorerChoice":
+    def parse(cls, entry: str, trust_remote_code: bool = False) -> ScorerChoice:
         """From an operator's entry: NAME, or FORMAT:MODEL for a learned PRM."""
         name, _, model = entry.partition(":")
         return cls.of(name, model or None, trust_remote_code and bool(model))
@@ -97,14 +98,24 @@ def root_prompt(policy, question: str, template: str = DEFAULT_TEMPLATE) -> str:
     return policy.chat_prompt(load_template(template).messages(question)) if policy is not None else ""
 
 
-def search_events(tree: SearchTree, policy, request: RunRequest, should_stop: Callable[[], bool] | None = None,
-                  start: int = 0) -> Iterator[Event]:
+def search_events(
+    tree: SearchTree, policy, request: RunRequest, should_stop: Callable[[], bool] | None = None, start: int = 0
+) -> Iterator[Event]:
     """Grow `tree` as the request says (from node `start` when given), under its run limits."""
     tree.meta["policy"] = policy.name
     tree.meta.setdefault("model", request.model)
-    yield from search(tree, policy, request.config, request.scorer.name, template=request.template,
-                      should_stop=should_stop, scorer_options=dict(request.scorer.options), limits=request.limits,
-                      auto_table=request.auto_table, start=start)
+    yield from search(
+        tree,
+        policy,
+        request.config,
+        request.scorer.name,
+        template=request.template,
+        should_stop=should_stop,
+        scorer_options=dict(request.scorer.options),
+        limits=request.limits,
+        auto_table=request.auto_table,
+        start=start,
+    )
 
 
 def continued(tree: SearchTree, request: RunRequest) -> RunRequest:
@@ -118,8 +129,14 @@ def _scoring_policy(tree: SearchTree, choice: ScorerChoice, offered: Sequence[st
     return load_policy(grown_with(tree, offered))
 
 
-def rescore_tree(tree: SearchTree, choice: ScorerChoice, aggregation: str, selection: str,
-                 offered: Sequence[str] = (EMBEDDED,), template: str = DEFAULT_TEMPLATE) -> SearchTree:
+def rescore_tree(
+    tree: SearchTree,
+    choice: ScorerChoice,
+    aggregation: str,
+    selection: str,
+    offered: Sequence[str] = (EMBEDDED,),
+    template: str = DEFAULT_TEMPLATE,
+) -> SearchTree:
     """A copy of `tree` scored anew by `choice`, aggregated and with the answer chosen again."""
     check_choice(aggregation, AGGREGATIONS, "aggregation")
     check_choice(selection, SELECTIONS, "selection")
@@ -130,8 +147,15 @@ def rescore_tree(tree: SearchTree, choice: ScorerChoice, aggregation: str, selec
     return after
 
 
-def edit(tree: SearchTree, node_id: int, text, choice: ScorerChoice, aggregation: str,
-         offered: Sequence[str] = (EMBEDDED,), template: str = DEFAULT_TEMPLATE) -> EditResult:
+def edit(
+    tree: SearchTree,
+    node_id: int,
+    text,
+    choice: ScorerChoice,
+    aggregation: str,
+    offered: Sequence[str] = (EMBEDDED,),
+    template: str = DEFAULT_TEMPLATE,
+) -> EditResult:
     """A visitor's version of a step, added beside it and scored (edit.py)."""
     check_choice(aggregation, AGGREGATIONS, "aggregation")
     policy = _scoring_policy(tree, choice, offered, logprobs_known=False)
@@ -139,8 +163,13 @@ def edit(tree: SearchTree, node_id: int, text, choice: ScorerChoice, aggregation
     return edit_step(tree, node_id, text, scorer, aggregation, root_prompt(policy, tree.question, template))
 
 
-def score_samples(samples: list[Sample], choice: ScorerChoice, model: str = EMBEDDED,
-                  template: str = DEFAULT_TEMPLATE, reference: str | None = None) -> list[list[float]]:
+def score_samples(
+    samples: list[Sample],
+    choice: ScorerChoice,
+    model: str = EMBEDDED,
+    template: str = DEFAULT_TEMPLATE,
+    reference: str | None = None,
+) -> list[list[float]]:
     """Every step's score of ProcessBench-style samples (the PRM lab, prm-eval)."""
     policy = load_policy(model) if choice.needs_policy(logprobs_known=False) else None
     scorer = choice.build(policy, reference=reference)

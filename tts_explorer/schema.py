@@ -1,5 +1,6 @@
 """Building blocks for reading untrusted files with pydantic: strict models, capped text
 that UTF-8 can encode, and one-line messages from validation errors."""
+
 from __future__ import annotations
 
 from typing import Annotated

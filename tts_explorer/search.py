@@ -5,11 +5,12 @@ the end and a UI can redraw as it goes; a stop request, or a run limit (wall tim
 tokens) set by an operator, ends it early with the partial tree kept and the answer
 chosen from what finished.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator
 
 from .config import SearchConfig, check_question
 from .errors import UserError
@@ -24,13 +25,13 @@ from .strategies.base import SearchContext
 from .tree import SearchTree
 
 
-def new_tree(question: str, config: SearchConfig, scorer: str, reference: str | None = None,
-             policy_name: str = "") -> SearchTree:
+def new_tree(
+    question: str, config: SearchConfig, scorer: str, reference: str | None = None, policy_name: str = ""
+) -> SearchTree:
     """An empty tree for a problem, with the settings recorded in its meta."""
     strategy = get_strategy(config.strategy)
     config = strategy.adjust(config)
-    meta = {"config": vars(config).copy(), "scorer": scorer if strategy.uses_scorer else None,
-            "policy": policy_name}
+    meta = {"config": vars(config).copy(), "scorer": scorer if strategy.uses_scorer else None, "policy": policy_name}
     return SearchTree(check_question(question), reference.strip() if reference else None, meta)
 
 
@@ -44,8 +45,11 @@ class RunLimits:
 
 
 class _Guard:
-    """The stop check handed to the policy: the caller's request or a run limit; `cause` says
-    which ("on request", "at this server's limit of ..."), None while neither happened."""""
+    (
+        """The stop check handed to the policy: the caller's request or a run limit; `cause` says
+    which ("on request", "at this server's limit of ..."), None while neither happened."""
+        ""
+    )
 
     def __init__(self, should_stop: Callable[[], bool] | None, limits: RunLimits, meter: ComputeMeter):
         self.should_stop, self.limits, self.meter = should_stop, limits, meter
@@ -58,8 +62,10 @@ class _Guard:
                 self.cause = "on request"
             elif self.limits.seconds is not None and time.monotonic() - self.started > self.limits.seconds:
                 self.cause = f"at this server's limit of {self.limits.seconds:g} s per run"
-            elif (self.limits.tokens is not None
-                  and self.meter.generated_tokens + self.meter.scorer_tokens > self.limits.tokens):
+            elif (
+                self.limits.tokens is not None
+                and self.meter.generated_tokens + self.meter.scorer_tokens > self.limits.tokens
+            ):
                 self.cause = f"at this server's limit of {self.limits.tokens} tokens per run"
         return self.cause is not None
 
@@ -81,12 +87,23 @@ def _added(before: dict | None, now: dict) -> dict:
     """Compute of a continuation added to what the tree had already cost."""
     if not before:
         return now
-    return {k: (round(v + before.get(k, 0), 3) if isinstance(v, float) else v + before.get(k, 0)) for k, v in now.items()}
+    return {
+        k: (round(v + before.get(k, 0), 3) if isinstance(v, float) else v + before.get(k, 0)) for k, v in now.items()
+    }
 
 
-def search(tree: SearchTree, policy, config: SearchConfig, scorer: str, template: str = DEFAULT_TEMPLATE,
-           should_stop: Callable[[], bool] | None = None, scorer_options: dict | None = None,
-           limits: RunLimits = RunLimits(), auto_table: str | None = None, start: int = 0) -> Iterator[Event]:
+def search(
+    tree: SearchTree,
+    policy,
+    config: SearchConfig,
+    scorer: str,
+    template: str = DEFAULT_TEMPLATE,
+    should_stop: Callable[[], bool] | None = None,
+    scorer_options: dict | None = None,
+    limits: RunLimits = RunLimits(),
+    auto_table: str | None = None,
+    start: int = 0,
+) -> Iterator[Event]:
     """Grow `tree` with the configured strategy, yielding events; ends with a Done event. With
     `start`, the search grows from that node (with the steps it has left) in a tree that already
     holds a search: the answer is then chosen from the whole tree, and compute adds up."""
@@ -103,8 +120,9 @@ def search(tree: SearchTree, policy, config: SearchConfig, scorer: str, template
         env = ScorerEnv(policy, meter, tree.reference, config.temperature, guard)
         scorer_obj = make_scorer(check_scorer_name(scorer), env, **(scorer_options or {}))
     root_prompt = policy.chat_prompt(load_template(template).messages(tree.question))
-    ctx = SearchContext(tree, policy, scorer_obj, config, root_prompt, meter, guard, auto_table,
-                        start_id=start, iteration_offset=offset)
+    ctx = SearchContext(
+        tree, policy, scorer_obj, config, root_prompt, meter, guard, auto_table, start_id=start, iteration_offset=offset
+    )
     policy.reseed(config.seed)
     try:
         for event in strategy.run(ctx):
@@ -121,6 +139,6 @@ def search(tree: SearchTree, policy, config: SearchConfig, scorer: str, template
 def run_to_end(tree: SearchTree, policy, config: SearchConfig, scorer: str, **kwargs) -> Done:
     """search() without the events: the final Done."""
     last = None
-    for last in search(tree, policy, config, scorer, **kwargs):
-        pass
+    for event in search(tree, policy, config, scorer, **kwargs):
+        last = event
     return last

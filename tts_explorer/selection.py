@@ -7,6 +7,7 @@ has its label and help, which the page and the command line show. Answers are gr
 checked against the reference by answers.py, in bounded time. A missing score is handled
 one way everywhere: it ranks below every score (`rank_value`) and adds nothing to a sum.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,18 +35,28 @@ class Selection:
     help: str
 
 
-AGGREGATIONS: dict[str, Aggregation] = {a.name: a for a in (
-    Aggregation("last", lambda v: v[-1], "last", "the last step's score"),
-    Aggregation("min", min, "min", "the lowest step score: a path is as good as its weakest step"),
-    Aggregation("avg", lambda v: sum(v) / len(v), "mean", "the mean step score"),
-    Aggregation("prod", math.prod, "product", "the product of the step scores"),
-)}
-SELECTIONS: dict[str, Selection] = {s.name: s for s in (
-    Selection("majority", lambda r: (r["votes"], r["best"]), "Majority", "the answer most candidates give"),
-    Selection("prm_max", lambda r: (r["best"], r["votes"]), "PRM-Max", "the answer of the best path score"),
-    Selection("prm_vote", lambda r: (r["vote_sum"], r["votes"]), "PRM-Vote",
-              "the answer with the largest sum of path scores"),
-)}
+AGGREGATIONS: dict[str, Aggregation] = {
+    a.name: a
+    for a in (
+        Aggregation("last", lambda v: v[-1], "last", "the last step's score"),
+        Aggregation("min", min, "min", "the lowest step score: a path is as good as its weakest step"),
+        Aggregation("avg", lambda v: sum(v) / len(v), "mean", "the mean step score"),
+        Aggregation("prod", math.prod, "product", "the product of the step scores"),
+    )
+}
+SELECTIONS: dict[str, Selection] = {
+    s.name: s
+    for s in (
+        Selection("majority", lambda r: (r["votes"], r["best"]), "Majority", "the answer most candidates give"),
+        Selection("prm_max", lambda r: (r["best"], r["votes"]), "PRM-Max", "the answer of the best path score"),
+        Selection(
+            "prm_vote",
+            lambda r: (r["vote_sum"], r["votes"]),
+            "PRM-Vote",
+            "the answer with the largest sum of path scores",
+        ),
+    )
+}
 
 
 def check_choice(name, registry: dict, what: str) -> str:
@@ -80,14 +91,16 @@ def tally(tree: SearchTree, comparer: Comparer | None = None) -> list[dict]:
     for group in groups:
         nodes = [pool[i] for i in group]
         best = max(nodes, key=by_score)
-        rows.append({
-            "answer": nodes[0].answer,
-            "ids": [n.id for n in nodes],
-            "votes": len(nodes),
-            "vote_sum": sum(n.agg_score for n in nodes if n.agg_score is not None),
-            "best": rank_value(best.agg_score),
-            "best_id": best.id,
-        })
+        rows.append(
+            {
+                "answer": nodes[0].answer,
+                "ids": [n.id for n in nodes],
+                "votes": len(nodes),
+                "vote_sum": sum(n.agg_score for n in nodes if n.agg_score is not None),
+                "best": rank_value(best.agg_score),
+                "best_id": best.id,
+            }
+        )
     return rows
 
 
@@ -112,8 +125,7 @@ def apply_selection(tree: SearchTree, how: str) -> tuple[str | None, int | None]
     tree.meta["answer"] = answer
     tree.meta["selected_leaf"] = leaf
     tree.meta["selection"] = how
-    tree.meta["correct"] = (None if tree.reference is None or answer is None
-                            else tree.nodes[leaf].correct)
+    tree.meta["correct"] = None if tree.reference is None or answer is None else tree.nodes[leaf].correct
     if comparer.notes:
         tree.meta["notes"] = comparer.notes[:20]
     else:

@@ -1,4 +1,5 @@
 """Synthetic search trees of any size, for render benchmarks and tests of drawing."""
+
 from __future__ import annotations
 
 import random
@@ -19,8 +20,16 @@ def synthetic_tree(n_nodes: int, width: int = 4, seed: int = 0):
                 if len(tree) >= n_nodes:
                     break
                 score = rng.random()
-                new.append(tree.add(parent, text=f"step {iteration} <i>{rng.random():.3f}</i>", score=score,
-                                    agg_score=score, iteration=iteration, n_tokens=rng.randrange(5, 40)))
+                new.append(
+                    tree.add(
+                        parent,
+                        text=f"step {iteration} <i>{rng.random():.3f}</i>",
+                        score=score,
+                        agg_score=score,
+                        iteration=iteration,
+                        n_tokens=rng.randrange(5, 40),
+                    )
+                )
         for node in new:
             node.status = "pruned"
         keep = sorted(new, key=lambda n: -n.score)[: max(1, len(new) // 2)]

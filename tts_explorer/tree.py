@@ -7,12 +7,14 @@ which path was chosen as the answer is one fact of the tree (meta "selected_leaf
 a status. Written as JSON with a schema version (reading it back, untrusted, is
 treefile.py's read_tree); conversion to a networkx.DiGraph. Layout, colours and rendering live elsewhere.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 2  # 1: the chosen path was a node status "selected"
 STATUSES = ("active", "pruned", "finished")
@@ -102,7 +104,7 @@ class SearchTree:
         leaf = self.meta.get("selected_leaf")
         return {n.id for n in self.path(leaf)} if isinstance(leaf, int) and leaf in self.nodes else set()
 
-    def copy(self) -> "SearchTree":
+    def copy(self) -> SearchTree:
         """An independent copy (a consistent snapshot of a tree another thread is growing)."""
         new = SearchTree(self.question, self.reference, json.loads(json.dumps(self.meta)))
         new.nodes = {i: dataclasses.replace(n, children=list(n.children)) for i, n in list(self.nodes.items())}

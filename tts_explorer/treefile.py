@@ -7,6 +7,7 @@ rules out cycles), children lists that match the parents. Anything else is a
 TreeFormatError with one line saying where. Schema 1 files (the chosen path stored as
 the node status "selected") are read and converted.
 """
+
 from __future__ import annotations
 
 import json
@@ -108,13 +109,18 @@ class TreeModel(Strict):
 
 def _where(data: Any):
     """loc -> 'node 7: score' for ('nodes', 3, 'score'), naming the node by its id where it has one."""
+
     def where(loc: tuple) -> str:
         if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int):
             raw = data["nodes"][loc[1]]
-            name = (f"node {raw['id']}" if isinstance(raw, dict) and isinstance(raw.get("id"), int)
-                    and not isinstance(raw.get("id"), bool) else f"nodes[{loc[1]}]")
+            name = (
+                f"node {raw['id']}"
+                if isinstance(raw, dict) and isinstance(raw.get("id"), int) and not isinstance(raw.get("id"), bool)
+                else f"nodes[{loc[1]}]"
+            )
             return name + (": " + ".".join(str(p) for p in loc[2:]) if len(loc) > 2 else "")
         return ".".join(str(p) for p in loc) or "the document"
+
     return where
 
 
@@ -146,16 +152,16 @@ def _check_links(nodes: dict[int, Node]) -> None:
             raise TreeFormatError(f"node {node.id} does not lead back to the root: its parents form {kind}")
     for node in nodes.values():
         if node.id and node.depth != nodes[node.parent].depth + 1:
-            raise TreeFormatError(f"node {node.id}: depth {node.depth} does not follow its parent's "
-                                  f"{nodes[node.parent].depth}")
+            raise TreeFormatError(
+                f"node {node.id}: depth {node.depth} does not follow its parent's {nodes[node.parent].depth}"
+            )
     actual: dict[int, list[int]] = {}  # node id -> ids of the nodes naming it as parent
     for node in nodes.values():
         if node.parent is not None:
             actual.setdefault(node.parent, []).append(node.id)
     for node in nodes.values():
         if len(set(node.children)) != len(node.children) or set(node.children) != set(actual.get(node.id, [])):
-            raise TreeFormatError(f"node {node.id}: its children list does not match the nodes that name it "
-                                  "as parent")
+            raise TreeFormatError(f"node {node.id}: its children list does not match the nodes that name it as parent")
 
 
 def _from_model(model: TreeModel, meta: dict) -> SearchTree:

@@ -14,6 +14,7 @@ llama.cpp's llama-server started on the same GGUF, serving the same searches);
 6. peak resident memory: the engine alone in a fresh process (memory.py), and this process.
 A section that cannot run here (llama-cpp-python or Chromium missing) says why.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,9 @@ import platform
 import time
 
 from ..data import Problem
-from ..policy.loading import EMBEDDED, gguf_file
+from ..policy.embedded import EMBEDDED
 from ..policy.naive import NaivePolicy
+from ..policy.sources import gguf_file
 from .parts import engine_parts, peak_rss_mib
 
 
@@ -53,16 +55,28 @@ def _server(server: str, gguf, stack, print_fn):
     return ServerPolicy(server)
 
 
-def run_bench(model: str, data: str, problems: list[Problem], strategies: list[str], budgets: list[int],
-              beam_width: int, max_steps: int, scorers: list[str], naive_max_n: int = 16, llama_max_n: int = 64,
-              with_startup: bool = True, render_sizes: tuple[int, ...] = (1000, 5000), print_fn=print,
-              server: str | None = None) -> None:
+def run_bench(
+    model: str,
+    data: str,
+    problems: list[Problem],
+    strategies: list[str],
+    budgets: list[int],
+    beam_width: int,
+    max_steps: int,
+    scorers: list[str],
+    naive_max_n: int = 16,
+    llama_max_n: int = 64,
+    with_startup: bool = True,
+    render_sizes: tuple[int, ...] = (1000, 5000),
+    print_fn=print,
+    server: str | None = None,
+) -> None:
     """Run every section, printing each as soon as it is measured."""
     import torch
 
+    from ..loopback import chromium_path
     from ..policy.loading import load_policy, usable_cores
     from .memory import engine_peak_mib, format_memory
-    from ..loopback import chromium_path
     from .render_speed import format_render, render_timings
     from .scorer_cost import format_costs, scorer_costs
     from .search_speed import SCORER, format_group, format_header, measure, page_default
@@ -71,13 +85,18 @@ def run_bench(model: str, data: str, problems: list[Problem], strategies: list[s
     started = time.perf_counter()
     policy = load_policy(model)
     load_s = time.perf_counter() - started
-    print_fn(f"machine: {platform.processor() or platform.machine()}, {usable_cores()} threads; "
-             f"torch {torch.__version__}")
+    print_fn(
+        f"machine: {platform.processor() or platform.machine()}, {usable_cores()} threads; torch {torch.__version__}"
+    )
     weights, tokenizer, step = engine_parts(policy)
-    print_fn(f"model: {policy.name}, {policy.n_params / 1e6:.0f}M parameters, {weights.dtype}, "
-             f"step {type(step).__name__}; model load {load_s:.1f} s")
-    print_fn(f"searches: {len(problems)} problem(s), scorer {SCORER}, beam width {beam_width}, "
-             f"{max_steps} steps, 64 tokens per step, 96 in the last; each search starts cold")
+    print_fn(
+        f"model: {policy.name}, {policy.n_params / 1e6:.0f}M parameters, {weights.dtype}, "
+        f"step {type(step).__name__}; model load {load_s:.1f} s"
+    )
+    print_fn(
+        f"searches: {len(problems)} problem(s), scorer {SCORER}, beam width {beam_width}, "
+        f"{max_steps} steps, 64 tokens per step, 96 in the last; each search starts cold"
+    )
     backends = {"engine": policy, "naive": NaivePolicy(weights, tokenizer, name="naive")}
     llama, note = _llama_cpp(policy, gguf_file(model))
     if llama is not None:
@@ -89,8 +108,16 @@ def run_bench(model: str, data: str, problems: list[Problem], strategies: list[s
             backends["server"] = _server(server, gguf_file(model), stack, print_fn)
         print_fn(page_default(policy, problems[0]))
         print_fn(format_header())
-        for group in measure(backends, tokenizer, problems, strategies, budgets, beam_width, max_steps,
-                             {"naive": naive_max_n, "llama.cpp": llama_max_n}):
+        for group in measure(
+            backends,
+            tokenizer,
+            problems,
+            strategies,
+            budgets,
+            beam_width,
+            max_steps,
+            {"naive": naive_max_n, "llama.cpp": llama_max_n},
+        ):
             print_fn(format_group(group))
     print_fn(f"(naive rows up to N={naive_max_n}, llama.cpp rows up to N={llama_max_n})")
     print_fn(format_costs(scorer_costs(policy, problems[0], scorers) if scorers else {}))

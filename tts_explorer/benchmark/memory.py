@@ -2,6 +2,7 @@
 runs the largest search of the benchmark (beam search at the largest N), reporting its
 peak after each (Linux: /proc/self/status). The benchmark's own process also holds the
 baselines."""
+
 from __future__ import annotations
 
 import json
@@ -36,5 +37,7 @@ def engine_peak_mib(model: str, data: str, n: int) -> dict[str, float]:
 
 
 def format_memory(peaks: dict[str, float], n: int) -> str:
-    return (f"peak resident memory, engine alone: {peaks['loaded']:.0f} MiB after loading the model, "
-            f"{peaks['searched']:.0f} MiB after a beam search at N={n}")
+    return (
+        f"peak resident memory, engine alone: {peaks['loaded']:.0f} MiB after loading the model, "
+        f"{peaks['searched']:.0f} MiB after a beam search at N={n}"
+    )

@@ -1,5 +1,6 @@
 """What the benchmark's sections share: the one place it reaches into a backend, and the
 process's peak memory."""
+
 from __future__ import annotations
 
 import resource

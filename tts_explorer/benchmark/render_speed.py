@@ -2,6 +2,7 @@
 in headless Chromium exactly as the page does it (JSON.parse + Plotly.react, until the
 next frame is painted). Needs Playwright and a Chromium (the dev install has both).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -11,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..loopback import CHROMIUM_ARGS, chromium_path
-from ..render import figure
+from ..render import PLOTLY_JS, figure
 from ..synthetic import synthetic_tree
-from ..render import PLOTLY_JS
 from ..ui.tree_view import as_value
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><script src="plotly.min.js"></script></head>

@@ -1,4 +1,5 @@
 """What each offline scorer costs per scored step, re-scoring one best-of-8 tree."""
+
 from __future__ import annotations
 
 import time

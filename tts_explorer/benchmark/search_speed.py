@@ -8,6 +8,7 @@ tokens, tokens per second, problems per minute, the prefill ratio (tokens the mo
 processed / unique prompt + tree tokens; 1.0 = nothing computed twice), seconds from the
 start of the search to the first scored node, and the engine's speed over each baseline.
 """
+
 from __future__ import annotations
 
 import time
@@ -40,12 +41,20 @@ class Row:
 
 
 def bench_config(strategy: str, n: int, beam_width: int, max_steps: int) -> SearchConfig:
-    return SearchConfig(strategy=strategy, n=n, beam_width=min(beam_width, n), max_steps=max_steps, step_tokens=64,
-                        final_tokens=96, seed=0)
+    return SearchConfig(
+        strategy=strategy,
+        n=n,
+        beam_width=min(beam_width, n),
+        max_steps=max_steps,
+        step_tokens=64,
+        final_tokens=96,
+        seed=0,
+    )
 
 
-def run_one(policy, tokenizer, problem: Problem, config: SearchConfig,
-            warm: bool = False) -> tuple[int, float, float, float]:
+def run_one(
+    policy, tokenizer, problem: Problem, config: SearchConfig, warm: bool = False
+) -> tuple[int, float, float, float]:
     """(generated tokens, seconds, prefill ratio, seconds to the first scored node) of one search,
     started cold, or with the template's shared part prefilled as the app does (warm)."""
     policy.forget()
@@ -65,8 +74,16 @@ def run_one(policy, tokenizer, problem: Problem, config: SearchConfig,
     return compute["generated_tokens"], seconds, processed / max(unique, 1), first or seconds
 
 
-def measure(backends: dict, tokenizer, problems: list[Problem], strategies: list[str], budgets: list[int],
-            beam_width: int, max_steps: int, max_n: dict[str, int]):
+def measure(
+    backends: dict,
+    tokenizer,
+    problems: list[Problem],
+    strategies: list[str],
+    budgets: list[int],
+    beam_width: int,
+    max_steps: int,
+    max_n: dict[str, int],
+):
     """Yield, per strategy and budget, one Row per backend (a backend runs budgets up to max_n[backend])."""
     for strategy in strategies:
         for n in budgets:
@@ -76,9 +93,18 @@ def measure(backends: dict, tokenizer, problems: list[Problem], strategies: list
                 if n > max_n.get(backend, n):
                     continue
                 totals = [run_one(policy, tokenizer, p, config) for p in problems]
-                group.append(Row(backend, strategy, n, sum(t[0] for t in totals), sum(t[1] for t in totals),
-                                 sum(t[2] for t in totals) / len(totals), sum(t[3] for t in totals) / len(totals),
-                                 len(problems)))
+                group.append(
+                    Row(
+                        backend,
+                        strategy,
+                        n,
+                        sum(t[0] for t in totals),
+                        sum(t[1] for t in totals),
+                        sum(t[2] for t in totals) / len(totals),
+                        sum(t[3] for t in totals) / len(totals),
+                        len(problems),
+                    )
+                )
             yield group
 
 
@@ -86,13 +112,17 @@ def page_default(policy, problem: Problem) -> str:
     """The page's default search as a visitor's first Run gets it (model loaded, template warmed)."""
     config = PAGE_DEFAULTS
     tokens, seconds, _, first = run_one(policy, engine_parts(policy)[1], problem, config, warm=True)
-    return (f"page default ({config.strategy}, N={config.n}, M={config.beam_width}, up to {config.max_steps} steps), "
-            f"template prefilled as the app does at start: first node {first:.2f} s, done {seconds:.2f} s, "
-            f"{tokens} tokens")
+    return (
+        f"page default ({config.strategy}, N={config.n}, M={config.beam_width}, up to {config.max_steps} steps), "
+        f"template prefilled as the app does at start: first node {first:.2f} s, done {seconds:.2f} s, "
+        f"{tokens} tokens"
+    )
 
 
-HEADER = (f"{'strategy':<10}{'N':>4} {'backend':<10}{'tokens':>8}{'tok/s':>8}{'problems/min':>14}"
-          f"{'prefill ratio':>15}{'first node s':>14}{'vs naive':>10}{'vs llama.cpp':>14}")
+HEADER = (
+    f"{'strategy':<10}{'N':>4} {'backend':<10}{'tokens':>8}{'tok/s':>8}{'problems/min':>14}"
+    f"{'prefill ratio':>15}{'first node s':>14}{'vs naive':>10}{'vs llama.cpp':>14}"
+)
 
 
 def format_header() -> str:
@@ -108,7 +138,9 @@ def format_group(rows: list[Row]) -> str:
         for baseline in ("naive", "llama.cpp"):
             base = by_backend.get(baseline)
             ratios.append(f"{r.tokens_per_s / base.tokens_per_s:.2f}x" if base and r.backend == "engine" else "")
-        lines.append(f"{r.strategy:<10}{r.n:>4} {r.backend:<10}{r.tokens:>8}{r.tokens_per_s:>8.1f}"
-                     f"{60.0 * r.problems / max(r.seconds, 1e-9):>14.2f}{r.prefill_ratio:>15.2f}"
-                     f"{r.first_node_s:>14.2f}{ratios[0]:>10}{ratios[1]:>14}")
+        lines.append(
+            f"{r.strategy:<10}{r.n:>4} {r.backend:<10}{r.tokens:>8}{r.tokens_per_s:>8.1f}"
+            f"{60.0 * r.problems / max(r.seconds, 1e-9):>14.2f}{r.prefill_ratio:>15.2f}"
+            f"{r.first_node_s:>14.2f}{ratios[0]:>10}{ratios[1]:>14}"
+        )
     return "\n".join(lines)

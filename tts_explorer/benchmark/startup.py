@@ -3,6 +3,7 @@ being served and to the default model being loaded (the app prints a ready line)
 the app's peak resident memory. The first start fetches the embedded wheel from the
 package index and converts it; the second finds both in the cache.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,11 +42,11 @@ def peak_rss_of(pid: int) -> float:
 
 def start_once(label: str, cache: str, timeout: float = 600) -> StartTiming:
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "TTS_EXPLORER_CACHE": cache,
-           "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "TTS_EXPLORER_CACHE": cache, "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
-    app = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+    app = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     ready = threading.Event()
     ready_at: list[float] = []
     failure: list[str] = []

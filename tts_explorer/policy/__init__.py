@@ -1,4 +1,5 @@
 """Policy models: the text-level protocol and the local transformers backend."""
+
 from .base import Completion, Policy, StopRequested
 from .compute import ComputeMeter
 

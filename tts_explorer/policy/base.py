@@ -7,10 +7,12 @@ own business. Backends: the local engine (local.py), an OpenAI-compatible server
 (server.py), llama.cpp in-process (llamacpp.py, for the benchmark), the naive baseline
 (naive.py); loading.py picks one by the form of the source.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from .compute import ComputeMeter
 
@@ -63,14 +65,21 @@ class Policy(Protocol):
         later call that extends prompt + completion reuse the work done here."""
 
     def choice_probs(
-        self, prompts: Sequence[str], choices: Sequence[str],
-        meter: ComputeMeter | None = None, role: str = "scorer",
+        self,
+        prompts: Sequence[str],
+        choices: Sequence[str],
+        meter: ComputeMeter | None = None,
+        role: str = "scorer",
     ) -> list[list[float]]:
         """For each prompt, the next-token probability of each choice's first token,
         normalised over the choices."""
 
     def step_logprobs(
-        self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None, role: str = "scorer",
+        self,
+        prompt: str,
+        steps: Sequence[str],
+        meter: ComputeMeter | None = None,
+        role: str = "scorer",
     ) -> list[float]:
         """Mean log-prob of each step's tokens, each step following the earlier ones (the
         confidence scorer's input)."""

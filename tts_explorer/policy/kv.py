@@ -10,6 +10,7 @@ A KVBatch holds a batch's rows: the prefix once, and each row's own keys and val
 left-padded in a buffer with room for the tokens still to be decoded, so feeding a token
 writes one slot in place (no copy of the whole cache per token).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ class Prefix:
     def length(self) -> int:
         return self.keys[0].shape[1]
 
-    def head(self, tokens: int) -> "Prefix":
+    def head(self, tokens: int) -> Prefix:
         """The first `tokens` positions (views, no copy): a causal model's keys and values of a
         sequence's first tokens do not depend on what follows them."""
         return Prefix(tuple(k[:, :tokens] for k in self.keys), tuple(v[:, :tokens] for v in self.values))
@@ -48,7 +49,7 @@ class RowState:
         """Tokens cached after the prefix."""
         return self.keys[0].shape[1] if self.keys else 0
 
-    def as_prefix(self) -> "RowState":
+    def as_prefix(self) -> RowState:
         """The same state with everything cached moved into one shareable prefix."""
         if not self.keys:
             return self
@@ -73,13 +74,20 @@ class KVBatch:
     [B, kv_heads, capacity, head_dim] per layer, filled up to `length`; `mask` [B, capacity]
     marks real (not padding) positions."""
 
-    def __init__(self, prefix: Prefix | None, keys: list[torch.Tensor], values: list[torch.Tensor],
-                 mask: torch.Tensor, length: int):
+    def __init__(
+        self,
+        prefix: Prefix | None,
+        keys: list[torch.Tensor],
+        values: list[torch.Tensor],
+        mask: torch.Tensor,
+        length: int,
+    ):
         self.prefix, self.keys, self.values, self.mask, self.length = prefix, keys, values, mask, length
 
     @classmethod
-    def gather(cls, states: list[RowState], layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype,
-               spare: int) -> "KVBatch":
+    def gather(
+        cls, states: list[RowState], layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype, spare: int
+    ) -> KVBatch:
         """Rows from states, with room for `spare` more tokens. One prefix is shared when every
         state has the same one; otherwise each row's prefix is copied into its own part."""
         shared = states[0].prefix
@@ -94,12 +102,12 @@ class KVBatch:
             v = torch.zeros(len(states), kv_heads, capacity, head_dim, dtype=dtype)
             for row, state in enumerate(states):
                 if state.length:
-                    k[row, :, longest - state.length:longest] = state.keys[layer]
-                    v[row, :, longest - state.length:longest] = state.values[layer]
+                    k[row, :, longest - state.length : longest] = state.keys[layer]
+                    v[row, :, longest - state.length : longest] = state.values[layer]
             keys.append(k)
             values.append(v)
         for row, state in enumerate(states):
-            mask[row, longest - state.length:longest] = True
+            mask[row, longest - state.length : longest] = True
         return cls(shared, keys, values, mask, longest)
 
     @property
@@ -115,25 +123,36 @@ class KVBatch:
             self.keys = [_grown(k, self.length, capacity) for k in self.keys]
             self.values = [_grown(v, self.length, capacity) for v in self.values]
             self.mask = _grown(self.mask, self.length, capacity)
-        self.mask[:, self.length:need] = True
+        self.mask[:, self.length : need] = True
         self.length = need
 
     def write(self, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Store keys/values [B, kv_heads, T, head_dim] of the T positions taken by the last advance."""
         start = self.length - keys.shape[2]
-        self.keys[layer][:, :, start:self.length] = keys
-        self.values[layer][:, :, start:self.length] = values
+        self.keys[layer][:, :, start : self.length] = keys
+        self.values[layer][:, :, start : self.length] = values
 
-    def select(self, rows: torch.Tensor) -> "KVBatch":
+    def select(self, rows: torch.Tensor) -> KVBatch:
         """A batch of `rows` of this one (rows may repeat)."""
-        return KVBatch(self.prefix, [k.index_select(0, rows) for k in self.keys],
-                       [v.index_select(0, rows) for v in self.values], self.mask.index_select(0, rows), self.length)
+        return KVBatch(
+            self.prefix,
+            [k.index_select(0, rows) for k in self.keys],
+            [v.index_select(0, rows) for v in self.values],
+            self.mask.index_select(0, rows),
+            self.length,
+        )
 
     def extract(self, row: int, next_pos: int, pending: list[int], ids: tuple[int, ...] = ()) -> RowState:
         """Copy one row's real positions out of the batch (`ids`: every token the state stands for)."""
-        valid = self.mask[row, :self.length].nonzero().squeeze(1)
-        return RowState(self.prefix, tuple(k[row].index_select(1, valid) for k in self.keys),
-                        tuple(v[row].index_select(1, valid) for v in self.values), next_pos, tuple(pending), ids)
+        valid = self.mask[row, : self.length].nonzero().squeeze(1)
+        return RowState(
+            self.prefix,
+            tuple(k[row].index_select(1, valid) for k in self.keys),
+            tuple(v[row].index_select(1, valid) for v in self.values),
+            next_pos,
+            tuple(pending),
+            ids,
+        )
 
 
 def _inline_prefix(state: RowState) -> RowState:

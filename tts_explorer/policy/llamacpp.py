@@ -6,10 +6,11 @@ previous call left in llama.cpp's KV cache (siblings share their parent's path),
 llama.cpp's own sampler. llama-cpp-python is an optional extra (it compiles llama.cpp
 when installed): `pip install llama-cpp-python`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -36,8 +37,9 @@ class LlamaCppPolicy:
         except ImportError:
             raise UserError("llama-cpp-python is not installed (pip install llama-cpp-python)") from None
         self._lib = llama_cpp
-        self.llm = llama_cpp.Llama(str(gguf), n_ctx=CONTEXT_TOKENS, n_threads=threads, n_threads_batch=threads,
-                                   verbose=False)
+        self.llm = llama_cpp.Llama(
+            str(gguf), n_ctx=CONTEXT_TOKENS, n_threads=threads, n_threads_batch=threads, verbose=False
+        )
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.template = chat_template_tokenizer
         self.name = name
@@ -57,12 +59,13 @@ class LlamaCppPolicy:
     def reseed(self, seed: int | None) -> None:
         import random
 
-        self._seed = random.randrange(2 ** 31) if seed is None else seed
+        self._seed = random.randrange(2**31) if seed is None else seed
         self._draws = 0
 
     def chat_prompt(self, messages: list[dict], continue_final: bool = False) -> str:
-        return self.template.apply_chat_template(messages, tokenize=False, add_generation_prompt=not continue_final,
-                                                 continue_final_message=continue_final)
+        return self.template.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=not continue_final, continue_final_message=continue_final
+        )
 
     def _tokens(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
@@ -81,10 +84,19 @@ class LlamaCppPolicy:
         peak = float(logits.max())
         return float(logits[token]) - peak - float(np.log(np.exp(logits - peak).sum()))
 
-    def generate(self, prompts: Sequence[str], n: Sequence[int], max_tokens: int, temperature: float,
-                 stop: str | None = "\n\n", top_p: float = 1.0, keep_state: bool = True,
-                 should_stop: Callable[[], bool] | None = None, meter: ComputeMeter | None = None,
-                 role: str = "policy") -> list[list[Completion]]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        n: Sequence[int],
+        max_tokens: int,
+        temperature: float,
+        stop: str | None = "\n\n",
+        top_p: float = 1.0,
+        keep_state: bool = True,
+        should_stop: Callable[[], bool] | None = None,
+        meter: ComputeMeter | None = None,
+        role: str = "policy",
+    ) -> list[list[Completion]]:
         meter = meter or self.meter
         results = []
         for prompt, count in zip(prompts, n):
@@ -99,8 +111,9 @@ class LlamaCppPolicy:
             results.append(group)
         return results
 
-    def _one(self, tokens: list[int], max_tokens: int, temperature: float, top_p: float,
-             stop: str | None) -> Completion:
+    def _one(
+        self, tokens: list[int], max_tokens: int, temperature: float, top_p: float, stop: str | None
+    ) -> Completion:
         out: list[int] = []
         logprob, reason = 0.0, "length"
         sampling = {"temp": temperature, "top_p": top_p, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
@@ -125,12 +138,14 @@ class LlamaCppPolicy:
             text = text[: text.index(stop) + len(stop)]
         return Completion(text, len(out), logprob, reason)
 
-    def step_logprobs(self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None,
-                      role: str = "scorer") -> list[float]:
+    def step_logprobs(
+        self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None, role: str = "scorer"
+    ) -> list[float]:
         raise UserError("the llama.cpp backend keeps no prompt log-probs, so the confidence scorer cannot run on it")
 
-    def choice_probs(self, prompts: Sequence[str], choices: Sequence[str],
-                     meter: ComputeMeter | None = None, role: str = "scorer") -> list[list[float]]:
+    def choice_probs(
+        self, prompts: Sequence[str], choices: Sequence[str], meter: ComputeMeter | None = None, role: str = "scorer"
+    ) -> list[list[float]]:
         meter = meter or self.meter
         choice_ids = [self._tokens(c)[0] for c in choices]
         out = []

@@ -6,6 +6,7 @@ A GGUF file is dequantized by transformers (~20 s for the embedded model); the r
 kept as safetensors, in the dtype it runs in, in the user cache so that the next start
 loads in about a second.
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,19 +15,20 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from ..errors import UserError, first_line
 from ..loopback import usable_cores
 from . import embedded
-from .embedded import EMBEDDED
 from .base import Policy
+from .embedded import EMBEDDED
 from .local import TransformersPolicy
-from .server import ServerPolicy, is_server
+from .server import ServerPolicy
+from .sources import is_server
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +125,6 @@ BACKENDS = (
 )
 
 _LOADING = threading.Lock()
-
-
-def gguf_file(source: str) -> Path | None:
-    """The GGUF file a local source is read from (the embedded one's, or a .gguf path), else None."""
-    if source == EMBEDDED:
-        return embedded.embedded_gguf()
-    return Path(source).expanduser() if source.endswith(".gguf") and not is_server(source) else None
 
 
 def load_policy(source: str = EMBEDDED, dtype: str | None = None, reuse_cache: bool = True) -> Policy:

@@ -11,12 +11,13 @@ are one shared prefix for every path (kv.py); the forward step itself is in step
 One lock serialises the calls (the app's preload thread and the searches share a model).
 Loading models lives in loading.py.
 """
+
 from __future__ import annotations
 
 import functools
 import threading
 from collections import OrderedDict
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -31,10 +32,12 @@ MIN_SHARED_TOKENS = 8  # a kept prompt sharing fewer leading tokens with a new o
 
 def _locked(method):
     """Run a method under the policy's lock."""
+
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         with self._lock:
             return method(self, *args, **kwargs)
+
     return wrapper
 
 
@@ -78,8 +81,11 @@ class TransformersPolicy:
     def chat_prompt(self, messages: list[dict], continue_final: bool = False) -> str:
         if getattr(self.tokenizer, "chat_template", None):
             return self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=not continue_final,
-                continue_final_message=continue_final)
+                messages,
+                tokenize=False,
+                add_generation_prompt=not continue_final,
+                continue_final_message=continue_final,
+            )
         return "\n\n".join(m["content"] for m in messages) + ("" if continue_final else "\n\n")
 
     # --- states --------------------------------------------------------------------
@@ -132,8 +138,7 @@ class TransformersPolicy:
         meter.add(role, self.n_params, prefill=len(feed))
         return batch.extract(0, state.next_pos + len(feed), [state.pending[-1]], state.ids)
 
-    def _prepare(self, prompts: Sequence[str], meter: ComputeMeter, role: str,
-                 remember: bool = True) -> list[RowState]:
+    def _prepare(self, prompts: Sequence[str], meter: ComputeMeter, role: str, remember: bool = True) -> list[RowState]:
         """States with exactly one pending token; new prompts are kept for later calls, their
         cache made one prefix that every path from them shares."""
         states = []
@@ -180,10 +185,19 @@ class TransformersPolicy:
         return tokens, logprobs.gather(1, tokens.unsqueeze(1)).squeeze(1)
 
     @_locked
-    def generate(self, prompts: Sequence[str], n: Sequence[int], max_tokens: int, temperature: float,
-                 stop: str | None = "\n\n", top_p: float = 1.0, keep_state: bool = True,
-                 should_stop: Callable[[], bool] | None = None, meter: ComputeMeter | None = None,
-                 role: str = "policy") -> list[list[Completion]]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        n: Sequence[int],
+        max_tokens: int,
+        temperature: float,
+        stop: str | None = "\n\n",
+        top_p: float = 1.0,
+        keep_state: bool = True,
+        should_stop: Callable[[], bool] | None = None,
+        meter: ComputeMeter | None = None,
+        role: str = "policy",
+    ) -> list[list[Completion]]:
         meter = meter or self.meter
         if len(prompts) != len(n):
             raise ValueError("prompts and n differ in length")
@@ -197,15 +211,44 @@ class TransformersPolicy:
         rows = torch.tensor([u for _, u in owners])
         batch, logits = batch.select(rows), logits[rows]
         next_pos = torch.tensor([states[u].next_pos + 1 for _, u in owners])
-        finished = self._decode(batch, logits, next_pos, owners, unique, states, max_tokens,
-                                temperature, top_p, stop, keep_state, should_stop, meter, role)
+        finished = self._decode(
+            batch,
+            logits,
+            next_pos,
+            owners,
+            unique,
+            states,
+            max_tokens,
+            temperature,
+            top_p,
+            stop,
+            keep_state,
+            should_stop,
+            meter,
+            role,
+        )
         results: list[list[Completion]] = [[] for _ in prompts]
         for (prompt_index, _), completion in zip(owners, finished):
             results[prompt_index].append(completion)
         return results
 
-    def _decode(self, batch, logits, next_pos, owners, unique, states, max_tokens, temperature, top_p,
-                stop, keep_state, should_stop, meter, role) -> list[Completion]:
+    def _decode(
+        self,
+        batch,
+        logits,
+        next_pos,
+        owners,
+        unique,
+        states,
+        max_tokens,
+        temperature,
+        top_p,
+        stop,
+        keep_state,
+        should_stop,
+        meter,
+        role,
+    ) -> list[Completion]:
         total = len(owners)
         live = list(range(total))  # batch position -> original row
         tokens_out: list[list[int]] = [[] for _ in range(total)]
@@ -230,11 +273,18 @@ class TransformersPolicy:
                     text, kept = self._text(ids, stop, reason)
                     done[row] = Completion(text, len(ids), logprob_sums[row], reason, kept or ())
                     fed = len(ids) - 1  # the batch holds the keys and values of all but the last token
-                    if (keep_state and self.reuse_cache and reason != "eos" and kept is not None
-                            and len(kept) > fed and kept[:fed] == tuple(ids[:fed])):
+                    if (
+                        keep_state
+                        and self.reuse_cache
+                        and reason != "eos"
+                        and kept is not None
+                        and len(kept) > fed
+                        and kept[:fed] == tuple(ids[:fed])
+                    ):
                         owner = states[owners[row][1]]
                         new_states[unique[owners[row][1]] + text] = batch.extract(
-                            pos, int(next_pos[pos]), list(kept[fed:]), owner.ids + kept)
+                            pos, int(next_pos[pos]), list(kept[fed:]), owner.ids + kept
+                        )
             if len(done) == total:
                 break
             if ended:
@@ -270,14 +320,15 @@ class TransformersPolicy:
         for k in range(len(ids) - 1, max(len(ids) - 9, -1), -1):  # the stop check reads the last 8 tokens
             head = decode(ids[:k], skip_special_tokens=False)
             if text.startswith(head):
-                kept = tuple(ids[:k]) + tuple(self._encode(text[len(head):]))
+                kept = tuple(ids[:k]) + tuple(self._encode(text[len(head) :]))
                 return (text, kept) if decode(list(kept), skip_special_tokens=False) == text else (text, None)
         return text, None
 
     @_locked
     @torch.inference_mode()
-    def step_logprobs(self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None,
-                      role: str = "scorer") -> list[float]:
+    def step_logprobs(
+        self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None, role: str = "scorer"
+    ) -> list[float]:
         """Mean log-prob of each given step's tokens, each step following the earlier ones."""
         text, spans = prompt, []
         for step in steps:
@@ -290,20 +341,22 @@ class TransformersPolicy:
         (meter or self.meter).add(role, self.n_params, prefill=ids.shape[1])
         out = []
         for start, end in spans:
-            values = [token_logprobs[i - 1] for i, (a, b) in enumerate(enc["offset_mapping"])
-                      if i > 0 and start <= a < end]
+            values = [
+                token_logprobs[i - 1] for i, (a, b) in enumerate(enc["offset_mapping"]) if i > 0 and start <= a < end
+            ]
             out.append(sum(values) / len(values) if values else 0.0)
         return out
 
     @_locked
     @torch.inference_mode()
-    def choice_probs(self, prompts: Sequence[str], choices: Sequence[str],
-                     meter: ComputeMeter | None = None, role: str = "scorer") -> list[list[float]]:
+    def choice_probs(
+        self, prompts: Sequence[str], choices: Sequence[str], meter: ComputeMeter | None = None, role: str = "scorer"
+    ) -> list[list[float]]:
         meter = meter or self.meter
         choice_ids = [self._encode(c)[0] for c in choices]
         out: list[list[float]] = []
         for start in range(0, len(prompts), 16):
-            chunk = list(prompts[start:start + 16])
+            chunk = list(prompts[start : start + 16])
             states = self._prepare(chunk, meter, role, remember=False)
             _, logits = self._first_logits(states, meter, role)
             probs = torch.softmax(logits[:, choice_ids], dim=-1)

@@ -4,9 +4,10 @@ prompt and path re-encoded at every step, nothing kept between calls.
 It implements the same text-level protocol as the local backend and shares its model, so
 it is the baseline that the engine is compared with, and a reference for its outputs.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -23,7 +24,7 @@ class _StopInNewText(StoppingCriteria):
         self.tokenizer, self.stop, self.start = tokenizer, stop, prompt_length
 
     def __call__(self, input_ids, scores, **kwargs) -> torch.Tensor:
-        tail = self.tokenizer.decode(input_ids[0, self.start:][-8:], skip_special_tokens=True)
+        tail = self.tokenizer.decode(input_ids[0, self.start :][-8:], skip_special_tokens=True)
         return torch.tensor([self.stop in tail])
 
 
@@ -32,10 +33,19 @@ class NaivePolicy(TransformersPolicy):
         super().__init__(model, tokenizer, name=name, reuse_cache=False)
 
     @torch.inference_mode()
-    def generate(self, prompts: Sequence[str], n: Sequence[int], max_tokens: int, temperature: float,
-                 stop: str | None = "\n\n", top_p: float = 1.0, keep_state: bool = True,
-                 should_stop: Callable[[], bool] | None = None, meter: ComputeMeter | None = None,
-                 role: str = "policy") -> list[list[Completion]]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        n: Sequence[int],
+        max_tokens: int,
+        temperature: float,
+        stop: str | None = "\n\n",
+        top_p: float = 1.0,
+        keep_state: bool = True,
+        should_stop: Callable[[], bool] | None = None,
+        meter: ComputeMeter | None = None,
+        role: str = "policy",
+    ) -> list[list[Completion]]:
         meter = meter or self.meter
         results: list[list[Completion]] = []
         for prompt, count in zip(prompts, n):
@@ -44,16 +54,27 @@ class NaivePolicy(TransformersPolicy):
             for _ in range(count):
                 if should_stop is not None and should_stop():
                     raise StopRequested()
-                sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} \
-                    if temperature > 0 else {"do_sample": False}
+                sampling = (
+                    {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
+                    if temperature > 0
+                    else {"do_sample": False}
+                )
                 out = self.model.generate(
-                    ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
+                    ids,
+                    attention_mask=torch.ones_like(ids),
+                    max_new_tokens=max_tokens,
                     stopping_criteria=StoppingCriteriaList([_StopInNewText(self.tokenizer, stop, ids.shape[1])])
-                    if stop else None, output_logits=True, return_dict_in_generate=True,
-                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id, **sampling)
-                new = out.sequences[0, ids.shape[1]:].tolist()
-                logprob = sum(torch.log_softmax(step[0].float(), -1)[token].item()
-                              for step, token in zip(out.logits, new))
+                    if stop
+                    else None,
+                    output_logits=True,
+                    return_dict_in_generate=True,
+                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                    **sampling,
+                )
+                new = out.sequences[0, ids.shape[1] :].tolist()
+                logprob = sum(
+                    torch.log_softmax(step[0].float(), -1)[token].item() for step, token in zip(out.logits, new)
+                )
                 meter.add(role, self.n_params, generated=len(new), prefill=ids.shape[1])
                 group.append(self._completion(new, logprob, stop, max_tokens))
             results.append(group)

@@ -19,6 +19,7 @@ response (`usage`, with cached prompt tokens where reported). The judge reads to
 log-probs, the confidence scorer prompt log-probs; a server without them gets one clear
 line naming the missing feature.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -29,22 +30,19 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
 
 from ..errors import UserError
 from .base import Completion, StopRequested
 from .compute import ComputeMeter
+from .sources import local_tokenizer
 
 CHAT_MARK = "\x00chat-messages:"  # a prompt rendered by the server's chat endpoint: the messages, then steps
 CHAT_END = "\x00"
 TOP_LOGPROBS = 20
 DEFAULT_TIMEOUT_S = 120.0
 MAX_CHOICES = 16  # choices per request: llama-server's limit; larger n goes out as several requests
-
-
-def is_server(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
 
 
 class _Calls:
@@ -108,21 +106,26 @@ class ServerPolicy:
         kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
         return kind(url.hostname, url.port, timeout=self.timeout), url.path
 
-    def _request(self, method: str, path: str, body: dict | None = None, calls: _Calls | None = None,
-                 root: str | None = None) -> dict:
+    def _request(
+        self, method: str, path: str, body: dict | None = None, calls: _Calls | None = None, root: str | None = None
+    ) -> dict:
         conn, prefix = self._connection(root)
         if calls is not None:
             calls.add(conn)
         try:
-            conn.request(method, prefix + path, body=None if body is None else json.dumps(body),
-                         headers={"Content-Type": "application/json"})
+            conn.request(
+                method,
+                prefix + path,
+                body=None if body is None else json.dumps(body),
+                headers={"Content-Type": "application/json"},
+            )
             response = conn.getresponse()
             data = response.read()
         except (ConnectionRefusedError, socket.gaierror) as exc:
             if calls is not None and calls.closed:
                 raise StopRequested() from None
             raise UserError(f"the policy server at {self.base} is not reachable ({type(exc).__name__})") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise UserError(f"the policy server at {self.base} did not answer within {self.timeout:g} s") from None
         except (OSError, http.client.HTTPException) as exc:
             if calls is not None and calls.closed:
@@ -135,14 +138,18 @@ class ServerPolicy:
         try:
             payload = json.loads(data or b"{}")
         except json.JSONDecodeError:
-            raise UserError(f"the policy server at {self.base} answered {path} with something that is not JSON "
-                            f"(HTTP {response.status})") from None
+            raise UserError(
+                f"the policy server at {self.base} answered {path} with something that is not JSON "
+                f"(HTTP {response.status})"
+            ) from None
         if response.status >= 400:
             message = payload.get("error", payload) if isinstance(payload, dict) else payload
             if isinstance(message, dict):
                 message = message.get("message", message)
-            raise UserError(f"the policy server at {self.base} refused {path} (HTTP {response.status}): "
-                            f"{str(message).splitlines()[0][:160]}")
+            raise UserError(
+                f"the policy server at {self.base} refused {path} (HTTP {response.status}): "
+                f"{str(message).splitlines()[0][:160]}"
+            )
         return payload
 
     def _get(self, path: str) -> dict:
@@ -166,7 +173,7 @@ class ServerPolicy:
 
     # --- the protocol ------------------------------------------------------------------------
     def reseed(self, seed: int | None) -> None:
-        self._seed = random.randrange(2 ** 31) if seed is None else seed
+        self._seed = random.randrange(2**31) if seed is None else seed
         self._requests = 0
 
     def _next_seed(self) -> int:
@@ -186,8 +193,12 @@ class ServerPolicy:
                 try:
                     token = self._request("GET", "/props", root=root).get("eos_token")
                     if isinstance(token, str) and token:
-                        found = self._request("POST", "/tokenize", {"content": token, "parse_special": True},
-                                              root=root).get("tokens") or []
+                        found = (
+                            self._request(
+                                "POST", "/tokenize", {"content": token, "parse_special": True}, root=root
+                            ).get("tokens")
+                            or []
+                        )
                         self._eos = {i for i in found[:1] if isinstance(i, int)}
                 except UserError:
                     pass
@@ -202,18 +213,38 @@ class ServerPolicy:
 
     def chat_prompt(self, messages: list[dict], continue_final: bool = False) -> str:
         if self.tokenizer is not None:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=not continue_final,
-                                                      continue_final_message=continue_final)
+            return self.tokenizer.apply_chat_template(
+                messages,
+                tokenize=False,
+                add_generation_prompt=not continue_final,
+                continue_final_message=continue_final,
+            )
         return CHAT_MARK + json.dumps(messages) + CHAT_END
 
-    def _body(self, prompt: str, n: int, max_tokens: int, temperature: float, top_p: float, stop: str | None,
-              logprobs: int = 1) -> tuple[str, dict]:
-        body = {"model": self.model, "n": n, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p,
-                "seed": self._next_seed(), "logprobs": logprobs, "include_stop_str_in_output": True}
+    def _body(
+        self,
+        prompt: str,
+        n: int,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop: str | None,
+        logprobs: int = 1,
+    ) -> tuple[str, dict]:
+        body = {
+            "model": self.model,
+            "n": n,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "seed": self._next_seed(),
+            "logprobs": logprobs,
+            "include_stop_str_in_output": True,
+        }
         if stop:
             body["stop"] = [stop]
         if prompt.startswith(CHAT_MARK):  # the server's chat template: the messages, the steps as the reply so far
-            head, _, steps = prompt[len(CHAT_MARK):].partition(CHAT_END)
+            head, _, steps = prompt[len(CHAT_MARK) :].partition(CHAT_END)
             messages = json.loads(head)
             if steps:
                 messages = messages + [{"role": "assistant", "content": steps}]
@@ -224,10 +255,19 @@ class ServerPolicy:
         body["prompt"] = prompt
         return "/completions", body
 
-    def generate(self, prompts: Sequence[str], n: Sequence[int], max_tokens: int, temperature: float,
-                 stop: str | None = "\n\n", top_p: float = 1.0, keep_state: bool = True,
-                 should_stop: Callable[[], bool] | None = None, meter: ComputeMeter | None = None,
-                 role: str = "policy") -> list[list[Completion]]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        n: Sequence[int],
+        max_tokens: int,
+        temperature: float,
+        stop: str | None = "\n\n",
+        top_p: float = 1.0,
+        keep_state: bool = True,
+        should_stop: Callable[[], bool] | None = None,
+        meter: ComputeMeter | None = None,
+        role: str = "policy",
+    ) -> list[list[Completion]]:
         meter = meter or self.meter
         if len(prompts) != len(n):
             raise ValueError("prompts and n differ in length")
@@ -237,19 +277,20 @@ class ServerPolicy:
         bodies = [self._body(prompts[i], k, max_tokens, temperature, top_p, stop) for i, k in asks]
         replies = self._concurrently(bodies, should_stop)
         results: list[list[Completion]] = [[] for _ in prompts]
-        for (i, _), (path, body), reply in zip(asks, bodies, replies):
+        for (i, _), (_path, body), reply in zip(asks, bodies, replies):
             results[i] += self._completions(reply, stop, body, meter, role)
         short = [(i, k - len(results[i])) for i, k in wanted if len(results[i]) < k]
         if short:  # the server returns one choice whatever n is: the rest as single requests
             self.supports_n = False
             more = [(i, 1) for i, missing in short for _ in range(missing)]
             bodies = [self._body(prompts[i], 1, max_tokens, temperature, top_p, stop) for i, _ in more]
-            for (i, _), (path, body), reply in zip(more, bodies, self._concurrently(bodies, should_stop)):
+            for (i, _), (_path, body), reply in zip(more, bodies, self._concurrently(bodies, should_stop)):
                 results[i] += self._completions(reply, stop, body, meter, role)[:1]
         return results
 
-    def _completions(self, reply: dict, stop: str | None, body: dict, meter: ComputeMeter,
-                     role: str) -> list[Completion]:
+    def _completions(
+        self, reply: dict, stop: str | None, body: dict, meter: ComputeMeter, role: str
+    ) -> list[Completion]:
         """The reply's choices as completions, its compute counted: the generated tokens from the
         choices' own token lists where they have them (llama-server's usage counts one of n)."""
         prefill = (body.get("messages") or [{}])[-1].get("content", "") if body.get("continue_final_message") else ""
@@ -257,9 +298,12 @@ class ServerPolicy:
         usage = reply.get("usage") or {}
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
         counted = all(c.n_tokens for c in out) and out
-        meter.add(role, self.n_params, generated=sum(c.n_tokens for c in out) if counted else
-                  int(usage.get("completion_tokens") or 0),
-                  prefill=max(0, int(usage.get("prompt_tokens") or 0) - int(cached)))
+        meter.add(
+            role,
+            self.n_params,
+            generated=sum(c.n_tokens for c in out) if counted else int(usage.get("completion_tokens") or 0),
+            prefill=max(0, int(usage.get("prompt_tokens") or 0) - int(cached)),
+        )
         return out
 
     def _completion(self, choice: dict, stop: str | None, prefill: str = "") -> Completion:
@@ -267,7 +311,7 @@ class ServerPolicy:
         if text is None:
             text = (choice.get("message") or {}).get("content") or ""
             if prefill and text.startswith(prefill):  # a chat reply that repeats the message it continued
-                text = text[len(prefill):]
+                text = text[len(prefill) :]
         tokens, logprobs, ids = _token_logprobs(choice.get("logprobs"))
         # vLLM's stop_reason, llama-server's stop_type, SGLang's matched_stop; ... when none is told
         said = next((choice[k] for k in ("stop_reason", "stop_type", "matched_stop") if k in choice), ...)
@@ -284,8 +328,9 @@ class ServerPolicy:
             text += stop  # a server that leaves the matched stop string out of the text
         return Completion(text, len(tokens), sum(logprobs), reason)
 
-    def choice_probs(self, prompts: Sequence[str], choices: Sequence[str], meter: ComputeMeter | None = None,
-                     role: str = "scorer") -> list[list[float]]:
+    def choice_probs(
+        self, prompts: Sequence[str], choices: Sequence[str], meter: ComputeMeter | None = None, role: str = "scorer"
+    ) -> list[list[float]]:
         meter = meter or self.meter
         bodies = [self._body(p, 1, 1, 0.0, 1.0, None, logprobs=TOP_LOGPROBS) for p in prompts]
         out = []
@@ -293,33 +338,46 @@ class ServerPolicy:
             self._completions(reply, None, body, meter, role)
             top = _first_top_logprobs((reply.get("choices") or [{}])[0].get("logprobs"))
             if top is None:
-                raise UserError(f"the policy server at {self.base} returns no top log-probs, which the judge "
-                                "scorer needs")
+                raise UserError(
+                    f"the policy server at {self.base} returns no top log-probs, which the judge scorer needs"
+                )
             probs = [sum(math.exp(lp) for token, lp in top.items() if token.strip() == c.strip()) for c in choices]
             total = sum(probs)
             out.append([p / total for p in probs] if total > 0 else [1.0 / len(choices)] * len(choices))
         return out
 
-    def step_logprobs(self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None,
-                      role: str = "scorer") -> list[float]:
+    def step_logprobs(
+        self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None, role: str = "scorer"
+    ) -> list[float]:
         """Mean log-prob of each step's tokens from the server's prompt log-probs (echo)."""
         if prompt.startswith(CHAT_MARK):
-            raise UserError(f"prompt log-probs through the chat endpoint of {self.base} are not supported: give the "
-                            "server URL a tokenizer= (the confidence scorer needs them)")
+            raise UserError(
+                f"prompt log-probs through the chat endpoint of {self.base} are not supported: give the "
+                "server URL a tokenizer= (the confidence scorer needs them)"
+            )
         text, spans = prompt, []
         for step in steps:
             spans.append((len(text), len(text) + len(step)))
             text += step + "\n\n"
-        body = {"model": self.model, "prompt": text, "max_tokens": 1, "temperature": 0.0, "echo": True,
-                "logprobs": 0, "prompt_logprobs": 0}
+        body = {
+            "model": self.model,
+            "prompt": text,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "echo": True,
+            "logprobs": 0,
+            "prompt_logprobs": 0,
+        }
         reply = self._concurrently([("/completions", body)], None)[0]
         self._completions(reply, None, body, meter or self.meter, role)
         choice = (reply.get("choices") or [{}])[0]
         logprobs = choice.get("logprobs") or {}
         offsets, values = logprobs.get("text_offset"), logprobs.get("token_logprobs")
         if not offsets or not values or len(offsets) != len(values):
-            raise UserError(f"the policy server at {self.base} returns no prompt log-probs, which the confidence "
-                            "scorer needs for steps it did not sample")
+            raise UserError(
+                f"the policy server at {self.base} returns no prompt log-probs, which the confidence "
+                "scorer needs for steps it did not sample"
+            )
         out = []
         for start, end in spans:
             inside = [v for o, v in zip(offsets, values) if start <= o < end and v is not None]
@@ -334,8 +392,11 @@ def _token_logprobs(logprobs) -> tuple[list[str], list[float], list[int]]:
     if isinstance(logprobs.get("content"), list):  # chat style: [{"id", "token", "logprob", "top_logprobs"}]
         items = [x for x in logprobs["content"] if isinstance(x, dict)]
         ids = [x["id"] for x in items if isinstance(x.get("id"), int)]
-        return ([str(x.get("token", "")) for x in items], [float(x.get("logprob") or 0.0) for x in items],
-                ids if len(ids) == len(items) else [])
+        return (
+            [str(x.get("token", "")) for x in items],
+            [float(x.get("logprob") or 0.0) for x in items],
+            ids if len(ids) == len(items) else [],
+        )
     tokens = logprobs.get("tokens") or []
     values = [float(v) for v in logprobs.get("token_logprobs") or [] if v is not None]
     return [str(t) for t in tokens], values, []
@@ -358,19 +419,7 @@ def _first_top_logprobs(logprobs) -> dict[str, float] | None:
 
 def _tokenizer(source: str):
     """A tokenizer for local chat templates: "embedded", a GGUF file or a model folder."""
-    from pathlib import Path
-
-    from transformers import AutoTokenizer
-
-    from . import embedded
-
     try:
-        if source == embedded.EMBEDDED:
-            gguf = embedded.embedded_gguf()
-            return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        path = Path(source).expanduser()
-        if path.suffix == ".gguf":
-            return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        return AutoTokenizer.from_pretrained(path)
+        return local_tokenizer(source)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load the tokenizer {source!r}: {str(exc).splitlines()[0][:120]}") from None

@@ -11,6 +11,7 @@ products here than F.linear, which repacks on every call). It computes what the
 transformers forward computes, with far fewer operations per token on a CPU.
 HFStep runs any other causal LM through its transformers forward.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,9 +25,13 @@ LEAN_MODEL_TYPES = {"llama", "qwen2"}
 def make_step(model):
     """The fastest correct step for this model."""
     config = model.config
-    lean = (config.model_type in LEAN_MODEL_TYPES and not getattr(config, "use_sliding_window", False)
-            and getattr(config, "hidden_act", "silu") == "silu" and hasattr(model, "model")
-            and hasattr(model.model, "rotary_emb"))
+    lean = (
+        config.model_type in LEAN_MODEL_TYPES
+        and not getattr(config, "use_sliding_window", False)
+        and getattr(config, "hidden_act", "silu") == "silu"
+        and hasattr(model, "model")
+        and hasattr(model.model, "rotary_emb")
+    )
     return LlamaStep(model) if lean else HFStep(model)
 
 
@@ -59,8 +64,10 @@ class _Linear:
             try:
                 packed = torch.ops.mkldnn._reorder_linear_weight(weight)
                 probe = torch.ones(1, weight.shape[1], dtype=weight.dtype)
-                if torch.equal(torch.ops.mkldnn._linear_pointwise(probe, packed, bias, "none", [], ""),
-                               F.linear(probe, weight, bias)):
+                if torch.equal(
+                    torch.ops.mkldnn._linear_pointwise(probe, packed, bias, "none", [], ""),
+                    F.linear(probe, weight, bias),
+                ):
                     self.packed, self.weight = packed, None  # the packed copy is all that is used
             except (RuntimeError, AttributeError):
                 self.packed = None
@@ -85,7 +92,7 @@ class LlamaStep(_Shape):
         self.rotary = inner.rotary_emb
         self.final_norm = (inner.norm.weight, inner.norm.variance_epsilon)
         self.lm_head = _Linear(model.lm_head.weight)
-        self.scale = self.head_dim ** -0.5
+        self.scale = self.head_dim**-0.5
         self.blocks = []
         with torch.no_grad():
             for layer in inner.layers:
@@ -93,18 +100,26 @@ class LlamaStep(_Shape):
                 qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
                 qkv_bias = None
                 if any(p.bias is not None for p in (attn.q_proj, attn.k_proj, attn.v_proj)):
-                    qkv_bias = torch.cat([p.bias if p.bias is not None else p.weight.new_zeros(p.weight.shape[0])
-                                          for p in (attn.q_proj, attn.k_proj, attn.v_proj)])
-                gate_up_bias = None if mlp.gate_proj.bias is None else torch.cat([mlp.gate_proj.bias,
-                                                                                   mlp.up_proj.bias])
-                self.blocks.append({
-                    "norm_in": (layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon),
-                    "qkv": _Linear(qkv, qkv_bias), "o": _Linear(attn.o_proj.weight, attn.o_proj.bias),
-                    "norm_post": (layer.post_attention_layernorm.weight,
-                                  layer.post_attention_layernorm.variance_epsilon),
-                    "gate_up": _Linear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), gate_up_bias),
-                    "down": _Linear(mlp.down_proj.weight, mlp.down_proj.bias),
-                })
+                    qkv_bias = torch.cat(
+                        [
+                            p.bias if p.bias is not None else p.weight.new_zeros(p.weight.shape[0])
+                            for p in (attn.q_proj, attn.k_proj, attn.v_proj)
+                        ]
+                    )
+                gate_up_bias = None if mlp.gate_proj.bias is None else torch.cat([mlp.gate_proj.bias, mlp.up_proj.bias])
+                self.blocks.append(
+                    {
+                        "norm_in": (layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon),
+                        "qkv": _Linear(qkv, qkv_bias),
+                        "o": _Linear(attn.o_proj.weight, attn.o_proj.bias),
+                        "norm_post": (
+                            layer.post_attention_layernorm.weight,
+                            layer.post_attention_layernorm.variance_epsilon,
+                        ),
+                        "gate_up": _Linear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), gate_up_bias),
+                        "down": _Linear(mlp.down_proj.weight, mlp.down_proj.bias),
+                    }
+                )
 
     @staticmethod
     def _norm(x, weight_eps):
@@ -128,12 +143,16 @@ class LlamaStep(_Shape):
         groups = self.heads // self.kv_heads
         q = q.reshape(rows, self.kv_heads, groups * tokens, dim)
         end = batch.length
-        out, lse = _attend_part(q, batch.keys[layer][:, :, :end], batch.values[layer][:, :, :end], own_mask,
-                                self.scale)
+        out, lse = _attend_part(q, batch.keys[layer][:, :, :end], batch.values[layer][:, :, :end], own_mask, self.scale)
         if batch.prefix is not None:
             shared_q = q.transpose(0, 1).reshape(1, self.kv_heads, rows * groups * tokens, dim)
-            p_out, p_lse = _attend_part(shared_q, batch.prefix.keys[layer].unsqueeze(0),
-                                        batch.prefix.values[layer].unsqueeze(0), None, self.scale)
+            p_out, p_lse = _attend_part(
+                shared_q,
+                batch.prefix.keys[layer].unsqueeze(0),
+                batch.prefix.values[layer].unsqueeze(0),
+                None,
+                self.scale,
+            )
             p_out = p_out.reshape(self.kv_heads, rows, groups * tokens, dim).transpose(0, 1)
             p_lse = p_lse.reshape(self.kv_heads, rows, groups * tokens).transpose(0, 1)
             total = torch.logaddexp(lse, p_lse)
@@ -187,10 +206,17 @@ class HFStep(_Shape):
                 own_v = torch.cat([batch.prefix.values[layer].unsqueeze(0).expand(rows, -1, -1, -1), own_v], dim=2)
             layers.append((own_k, own_v))
         cache = DynamicCache(ddp_cache_data=layers) if prefix + start else DynamicCache()
-        mask = torch.cat([torch.ones(rows, prefix, dtype=torch.long), batch.mask[:, :start].long(),
-                          torch.ones(rows, tokens, dtype=torch.long)], dim=1)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
-                         logits_to_keep=1)
+        mask = torch.cat(
+            [
+                torch.ones(rows, prefix, dtype=torch.long),
+                batch.mask[:, :start].long(),
+                torch.ones(rows, tokens, dtype=torch.long),
+            ],
+            dim=1,
+        )
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
+        )
         batch.advance(tokens)
         for layer, cached in enumerate(cache.layers):
             batch.write(layer, cached.keys[:, :, -tokens:], cached.values[:, :, -tokens:])

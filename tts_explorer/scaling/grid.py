@@ -10,6 +10,7 @@ of the first K chains). A row made from a subsample carries the compute of its o
 auto run a search per budget and scorer. An interrupted eval resumes from its JSONL: rows
 already there are not made again.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,14 +50,15 @@ class Grid:
         for strategy in self.strategies:
             spec = get_strategy(strategy)
             for budget in dict.fromkeys(dict(spec.fixed).get("n", b) for b in self.budgets):
-                for scorer in (self.scorers if spec.uses_scorer else ["-"]):
+                for scorer in self.scorers if spec.uses_scorer else ["-"]:
                     out.append((strategy, budget, scorer))
         return list(dict.fromkeys(out))
 
     def config(self, strategy: str, n: int) -> SearchConfig:
         # at a budget below the beam width M, beam search and DVTS use M = N
-        return get_strategy(strategy).adjust(replace(self.base, strategy=strategy, n=n,
-                                                     beam_width=min(self.base.beam_width, n)))
+        return get_strategy(strategy).adjust(
+            replace(self.base, strategy=strategy, n=n, beam_width=min(self.base.beam_width, n))
+        )
 
 
 def row_key(row: dict) -> tuple:
@@ -85,25 +87,52 @@ def read_rows(path: str | Path) -> list[dict]:
     return rows
 
 
-def _row(problem: Problem, policy, tree: SearchTree, strategy: str, n: int, scorer: str, compute: dict,
-         difficulty: tuple[float, int] | None) -> dict:
+def _row(
+    problem: Problem,
+    policy,
+    tree: SearchTree,
+    strategy: str,
+    n: int,
+    scorer: str,
+    compute: dict,
+    difficulty: tuple[float, int] | None,
+) -> dict:
     candidates = tree.candidates()
-    return {"id": problem.id, "model": policy.name, "n_params": policy.n_params, "strategy": strategy, "n": n,
-            "scorer": scorer, "aggregation": tree.meta["config"].get("aggregation"),
-            "selection": tree.meta.get("selection"), "answer": tree.meta.get("answer"), "reference": problem.answer,
-            "correct": bool(tree.meta.get("correct")), "covered": any(bool(c.correct) for c in candidates),
-            "candidates": len(candidates), "nodes": len(tree), "compute": compute,
-            "pass1": None if difficulty is None else round(difficulty[0], 4),
-            "difficulty_samples": None if difficulty is None else difficulty[1],
-            "bin": None if difficulty is None else difficulty_bin(difficulty[0]),
-            **({"auto": tree.meta["auto"]} if "auto" in tree.meta else {})}
+    return {
+        "id": problem.id,
+        "model": policy.name,
+        "n_params": policy.n_params,
+        "strategy": strategy,
+        "n": n,
+        "scorer": scorer,
+        "aggregation": tree.meta["config"].get("aggregation"),
+        "selection": tree.meta.get("selection"),
+        "answer": tree.meta.get("answer"),
+        "reference": problem.answer,
+        "correct": bool(tree.meta.get("correct")),
+        "covered": any(bool(c.correct) for c in candidates),
+        "candidates": len(candidates),
+        "nodes": len(tree),
+        "compute": compute,
+        "pass1": None if difficulty is None else round(difficulty[0], 4),
+        "difficulty_samples": None if difficulty is None else difficulty[1],
+        "bin": None if difficulty is None else difficulty_bin(difficulty[0]),
+        **({"auto": tree.meta["auto"]} if "auto" in tree.meta else {}),
+    }
 
 
 def _run(tree: SearchTree, policy, config: SearchConfig, scorer: str, grid: Grid) -> int:
     """Run a search; returns the prefill tokens of its first policy call (the prompt)."""
     prompt = None
-    for event in search(tree, policy, config, scorer if scorer != "-" else "arithmetic", template=grid.template,
-                        scorer_options=grid.scorer_options, auto_table=grid.auto_table):
+    for event in search(
+        tree,
+        policy,
+        config,
+        scorer,
+        template=grid.template,
+        scorer_options=grid.scorer_options,
+        auto_table=grid.auto_table,
+    ):
         if prompt is None and isinstance(event, NodesAdded):
             prompt = tree.meta["compute"]["prefill_tokens"]
     return prompt or 0
@@ -133,9 +162,14 @@ def _share(compute: dict, generated: int, nodes: float, prompt: int) -> dict:
     prefill = prompt + (compute["prefill_tokens"] - prompt) * nodes
     scorer_tokens = compute["scorer_tokens"] * nodes
     scorer_params = compute["scorer_flops"] / max(compute["scorer_tokens"], 1)
-    out = {"generated_tokens": generated, "prefill_tokens": round(prefill), "scorer_tokens": round(scorer_tokens),
-           "policy_flops": params * (generated + prefill), "scorer_flops": scorer_params * scorer_tokens,
-           "wall_s": round(compute["wall_s"] * nodes, 3)}
+    out = {
+        "generated_tokens": generated,
+        "prefill_tokens": round(prefill),
+        "scorer_tokens": round(scorer_tokens),
+        "policy_flops": params * (generated + prefill),
+        "scorer_flops": scorer_params * scorer_tokens,
+        "wall_s": round(compute["wall_s"] * nodes, 3),
+    }
     out["total_flops"] = out["policy_flops"] + out["scorer_flops"]
     return out
 
@@ -159,8 +193,9 @@ def problem_rows(problem: Problem, policy, grid: Grid, done: set, difficulty: tu
         for strategy, n, scorer in from_chains:
             scored = get_strategy(strategy).uses_scorer
             if scored and scorer not in rescored:
-                rescored[scorer] = rescore(chains, scorer, grid.base.aggregation, policy, grid.template,
-                                           grid.scorer_options)
+                rescored[scorer] = rescore(
+                    chains, scorer, grid.base.aggregation, policy, grid.template, grid.scorer_options
+                )
             source = rescored[scorer] if scored else chains
             sub = first_chains(source, n)
             apply_selection(sub, get_strategy(strategy).adjust(grid.config(strategy, n)).selection)
@@ -196,8 +231,9 @@ def run_grid(models: list[str], problems: list[Problem], grid: Grid, out_path: s
     wanted = {(str(p.id), *cell) for p in problems for cell in grid.cells()}
     # rows are keyed by the policy's name, known only once it is loaded: count the done cells of any model
     made = sum(1 for key in done if key[1:] in wanted)
-    bar = tqdm(total=total, desc="eval", file=sys.stderr, dynamic_ncols=True, disable=not progress,
-               initial=min(made, total))
+    bar = tqdm(
+        total=total, desc="eval", file=sys.stderr, dynamic_ncols=True, disable=not progress, initial=min(made, total)
+    )
     with open(out_path, "a", encoding="utf-8") as out, open(difficulty_path, "a", encoding="utf-8") as diff:
         for model in models:
             policy = load(model)
@@ -206,8 +242,10 @@ def run_grid(models: list[str], problems: list[Problem], grid: Grid, out_path: s
                 for kind, value in problem_rows(problem, policy, grid, done, difficulty):
                     if kind == "difficulty":
                         difficulty = value
-                        diff.write(json.dumps({"model": policy.name, "id": problem.id, "pass1": value[0],
-                                               "samples": value[1]}) + "\n")
+                        diff.write(
+                            json.dumps({"model": policy.name, "id": problem.id, "pass1": value[0], "samples": value[1]})
+                            + "\n"
+                        )
                         diff.flush()
                         continue
                     rows.append(value)

@@ -1,5 +1,6 @@
 """Reading eval results from an untrusted file (the Scaling tab's upload): each row checked
 against a schema, bad rows counted and skipped, the file and the row count capped."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -6,6 +6,7 @@ Difficulty is the policy's own Pass@1 in absolute bins (Liu et al. 2025): easy 5
 medium 10-50%, hard 0-10%. Intervals are Wilson score intervals. FLOPs are 2 x parameters
 x tokens processed, policy and scorer both counted (policy/compute.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -72,11 +73,21 @@ def cells(rows: list[dict]) -> list[Cell]:
             groups[(*key, row["bin"])].append(row)
     out = []
     for (model, strategy, scorer, n, bin_), group in groups.items():
-        out.append(Cell(model, strategy, scorer, n, bin_, len(group), sum(bool(r["correct"]) for r in group),
-                        sum(bool(r.get("covered")) for r in group),
-                        sum(r["compute"].get("total_flops", 0.0) for r in group) / len(group),
-                        sum(r["compute"]["generated_tokens"] + r["compute"]["scorer_tokens"] for r in group) / len(group),
-                        int(group[0].get("n_params", 0))))
+        out.append(
+            Cell(
+                model,
+                strategy,
+                scorer,
+                n,
+                bin_,
+                len(group),
+                sum(bool(r["correct"]) for r in group),
+                sum(bool(r.get("covered")) for r in group),
+                sum(r["compute"].get("total_flops", 0.0) for r in group) / len(group),
+                sum(r["compute"]["generated_tokens"] + r["compute"]["scorer_tokens"] for r in group) / len(group),
+                int(group[0].get("n_params", 0)),
+            )
+        )
     return sorted(out, key=lambda c: (c.model, c.label(), c.bin, c.n))
 
 
@@ -96,9 +107,15 @@ def compute_optimal(rows: list[dict], model: str | None = None) -> dict:
             aggregation, selection = settings[(cell.strategy, cell.scorer)]
             low, high = cell.interval
             table[cell.bin][str(cell.n)] = {
-                "strategy": cell.strategy, "scorer": cell.scorer, "aggregation": aggregation, "selection": selection,
-                "accuracy": round(cell.accuracy, 4), "ci95": [round(low, 4), round(high, 4)],
-                "problems": cell.problems, "flops": cell.flops}
+                "strategy": cell.strategy,
+                "scorer": cell.scorer,
+                "aggregation": aggregation,
+                "selection": selection,
+                "accuracy": round(cell.accuracy, 4),
+                "ci95": [round(low, 4), round(high, 4)],
+                "problems": cell.problems,
+                "flops": cell.flops,
+            }
     return {"model": model, "bins": table}
 
 
@@ -115,23 +132,34 @@ def matching_budget(rows: list[dict], small: str, large: str) -> list[dict]:
             continue
         reached = [c for c in by_model[small] if c.accuracy >= reference.accuracy]
         best = min(reached, key=lambda c: (c.n, c.flops), default=None)
-        out.append({"reference": f"{large} {reference.label()} N={reference.n}", "accuracy": reference.accuracy,
-                    "match": None if best is None else f"{best.label()} N={best.n}",
-                    "match_accuracy": None if best is None else best.accuracy,
-                    "flops_ratio": None if best is None or not reference.flops else best.flops / reference.flops})
+        out.append(
+            {
+                "reference": f"{large} {reference.label()} N={reference.n}",
+                "accuracy": reference.accuracy,
+                "match": None if best is None else f"{best.label()} N={best.n}",
+                "match_accuracy": None if best is None else best.accuracy,
+                "flops_ratio": None if best is None or not reference.flops else best.flops / reference.flops,
+            }
+        )
     return out
 
 
 def format_cells(rows: list[dict]) -> str:
     """Accuracy [95% CI], coverage (Pass@N) and mean FLOPs per cell, one line each."""
-    head = f"{'model':<22}{'strategy (scorer)':<32}{'N':>4} {'bin':<7}{'problems':>9}  {'accuracy [95% CI]':<22}" \
-           f"{'coverage':>9}{'FLOPs':>11}"
+    head = (
+        f"{'model':<22}{'strategy (scorer)':<32}{'N':>4} {'bin':<7}{'problems':>9}  {'accuracy [95% CI]':<22}"
+        f"{'coverage':>9}{'FLOPs':>11}"
+    )
     lines = [head, "-" * len(head)]
     for c in cells(rows):
         low, high = c.interval
-        lines.append(f"{c.model[:21]:<22}{c.label()[:31]:<32}{c.n:>4} {c.bin:<7}{c.problems:>9}  "
-                     f"{100 * c.accuracy:5.1f}% [{100 * low:4.1f}, {100 * high:4.1f}]{'':<3}"
-                     f"{100 * c.coverage:8.1f}%{c.flops:>11.3g}")
-    lines.append("accuracy: chosen answer right; coverage (Pass@N): any finished candidate right, what a perfect "
-                 "verifier would reach; FLOPs: 2 x parameters x tokens, policy and scorer, mean per problem")
+        lines.append(
+            f"{c.model[:21]:<22}{c.label()[:31]:<32}{c.n:>4} {c.bin:<7}{c.problems:>9}  "
+            f"{100 * c.accuracy:5.1f}% [{100 * low:4.1f}, {100 * high:4.1f}]{'':<3}"
+            f"{100 * c.coverage:8.1f}%{c.flops:>11.3g}"
+        )
+    lines.append(
+        "accuracy: chosen answer right; coverage (Pass@N): any finished candidate right, what a perfect "
+        "verifier would reach; FLOPs: 2 x parameters x tokens, policy and scorer, mean per problem"
+    )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """Step scorers (PRMs) and their registry: name -> class. Unknown names list the valid ones."""
+
 from __future__ import annotations
 
 from ..errors import UserError
@@ -11,8 +12,16 @@ from .rollout import OracleRolloutScorer, RolloutScorer
 from .shipped import ShippedProbe, ShippedProbeArithmetic
 
 SCORERS: dict[str, type[Scorer]] = {
-    cls.name: cls for cls in (ShippedProbeArithmetic, ShippedProbe, ArithmeticScorer, ConfidenceScorer, JudgeScorer,
-                              RolloutScorer, OracleRolloutScorer)
+    cls.name: cls
+    for cls in (
+        ShippedProbeArithmetic,
+        ShippedProbe,
+        ArithmeticScorer,
+        ConfidenceScorer,
+        JudgeScorer,
+        RolloutScorer,
+        OracleRolloutScorer,
+    )
 }
 SCORERS.update(LEARNED_FORMATS)  # these take model=<path or hub id>
 DEFAULT_SCORER = "smollm-probe-arith"  # the best measured search accuracy (README, "Which scorer is the default")
@@ -43,5 +52,15 @@ def make_scorer(name: str, env: ScorerEnv, **options) -> Scorer:
         raise UserError(f"scorer {name!r} does not take these options ({', '.join(options)}): {exc}") from None
 
 
-__all__ = ["SCORERS", "DEFAULT_SCORER", "FALLBACK_SCORER", "can_score", "default_scorer", "Scorer", "ScorerEnv",
-           "StepPath", "make_scorer", "check_scorer_name"]
+__all__ = [
+    "SCORERS",
+    "DEFAULT_SCORER",
+    "FALLBACK_SCORER",
+    "can_score",
+    "default_scorer",
+    "Scorer",
+    "ScorerEnv",
+    "StepPath",
+    "make_scorer",
+    "check_scorer_name",
+]

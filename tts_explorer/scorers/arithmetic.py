@@ -12,6 +12,7 @@ characters (no pattern with nested or adjacent unbounded quantifiers, which a ru
 and spaces makes cubic), and an expression longer than MAX_EXPRESSION characters is not
 evaluated.
 """
+
 from __future__ import annotations
 
 import ast
@@ -38,9 +39,11 @@ def equation_spans(text: str) -> list[tuple[int, int]]:
             continue
         first = next((i for i, c in enumerate(run) if c in _STARTS), None)
         last = next((i for i in range(len(run) - 1, -1, -1) if run[i] in _ENDS), None)
-        if first is not None and last is not None and "=" in run[first:last + 1]:
+        if first is not None and last is not None and "=" in run[first : last + 1]:
             spans.append((match.start() + first, match.start() + last + 1))
     return spans
+
+
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
 

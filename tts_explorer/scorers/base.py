@@ -4,10 +4,11 @@ Search strategies ask for the score of each new node's last step (`score_last`);
 re-scoring a finished tree asks for every step (`score_steps`). A scorer that needs a
 model gets it (and the compute meter) through ScorerEnv.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..policy.compute import ComputeMeter
 from ..prompts import path_prompt
@@ -26,9 +27,10 @@ class StepPath:
         """The policy prompt that continues this path."""
         return path_prompt(self.root_prompt, list(self.steps))
 
-    def prefix(self, k: int) -> "StepPath":
-        return StepPath(self.question, self.root_prompt, self.steps[:k], self.mean_logprobs[:k],
-                        self.ended and k >= len(self.steps))
+    def prefix(self, k: int) -> StepPath:
+        return StepPath(
+            self.question, self.root_prompt, self.steps[:k], self.mean_logprobs[:k], self.ended and k >= len(self.steps)
+        )
 
 
 @dataclass

@@ -4,6 +4,7 @@ Free during a search (the log-probs come with sampling); for steps written elsew
 (a data set) the policy computes them in one forward pass per path. It measures fluency,
 not correctness: a fluent wrong step scores as high as a right one.
 """
+
 from __future__ import annotations
 
 import math

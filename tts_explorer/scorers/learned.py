@@ -25,6 +25,7 @@ class per checkpoint. Formats (see each model card):
   backbone is loaded as a policy is, so the embedded one is shared with the search's
   policy, never changed.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,41 +65,52 @@ class LearnedPRM(Scorer):
     head = "causal"  # "causal", "token-classification" or "value"
     needs_model = True
 
-    def __init__(self, env: ScorerEnv, model: str | None = None, dtype: str = "fp32", batch_size: int = 4,
-                 trust_remote_code: bool = False, device: str = "cpu"):
+    def __init__(
+        self,
+        env: ScorerEnv,
+        model: str | None = None,
+        dtype: str = "fp32",
+        batch_size: int = 4,
+        trust_remote_code: bool = False,
+        device: str = "cpu",
+    ):
         super().__init__(env)
         if not model:
             raise UserError(f"the {self.name} scorer needs model=<a local path or hub id>")
         self.batch_size, self.device = batch_size, device
         key = (type(self), model, _stamp(model), dtype, trust_remote_code, device)
         if key not in _LOADED:  # loaded once per process, shared read-only by every search
-            loaded, tokenizer = self._load(model, {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype],
-                                           trust_remote_code)
+            loaded, tokenizer = self._load(
+                model, {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype], trust_remote_code
+            )
             _LOADED[key] = (loaded.to(device).eval(), tokenizer)
         self.model, self.tokenizer = _LOADED[key]
         self.n_params = sum(p.numel() for p in self.model.parameters())
 
     # --- loading -------------------------------------------------------------------
     def _load(self, source: str, dtype, trust_remote_code: bool):
-        from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
-        classes = {"causal": AutoModelForCausalLM, "token-classification": AutoModelForTokenClassification}
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-            if self.head == "value":
-                return self._load_value_model(source, dtype, trust_remote_code), tokenizer
-            try:
-                model = classes[self.head].from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
-            except ValueError:
-                if not trust_remote_code:
-                    raise
-                # checkpoints whose own code registers only AutoModel (Qwen2.5-Math-PRM) return the same logits
-                from transformers import AutoModel
-
-                model = AutoModel.from_pretrained(source, dtype=dtype, trust_remote_code=True)
+            return self._load_model(source, dtype, trust_remote_code), tokenizer
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot load PRM {source!r}: {first_line(exc)}") from None
-        return model, tokenizer
+
+    def _load_model(self, source: str, dtype, trust_remote_code: bool):
+        """The model with the head this format reads (`head`), from a local path or hub id."""
+        from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
+
+        heads = {"causal": AutoModelForCausalLM, "token-classification": AutoModelForTokenClassification}
+        try:
+            return heads[self.head].from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
+        except ValueError:
+            if not trust_remote_code:
+                raise
+            # checkpoints whose own code registers only AutoModel (Qwen2.5-Math-PRM) return the same logits
+            from transformers import AutoModel
+
+            return AutoModel.from_pretrained(source, dtype=dtype, trust_remote_code=True)
 
     # --- scoring -------------------------------------------------------------------
     def encode(self, path: StepPath) -> Encoded:
@@ -125,7 +137,7 @@ class LearnedPRM(Scorer):
     def score_steps(self, paths: list[StepPath]) -> list[list[float]]:
         out: list[list[float]] = []
         for start in range(0, len(paths), self.batch_size):
-            chunk = [self.positions(p) for p in paths[start:start + self.batch_size]]
+            chunk = [self.positions(p) for p in paths[start : start + self.batch_size]]
             longest = max(len(ids) for ids, _ in chunk)
             pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
             ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
@@ -200,8 +212,11 @@ class QwenPRM(_TokenClassification):
 
     def encode(self, path: StepPath) -> Encoded:
         answer = "".join(step.strip() + self.tag for step in path.steps)
-        messages = [{"role": "system", "content": QWEN_SYSTEM}, {"role": "user", "content": path.question},
-                    {"role": "assistant", "content": answer}]
+        messages = [
+            {"role": "system", "content": QWEN_SYSTEM},
+            {"role": "user", "content": path.question},
+            {"role": "assistant", "content": answer},
+        ]
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
         start = text.rindex(answer)
         offsets, cursor = [], start
@@ -228,7 +243,8 @@ class SkyworkPRM(LearnedPRM):
     name = "skywork"
     head = "value"
 
-    def _load_value_model(self, source: str, dtype, trust_remote_code: bool):
+    def _load_model(self, source: str, dtype, trust_remote_code: bool):
+        """The base model with the checkpoint's value head (v_head.summary.*) attached."""
         from safetensors import safe_open
         from transformers import AutoModel
 
@@ -295,8 +311,10 @@ class ProbePRM(TrlPRM):
         if max(spec.layers) > policy.model.config.num_hidden_layers:
             raise UserError(f"the probe in {source!r} reads layer {max(spec.layers)}; its backbone has fewer")
         if spec.width(policy.model.config.hidden_size) != int(config["features"]):
-            raise UserError(f"the probe in {source!r} reads {config['features']} features; its spec gives "
-                            f"{spec.width(policy.model.config.hidden_size)}")
+            raise UserError(
+                f"the probe in {source!r} reads {config['features']} features; its spec gives "
+                f"{spec.width(policy.model.config.hidden_size)}"
+            )
         return ProbeModel(policy.model, head.eval(), spec, policy.name), policy.tokenizer
 
     def __init__(self, env: ScorerEnv, model: str | None = None, **options):
@@ -304,9 +322,11 @@ class ProbePRM(TrlPRM):
         super().__init__(env, model=model, **options)
         own = getattr(env.policy, "tokenizer", None)
         if own is not None and own is not self.tokenizer and own.get_vocab() != self.tokenizer.get_vocab():
-            raise UserError(f"the {self.name} PRM reads the hidden states of {self.model.name} and was trained "
-                            f"on its steps; this policy ({getattr(env.policy, 'name', '?')}) uses another tokenizer: "
-                            "choose another scorer")
+            raise UserError(
+                f"the {self.name} PRM reads the hidden states of {self.model.name} and was trained "
+                f"on its steps; this policy ({getattr(env.policy, 'name', '?')}) uses another tokenizer: "
+                "choose another scorer"
+            )
 
     def spans(self, path: StepPath) -> StepSpans:
         """The path's tokens, each step's score token (positions(), as every format reads) and its
@@ -328,7 +348,7 @@ class ProbePRM(TrlPRM):
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         out = []
         for start in range(0, len(paths), self.batch_size):
-            spans = [self.spans(p) for p in paths[start:start + self.batch_size]]
+            spans = [self.spans(p) for p in paths[start : start + self.batch_size]]
             out += self.model.step_features(spans, pad)
             self.env.meter.add("scorer", self.n_params, prefill=sum(len(s.ids) for s in spans))
         return out

@@ -18,6 +18,7 @@ The head standardises them, then a linear layer or a one-hidden-layer MLP gives 
 the score is sigmoid(scale * logit + bias), where (scale, bias) is the Platt calibration
 fitted on a validation split ((1, 0) when none was fitted).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -43,22 +44,35 @@ class ProbeSpec:
         if not self.pool or any(p not in POOLS for p in self.pool):
             raise ValueError(f"pool must be some of {', '.join(POOLS)}")
         if self.text_features not in (None, step_features.VERSION):
-            raise ValueError(f"text features {self.text_features!r} are not this version's "
-                             f"({step_features.VERSION}): train the probe again")
+            raise ValueError(
+                f"text features {self.text_features!r} are not this version's "
+                f"({step_features.VERSION}): train the probe again"
+            )
 
     def width(self, hidden_size: int) -> int:
-        return (hidden_size * len(self.layers) * len(self.pool) + 3 * self.token_stats +
-                len(step_features.NAMES) * (self.text_features is not None))
+        return (
+            hidden_size * len(self.layers) * len(self.pool)
+            + 3 * self.token_stats
+            + len(step_features.NAMES) * (self.text_features is not None)
+        )
 
     def to_json(self) -> dict:
-        return {**asdict(self), "layers": list(self.layers), "pool": list(self.pool),
-                "calibration": list(self.calibration)}
+        return {
+            **asdict(self),
+            "layers": list(self.layers),
+            "pool": list(self.pool),
+            "calibration": list(self.calibration),
+        }
 
     @classmethod
-    def from_json(cls, config: dict) -> "ProbeSpec":
-        return cls(tuple(int(i) for i in config["layers"]), tuple(config.get("pool", ("last",))),
-                   bool(config.get("token_stats", False)), config.get("text_features"),
-                   tuple(float(v) for v in config.get("calibration", (1.0, 0.0))))
+    def from_json(cls, config: dict) -> ProbeSpec:
+        return cls(
+            tuple(int(i) for i in config["layers"]),
+            tuple(config.get("pool", ("last",))),
+            bool(config.get("token_stats", False)),
+            config.get("text_features"),
+            tuple(float(v) for v in config.get("calibration", (1.0, 0.0))),
+        )
 
 
 class ProbeHead(torch.nn.Module):
@@ -68,8 +82,11 @@ class ProbeHead(torch.nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.zeros(features))
         self.register_buffer("std", torch.ones(features))
-        self.net = (torch.nn.Linear(features, 1) if hidden == 0 else
-                    torch.nn.Sequential(torch.nn.Linear(features, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, 1)))
+        self.net = (
+            torch.nn.Linear(features, 1)
+            if hidden == 0
+            else torch.nn.Sequential(torch.nn.Linear(features, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, 1))
+        )
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x.float() - self.mean) / self.std).squeeze(-1)
@@ -81,6 +98,7 @@ class ProbeHead(torch.nn.Module):
 @dataclass
 class StepSpans:
     """One path in the backbone's tokens: ids, and per step its first token and score token."""
+
     ids: list[int]
     starts: list[int]
     ends: list[int]  # the last token of the step's separator: where "last" reads
@@ -110,8 +128,11 @@ class ProbeModel(torch.nn.Module):
         for row, s in enumerate(spans):
             rows = []
             for k, (start, end) in enumerate(zip(s.starts, s.ends)):
-                parts = [h[row, end] if pool == "last" else h[row, start:end + 1].mean(0)
-                         for h in hidden for pool in self.spec.pool]
+                parts = [
+                    h[row, end] if pool == "last" else h[row, start : end + 1].mean(0)
+                    for h in hidden
+                    for pool in self.spec.pool
+                ]
                 if stats is not None:
                     parts.append(stats[row][k])
                 rows.append(torch.cat([p.float() for p in parts]))
@@ -125,8 +146,12 @@ class ProbeModel(torch.nn.Module):
     def _token_stats(self, last_hidden: torch.Tensor, ids: torch.Tensor, spans: list[StepSpans]):
         """Per path, per step: [mean log-prob, min log-prob, mean entropy] of its tokens (each token
         predicted from the one before it), the LM head applied only where it is read."""
-        where = [(row, t) for row, s in enumerate(spans) for start, end in zip(s.starts, s.ends)
-                 for t in range(max(start, 1), end + 1)]
+        where = [
+            (row, t)
+            for row, s in enumerate(spans)
+            for start, end in zip(s.starts, s.ends)
+            for t in range(max(start, 1), end + 1)
+        ]
         rows = torch.tensor([r for r, _ in where])
         positions = torch.tensor([t for _, t in where])
         logits = self.backbone.get_output_embeddings()(last_hidden[rows, positions - 1]).float()
@@ -138,7 +163,7 @@ class ProbeModel(torch.nn.Module):
             per_step = []
             for start, end in zip(s.starts, s.ends):
                 count = end + 1 - max(start, 1)
-                lp, ent = token_logp[cursor:cursor + count], entropy[cursor:cursor + count]
+                lp, ent = token_logp[cursor : cursor + count], entropy[cursor : cursor + count]
                 cursor += count
                 per_step.append(torch.stack([lp.mean(), lp.min(), ent.mean()]) if count else torch.zeros(3))
             out.append(per_step)

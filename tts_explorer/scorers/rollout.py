@@ -7,12 +7,13 @@ for `mc-rollout` the answer most often reached by all rollouts of the call, whic
 no reference. A step that already ends the path is scored by its own answer. Costly: K
 full continuations per step, counted as scorer compute.
 """
+
 from __future__ import annotations
 
 from collections import Counter
 
-from ..errors import UserError
 from ..answers import Comparer, extract_answer
+from ..errors import UserError
 from .base import Scorer, ScorerEnv, StepPath
 
 ROLLOUT_TOKENS = 160
@@ -44,12 +45,20 @@ class RolloutScorer(Scorer):
         own = [extract_answer(p.steps[-1]) for p in paths]
         open_paths = [i for i, (a, p) in enumerate(zip(own, paths)) if a is None and not p.ended]
         results = self.env.policy.generate(
-            [paths[i].prompt for i in open_paths], [self.rollouts] * len(open_paths),
-            max_tokens=self.max_tokens, temperature=max(self.env.temperature, 0.3), stop=None,
-            keep_state=False, should_stop=self.env.should_stop, meter=self.env.meter, role="scorer")
+            [paths[i].prompt for i in open_paths],
+            [self.rollouts] * len(open_paths),
+            max_tokens=self.max_tokens,
+            temperature=max(self.env.temperature, 0.3),
+            stop=None,
+            keep_state=False,
+            should_stop=self.env.should_stop,
+            meter=self.env.meter,
+            role="scorer",
+        )
         reached: dict[int, list[str | None]] = {
             i: [extract_answer(c.text, complete=c.stop_reason != "length") for c in r]
-            for i, r in zip(open_paths, results)}
+            for i, r in zip(open_paths, results)
+        }
         comparer = Comparer()
         target = self._target([a for a in own if a] + [a for v in reached.values() for a in v], comparer)
         scores = []

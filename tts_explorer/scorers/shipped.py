@@ -3,10 +3,11 @@ embedded policy's hidden states (assets/prm/smollm2-135m-probe, loaded through t
 `probe` format as any user's checkpoint), and its product with the arithmetic verifier
 (a step's score is the probe's times the verifier's, so a wrong stated result still sinks
 it while the probe judges the rest)."""
+
 from __future__ import annotations
 
-from ..policy.loading import EMBEDDED
 from ..assets import asset
+from ..policy.loading import EMBEDDED
 from .arithmetic import ArithmeticScorer
 from .base import Scorer, ScorerEnv, StepPath
 from .learned import ProbePRM

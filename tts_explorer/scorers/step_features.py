@@ -11,6 +11,7 @@ one-operation check looks at most MAX_KNOWN known values (so it costs at most MA
 Changing a feature changes what a trained probe reads: bump VERSION, and the loader refuses
 checkpoints trained on another version.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,10 +23,34 @@ from .arithmetic import check_equations, equation_spans
 
 # a number as written: "1,200", "3.5", "$12", "40%"; not a digit inside a word or an ordinal
 _NUMBER = re.compile(r"(?<![\w.])\$?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(%?)(?![\d])")
-_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-          "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40,
-          "fifty": 50, "hundred": 100, "thousand": 1000, "dozen": 12, "twice": 2, "double": 2, "triple": 3,
-          "half": Fraction(1, 2), "quarter": Fraction(1, 4), "third": Fraction(1, 3)}
+_WORDS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "fifteen": 15,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "hundred": 100,
+    "thousand": 1000,
+    "dozen": 12,
+    "twice": 2,
+    "double": 2,
+    "triple": 3,
+    "half": Fraction(1, 2),
+    "quarter": Fraction(1, 4),
+    "third": Fraction(1, 3),
+}
 _WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")s?\b", re.IGNORECASE)
 _STEP_NUMBERING = re.compile(r"^\s*(?:Step\s*\d+\s*[:.)]|\d+[.)]\s)", re.IGNORECASE)
 MAX_TEXT = 4000  # characters of a step or problem read (longer text: its start)
@@ -64,9 +89,26 @@ def stated_results(step: str) -> list[Fraction]:
 VERSION = "calc-v1"
 MAX_KNOWN = 40
 SMALL = {Fraction(v) for v in (1, 2, 3, 4, 5, 6, 7, 10, 12, 24, 52, 60, 100, 1000)}  # units, halves, dozens
-NAMES = ("eq_any", "eq_right", "eq_wrong", "results_known", "results_one_op", "results_unknown", "claims_unknown",
-         "no_numbers", "answer_step", "answer_is_last_result", "answer_was_computed", "answer_in_problem",
-         "repeats_earlier", "log_chars", "position", "before_wrong", "before_unknown", "before_any_answer")
+NAMES = (
+    "eq_any",
+    "eq_right",
+    "eq_wrong",
+    "results_known",
+    "results_one_op",
+    "results_unknown",
+    "claims_unknown",
+    "no_numbers",
+    "answer_step",
+    "answer_is_last_result",
+    "answer_was_computed",
+    "answer_in_problem",
+    "repeats_earlier",
+    "log_chars",
+    "position",
+    "before_wrong",
+    "before_unknown",
+    "before_any_answer",
+)
 
 
 def _one_op(value: Fraction, known: list[Fraction]) -> bool:
@@ -100,13 +142,26 @@ def path_features(question: str, steps: list[str]) -> list[list[float]]:
         answer = plain_number(stated_answer) if stated_answer is not None else None
         answer_step = stated_answer is not None
         n_results = max(len(results), 1)
-        row = [float(bool(results or wrong)), min(right, 3) / 3, float(wrong > 0), results_known / n_results,
-               results_one_op / n_results, float(len(results) - results_one_op > 0), float(unknown_claims > 0),
-               float(not numbers(step)), float(answer_step),
-               float(answer is not None and bool(computed) and answer == computed[-1]),
-               float(answer is not None and answer in computed), float(answer is not None and answer in given),
-               float(step.strip() in seen_texts), math.log1p(len(step)) / 8, min(index, 8) / 8,
-               before_wrong, before_unknown, before_answer]
+        row = [
+            float(bool(results or wrong)),
+            min(right, 3) / 3,
+            float(wrong > 0),
+            results_known / n_results,
+            results_one_op / n_results,
+            float(len(results) - results_one_op > 0),
+            float(unknown_claims > 0),
+            float(not numbers(step)),
+            float(answer_step),
+            float(answer is not None and bool(computed) and answer == computed[-1]),
+            float(answer is not None and answer in computed),
+            float(answer is not None and answer in given),
+            float(step.strip() in seen_texts),
+            math.log1p(len(step)) / 8,
+            min(index, 8) / 8,
+            before_wrong,
+            before_unknown,
+            before_answer,
+        ]
         rows.append(row)
         seen_texts.add(step.strip())
         before_wrong = max(before_wrong, float(wrong > 0))

@@ -6,6 +6,7 @@ problem's difficulty and runs the compute-optimal one of them (auto.py); rollout
 tree that labels steps for training a PRM. A new strategy: a generator module here and one
 line below.
 """
+
 from __future__ import annotations
 
 from .auto import auto
@@ -14,17 +15,44 @@ from .dvts import dvts
 from .registry import STRATEGIES, Strategy, configure, get_strategy, is_baseline
 from .sampling import independent_chains, rollout_tree
 
-STRATEGIES.update({s.name: s for s in (
-    Strategy("greedy", independent_chains, False, (("n", 1), ("temperature", 0.0), ("selection", "majority")),
-             "Greedy chain of thought", baseline=True, choosable=False),
-    Strategy("majority", independent_chains, False, (("selection", "majority"),), "Majority vote",
-             from_chains=True, baseline=True),
-    Strategy("best_of_n", independent_chains, True, label="Best-of-N", from_chains=True),
-    Strategy("beam", beam_search, True, label="Beam search", width_divides=True),
-    Strategy("dvts", dvts, True, label="DVTS", width_divides=True),
-    Strategy("auto", auto, True, label="Auto (compute-optimal)", choosable=False),
-    Strategy("rollouts", rollout_tree, False, (("selection", "majority"),), "Rollout tree (labels steps)",
-             on_page=False, width_divides=True, choosable=False),
-)})
+STRATEGIES.update(
+    {
+        s.name: s
+        for s in (
+            Strategy(
+                "greedy",
+                independent_chains,
+                False,
+                (("n", 1), ("temperature", 0.0), ("selection", "majority")),
+                "Greedy chain of thought",
+                baseline=True,
+                choosable=False,
+            ),
+            Strategy(
+                "majority",
+                independent_chains,
+                False,
+                (("selection", "majority"),),
+                "Majority vote",
+                from_chains=True,
+                baseline=True,
+            ),
+            Strategy("best_of_n", independent_chains, True, label="Best-of-N", from_chains=True),
+            Strategy("beam", beam_search, True, label="Beam search", width_divides=True),
+            Strategy("dvts", dvts, True, label="DVTS", width_divides=True),
+            Strategy("auto", auto, True, label="Auto (compute-optimal)", choosable=False),
+            Strategy(
+                "rollouts",
+                rollout_tree,
+                False,
+                (("selection", "majority"),),
+                "Rollout tree (labels steps)",
+                on_page=False,
+                width_divides=True,
+                choosable=False,
+            ),
+        )
+    }
+)
 
 __all__ = ["STRATEGIES", "Strategy", "configure", "get_strategy", "is_baseline"]

@@ -12,9 +12,11 @@ cannot go below 1/k once any chain answers, so with four samples it never reads 
 With a single probe chain the estimate is 1 when it answers, else 0.
 
 The table (`plot --table` writes one from eval results) gives per bin and budget the
-strategy, aggregation and selection with the best measured accuracy; without one, or for a bin it lacks, the paper's rule for policies under
-7B applies: beam search. What was chosen and why is recorded in the tree (meta "auto").
+strategy, aggregation and selection with the best measured accuracy; without one, or for a
+bin it lacks, the paper's rule for policies under 7B applies: beam search. What was chosen
+and why is recorded in the tree (meta "auto").
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,17 +81,34 @@ def auto(ctx):
     width = min(cfg.beam_width, remaining) if remaining else 1
     if strategy.width_divides:
         remaining -= remaining % width
-    reason = (f"estimated Pass@1 {estimate:.2f} (at most {agreeing} of {k} samples agree): {bin_}; "
-              + (f"at N={table_budget} {entry['strategy']} was best in the table "
-                 f"({100 * entry.get('accuracy', 0):.0f}% measured)" if table_budget else
-                 "no table entry for this difficulty: beam search, the rule for policies under 7B")
-              + f"; it runs with the remaining budget N={remaining}")
-    ctx.tree.meta["auto"] = {"estimated_pass1": round(estimate, 3), "bin": bin_, "probe_samples": k,
-                             "chosen": strategy.name, "n": remaining, "table_budget": table_budget, "reason": reason}
+    reason = (
+        f"estimated Pass@1 {estimate:.2f} (at most {agreeing} of {k} samples agree): {bin_}; "
+        + (
+            f"at N={table_budget} {entry['strategy']} was best in the table "
+            f"({100 * entry.get('accuracy', 0):.0f}% measured)"
+            if table_budget
+            else "no table entry for this difficulty: beam search, the rule for policies under 7B"
+        )
+        + f"; it runs with the remaining budget N={remaining}"
+    )
+    ctx.tree.meta["auto"] = {
+        "estimated_pass1": round(estimate, 3),
+        "bin": bin_,
+        "probe_samples": k,
+        "chosen": strategy.name,
+        "n": remaining,
+        "table_budget": table_budget,
+        "reason": reason,
+    }
     if remaining < 1:
         return
-    sub = dataclasses.replace(cfg, strategy=strategy.name, n=remaining, beam_width=width,
-                              aggregation=entry.get("aggregation") or cfg.aggregation)
+    sub = dataclasses.replace(
+        cfg,
+        strategy=strategy.name,
+        n=remaining,
+        beam_width=width,
+        aggregation=entry.get("aggregation") or cfg.aggregation,
+    )
     sub = strategy.adjust(sub)
     ctx.selection = entry.get("selection") or sub.selection
     yield from strategy.run(dataclasses.replace(ctx, config=sub))

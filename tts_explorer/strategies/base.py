@@ -3,17 +3,18 @@
 A strategy is a generator that grows `ctx.tree` and yields events; nothing else keeps
 search state. Candidates of one expansion are generated in a single policy call.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
+from ..answers import extract_answer
 from ..config import SearchConfig
 from ..events import NodesAdded, NodesPruned, NodesScored
 from ..policy.compute import ComputeMeter
 from ..prompts import STEP_SEPARATOR, path_prompt
 from ..scorers.base import Scorer, StepPath
-from ..answers import extract_answer
 from ..selection import aggregate
 from ..tree import Node, SearchTree
 
@@ -38,13 +39,21 @@ class SearchContext:
 
     def candidates(self) -> list[Node]:
         """The answer pool of this search: finished paths through its start node."""
-        return [n for n in self.tree.candidates() if self.start_id == 0 or
-                any(p.id == self.start_id for p in self.tree.path(n.id))]
+        return [
+            n
+            for n in self.tree.candidates()
+            if self.start_id == 0 or any(p.id == self.start_id for p in self.tree.path(n.id))
+        ]
 
     def step_path(self, node: Node) -> StepPath:
         path = self.tree.path(node.id)
-        return StepPath(self.tree.question, self.root_prompt, tuple(n.text for n in path),
-                        tuple(n.mean_logprob for n in path), node.terminal)
+        return StepPath(
+            self.tree.question,
+            self.root_prompt,
+            tuple(n.text for n in path),
+            tuple(n.mean_logprob for n in path),
+            node.terminal,
+        )
 
 
 def _classify(text: str, reason: str, final: bool) -> tuple[str, str, str | None]:
@@ -60,25 +69,46 @@ def _classify(text: str, reason: str, final: bool) -> tuple[str, str, str | None
     return step, "step", None
 
 
-def expand(ctx: SearchContext, parents: list[Node], counts: list[int], iteration: int,
-           final: bool, subtrees: list[int | None] | None = None) -> list[Node]:
+def expand(
+    ctx: SearchContext,
+    parents: list[Node],
+    counts: list[int],
+    iteration: int,
+    final: bool,
+    subtrees: list[int | None] | None = None,
+) -> list[Node]:
     """Sample counts[i] next steps for each parent in one batch; add them to the tree."""
     cfg = ctx.config
     prompts = [path_prompt(ctx.root_prompt, ctx.tree.steps(p.id)) for p in parents]
     results = ctx.policy.generate(
-        prompts, counts, max_tokens=cfg.final_tokens if final else cfg.step_tokens,
-        temperature=cfg.temperature, top_p=cfg.top_p, stop=None if final else STEP_SEPARATOR,
-        should_stop=ctx.should_stop, meter=ctx.meter, role="policy")
+        prompts,
+        counts,
+        max_tokens=cfg.final_tokens if final else cfg.step_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        stop=None if final else STEP_SEPARATOR,
+        should_stop=ctx.should_stop,
+        meter=ctx.meter,
+        role="policy",
+    )
     added = []
-    for i, (parent, completions) in enumerate(zip(parents, results)):
+    for parent, completions in zip(parents, results):
         for completion in completions:
             step, reason, answer = _classify(completion.text, completion.stop_reason, final)
             subtree = parent.subtree if subtrees is None else subtrees[len(added)]
-            added.append(ctx.tree.add(
-                parent.id, text=step, n_tokens=completion.n_tokens,
-                mean_logprob=round(completion.mean_logprob, 4), iteration=iteration + ctx.iteration_offset,
-                stop_reason=reason, answer=answer, subtree=subtree,
-                status="finished" if reason != "step" else "active"))
+            added.append(
+                ctx.tree.add(
+                    parent.id,
+                    text=step,
+                    n_tokens=completion.n_tokens,
+                    mean_logprob=round(completion.mean_logprob, 4),
+                    iteration=iteration + ctx.iteration_offset,
+                    stop_reason=reason,
+                    answer=answer,
+                    subtree=subtree,
+                    status="finished" if reason != "step" else "active",
+                )
+            )
     return added
 
 
@@ -91,8 +121,14 @@ def score(ctx: SearchContext, nodes: list[Node]) -> None:
         node.agg_score = aggregate([n.score for n in ctx.tree.path(node.id)], ctx.config.aggregation)
 
 
-def expand_and_score(ctx: SearchContext, parents: list[Node], counts: list[int], iteration: int,
-                     final: bool, subtrees: list[int | None] | None = None):
+def expand_and_score(
+    ctx: SearchContext,
+    parents: list[Node],
+    counts: list[int],
+    iteration: int,
+    final: bool,
+    subtrees: list[int | None] | None = None,
+):
     """expand() then score(), yielding the events; returns the new nodes."""
     new = expand(ctx, parents, counts, iteration, final, subtrees)
     yield NodesAdded([n.id for n in new], iteration)
@@ -107,4 +143,3 @@ def prune(nodes: list[Node], iteration: int):
         node.status = "pruned"
     if nodes:
         yield NodesPruned([n.id for n in nodes], iteration)
-

@@ -7,6 +7,7 @@ each survivor then spawns its share of the next N candidates (M each when all N/
 survive). The last iteration lets every candidate run to the end. The pool is capped at
 the N best finished candidates.
 """
+
 from __future__ import annotations
 
 from ..events import IterationDone
@@ -34,4 +35,4 @@ def beam_search(ctx: SearchContext):
         if not active:
             break
     pool = sorted(ctx.candidates(), key=by_score, reverse=True)
-    yield from prune(pool[cfg.n:], cfg.max_steps)
+    yield from prune(pool[cfg.n :], cfg.max_steps)

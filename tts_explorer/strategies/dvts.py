@@ -5,6 +5,7 @@ single beam spawns M candidate steps (all subtrees in one batch); the best by ag
 score continues and its siblings are pruned. A subtree ends when its best candidate is
 finished; the finished candidates of its last expansion form its share of the answer pool.
 """
+
 from __future__ import annotations
 
 from ..events import IterationDone

@@ -1,10 +1,11 @@
 """The strategy registry: name -> Strategy, with the attributes callers read instead of
 testing names; filled by the package (strategies/__init__.py). Unknown names list the valid ones."""
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..config import SearchConfig
 from ..errors import UserError

@@ -7,6 +7,7 @@ whether a scorer runs and how the answer is chosen (see strategies/__init__.py).
 rollout tree samples N/M first steps and M continuations of each, every one then run to
 its end as a chain: each first step is backed by M rollouts, the N leaves are the budget.
 """
+
 from __future__ import annotations
 
 from ..events import IterationDone

@@ -1,4 +1,5 @@
 """The model card of a trained probe PRM, written from train-prm's summary (metrics.json)."""
+
 from __future__ import annotations
 
 from ..policy.embedded import EMBEDDED
@@ -20,19 +21,25 @@ def _scorers(evaluation: dict) -> list[str]:
 
 def _reads(cfg: dict) -> str:
     layers = ", ".join(str(i) for i in cfg["layers"])
-    pools = " and ".join({"last": "at the last token of its separator", "mean": "averaged over its tokens"}[p]
-                         for p in cfg["pool"])
+    pools = " and ".join(
+        {"last": "at the last token of its separator", "mean": "averaged over its tokens"}[p] for p in cfg["pool"]
+    )
     extras = []
     if cfg["token_stats"]:
         extras.append("the backbone's mean and minimum token log-probability and mean entropy over the step")
     if cfg["text_features"]:
-        extras.append("the calculator's features of the step (tts_explorer/scorers/step_features.py: are its "
-                      "calculations exact, are their operands and results values the problem states or earlier "
-                      "steps computed, or one operation away from them, does it state numbers from nowhere, how its "
-                      "answer relates to what was computed, and the same for the steps before it)")
+        extras.append(
+            "the calculator's features of the step (tts_explorer/scorers/step_features.py: are its "
+            "calculations exact, are their operands and results values the problem states or earlier "
+            "steps computed, or one operation away from them, does it state numbers from nowhere, how its "
+            "answer relates to what was computed, and the same for the steps before it)"
+        )
     head = "a linear layer" if cfg["hidden"] == 0 else f"an MLP with {cfg['hidden']} hidden units"
-    return (f"the backbone's hidden states of layers {layers} (0 = embeddings), {pools}"
-            + "".join(f"; {e}" for e in extras) + f". Standardised, through {head}, then Platt-calibrated")
+    return (
+        f"the backbone's hidden states of layers {layers} (0 = embeddings), {pools}"
+        + "".join(f"; {e}" for e in extras)
+        + f". Standardised, through {head}, then Platt-calibrated"
+    )
 
 
 def model_card(summary: dict) -> str:
@@ -54,8 +61,10 @@ def model_card(summary: dict) -> str:
         "",
         "| source | labelled steps | right |",
         "|---|---|---|",
-        *[f"| {source} | {count} | {data['right_steps'].get(source, 0)} |"
-          for source, count in data["labelled_steps"].items()],
+        *[
+            f"| {source} | {count} | {data['right_steps'].get(source, 0)} |"
+            for source, count in data["labelled_steps"].items()
+        ],
         "",
         f"- Problems: {cfg['synthetic']} from the synthetic generator (seed {cfg['seed']}) and GSM8K train rows "
         f"{cfg['gsm8k_rows'][0]}-{cfg['gsm8k_rows'][1] - 1} (shipped in assets/data); none from the held-out sets "
@@ -83,9 +92,11 @@ def model_card(summary: dict) -> str:
         "",
         "| labels | AUC, own steps (synthetic) | AUC, own steps (GSM8K) | AUC, semantic-error chains | ECE (raw) |",
         "|---|---|---|---|---|",
-        *[f"| {kind}{' (shipped)' if kind == cfg['labels'] else ''} | {_num(r['auc_own_synthetic'])} | "
-          f"{_num(r['auc_own_gsm8k'])} | {_num(r['auc_semantic_chains'])} | {_num(r['ece_own_raw'])} |"
-          for kind, r in summary["ablation"].items()],
+        *[
+            f"| {kind}{' (shipped)' if kind == cfg['labels'] else ''} | {_num(r['auc_own_synthetic'])} | "
+            f"{_num(r['auc_own_gsm8k'])} | {_num(r['auc_semantic_chains'])} | {_num(r['ece_own_raw'])} |"
+            for kind, r in summary["ablation"].items()
+        ],
         "",
         "## Fit",
         "",
@@ -96,8 +107,9 @@ def model_card(summary: dict) -> str:
         "",
         "## Held-out evaluation",
         "",
-        f"Scorers: this probe, `arithmetic`, `confidence` (the policy's own token probability)"
-        + "".join(f", `{name}` ({folder})" for name, folder in evaluation["config"].get("compare", ())) + ".",
+        "Scorers: this probe, `arithmetic`, `confidence` (the policy's own token probability)"
+        + "".join(f", `{name}` ({folder})" for name, folder in evaluation["config"].get("compare", ()))
+        + ".",
         "",
     ]
     own = evaluation["own_steps"]
@@ -112,14 +124,21 @@ def model_card(summary: dict) -> str:
             "| scorer | step AUC, gold-aligned | step AUC, Monte-Carlo | ECE | path AUC within problems (min) | "
             "(last) |",
             "|---|---|---|---|---|---|",
-            *[f"| {name} | {_num(entry['auc_gold'].get(name))} | {_num(entry['auc_mc'].get(name))} | "
-              f"{_num(entry['reliability'][name]['ece'])} | {_num(entry['path_auc'][name]['min'])} | "
-              f"{_num(entry['path_auc'][name]['last'])} |" for name in scorers],
+            *[
+                f"| {name} | {_num(entry['auc_gold'].get(name))} | {_num(entry['auc_mc'].get(name))} | "
+                f"{_num(entry['reliability'][name]['ece'])} | {_num(entry['path_auc'][name]['min'])} | "
+                f"{_num(entry['path_auc'][name]['last'])} |"
+                for name in scorers
+            ],
             "",
             f"Reliability of this probe ({entry['reliability']['probe']['steps']} steps; per tenth of [0, 1]: steps, "
-            "mean score, share right): " + "; ".join(
+            "mean score, share right): "
+            + "; ".join(
                 f"{i / 10:.1f}-{(i + 1) / 10:.1f}: {b['count']}, {_num(b['score'])}, {_num(b['positives'])}"
-                for i, b in enumerate(entry["reliability"]["probe"]["bins"]) if b["count"]) + ".",
+                for i, b in enumerate(entry["reliability"]["probe"]["bins"])
+                if b["count"]
+            )
+            + ".",
             "",
         ]
     pb = evaluation["processbench"]
@@ -130,12 +149,19 @@ def model_card(summary: dict) -> str:
         "",
     ]
     for set_name, families in pb["sets"].items():
-        lines += [f"**{set_name}**", "", "| scorer | errors in a stated result: F1 | semantic errors, arithmetic "
-                  "right: F1 |", "|---|---|---|"]
+        lines += [
+            f"**{set_name}**",
+            "",
+            "| scorer | errors in a stated result: F1 | semantic errors, arithmetic right: F1 |",
+            "|---|---|---|",
+        ]
         for name in scorers:
             cells = [families.get(family, {}).get(name) for family in ("stated", "semantic")]
-            lines.append(f"| {name} | " + " | ".join(
-                "–" if c is None else f"{_pct(c['f1'])} ({c['samples']} samples)" for c in cells) + " |")
+            lines.append(
+                f"| {name} | "
+                + " | ".join("–" if c is None else f"{_pct(c['f1'])} ({c['samples']} samples)" for c in cells)
+                + " |"
+            )
         lines.append("")
     lines += [
         "Spread of this probe's scores over the policy's held-out steps (steps per tenth of [0, 1]): "

@@ -17,6 +17,7 @@ does not read, and the first rows of gsm8k_test_dev. Measured for the trained pr
 - the spread of the trained probe's scores over those steps (a histogram, and the spread
   inside one tree), so the page's colours can be judged.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,24 +64,32 @@ class EvalConfig:
 def _items(cfg: EvalConfig):
     """({set name: items}, tuning items); items are (question, gold steps, answer)."""
     seen = {p.question for p in generate(cfg.exclude_count, cfg.exclude_seed)} if cfg.exclude_count else set()
-    held = [(p.question, list(p.steps), p.answer) for p in generate(cfg.synthetic + len(seen) // 20 + 50,
-                                                                    cfg.synthetic_seed) if p.question not in seen]
+    held = [
+        (p.question, list(p.steps), p.answer)
+        for p in generate(cfg.synthetic + len(seen) // 20 + 50, cfg.synthetic_seed)
+        if p.question not in seen
+    ]
     tune = [(p.question, list(p.steps), p.answer) for p in generate(cfg.tune, cfg.tune_seed) if p.question not in seen]
-    sets = {"synthetic (seed %d)" % cfg.synthetic_seed: held[: cfg.synthetic]}
+    sets = {f"synthetic (seed {cfg.synthetic_seed})": held[: cfg.synthetic]}
     if cfg.gsm8k_rows[1] > cfg.gsm8k_rows[0]:
-        sets["GSM8K train rows %d-%d" % (cfg.gsm8k_rows[0], cfg.gsm8k_rows[1] - 1)] = \
-            gsm8k_items(read_rows(cfg.gsm8k, *cfg.gsm8k_rows))
+        sets[f"GSM8K train rows {cfg.gsm8k_rows[0]}-{cfg.gsm8k_rows[1] - 1}"] = gsm8k_items(
+            read_rows(cfg.gsm8k, *cfg.gsm8k_rows)
+        )
         tune += gsm8k_items(read_rows(cfg.gsm8k, *cfg.gsm8k_tune_rows))
     if cfg.test_dev_rows:
-        sets["gsm8k_test_dev rows 0-%d" % (cfg.test_dev_rows - 1)] = \
-            gsm8k_items(read_rows(cfg.test_dev, 0, cfg.test_dev_rows))
+        sets[f"gsm8k_test_dev rows 0-{cfg.test_dev_rows - 1}"] = gsm8k_items(
+            read_rows(cfg.test_dev, 0, cfg.test_dev_rows)
+        )
     return sets, tune
 
 
 def _scorers(policy, checkpoint: str, cfg: EvalConfig) -> dict:
     env = ScorerEnv(policy=policy)
-    out = {PROBE: make_scorer("probe", env, model=checkpoint), "arithmetic": make_scorer("arithmetic", env),
-           "confidence": make_scorer("confidence", env)}
+    out = {
+        PROBE: make_scorer("probe", env, model=checkpoint),
+        "arithmetic": make_scorer("arithmetic", env),
+        "confidence": make_scorer("confidence", env),
+    }
     out.update({name: make_scorer("probe", env, model=folder) for name, folder in cfg.compare})
     return out
 
@@ -92,8 +101,11 @@ def processbench_f1(policy, scorers, cfg: EvalConfig, bar, template: str) -> dic
     sets, tune_items = _items(cfg)
     tune = build_samples(tune_items, seed=cfg.tune_seed, kinds=FAMILIES["all"])
     thresholds, out = {}, {}
-    jobs = [(name, family, build_samples(items, seed=cfg.synthetic_seed + i, kinds=FAMILIES[family]))
-            for i, (name, items) in enumerate(sets.items()) for family in ("stated", "semantic")]
+    jobs = [
+        (name, family, build_samples(items, seed=cfg.synthetic_seed + i, kinds=FAMILIES[family]))
+        for i, (name, items) in enumerate(sets.items())
+        for family in ("stated", "semantic")
+    ]
     with bar(len(scorers) * (1 + len(jobs)), "ProcessBench F1") as progress:
         for name, scorer in scorers.items():
             thresholds[name] = max(sweep(tune, score_samples(scorer, tune, root)), key=lambda m: m["f1"])["threshold"]
@@ -101,8 +113,10 @@ def processbench_f1(policy, scorers, cfg: EvalConfig, bar, template: str) -> dic
         for set_name, family, samples in jobs:
             row = {}
             for name, scorer in scorers.items():
-                row[name] = {**_rounded(metrics(samples, score_samples(scorer, samples, root), thresholds[name])),
-                             "samples": len(samples)}
+                row[name] = {
+                    **_rounded(metrics(samples, score_samples(scorer, samples, root), thresholds[name])),
+                    "samples": len(samples),
+                }
                 progress.update(1)
             out.setdefault(set_name, {})[family] = row
     return {"thresholds": thresholds, "sets": out}
@@ -136,8 +150,16 @@ def tree_scores(tree, scorers: dict, root_prompt: str) -> dict[str, dict[int, fl
     """scorer name -> node id -> the node's step score, each leaf's path scored once."""
     leaves = [n for n in tree if n.id and not n.children]
     paths = [tree.path(leaf.id) for leaf in leaves]
-    steps = [StepPath(tree.question, root_prompt, tuple(n.text for n in path), tuple(n.mean_logprob for n in path),
-                      path[-1].terminal) for path in paths]
+    steps = [
+        StepPath(
+            tree.question,
+            root_prompt,
+            tuple(n.text for n in path),
+            tuple(n.mean_logprob for n in path),
+            path[-1].terminal,
+        )
+        for path in paths
+    ]
     out = {}
     for name, scorer in scorers.items():
         values: dict[int, float] = {}
@@ -153,16 +175,31 @@ def own_steps(policy, scorers, cfg: EvalConfig, work: Path, bar, sampling) -> di
     `sampling` says: template, max_steps, step_tokens, final_tokens): AUC against gold-aligned
     and Monte-Carlo labels, reliability against gold-aligned labels, path-score AUC within problems."""
     template = sampling.template
-    sets, _ = _items(EvalConfig(**{**asdict(cfg), "synthetic": cfg.rollout_synthetic, "gsm8k_rows": (0, 0),
-                                   "test_dev_rows": cfg.rollout_test_dev}))
+    sets, _ = _items(
+        EvalConfig(
+            **{
+                **asdict(cfg),
+                "synthetic": cfg.rollout_synthetic,
+                "gsm8k_rows": (0, 0),
+                "test_dev_rows": cfg.rollout_test_dev,
+            }
+        )
+    )
     prompt = load_template(template)
     result: dict = {"sets": {}}
     all_probe, spreads = [], []
     for set_name, items in sets.items():
         keyed = [(f"{set_name}:{q}", q, a) for q, _, a in items]
-        trees = rollout_trees(policy, keyed, sampling,
-                              work / f"eval_rollouts-{template}.jsonl", f"rollouts ({set_name})", cfg.n, cfg.m,
-                              seed=10_000)
+        trees = rollout_trees(
+            policy,
+            keyed,
+            sampling,
+            work / f"eval_rollouts-{template}.jsonl",
+            f"rollouts ({set_name})",
+            cfg.n,
+            cfg.m,
+            seed=10_000,
+        )
         rows = []  # (gold label, MC value, {scorer: score})
         candidates: dict[str, dict[str, list]] = {name: {"min": [], "last": []} for name in scorers}
         with bar(len(trees), f"scoring ({set_name})") as progress:
@@ -184,13 +221,24 @@ def own_steps(policy, scorers, cfg: EvalConfig, work: Path, bar, sampling) -> di
                 finished = [n for n in tree.candidates() if n.correct is not None]
                 for name in scorers:
                     for how in ("min", "last"):
-                        candidates[name][how].append([(aggregate([scores[name][x.id] for x in tree.path(n.id)], how),
-                                                       bool(n.correct)) for n in finished])
+                        candidates[name][how].append(
+                            [
+                                (aggregate([scores[name][x.id] for x in tree.path(n.id)], how), bool(n.correct))
+                                for n in finished
+                            ]
+                        )
                 progress.update(1)
         leaves = [n for tree in trees for n in tree.candidates()]
-        entry = {"trees": len(trees), "steps": len(rows), "right_steps": sum(r[0] > 0.5 for r in rows),
-                 "policy_pass_at_1": round(sum(bool(n.correct) for n in leaves) / max(len(leaves), 1), 3),
-                 "auc_gold": {}, "auc_mc": {}, "reliability": {}, "path_auc": {}}
+        entry = {
+            "trees": len(trees),
+            "steps": len(rows),
+            "right_steps": sum(r[0] > 0.5 for r in rows),
+            "policy_pass_at_1": round(sum(bool(n.correct) for n in leaves) / max(len(leaves), 1), 3),
+            "auc_gold": {},
+            "auc_mc": {},
+            "reliability": {},
+            "path_auc": {},
+        }
         for name in scorers:
             entry["auc_gold"][name] = _auc([r[2][name] for r in rows], [r[0] for r in rows])
             with_mc = [r for r in rows if r[1] is not None and r[1] != 0.5]
@@ -208,9 +256,12 @@ def evaluate(policy, checkpoint: str, cfg: EvalConfig, work: Path, bar, sampling
     """Everything above for the checkpoint; `sampling` (train-prm's config) says how the
     policy's held-out steps are sampled."""
     scorers = _scorers(policy, checkpoint, cfg)
-    return {"config": asdict(cfg), "template": sampling.template,
-            "processbench": processbench_f1(policy, scorers, cfg, bar, sampling.template),
-            "own_steps": own_steps(policy, scorers, cfg, work, bar, sampling)}
+    return {
+        "config": asdict(cfg),
+        "template": sampling.template,
+        "processbench": processbench_f1(policy, scorers, cfg, bar, sampling.template),
+        "own_steps": own_steps(policy, scorers, cfg, work, bar, sampling),
+    }
 
 
 def write_card(folder: Path, summary: dict) -> None:

@@ -14,6 +14,7 @@ calculation are free (a unit constant such as 60 minutes is fine) because a wron
 shows up in the result. Values are compared exactly as fractions, or rounded to two
 decimals ("3.33" for 10/3), with "$", thousands commas and "%" read as the answer reader does.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -21,6 +22,7 @@ from fractions import Fraction
 from ..answers import extract_answer, plain_number
 from ..scorers.arithmetic import check_equations
 from ..scorers.step_features import MAX_TEXT, numbers, problem_values, stated_results
+
 
 def gold_values(steps: list[str], answer: str) -> set[Fraction]:
     """Every value the gold solution states (its results and its numbers) and the answer."""

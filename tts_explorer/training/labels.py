@@ -10,6 +10,7 @@ the first wrong step, 0 from it on. A Sequence is one path to score in one forwa
 step whose label another sequence already carries has label None there. `target` reads the
 label a PRM is trained on, by kind (LABEL_KINDS), so one set of features serves every kind.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,8 +46,9 @@ def mc_labels(tree: SearchTree) -> dict[int, tuple[float, int]]:
     return {i: (hits[i] / totals[i], totals[i]) for i in totals}
 
 
-def tree_sequences(tree: SearchTree, source: str, group: str, gold_steps: list[str] | None = None,
-                   answer: str | None = None) -> list[Sequence]:
+def tree_sequences(
+    tree: SearchTree, source: str, group: str, gold_steps: list[str] | None = None, answer: str | None = None
+) -> list[Sequence]:
     """One sequence per finished path; each node labelled in the first sequence that holds it,
     gold-aligned when the gold steps are given (else by its Monte-Carlo value)."""
     values = mc_labels(tree)
@@ -55,12 +57,23 @@ def tree_sequences(tree: SearchTree, source: str, group: str, gold_steps: list[s
     for leaf in tree.candidates():
         path = tree.path(leaf.id)
         texts = [n.text for n in path]
-        gold = (gold_labels(tree.question, gold_steps, answer or tree.reference or "", texts) if gold_steps is not None
-                else [values[n.id][0] for n in path])
+        gold = (
+            gold_labels(tree.question, gold_steps, answer or tree.reference or "", texts)
+            if gold_steps is not None
+            else [values[n.id][0] for n in path]
+        )
         fresh = [n.id not in seen for n in path]
-        out.append(Sequence(tree.question, texts, [g if f else None for g, f in zip(gold, fresh)],
-                            [values[n.id][1] if f else 0 for n, f in zip(path, fresh)], source, group,
-                            mc=[values[n.id][0] if f else None for n, f in zip(path, fresh)]))
+        out.append(
+            Sequence(
+                tree.question,
+                texts,
+                [g if f else None for g, f in zip(gold, fresh)],
+                [values[n.id][1] if f else 0 for n, f in zip(path, fresh)],
+                source,
+                group,
+                mc=[values[n.id][0] if f else None for n, f in zip(path, fresh)],
+            )
+        )
         seen.update(n.id for n in path)
     return out
 

@@ -16,10 +16,10 @@ run resumes where it was):
    checkpoint, then the held-out evaluation (evaluate.py) and the model card.
 None of the training data comes from the held-out sets (evaluate.py) or assets/problems.
 """
+
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,8 +28,8 @@ from ..data import read_rows
 from ..errors import UserError
 from ..perturb import FAMILIES
 from ..policy.embedded import EMBEDDED
-from ..prompts import DEFAULT_TEMPLATE
 from ..processbench import build_samples, gsm8k_items
+from ..prompts import DEFAULT_TEMPLATE
 from ..scorers.probe_model import ProbeSpec
 from ..tree import SearchTree
 from .labels import LABEL_KINDS, Sequence, sample_sequence, tree_sequences
@@ -86,8 +86,9 @@ class TrainConfig:
     def spec(self, calibration: tuple[float, float] = (1.0, 0.0)) -> ProbeSpec:
         from ..scorers.step_features import VERSION
 
-        return ProbeSpec(tuple(self.layers), tuple(self.pool), self.token_stats,
-                         VERSION if self.text_features else None, calibration)
+        return ProbeSpec(
+            tuple(self.layers), tuple(self.pool), self.token_stats, VERSION if self.text_features else None, calibration
+        )
 
 
 def problems(cfg: TrainConfig) -> tuple[list[tuple[str, list[str], str]], list[tuple[str, list[str], str]]]:
@@ -108,12 +109,24 @@ def perturbed_sequences(cfg: TrainConfig, synthetic, gsm8k) -> list[Sequence]:
 def policy_sequences(policy, cfg: TrainConfig, synthetic, gsm8k, work: Path) -> tuple[list[Sequence], list]:
     """(sequences, trees) of the policy's own steps on the first rollout_* problems, labelled
     gold-aligned and by their Monte-Carlo values."""
-    roll = ([(f"synthetic:{q}", q, steps, a) for q, steps, a in synthetic[: cfg.rollout_synthetic]] +
-            [(f"gsm8k:{q}", q, steps, a) for q, steps, a in gsm8k[: cfg.rollout_gsm8k]])
-    trees = rollout_trees(policy, [(key, q, a) for key, q, _, a in roll], cfg, work / f"rollouts-{cfg.template}.jsonl",
-                          "rollouts (train)", cfg.n, cfg.m, cfg.seed)
-    sequences = [seq for (key, _, steps, answer), tree in zip(roll, trees)
-                 for seq in tree_sequences(tree, "rollouts/" + key.split(":")[0], key, steps, answer)]
+    roll = [(f"synthetic:{q}", q, steps, a) for q, steps, a in synthetic[: cfg.rollout_synthetic]] + [
+        (f"gsm8k:{q}", q, steps, a) for q, steps, a in gsm8k[: cfg.rollout_gsm8k]
+    ]
+    trees = rollout_trees(
+        policy,
+        [(key, q, a) for key, q, _, a in roll],
+        cfg,
+        work / f"rollouts-{cfg.template}.jsonl",
+        "rollouts (train)",
+        cfg.n,
+        cfg.m,
+        cfg.seed,
+    )
+    sequences = [
+        seq
+        for (key, _, steps, answer), tree in zip(roll, trees)
+        for seq in tree_sequences(tree, "rollouts/" + key.split(":")[0], key, steps, answer)
+    ]
     return sequences, trees
 
 
@@ -125,8 +138,9 @@ def cached_features(reader, sequences: list[Sequence], cfg: TrainConfig, work: P
 
     from .probe import Features, extract
 
-    key = hashlib.sha256(json.dumps([cfg.model, cfg.spec().to_json(), [(s.question, s.steps, s.labels)
-                                                                       for s in sequences]]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        json.dumps([cfg.model, cfg.spec().to_json(), [(s.question, s.steps, s.labels) for s in sequences]]).encode()
+    ).hexdigest()[:16]
     path = work / f"features-{key}.pt"
     if path.exists():
         return Features(**torch.load(path))
@@ -144,7 +158,7 @@ def train(cfg: TrainConfig) -> dict:
     from ..scorers import ScorerEnv, make_scorer
     from ..scorers.probe_model import ProbeHead
     from .evaluate import EvalConfig, evaluate, write_card
-    from .probe import calibrate, fit, label_ablation, save, split_groups
+    from .probe import calibrate, label_ablation, save, split_groups
 
     started = time.monotonic()
     torch.manual_seed(cfg.seed)
@@ -162,8 +176,14 @@ def train(cfg: TrainConfig) -> dict:
 
     # the backbone and a placeholder head, read through the probe format's own scorer
     placeholder = work / "reader"
-    save(ProbeHead(cfg.spec().width(policy.model.config.hidden_size)), placeholder,
-         _backbone_ref(cfg, placeholder), cfg.spec(), 0, {})
+    save(
+        ProbeHead(cfg.spec().width(policy.model.config.hidden_size)),
+        placeholder,
+        _backbone_ref(cfg, placeholder),
+        cfg.spec(),
+        0,
+        {},
+    )
     reader = make_scorer("probe", ScorerEnv(), model=str(placeholder))
     features = cached_features(reader, sequences, cfg, work)
     val_groups = split_groups(sequences, cfg.val_share, cfg.seed)
@@ -175,15 +195,28 @@ def train(cfg: TrainConfig) -> dict:
     calibration_rows = val_rows[own_val]
     calibration = calibrate(head, features.x[calibration_rows], features.y[calibration_rows])
     out = Path(cfg.out)
-    save(head, out, _backbone_ref(cfg, out), cfg.spec(calibration), cfg.hidden,
-         {"trained_by": "tts-explorer train-prm", "seed": cfg.seed, "labels": cfg.labels})
-    _log(f"fit: {report['train_steps']} train / {report['val_steps']} validation steps, {report['epochs']} epochs, "
-         f"validation AUC {report['val_auc']}; calibration (scale, bias) {calibration}; checkpoint in {out}")
+    save(
+        head,
+        out,
+        _backbone_ref(cfg, out),
+        cfg.spec(calibration),
+        cfg.hidden,
+        {"trained_by": "tts-explorer train-prm", "seed": cfg.seed, "labels": cfg.labels},
+    )
+    _log(
+        f"fit: {report['train_steps']} train / {report['val_steps']} validation steps, {report['epochs']} epochs, "
+        f"validation AUC {report['val_auc']}; calibration (scale, bias) {calibration}; checkpoint in {out}"
+    )
     probe = make_scorer("probe", ScorerEnv(policy=policy), model=str(out))
-    summary = {"config": asdict(cfg), "policy": policy.name, "data": _data_summary(sequences, features, trees),
-               "fit": report, "calibration": {"scale": calibration[0], "bias": calibration[1],
-                                              "fitted_on_steps": len(calibration_rows)},
-               "ablation": ablation, "consistency": _same_scores(probe, head, calibration, sequences, features)}
+    summary = {
+        "config": asdict(cfg),
+        "policy": policy.name,
+        "data": _data_summary(sequences, features, trees),
+        "fit": report,
+        "calibration": {"scale": calibration[0], "bias": calibration[1], "fitted_on_steps": len(calibration_rows)},
+        "ablation": ablation,
+        "consistency": _same_scores(probe, head, calibration, sequences, features),
+    }
     summary["evaluation"] = evaluate(policy, str(out), EvalConfig(**cfg.evaluation), work, _bar, cfg)
     summary["minutes"] = round((time.monotonic() - started) / 60, 1)
     write_card(out, summary)
@@ -208,15 +241,22 @@ def _data_summary(sequences: list[Sequence], features, trees: list[SearchTree]) 
         positives[seq.source] = positives.get(seq.source, 0) + sum(v > 0.5 for v in labelled)
     rollouts = [r for seq in sequences if seq.mc is not None for r, v in zip(seq.rollouts, seq.labels) if v is not None]
     leaves = [n for tree in trees for n in tree.candidates()]
-    return {"labelled_steps": by_source, "right_steps": positives, "features": int(features.x.shape[1]),
-            "rollouts_per_label": {"mean": round(sum(rollouts) / max(len(rollouts), 1), 2),
-                                   "max": max(rollouts, default=0)},
-            "policy_pass_at_1_on_rollout_problems": round(sum(bool(n.correct) for n in leaves) / max(len(leaves), 1), 3),
-            "positive_share": round(float(features.y.gt(0.5).float().mean()), 3)}
+    return {
+        "labelled_steps": by_source,
+        "right_steps": positives,
+        "features": int(features.x.shape[1]),
+        "rollouts_per_label": {
+            "mean": round(sum(rollouts) / max(len(rollouts), 1), 2),
+            "max": max(rollouts, default=0),
+        },
+        "policy_pass_at_1_on_rollout_problems": round(sum(bool(n.correct) for n in leaves) / max(len(leaves), 1), 3),
+        "positive_share": round(float(features.y.gt(0.5).float().mean()), 3),
+    }
 
 
-def _same_scores(scorer, head, calibration: tuple[float, float], sequences: list[Sequence], features,
-                 count: int = 8) -> float:
+def _same_scores(
+    scorer, head, calibration: tuple[float, float], sequences: list[Sequence], features, count: int = 8
+) -> float:
     """Largest difference between the scores the saved checkpoint gives the first `count`
     sequences through the loader and the trained head's (calibrated) scores of the features
     read while training (0 when they are the same model reading the same features)."""

@@ -7,6 +7,7 @@ was trained on. Fitting: standardised features, binary cross-entropy on the labe
 soft Monte-Carlo values), AdamW, early stopping on a validation split that never cuts a
 problem in two; seeded. Then Platt scaling of the head's logit on that validation split.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,10 +31,10 @@ class Features:
     sequence: torch.Tensor  # [steps] index of the step's sequence
     step: torch.Tensor  # [steps] index of the step in its sequence
 
-    def rows(self, index: torch.Tensor) -> "Features":
+    def rows(self, index: torch.Tensor) -> Features:
         return Features(self.x[index], self.y[index], self.sequence[index], self.step[index])
 
-    def relabelled(self, sequences: list[Sequence], kind: str) -> "Features":
+    def relabelled(self, sequences: list[Sequence], kind: str) -> Features:
         """The same steps with labels of another kind (labels.LABEL_KINDS)."""
         y = [target(sequences[i], k, kind) for i, k in zip(self.sequence.tolist(), self.step.tolist())]
         return Features(self.x, torch.tensor(y, dtype=torch.float32), self.sequence, self.step)
@@ -45,7 +46,7 @@ def extract(scorer, sequences: list[Sequence], batch_size: int = 16, progress=No
     xs, ys, owners, steps = [], [], [], []
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i].question) + sum(map(len, sequences[i].steps)))
     for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
+        chunk = order[start : start + batch_size]
         paths = [StepPath(sequences[i].question, "", tuple(sequences[i].steps)) for i in chunk]
         for i, features in zip(chunk, scorer.features(paths)):
             for step, label in enumerate(sequences[i].labels):
@@ -68,8 +69,18 @@ def split_groups(sequences: list[Sequence], share: float, seed: int) -> set[str]
     return set(groups[: max(1, int(round(share * len(groups))))])
 
 
-def fit(features: Features, val_rows: torch.Tensor, hidden: int, seed: int, epochs: int = 40,
-        lr: float = 1e-3, weight_decay: float = 1e-2, batch: int = 512, patience: int = 4, progress=None):
+def fit(
+    features: Features,
+    val_rows: torch.Tensor,
+    hidden: int,
+    seed: int,
+    epochs: int = 40,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-2,
+    batch: int = 512,
+    patience: int = 4,
+    progress=None,
+):
     """(head, report) trained on the rows not in val_rows, stopped at the best validation loss."""
     torch.manual_seed(seed)
     train_rows = torch.ones(len(features.y), dtype=torch.bool)
@@ -83,7 +94,7 @@ def fit(features: Features, val_rows: torch.Tensor, hidden: int, seed: int, epoc
     loss_fn = torch.nn.BCEWithLogitsLoss()
     best, best_state, waited, history = float("inf"), None, 0, []
     generator = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
+    for _ in range(epochs):
         head.train()
         for idx in torch.randperm(len(y), generator=generator).split(batch):
             optimizer.zero_grad()
@@ -107,9 +118,14 @@ def fit(features: Features, val_rows: torch.Tensor, hidden: int, seed: int, epoc
     head.eval()
     with torch.no_grad():
         scores = head(xv).tolist() if len(yv) else []
-    report = {"train_steps": int(train_rows.sum()), "val_steps": int(len(yv)), "epochs": len(history),
-              "val_loss": round(best, 5), "val_auc": roc_auc(scores, [v > 0.5 for v in yv.tolist()]),
-              "history": history}
+    report = {
+        "train_steps": int(train_rows.sum()),
+        "val_steps": int(len(yv)),
+        "epochs": len(history),
+        "val_loss": round(best, 5),
+        "val_auc": roc_auc(scores, [v > 0.5 for v in yv.tolist()]),
+        "history": history,
+    }
     return head, report
 
 
@@ -141,15 +157,23 @@ def save(head: ProbeHead, folder: Path, backbone: str, spec: ProbeSpec, hidden: 
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"format": "probe", "backbone": backbone, **spec.to_json(), "features": int(head.mean.shape[0]),
-              "hidden": hidden, "input": "question, then each step followed by a blank line (the trl format); "
-              "features per step as probe_model.py describes", **extra}
+    config = {
+        "format": "probe",
+        "backbone": backbone,
+        **spec.to_json(),
+        "features": int(head.mean.shape[0]),
+        "hidden": hidden,
+        "input": "question, then each step followed by a blank line (the trl format); "
+        "features per step as probe_model.py describes",
+        **extra,
+    }
     (folder / PROBE_CONFIG).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(folder / PROBE_WEIGHTS))
 
 
-def validation_report(head: ProbeHead, features: Features, gold: Features, sequences: list[Sequence],
-                      val_rows: torch.Tensor) -> dict:
+def validation_report(
+    head: ProbeHead, features: Features, gold: Features, sequences: list[Sequence], val_rows: torch.Tensor
+) -> dict:
     """How a head does on the validation problems: ROC-AUC against gold-aligned labels on the
     policy's own steps (synthetic and GSM8K apart), ROC-AUC on perturbed chains with a semantic
     error, and the ECE of its raw (uncalibrated) scores on the policy's steps."""
@@ -160,9 +184,11 @@ def validation_report(head: ProbeHead, features: Features, gold: Features, seque
         scores = head(features.x[val_rows]).tolist()
     labels = gold.y[val_rows].tolist()
     owners = [sequences[i] for i in features.sequence[val_rows].tolist()]
-    subsets = {"auc_own_synthetic": lambda s: s.source == "rollouts/synthetic",
-               "auc_own_gsm8k": lambda s: s.source == "rollouts/gsm8k",
-               "auc_semantic_chains": lambda s: s.kind in FAMILIES["semantic"]}
+    subsets = {
+        "auc_own_synthetic": lambda s: s.source == "rollouts/synthetic",
+        "auc_own_gsm8k": lambda s: s.source == "rollouts/gsm8k",
+        "auc_semantic_chains": lambda s: s.kind in FAMILIES["semantic"],
+    }
     out = {}
     for name, keep in subsets.items():
         chosen = [(v, y) for v, y, s in zip(scores, labels, owners) if keep(s)]

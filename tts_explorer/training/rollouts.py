@@ -2,6 +2,7 @@
 M rollouts each), sampled with a prompt template and the reference answer, kept in a JSONL
 file as they are made so a stopped run resumes; and the progress bars and log lines the
 training stages share (on stderr)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ def bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True)
 
 
-def rollout_trees(policy, items: list[tuple[str, str, str]], cfg, path: Path, desc: str, n: int, m: int,
-                  seed: int) -> list[SearchTree]:
+def rollout_trees(
+    policy, items: list[tuple[str, str, str]], cfg, path: Path, desc: str, n: int, m: int, seed: int
+) -> list[SearchTree]:
     """A rollout tree per (id, question, answer), sampled with cfg.template, read from `path`
     where already made, else made and appended to it (so a stopped run resumes)."""
     done: dict[str, SearchTree] = {}
@@ -36,8 +38,15 @@ def rollout_trees(policy, items: list[tuple[str, str, str]], cfg, path: Path, de
             if line.strip():
                 row = json.loads(line)
                 done[row["id"]] = read_tree(row["tree"])
-    config = SearchConfig(strategy="rollouts", n=n, beam_width=m, max_steps=cfg.max_steps,
-                          step_tokens=cfg.step_tokens, final_tokens=cfg.final_tokens, seed=seed)
+    config = SearchConfig(
+        strategy="rollouts",
+        n=n,
+        beam_width=m,
+        max_steps=cfg.max_steps,
+        step_tokens=cfg.step_tokens,
+        final_tokens=cfg.final_tokens,
+        seed=seed,
+    )
     missing = [(index, item) for index, item in enumerate(items) if item[0] not in done]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as out, bar(len(items), desc) as progress:

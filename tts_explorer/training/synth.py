@@ -6,23 +6,82 @@ with several phrasings. Gold steps are written the way the policy's prompt asks 
 calculation per step, "a op b = c", then "The answer is N."), so they are also the
 material for step perturbations (processbench.py). Every value stays a positive integer.
 """
+
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 
-NAMES = ["Sam", "Mia", "Tom", "Ana", "Leo", "Zoe", "Ben", "Ivy", "Max", "Eva", "Noah", "Lily", "Omar", "Rosa",
-         "Kai", "Nina", "Raj", "Sofia", "Eli", "Maya", "Jon", "Ada", "Luis", "Hana"]
+NAMES = [
+    "Sam",
+    "Mia",
+    "Tom",
+    "Ana",
+    "Leo",
+    "Zoe",
+    "Ben",
+    "Ivy",
+    "Max",
+    "Eva",
+    "Noah",
+    "Lily",
+    "Omar",
+    "Rosa",
+    "Kai",
+    "Nina",
+    "Raj",
+    "Sofia",
+    "Eli",
+    "Maya",
+    "Jon",
+    "Ada",
+    "Luis",
+    "Hana",
+]
 PRONOUNS = {"he": ["Sam", "Tom", "Leo", "Ben", "Max", "Noah", "Omar", "Kai", "Raj", "Eli", "Jon", "Luis"]}
-ITEMS = [("apple", "apples"), ("pen", "pens"), ("marble", "marbles"), ("sticker", "stickers"), ("book", "books"),
-         ("cookie", "cookies"), ("card", "cards"), ("shell", "shells"), ("egg", "eggs"), ("toy car", "toy cars"),
-         ("crayon", "crayons"), ("flower", "flowers"), ("stamp", "stamps"), ("bead", "beads"), ("orange", "oranges")]
-CONTAINERS = [("box", "boxes"), ("bag", "bags"), ("jar", "jars"), ("basket", "baskets"), ("pack", "packs"),
-              ("tray", "trays"), ("crate", "crates")]
-PRICED = [("notebook", "notebooks"), ("sandwich", "sandwiches"), ("ticket", "tickets"), ("ball", "balls"),
-          ("kite", "kites"), ("mug", "mugs"), ("plant", "plants"), ("puzzle", "puzzles")]
-RATES = [("pages", "reads", "day", "days"), ("miles", "runs", "week", "weeks"), ("cups of water", "drinks", "day",
-         "days"), ("songs", "practices", "week", "weeks"), ("laps", "swims", "day", "days")]
+ITEMS = [
+    ("apple", "apples"),
+    ("pen", "pens"),
+    ("marble", "marbles"),
+    ("sticker", "stickers"),
+    ("book", "books"),
+    ("cookie", "cookies"),
+    ("card", "cards"),
+    ("shell", "shells"),
+    ("egg", "eggs"),
+    ("toy car", "toy cars"),
+    ("crayon", "crayons"),
+    ("flower", "flowers"),
+    ("stamp", "stamps"),
+    ("bead", "beads"),
+    ("orange", "oranges"),
+]
+CONTAINERS = [
+    ("box", "boxes"),
+    ("bag", "bags"),
+    ("jar", "jars"),
+    ("basket", "baskets"),
+    ("pack", "packs"),
+    ("tray", "trays"),
+    ("crate", "crates"),
+]
+PRICED = [
+    ("notebook", "notebooks"),
+    ("sandwich", "sandwiches"),
+    ("ticket", "tickets"),
+    ("ball", "balls"),
+    ("kite", "kites"),
+    ("mug", "mugs"),
+    ("plant", "plants"),
+    ("puzzle", "puzzles"),
+]
+RATES = [
+    ("pages", "reads", "day", "days"),
+    ("miles", "runs", "week", "weeks"),
+    ("cups of water", "drinks", "day", "days"),
+    ("songs", "practices", "week", "weeks"),
+    ("laps", "swims", "day", "days"),
+]
 
 
 @dataclass(frozen=True)
@@ -60,8 +119,13 @@ class _Builder:
 
 def _start_count(b: _Builder, item) -> int:
     start = b.number(5, 60)
-    b.sentences.append(b.pick(f"{b.name} has {start} {item[1]}.", f"{b.name} starts with {start} {item[1]}.",
-                              f"There are {start} {item[1]} in {b.name}'s room."))
+    b.sentences.append(
+        b.pick(
+            f"{b.name} has {start} {item[1]}.",
+            f"{b.name} starts with {start} {item[1]}.",
+            f"There are {start} {item[1]} in {b.name}'s room.",
+        )
+    )
     return start
 
 
@@ -69,21 +133,37 @@ def _start_groups(b: _Builder, item) -> int:
     groups, each = b.number(2, 9), b.number(2, 12)
     container = b.rng.choice(CONTAINERS)
     total = groups * each
-    b.sentences.append(b.pick(f"{b.name} has {groups} {container[1]} with {each} {item[1]} in each {container[0]}.",
-                              f"{b.name} buys {groups} {container[1]} of {item[1]}. Each {container[0]} holds {each} "
-                              f"{item[1]}."))
-    b.steps.append(b.pick(f"{b.name} has {groups} * {each} = {total} {item[1]}.",
-                          f"{groups} {container[1]} hold {groups} * {each} = {total} {item[1]}."))
+    b.sentences.append(
+        b.pick(
+            f"{b.name} has {groups} {container[1]} with {each} {item[1]} in each {container[0]}.",
+            f"{b.name} buys {groups} {container[1]} of {item[1]}. Each {container[0]} holds {each} {item[1]}.",
+        )
+    )
+    b.steps.append(
+        b.pick(
+            f"{b.name} has {groups} * {each} = {total} {item[1]}.",
+            f"{groups} {container[1]} hold {groups} * {each} = {total} {item[1]}.",
+        )
+    )
     return total
 
 
 def _add(b: _Builder, item, value: int) -> int:
     extra = b.number(2, 30, {value})
-    b.sentences.append(b.pick(f"Then {b.he} gets {extra} more {item[1]}.", f"A friend gives {b.name} {extra} {item[1]}.",
-                              f"{b.he.capitalize()} finds {extra} more {item[1]}."))
+    b.sentences.append(
+        b.pick(
+            f"Then {b.he} gets {extra} more {item[1]}.",
+            f"A friend gives {b.name} {extra} {item[1]}.",
+            f"{b.he.capitalize()} finds {extra} more {item[1]}.",
+        )
+    )
     new = value + extra
-    b.steps.append(b.pick(f"After getting {extra} more, {b.name} has {value} + {extra} = {new} {item[1]}.",
-                          f"{value} + {extra} = {new} {item[1]}."))
+    b.steps.append(
+        b.pick(
+            f"After getting {extra} more, {b.name} has {value} + {extra} = {new} {item[1]}.",
+            f"{value} + {extra} = {new} {item[1]}.",
+        )
+    )
     return new
 
 
@@ -91,11 +171,20 @@ def _subtract(b: _Builder, item, value: int) -> int:
     if value < 4:
         return _add(b, item, value)
     lost = b.number(1, max(1, value - 2), {value})
-    b.sentences.append(b.pick(f"{b.he.capitalize()} gives away {lost} {item[1]}.", f"{b.he.capitalize()} loses {lost} "
-                              f"{item[1]}.", f"{b.name} uses {lost} of the {item[1]}."))
+    b.sentences.append(
+        b.pick(
+            f"{b.he.capitalize()} gives away {lost} {item[1]}.",
+            f"{b.he.capitalize()} loses {lost} {item[1]}.",
+            f"{b.name} uses {lost} of the {item[1]}.",
+        )
+    )
     new = value - lost
-    b.steps.append(b.pick(f"After that, {b.name} has {value} - {lost} = {new} {item[1]}.",
-                          f"{value} - {lost} = {new} {item[1]} are left."))
+    b.steps.append(
+        b.pick(
+            f"After that, {b.name} has {value} - {lost} = {new} {item[1]}.",
+            f"{value} - {lost} = {new} {item[1]} are left.",
+        )
+    )
     return new
 
 
@@ -107,7 +196,9 @@ def _multiply(b: _Builder, item, value: int) -> int:
     other = b.rng.choice([n for n in NAMES if n != b.name])
     b.sentences.append(f"{other} has {word} as many {item[1]} as {b.name}.")
     new = value * factor
-    b.steps.append(b.pick(f"{other} has {value} * {factor} = {new} {item[1]}.", f"{value} * {factor} = {new} {item[1]}."))
+    b.steps.append(
+        b.pick(f"{other} has {value} * {factor} = {new} {item[1]}.", f"{value} * {factor} = {new} {item[1]}.")
+    )
     b.name = other  # the question is now about the other person
     b.he = _pronoun(other)
     return new
@@ -118,8 +209,12 @@ def _divide(b: _Builder, item, value: int) -> int | None:
     if not divisors:
         return None
     parts = b.rng.choice(divisors)
-    b.sentences.append(b.pick(f"{b.he.capitalize()} shares them equally among {parts} friends.",
-                              f"{b.he.capitalize()} puts them into {parts} equal piles."))
+    b.sentences.append(
+        b.pick(
+            f"{b.he.capitalize()} shares them equally among {parts} friends.",
+            f"{b.he.capitalize()} puts them into {parts} equal piles.",
+        )
+    )
     new = value // parts
     b.steps.append(b.pick(f"Each gets {value} / {parts} = {new} {item[1]}.", f"{value} / {parts} = {new} {item[1]}."))
     return new
@@ -137,9 +232,13 @@ def _counting(b: _Builder) -> tuple[str, int]:
         shared = _divide(b, item, value)
         if shared is not None:
             value, divided = shared, True
-    question = (f"How many {item[1]} does each friend get?" if divided and "friends" in b.sentences[-1] else
-                f"How many {item[1]} are in each pile?" if divided else
-                b.pick(f"How many {item[1]} does {b.name} have now?", f"How many {item[1]} does {b.name} have?"))
+    question = (
+        f"How many {item[1]} does each friend get?"
+        if divided and "friends" in b.sentences[-1]
+        else f"How many {item[1]} are in each pile?"
+        if divided
+        else b.pick(f"How many {item[1]} does {b.name} have now?", f"How many {item[1]} does {b.name} have?")
+    )
     return question, value
 
 
@@ -192,6 +291,9 @@ def generate(count: int, seed: int, prefix: str = "synth") -> list[SynthProblem]
         if text in seen or not b.steps or answer <= 0:
             continue
         seen.add(text)
-        out.append(SynthProblem(f"{prefix}-{seed}-{len(out)}", text, tuple(b.steps) + (f"The answer is {answer}.",),
-                                str(answer)))
+        out.append(
+            SynthProblem(
+                f"{prefix}-{seed}-{len(out)}", text, tuple(b.steps) + (f"The answer is {answer}.",), str(answer)
+            )
+        )
     return out

@@ -2,6 +2,7 @@
 environment, a queue that runs one search at a time) and loads the first offered model in
 the background, with the prompt template's shared part prefilled, so that a visitor's
 first Run waits for neither."""
+
 from __future__ import annotations
 
 import os
@@ -42,9 +43,13 @@ def launch(host: str | None = None, port: int | None = None, block: bool = True,
         raise SystemExit(f"error: {exc}") from None
     demo = build_demo(settings)
     demo.queue(default_concurrency_limit=1, max_size=32)
-    demo.launch(server_name=host or os.environ.get("HOST", "0.0.0.0"),
-                server_port=port or int(os.environ.get("PORT", "7860")),
-                css=asset("app.css").read_text(), prevent_thread_lock=True, show_error=True)
+    demo.launch(
+        server_name=host or os.environ.get("HOST", "0.0.0.0"),
+        server_port=port or int(os.environ.get("PORT", "7860")),
+        css=asset("app.css").read_text(),
+        prevent_thread_lock=True,
+        show_error=True,
+    )
     preload(settings.models[0])
     if block:
         demo.block_thread()

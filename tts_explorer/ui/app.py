@@ -1,4 +1,5 @@
 """The page, built by a factory: Search, Compare, PRM lab and Scaling tabs (one module each)."""
+
 from __future__ import annotations
 
 import gradio as gr
@@ -12,9 +13,11 @@ def build_demo(settings: Settings | None = None) -> gr.Blocks:
     settings = settings or Settings.from_env()
     gr.set_static_paths([plotly_static_dir()])
     with gr.Blocks(title="TTS Explorer") as demo:
-        gr.Markdown("# TTS Explorer\nWatch a small model search for a solution step by step: every node is a "
-                    "candidate step, coloured by its process-reward score; pruned branches are grey, the chosen "
-                    "path is drawn thick.")
+        gr.Markdown(
+            "# TTS Explorer\nWatch a small model search for a solution step by step: every node is a "
+            "candidate step, coloured by its process-reward score; pruned branches are grey, the chosen "
+            "path is drawn thick."
+        )
         with gr.Tab("Search"):
             search_tab.build(settings)
         with gr.Tab("Compare"):

@@ -6,6 +6,7 @@ tokens and FLOPs; the chosen paths are drawn as in the Search tab.
 The searches advance in turn, one step each, so all trees grow at once (the model serves
 one call at a time). Also the API endpoint /compare.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,8 +22,14 @@ from ..runs import search_events
 from ..strategies import STRATEGIES
 from .panels import answer_line, markdown_text
 from .queue import queued_runs
-from .run_views import AGGREGATION_CHOICES, PAGE_STRATEGIES, SELECTION_CHOICES, example_rows, page_request, \
-    search_controls
+from .run_views import (
+    AGGREGATION_CHOICES,
+    PAGE_STRATEGIES,
+    SELECTION_CHOICES,
+    example_rows,
+    page_request,
+    search_controls,
+)
 from .session import Session
 from .settings import Settings
 from .tree_view import as_value, tree_view
@@ -36,8 +43,11 @@ def plan(strategies, scorers, aggregations) -> list[tuple[str, str, str]]:
     strategies, scorers, aggregations = (list(dict.fromkeys(v or [])) for v in (strategies, scorers, aggregations))
     if not strategies or not scorers or not aggregations:
         raise UserError("choose at least one strategy, one scorer and one aggregation")
-    varying = [name for name, values in (("strategies", strategies), ("scorers", scorers),
-                                          ("aggregations", aggregations)) if len(values) > 1]
+    varying = [
+        name
+        for name, values in (("strategies", strategies), ("scorers", scorers), ("aggregations", aggregations))
+        if len(values) > 1
+    ]
     if len(varying) != 1:
         raise UserError("compare one thing at a time: two to four strategies, or two scorers, or two aggregations")
     if len(strategies) > PANELS or len(scorers) > 2 or len(aggregations) > 2:
@@ -52,21 +62,48 @@ def plan(strategies, scorers, aggregations) -> list[tuple[str, str, str]]:
 def caption(tree, label: str, done: bool) -> str:
     compute = tree.meta.get("compute") or {}
     answer = answer_line(tree) if done else "running…"
-    return (f"**{markdown_text(label)}** · {answer or 'no answer'} · {len(tree) - 1} nodes · "
-            f"{compute.get('generated_tokens', 0) + compute.get('scorer_tokens', 0)} tokens · "
-            f"{compute.get('total_flops', 0):.3g} FLOPs")
+    return (
+        f"**{markdown_text(label)}** · {answer or 'no answer'} · {len(tree) - 1} nodes · "
+        f"{compute.get('generated_tokens', 0) + compute.get('scorer_tokens', 0)} tokens · "
+        f"{compute.get('total_flops', 0):.3g} FLOPs"
+    )
 
 
-def compare_runs(session: Session, settings: Settings, question, reference, strategies, scorers, aggregations,
-                 n, m, temperature, max_steps, selection, model):
+def compare_runs(
+    session: Session,
+    settings: Settings,
+    question,
+    reference,
+    strategies,
+    scorers,
+    aggregations,
+    n,
+    m,
+    temperature,
+    max_steps,
+    selection,
+    model,
+):
     """Generator: (status, four figures, four captions), the trees growing side by side."""
     empty = ["" for _ in range(PANELS)]
     try:
         panels = plan(strategies, scorers, aggregations)
         runs = []
         for strategy, scorer, aggregation in panels:
-            request = page_request(settings, question, reference, strategy, n, m, temperature, max_steps, scorer,
-                                   aggregation, selection, model)
+            request = page_request(
+                settings,
+                question,
+                reference,
+                strategy,
+                n,
+                m,
+                temperature,
+                max_steps,
+                scorer,
+                aggregation,
+                selection,
+                model,
+            )
             tree = request.new_tree()
             tree.meta["run_id"] = f"compare-{len(runs)}-{time.time():.0f}"
             label = f"{STRATEGIES[strategy].label}, {scorer}, {aggregation}"
@@ -79,8 +116,13 @@ def compare_runs(session: Session, settings: Settings, question, reference, stra
         yield (f"⚠ {refused}", *[gr.update()] * (2 * PANELS))
         return
     try:
-        yield ("Loading the model…", *[as_value(figure(tree, colours=session.colours)) for _, tree, _ in runs],
-               *empty[len(runs):], *[caption(tree, label, False) for _, tree, label in runs], *empty[len(runs):])
+        yield (
+            "Loading the model…",
+            *[as_value(figure(tree, colours=session.colours)) for _, tree, _ in runs],
+            *empty[len(runs) :],
+            *[caption(tree, label, False) for _, tree, label in runs],
+            *empty[len(runs) :],
+        )
         policy = load_policy(model)
         searches = [search_events(tree, policy, request, session.should_stop) for request, tree, _ in runs]
         finished = [False] * len(runs)
@@ -97,9 +139,13 @@ def compare_runs(session: Session, settings: Settings, question, reference, stra
                 stopped = next((tree.meta.get("stopped") for _, tree, _ in runs if tree.meta.get("stopped")), None)
                 if all(finished) and stopped:
                     state = f"Stopped {stopped}"
-                yield (state, *[as_value(figure(tree, colours=session.colours)) for _, tree, _ in runs],
-                       *empty[len(runs):], *[caption(tree, label, f) for (_, tree, label), f in zip(runs, finished)],
-                       *empty[len(runs):])
+                yield (
+                    state,
+                    *[as_value(figure(tree, colours=session.colours)) for _, tree, _ in runs],
+                    *empty[len(runs) :],
+                    *[caption(tree, label, f) for (_, tree, label), f in zip(runs, finished)],
+                    *empty[len(runs) :],
+                )
     except UserError as exc:
         yield (f"⚠ {first_line(exc)}", *[gr.update()] * (2 * PANELS))
     except Exception as exc:  # a model or scorer failure: one line; the panels keep what they drew
@@ -119,12 +165,22 @@ def build(settings: Settings) -> None:
         with gr.Column(scale=1, min_width=280):
             question = gr.Textbox(label="Problem", lines=3, value=example[0], elem_id="cmp-question")
             reference = gr.Textbox(label="Reference answer (optional)", value=example[1], elem_id="cmp-reference")
-            strategies = gr.CheckboxGroup(PAGE_STRATEGIES, value=["best_of_n", "beam"], label="Strategies (two to four)",
-                                          elem_id="cmp-strategies")
-            scorers = gr.Dropdown(list(settings.scorers), value=[settings.scorers[0]], multiselect=True,
-                                  label="Scorers (or two of them)", elem_id="cmp-scorers")
-            aggregations = gr.CheckboxGroup(AGGREGATION_CHOICES, value=[PAGE_DEFAULTS.aggregation],
-                                            label="Aggregations (or two of them)", elem_id="cmp-aggregations")
+            strategies = gr.CheckboxGroup(
+                PAGE_STRATEGIES, value=["best_of_n", "beam"], label="Strategies (two to four)", elem_id="cmp-strategies"
+            )
+            scorers = gr.Dropdown(
+                list(settings.scorers),
+                value=[settings.scorers[0]],
+                multiselect=True,
+                label="Scorers (or two of them)",
+                elem_id="cmp-scorers",
+            )
+            aggregations = gr.CheckboxGroup(
+                AGGREGATION_CHOICES,
+                value=[PAGE_DEFAULTS.aggregation],
+                label="Aggregations (or two of them)",
+                elem_id="cmp-aggregations",
+            )
             controls = search_controls(strategy=False)  # this tab chooses several strategies, above
             selection = gr.Radio(SELECTION_CHOICES, value=PAGE_DEFAULTS.selection, label="Answer selection")
             model = gr.Dropdown(list(settings.models), value=settings.models[0], label="Policy model")
@@ -140,10 +196,25 @@ def build(settings: Settings) -> None:
                         with gr.Column():
                             captions.append(gr.Markdown(elem_id=f"cmp-caption-{2 * row + col}"))
                             views.append(tree_view(elem_id=f"cmp-view-{2 * row + col}"))
-    inputs = [question, reference, strategies, scorers, aggregations, controls["n"], controls["m"],
-              controls["temperature"], controls["max_steps"], selection, model]
-    run_btn.click(lambda s, *args: (yield from compare_runs(s, settings, *args)), inputs=[session, *inputs],
-                  outputs=[status, *views, *captions], concurrency_id="search",
-                  concurrency_limit=settings.search_slots, api_name="compare")
+    inputs = [
+        question,
+        reference,
+        strategies,
+        scorers,
+        aggregations,
+        controls["n"],
+        controls["m"],
+        controls["temperature"],
+        controls["max_steps"],
+        selection,
+        model,
+    ]
+    run_btn.click(
+        lambda s, *args: (yield from compare_runs(s, settings, *args)),
+        inputs=[session, *inputs],
+        outputs=[status, *views, *captions],
+        concurrency_id="search",
+        concurrency_limit=settings.search_slots,
+        api_name="compare",
+    )
     stop_btn.click(request_stop, inputs=session, outputs=status, queue=False, api_name="compare_stop")
-

@@ -7,6 +7,7 @@ All of it acts on this session's tree only: an edit adds a node (marked as writt
 visitor) and never changes a model or another session. Each action is also an API
 endpoint: /edit_step, /continue_from, /export_html. The actions are runs.py's.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,9 +17,9 @@ import gradio as gr
 from ..config import whole_number
 from ..errors import UserError, first_line
 from ..render import figure
+from ..report import fmt_score
 from ..runs import continued, edit
 from ..standalone import tree_page
-from ..report import fmt_score
 from .panels import markdown_text, path_html, status_line
 from .run_views import RunViews, page_request
 from .session import Session
@@ -48,17 +49,32 @@ def apply_edit(session: Session, settings: Settings, node_id, text, scorer_entry
         return (gr.update(), f"⚠ scoring the edit failed: {first_line(exc)}", *unchanged)
     session.show(tree, live=False)
     new = result.node
-    rows = [[r["node"], r["step"][:120], fmt_score(r["old"]), fmt_score(r["new"]),
-             "–" if r["old"] is None else f"{r['new'] - r['old']:+.3f}"] for r in result.rows]
+    rows = [
+        [
+            r["node"],
+            r["step"][:120],
+            fmt_score(r["old"]),
+            fmt_score(r["new"]),
+            "–" if r["old"] is None else f"{r['new'] - r['old']:+.3f}",
+        ]
+        for r in result.rows
+    ]
     paths = " · ".join(f"{how} {fmt_score(old)} → {fmt_score(now)}" for how, (old, now) in result.paths.items())
-    summary = (f"Your step is node {new.id} (scored {fmt_score(new.score)} by {markdown_text(choice.name)}"
-               + (f"; it ends its path with the answer {markdown_text(new.answer)}" if new.answer else "")
-               + f"). Path score, original → edited: {paths}."
-               + (f" {len(rows)} step(s) at and below node {node_id} scored again as if the edit stood there:"
-                  if rows else ""))
+    summary = (
+        f"Your step is node {new.id} (scored {fmt_score(new.score)} by {markdown_text(choice.name)}"
+        + (f"; it ends its path with the answer {markdown_text(new.answer)}" if new.answer else "")
+        + f"). Path score, original → edited: {paths}."
+        + (f" {len(rows)} step(s) at and below node {node_id} scored again as if the edit stood there:" if rows else "")
+    )
     state = f"Node {new.id} added: a visitor's step"
-    return (as_value(figure(tree, colours=session.colours)), status_line(tree, state), summary, rows, new.id,
-            path_html(tree, new.id))
+    return (
+        as_value(figure(tree, colours=session.colours)),
+        status_line(tree, state),
+        summary,
+        rows,
+        new.id,
+        path_html(tree, new.id),
+    )
 
 
 def continue_from(session: Session, settings: Settings, views: RunViews, node_id, *fields):
@@ -90,22 +106,33 @@ def export_html(session: Session):
 
 def build(settings: Settings, session, selected, inputs: list, views: RunViews, path_panel, scorer, aggregation):
     """The edit panel under the path panel, wired to the Search tab's controls and views."""
-    gr.Markdown("**Question the PRM**: click a node, write your own version of its step (or, on the problem, a "
-                "new first step), and see how it scores; then continue the search from it.")
+    gr.Markdown(
+        "**Question the PRM**: click a node, write your own version of its step (or, on the problem, a "
+        "new first step), and see how it scores; then continue the search from it."
+    )
     text = gr.Textbox(label="Your version of the step", lines=3, max_length=2000, elem_id="edit-text")
     with gr.Row():
         edit_btn = gr.Button("Score my step", elem_id="edit-step")
         continue_btn = gr.Button("Continue from here", elem_id="continue-from")
     summary = gr.Markdown(elem_id="edit-summary")
-    table = gr.Dataframe(headers=EDIT_COLUMNS, value=[], interactive=False, label="Before and after the edit",
-                         elem_id="edit-table")
+    table = gr.Dataframe(
+        headers=EDIT_COLUMNS, value=[], interactive=False, label="Before and after the edit", elem_id="edit-table"
+    )
     html_btn = gr.DownloadButton("Download as HTML", elem_id="export-html")
     search_slot = {"concurrency_id": "search", "concurrency_limit": settings.search_slots}
-    edit_btn.click(lambda s, *args: apply_edit(s, settings, *args), inputs=[session, selected, text, scorer, aggregation],
-                   outputs=[views.view, views.status, summary, table, selected, path_panel], api_name="edit_step",
-                   **search_slot)
-    continue_btn.click(lambda s, node, *args: (yield from continue_from(s, settings, views, node, *args)),
-                       inputs=[session, selected, *inputs], outputs=views.all, api_name="continue_from",
-                       **search_slot)
+    edit_btn.click(
+        lambda s, *args: apply_edit(s, settings, *args),
+        inputs=[session, selected, text, scorer, aggregation],
+        outputs=[views.view, views.status, summary, table, selected, path_panel],
+        api_name="edit_step",
+        **search_slot,
+    )
+    continue_btn.click(
+        lambda s, node, *args: (yield from continue_from(s, settings, views, node, *args)),
+        inputs=[session, selected, *inputs],
+        outputs=views.all,
+        api_name="continue_from",
+        **search_slot,
+    )
     html_btn.click(export_html, inputs=session, outputs=html_btn, concurrency_limit=4, api_name="export_html")
     return text

@@ -3,6 +3,7 @@
 Everything that came from a visitor or a model is escaped here, once, for where it goes:
 `html_text` for HTML, `markdown_text` for Markdown (which also renders HTML).
 """
+
 from __future__ import annotations
 
 import html
@@ -67,17 +68,21 @@ def path_html(tree: SearchTree | None, node_id: int | None) -> str:
     items = []
     for step in tree.path(node_id):
         text = html_text(step.text.strip()).replace("\n", "<br>")
-        items.append(f"<li data-node='{step.id}'><div class='tts-step'>{text}</div>"
-                     f"<div class='tts-meta'>step score {fmt_score(step.score)} · path score {fmt_score(step.agg_score)}"
-                     f" · {step.n_tokens} tokens · {step.status}{' · chosen path' if step.id in chosen else ''}"
-                     f"</div></li>")
+        items.append(
+            f"<li data-node='{step.id}'><div class='tts-step'>{text}</div>"
+            f"<div class='tts-meta'>step score {fmt_score(step.score)} · path score {fmt_score(step.agg_score)}"
+            f" · {step.n_tokens} tokens · {step.status}{' · chosen path' if step.id in chosen else ''}"
+            f"</div></li>"
+        )
     answer = ""
     if node.answer is not None:
         verdict = {True: " (right)", False: " (wrong)"}.get(node.correct, "")
         answer = f"<p class='tts-answer'>Answer: <b>{html_text(node.answer)}</b>{verdict}</p>"
-    return (f"<div class='tts-path' id='path-panel' data-node='{node_id}'>"
-            f"<h4>Path to node {node_id} (path score {fmt_score(node.agg_score)})</h4>"
-            f"<p class='tts-question'>{html_text(tree.question)}</p><ol>{''.join(items)}</ol>{answer}</div>")
+    return (
+        f"<div class='tts-path' id='path-panel' data-node='{node_id}'>"
+        f"<h4>Path to node {node_id} (path score {fmt_score(node.agg_score)})</h4>"
+        f"<p class='tts-question'>{html_text(tree.question)}</p><ol>{''.join(items)}</ol>{answer}</div>"
+    )
 
 
 def candidate_rows(tree: SearchTree | None) -> list[list]:
@@ -89,9 +94,17 @@ def candidate_rows(tree: SearchTree | None) -> list[list]:
     rows = []
     for node in sorted(tree.candidates(), key=by_score, reverse=True):
         group = groups.get(node.id)
-        rows.append([node.id, node.answer if node.answer is not None else "(none)", fmt_score(node.agg_score),
-                     group["votes"] if group else 0, fmt_score(group["vote_sum"]) if group else "–",
-                     {True: "yes", False: "no"}.get(node.correct, "–"), "◀ chosen" if node.id == chosen else ""])
+        rows.append(
+            [
+                node.id,
+                node.answer if node.answer is not None else "(none)",
+                fmt_score(node.agg_score),
+                group["votes"] if group else 0,
+                fmt_score(group["vote_sum"]) if group else "–",
+                {True: "yes", False: "no"}.get(node.correct, "–"),
+                "◀ chosen" if node.id == chosen else "",
+            ]
+        )
     return rows
 
 
@@ -100,7 +113,9 @@ def compute_markdown(tree: SearchTree | None) -> str:
     if not compute:
         return "No run yet."
     get = lambda key: compute.get(key, 0)  # noqa: E731
-    return (f"| generated | prefill | scorer | policy FLOPs | scorer FLOPs | wall |\n|---|---|---|---|---|---|\n"
-            f"| {get('generated_tokens')} tok | {get('prefill_tokens')} tok | "
-            f"{get('scorer_tokens')} tok | {get('policy_flops'):.3g} | {get('scorer_flops'):.3g} | "
-            f"{get('wall_s'):.1f} s |")
+    return (
+        f"| generated | prefill | scorer | policy FLOPs | scorer FLOPs | wall |\n|---|---|---|---|---|---|\n"
+        f"| {get('generated_tokens')} tok | {get('prefill_tokens')} tok | "
+        f"{get('scorer_tokens')} tok | {get('policy_flops'):.3g} | {get('scorer_flops'):.3g} | "
+        f"{get('wall_s'):.1f} s |"
+    )

@@ -3,6 +3,7 @@ see the gold first-error step next to the steps the scorer flags at a chosen thr
 
 Uploaded rows are checked row by row (processbench.SampleRow); a bad file, index or
 threshold gets one line and changes nothing."""
+
 from __future__ import annotations
 
 import html
@@ -12,8 +13,8 @@ import gradio as gr
 
 from ..assets import asset
 from ..config import real_number, whole_number
-from ..errors import UserError, first_line
 from ..diagnose import reliability, reliability_figure
+from ..errors import UserError, first_line
 from ..processbench import Sample, first_flagged, read_samples, roc_auc, step_labels
 from ..render import figure
 from ..runs import score_samples
@@ -28,7 +29,7 @@ class LabState:
         self.scores: list[float] | None = None
         self.index = 0
 
-    def __deepcopy__(self, memo) -> "LabState":
+    def __deepcopy__(self, memo) -> LabState:
         return LabState()
 
 
@@ -55,14 +56,18 @@ def lab_view(state: LabState, threshold: float):
         if flagged != -1:
             marks[f"first step below {threshold:.2f}"] = [flagged + 1]
         right = flagged == sample.label
-        verdict += (f"<p>Scorer flags step <b>{flagged}</b> at threshold {threshold:.2f}: "
-                    f"{'right' if right else 'wrong'}.</p>")
+        verdict += (
+            f"<p>Scorer flags step <b>{flagged}</b> at threshold {threshold:.2f}: {'right' if right else 'wrong'}.</p>"
+        )
     items = "".join(
         f"<li>{html.escape(step)} <span class='tts-meta'>"
         f"{'' if state.scores is None else f'score {state.scores[i]:.3f}'}</span></li>"
-        for i, step in enumerate(sample.steps))
-    panel = (f"<div class='tts-path' id='lab-panel'><p class='tts-question'>{html.escape(sample.problem)}</p>"
-             f"<ol start='0'>{items}</ol>{verdict}</div>")
+        for i, step in enumerate(sample.steps)
+    )
+    panel = (
+        f"<div class='tts-path' id='lab-panel'><p class='tts-question'>{html.escape(sample.problem)}</p>"
+        f"<ol start='0'>{items}</ol>{verdict}</div>"
+    )
     return as_value(figure(tree, marks=marks)), panel
 
 
@@ -84,8 +89,9 @@ def load_data(state: LabState, file_path):
     new.samples = samples
     fig, panel = lab_view(new, 0.5)  # built before the session's state changes
     state.samples, state.scores, state.index = samples, None, 0
-    note = f"Loaded {len(samples)} samples" + (f"; skipped {len(skipped)} bad rows (first: {skipped[0]})"
-                                               if skipped else "")
+    note = f"Loaded {len(samples)} samples" + (
+        f"; skipped {len(skipped)} bad rows (first: {skipped[0]})" if skipped else ""
+    )
     return note, gr.update(maximum=len(samples) - 1, value=0), fig, panel
 
 
@@ -117,8 +123,9 @@ def score_sample(state: LabState, settings: Settings, scorer_entry, threshold):
     sample = state.samples[state.index]
     try:
         threshold = real_number(threshold, "the threshold", 0.0, 1.0)
-        state.scores = score_samples([sample], settings.scorer(scorer_entry), settings.models[0],
-                                     reference=sample.answer)[0]
+        state.scores = score_samples(
+            [sample], settings.scorer(scorer_entry), settings.models[0], reference=sample.answer
+        )[0]
     except UserError as exc:
         return f"⚠ {first_line(exc)}", gr.update(), gr.update()
     except Exception as exc:  # a scorer's model failing on these steps: one line
@@ -148,8 +155,9 @@ def file_reliability(state: LabState, settings: Settings, scorer_entry):
     table = reliability(flat, labels)
     auc = roc_auc(flat, [y > 0.5 for y in labels])
     ece = "n/a" if table["ece"] is None else f"{table['ece']:.3f}"
-    note = (f"{scorer_entry} on the first {len(samples)} samples ({table['steps']} steps): ECE {ece}, step ROC-AUC "
-            + ("n/a" if auc is None else f"{auc:.3f}"))
+    note = f"{scorer_entry} on the first {len(samples)} samples ({table['steps']} steps): ECE {ece}, step ROC-AUC " + (
+        "n/a" if auc is None else f"{auc:.3f}"
+    )
     return note, as_value(reliability_figure(table, f"{scorer_entry}, {len(samples)} samples"))
 
 
@@ -160,20 +168,24 @@ def example_file() -> str:
 
 def build(settings: Settings) -> None:
     state = gr.State(LabState())
-    gr.Markdown("Load ProcessBench-style data (`problem`, `steps`, `label` = index of the first wrong step or -1; "
-                "`python -m tts_explorer prm-data` builds it from GSM8K), score a sample's steps, and compare the "
-                "step the scorer flags with the gold first error.")
+    gr.Markdown(
+        "Load ProcessBench-style data (`problem`, `steps`, `label` = index of the first wrong step or -1; "
+        "`python -m tts_explorer prm-data` builds it from GSM8K), score a sample's steps, and compare the "
+        "step the scorer flags with the gold first error."
+    )
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             data = gr.File(label="ProcessBench JSONL", file_types=[".jsonl", ".json"], elem_id="lab-file")
             gr.Examples([[example_file()]], inputs=[data], label="Example data")
             index = gr.Number(value=0, precision=0, label="Sample", elem_id="lab-index")
             scorer = gr.Dropdown(list(settings.scorers), value=settings.scorers[0], label="Scorer")
-            threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold (a step below it is flagged)",
-                                  elem_id="lab-threshold")
+            threshold = gr.Slider(
+                0.0, 1.0, value=0.5, step=0.01, label="Threshold (a step below it is flagged)", elem_id="lab-threshold"
+            )
             score_btn = gr.Button("Score this sample", variant="primary", elem_id="lab-score")
-            calibration_btn = gr.Button(f"Reliability over the file (first {RELIABILITY_SAMPLES} samples)",
-                                        elem_id="lab-reliability")
+            calibration_btn = gr.Button(
+                f"Reliability over the file (first {RELIABILITY_SAMPLES} samples)", elem_id="lab-reliability"
+            )
         with gr.Column(scale=3):
             status = gr.Markdown("No data loaded.", elem_id="lab-status")
             view = tree_view(elem_id="lab-view")
@@ -183,8 +195,19 @@ def build(settings: Settings) -> None:
     data.change(load_data, inputs=[state, data], outputs=[status, index, view, panel], api_name="lab_load")
     index.submit(pick_sample, inputs=[state, index, threshold], outputs=[view, panel], api_name=False)
     threshold.release(redraw, inputs=[state, threshold], outputs=[view, panel], api_name=False)
-    calibration_btn.click(lambda s, *args: file_reliability(s, settings, *args), inputs=[state, scorer],
-                          outputs=[status, reliability_view], concurrency_id="search",
-                          concurrency_limit=settings.search_slots, api_name="lab_reliability")
-    score_btn.click(lambda s, *args: score_sample(s, settings, *args), inputs=[state, scorer, threshold],
-                    outputs=[status, view, panel], concurrency_id="search", concurrency_limit=settings.search_slots, api_name="lab_score")
+    calibration_btn.click(
+        lambda s, *args: file_reliability(s, settings, *args),
+        inputs=[state, scorer],
+        outputs=[status, reliability_view],
+        concurrency_id="search",
+        concurrency_limit=settings.search_slots,
+        api_name="lab_reliability",
+    )
+    score_btn.click(
+        lambda s, *args: score_sample(s, settings, *args),
+        inputs=[state, scorer, threshold],
+        outputs=[status, view, panel],
+        concurrency_id="search",
+        concurrency_limit=settings.search_slots,
+        api_name="lab_score",
+    )

@@ -4,6 +4,7 @@ The one place that reads Gradio's internal queue (its structures are read defens
 0 where they are not found, so a Gradio release that moves them turns queued-run
 cancelling off and nothing else).
 """
+
 from __future__ import annotations
 
 import gradio as gr
@@ -14,7 +15,8 @@ def queued_runs(request: gr.Request | None, names: tuple[str, ...], concurrency_
     try:
         blocks = request.request.app.get_blocks()
         waiting = blocks._queue.event_queue_per_concurrency_id[concurrency_id].queue
-        return sum(1 for event in list(waiting)
-                   if event.session_hash == request.session_hash and event.fn.api_name in names)
+        return sum(
+            1 for event in list(waiting) if event.session_hash == request.session_hash and event.fn.api_name in names
+        )
     except (AttributeError, KeyError, TypeError):
         return 0

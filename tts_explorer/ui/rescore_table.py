@@ -1,4 +1,5 @@
 """Re-scoring a tree in the page: which finished candidates change rank, whether the answer flips."""
+
 from __future__ import annotations
 
 from ..answers import equivalent
@@ -23,13 +24,24 @@ def compare(before: SearchTree, after: SearchTree) -> tuple[list[list], str]:
     for node_id in sorted(new, key=new.get):
         a, b = before.nodes[node_id], after.nodes[node_id]
         shift = old.get(node_id, 0) - new[node_id]
-        rows.append([node_id, b.answer if b.answer is not None else "(none)",
-                     fmt_score(a.agg_score), old.get(node_id, "–"), fmt_score(b.agg_score), new[node_id],
-                     "=" if shift == 0 else (f"↑{shift}" if shift > 0 else f"↓{-shift}")])
+        rows.append(
+            [
+                node_id,
+                b.answer if b.answer is not None else "(none)",
+                fmt_score(a.agg_score),
+                old.get(node_id, "–"),
+                fmt_score(b.agg_score),
+                new[node_id],
+                "=" if shift == 0 else (f"↑{shift}" if shift > 0 else f"↓{-shift}"),
+            ]
+        )
     moved = sum(1 for row in rows if row[-1] != "=")
     was, now = before.meta.get("answer"), after.meta.get("answer")
     flipped = not (was == now or equivalent(was, now))
     shown = [markdown_text(str(a)) if a is not None else "no answer" for a in (was, now)]
-    summary = (f"Chosen answer: {shown[0]} → {shown[1]}" + (" — **the answer flips**" if flipped else " (unchanged)") +
-               f"; {moved} of {len(rows)} finished candidates change rank.")
+    summary = (
+        f"Chosen answer: {shown[0]} → {shown[1]}"
+        + (" — **the answer flips**" if flipped else " (unchanged)")
+        + f"; {moved} of {len(rows)} finished candidates change rank."
+    )
     return rows, summary

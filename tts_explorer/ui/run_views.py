@@ -5,6 +5,7 @@ of a run (`RunViews`: named outputs, so a handler says which view it changes).
 No model is loaded here until a run starts; the runs themselves are the application
 layer's (runs.py).
 """
+
 from __future__ import annotations
 
 import time
@@ -43,33 +44,51 @@ def example_rows() -> list[list[str]]:
 
 def search_controls(strategy: bool = True) -> dict:
     """The search settings' controls (sliders, a strategy choice), their ranges from one home each."""
-    chosen = {"strategy": gr.Dropdown(PAGE_STRATEGIES, value=PAGE_DEFAULTS.strategy, label="Strategy",
-                                      elem_id="strategy")} if strategy else {}
+    chosen = (
+        {"strategy": gr.Dropdown(PAGE_STRATEGIES, value=PAGE_DEFAULTS.strategy, label="Strategy", elem_id="strategy")}
+        if strategy
+        else {}
+    )
     return {
         **chosen,
         "n": gr.Slider(1, UI_MAX_N, value=PAGE_DEFAULTS.n, step=1, label="Budget N (generations)"),
-        "m": gr.Slider(1, UI_MAX_BEAM_WIDTH, value=PAGE_DEFAULTS.beam_width, step=1,
-                       label="Beam width M (beam, DVTS)"),
-        "temperature": gr.Slider(0.0, MAX_TEMPERATURE, value=PAGE_DEFAULTS.temperature, step=0.05,
-                                 label="Temperature"),
+        "m": gr.Slider(1, UI_MAX_BEAM_WIDTH, value=PAGE_DEFAULTS.beam_width, step=1, label="Beam width M (beam, DVTS)"),
+        "temperature": gr.Slider(0.0, MAX_TEMPERATURE, value=PAGE_DEFAULTS.temperature, step=0.05, label="Temperature"),
         "max_steps": gr.Slider(1, UI_MAX_STEPS, value=PAGE_DEFAULTS.max_steps, step=1, label="Max steps"),
     }
 
 
-def page_request(settings: Settings, question, reference, strategy, n, m, temperature, max_steps, scorer,
-                 aggregation, selection, model) -> RunRequest:
+def page_request(
+    settings: Settings,
+    question,
+    reference,
+    strategy,
+    n,
+    m,
+    temperature,
+    max_steps,
+    scorer,
+    aggregation,
+    selection,
+    model,
+) -> RunRequest:
     """The checked request of a Run from the page's fields (anything a browser could send)."""
     if model not in settings.models or scorer not in settings.scorers:
         raise UserError("that model or scorer is not offered by this server")
     if strategy not in dict((name, label) for label, name in PAGE_STRATEGIES):
         raise UserError(f"unknown strategy; valid: {', '.join(name for _, name in PAGE_STRATEGIES)}")
-    config = SearchConfig(strategy=strategy, n=whole_number(n, "N", 1, UI_MAX_N),
-                          beam_width=whole_number(m, "the beam width M", 1, UI_MAX_BEAM_WIDTH),
-                          max_steps=whole_number(max_steps, "max steps", 1, UI_MAX_STEPS),
-                          step_tokens=PAGE_DEFAULTS.step_tokens, final_tokens=PAGE_DEFAULTS.final_tokens,
-                          temperature=real_number(temperature, "the temperature", 0.0, MAX_TEMPERATURE),
-                          aggregation=check_choice(aggregation, AGGREGATIONS, "aggregation"),
-                          selection=check_choice(selection, SELECTIONS, "selection"), seed=PAGE_DEFAULTS.seed)
+    config = SearchConfig(
+        strategy=strategy,
+        n=whole_number(n, "N", 1, UI_MAX_N),
+        beam_width=whole_number(m, "the beam width M", 1, UI_MAX_BEAM_WIDTH),
+        max_steps=whole_number(max_steps, "max steps", 1, UI_MAX_STEPS),
+        step_tokens=PAGE_DEFAULTS.step_tokens,
+        final_tokens=PAGE_DEFAULTS.final_tokens,
+        temperature=real_number(temperature, "the temperature", 0.0, MAX_TEMPERATURE),
+        aggregation=check_choice(aggregation, AGGREGATIONS, "aggregation"),
+        selection=check_choice(selection, SELECTIONS, "selection"),
+        seed=PAGE_DEFAULTS.seed,
+    )
     return RunRequest(question, reference, config, settings.scorer(scorer), model, limits=settings.limits)
 
 
@@ -101,14 +120,20 @@ class RunViews:
         """Only the status line changes."""
         return {self.status: f"⚠ {message}"}
 
-    def show(self, tree: SearchTree, state: str, colours: Colours, iteration: int | None = None,
-             export: str | None = None) -> dict:
+    def show(
+        self, tree: SearchTree, state: str, colours: Colours, iteration: int | None = None, export: str | None = None
+    ) -> dict:
         """Every view of `tree` (the export file too when given)."""
         last = max((n.iteration for n in tree), default=0)
-        out = {self.view: as_value(figure(tree, colours=colours)), self.status: status_line(tree, state, iteration),
-               self.candidates: candidate_rows(tree), self.compute: compute_markdown(tree),
-               self.replay: gr.update(maximum=max(last, 1), value=last), self.disagree: disagreements(tree),
-               self.histogram: as_value(score_histogram(tree))}
+        out = {
+            self.view: as_value(figure(tree, colours=colours)),
+            self.status: status_line(tree, state, iteration),
+            self.candidates: candidate_rows(tree),
+            self.compute: compute_markdown(tree),
+            self.replay: gr.update(maximum=max(last, 1), value=last),
+            self.disagree: disagreements(tree),
+            self.histogram: as_value(score_histogram(tree)),
+        }
         if export is not None:
             out[self.export] = export
         return out
@@ -126,8 +151,12 @@ class RunViews:
 
     def _stream(self, session: Session, tree: SearchTree, request: RunRequest, start: int):
         session.show(tree, live=True)
-        yield {**self.show(tree, "Loading the model (the first run downloads and converts it: about 30 s)…",
-                           session.colours), self.export: gr.update(value=None)}
+        yield {
+            **self.show(
+                tree, "Loading the model (the first run downloads and converts it: about 30 s)…", session.colours
+            ),
+            self.export: gr.update(value=None),
+        }
         try:
             policy = load_policy(request.model)
         except UserError as exc:
@@ -151,5 +180,6 @@ class RunViews:
             yield self.show(tree, f"⚠ {first_line(exc)}", session.colours, export=export_file(tree, session))
         except Exception as exc:  # a model or scorer failure: say so in one line, keep the partial tree
             session.show(tree, live=False)
-            yield self.show(tree, f"⚠ the search failed: {first_line(exc)}", session.colours,
-                            export=export_file(tree, session))
+            yield self.show(
+                tree, f"⚠ the search failed: {first_line(exc)}", session.colours, export=export_file(tree, session)
+            )

@@ -2,14 +2,15 @@
 assets/scaling, made by the command in the README), or a visitor's own eval results file
 (checked row by row, size-capped): accuracy against the budget and against FLOPs per
 difficulty, coverage, the table of cells with 95% intervals, and the compute-optimal choice."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import gradio as gr
 
-from ..errors import UserError, first_line
 from ..assets import asset
+from ..errors import UserError, first_line
 from ..scaling.plot import figures
 from ..scaling.results import read_results
 from ..scaling.stats import cells, compute_optimal
@@ -17,28 +18,59 @@ from .settings import UPLOAD_LIMIT_BYTES
 from .tree_view import as_value, tree_view
 
 SHIPPED = asset("scaling", "smollm2-135m.jsonl")
-CELL_COLUMNS = ["model", "strategy (scorer)", "N", "difficulty", "problems", "accuracy", "95% CI", "coverage",
-                "FLOPs per problem"]
+CELL_COLUMNS = [
+    "model",
+    "strategy (scorer)",
+    "N",
+    "difficulty",
+    "problems",
+    "accuracy",
+    "95% CI",
+    "coverage",
+    "FLOPs per problem",
+]
 OPTIMAL_COLUMNS = ["difficulty", "N", "best strategy", "scorer", "aggregation", "selection", "accuracy", "95% CI"]
 
 
 def views(rows: list[dict], note: str):
     """(note, three figures, cells table, compute-optimal table) for these rows."""
     figs = [as_value(f) for f in figures(rows)]
-    table = [[c.model, c.label(), c.n, c.bin, c.problems, f"{100 * c.accuracy:.1f}%",
-              f"{100 * c.interval[0]:.1f}–{100 * c.interval[1]:.1f}%", f"{100 * c.coverage:.1f}%", f"{c.flops:.3g}"]
-             for c in cells(rows)]
-    optimal = [[bin_, int(n), e["strategy"], e["scorer"], e["aggregation"] or "", e["selection"] or "",
-                f"{100 * e['accuracy']:.1f}%", f"{100 * e['ci95'][0]:.1f}–{100 * e['ci95'][1]:.1f}%"]
-               for bin_, entries in compute_optimal(rows)["bins"].items()
-               for n, e in sorted(entries.items(), key=lambda kv: int(kv[0]))]
+    table = [
+        [
+            c.model,
+            c.label(),
+            c.n,
+            c.bin,
+            c.problems,
+            f"{100 * c.accuracy:.1f}%",
+            f"{100 * c.interval[0]:.1f}–{100 * c.interval[1]:.1f}%",
+            f"{100 * c.coverage:.1f}%",
+            f"{c.flops:.3g}",
+        ]
+        for c in cells(rows)
+    ]
+    optimal = [
+        [
+            bin_,
+            int(n),
+            e["strategy"],
+            e["scorer"],
+            e["aggregation"] or "",
+            e["selection"] or "",
+            f"{100 * e['accuracy']:.1f}%",
+            f"{100 * e['ci95'][0]:.1f}–{100 * e['ci95'][1]:.1f}%",
+        ]
+        for bin_, entries in compute_optimal(rows)["bins"].items()
+        for n, e in sorted(entries.items(), key=lambda kv: int(kv[0]))
+    ]
     return (note, *figs, table, optimal)
 
 
 def _load(path: Path, name: str):
     rows, skipped = read_results(str(path))
-    note = f"{len(rows)} result rows from {name}" + (f"; skipped {len(skipped)} bad rows (first: {skipped[0]})"
-                                                     if skipped else "")
+    note = f"{len(rows)} result rows from {name}" + (
+        f"; skipped {len(skipped)} bad rows (first: {skipped[0]})" if skipped else ""
+    )
     return views(rows, note)
 
 
@@ -65,18 +97,28 @@ def upload(file_path):
 
 def build() -> list:
     """Lay out the tab; returns its outputs, which the page fills with the shipped results on load."""
-    gr.Markdown("Which strategy wins depends on the budget and the problem's difficulty (the policy's own Pass@1: "
-                "easy 50–100%, medium 10–50%, hard 0–10%). Coverage is the share of problems where any finished "
-                "candidate is right: what a perfect verifier would reach. Every accuracy carries its 95% Wilson "
-                "interval.")
+    gr.Markdown(
+        "Which strategy wins depends on the budget and the problem's difficulty (the policy's own Pass@1: "
+        "easy 50–100%, medium 10–50%, hard 0–10%). Coverage is the share of problems where any finished "
+        "candidate is right: what a perfect verifier would reach. Every accuracy carries its 95% Wilson "
+        "interval."
+    )
     with gr.Row():
         note = gr.Markdown(elem_id="scaling-note")
-        own = gr.File(label="Your eval results (JSONL from `python -m tts_explorer eval --out`)",
-                      file_types=[".jsonl"], elem_id="scaling-upload")
+        own = gr.File(
+            label="Your eval results (JSONL from `python -m tts_explorer eval --out`)",
+            file_types=[".jsonl"],
+            elem_id="scaling-upload",
+        )
     figs = [tree_view(elem_id=f"scaling-fig{i}") for i in range(3)]
     table = gr.Dataframe(headers=CELL_COLUMNS, value=[], interactive=False, label="Cells", elem_id="scaling-cells")
-    optimal = gr.Dataframe(headers=OPTIMAL_COLUMNS, value=[], interactive=False,
-                           label="Compute-optimal choice (what --strategy auto reads)", elem_id="scaling-optimal")
+    optimal = gr.Dataframe(
+        headers=OPTIMAL_COLUMNS,
+        value=[],
+        interactive=False,
+        label="Compute-optimal choice (what --strategy auto reads)",
+        elem_id="scaling-optimal",
+    )
     load_btn = gr.Button("Show the shipped results", elem_id="scaling-shipped")
     outputs = [note, *figs, table, optimal]
     own.upload(upload, inputs=own, outputs=outputs, concurrency_limit=2, api_name="scaling_load")

@@ -5,6 +5,7 @@ by every session, read-only) and says so in the status line. Runs queue one at a
 each browser session keeps its own tree in its Session. The actions are the application
 layer's (runs.py); this module reads the fields and shows the results.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,8 @@ from ..diagnose import DISAGREEMENT_COLUMNS
 from ..errors import UserError, first_line
 from ..render import DEFAULT_SCALE, SCALES, Colours, figure
 from ..runs import rescore_tree
-from ..treefile import read_tree
 from ..selection import apply_selection
+from ..treefile import read_tree
 from . import edit_panel
 from .panels import CANDIDATE_COLUMNS, path_html
 from .queue import queued_runs
@@ -65,8 +66,9 @@ def import_tree(session: Session, views: RunViews, file_path):
         tree.meta["run_id"] = f"import-{time.time():.0f}"
         # the answer and its correctness are read from the nodes again, not taken from the file
         apply_selection(tree, tree.meta.get("selection") or PAGE_DEFAULTS.selection)
-        shown = views.show(tree, f"Imported {path.name}", session.colours,
-                           export=export_file(tree, session))  # built before the session changes
+        shown = views.show(
+            tree, f"Imported {path.name}", session.colours, export=export_file(tree, session)
+        )  # built before the session changes
     except UserError as exc:
         return views.error(f"cannot import this tree: {first_line(exc)}")
     except (UnicodeDecodeError, OSError) as exc:
@@ -147,29 +149,48 @@ def build(settings: Settings) -> None:
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
             controls = search_controls()
             scorer = gr.Dropdown(list(settings.scorers), value=settings.scorers[0], label="Scorer (PRM)")
-            aggregation = gr.Radio(AGGREGATION_CHOICES, value=PAGE_DEFAULTS.aggregation,
-                                   label="Step-score aggregation")
+            aggregation = gr.Radio(AGGREGATION_CHOICES, value=PAGE_DEFAULTS.aggregation, label="Step-score aggregation")
             selection = gr.Radio(SELECTION_CHOICES, value=PAGE_DEFAULTS.selection, label="Answer selection")
             model = gr.Dropdown(list(settings.models), value=settings.models[0], label="Policy model")
-            scale = gr.Radio([("viridis (colour-blind safe)", "viridis"), ("cividis (colour-blind safe)", "cividis"),
-                              ("red-green", "red-green")], value=DEFAULT_SCALE, label="Score colours",
-                             elem_id="scale")
-            relative = gr.Checkbox(False, label="Relative colours: rank the scores within this tree (for a PRM "
-                                   "whose scores sit close together; the hover keeps the raw score)",
-                                   elem_id="relative-colours")
+            scale = gr.Radio(
+                [
+                    ("viridis (colour-blind safe)", "viridis"),
+                    ("cividis (colour-blind safe)", "cividis"),
+                    ("red-green", "red-green"),
+                ],
+                value=DEFAULT_SCALE,
+                label="Score colours",
+                elem_id="scale",
+            )
+            relative = gr.Checkbox(
+                False,
+                label="Relative colours: rank the scores within this tree (for a PRM "
+                "whose scores sit close together; the hover keeps the raw score)",
+                elem_id="relative-colours",
+            )
             gr.Examples(examples, inputs=[question, reference], label="Examples", examples_per_page=5)
         with gr.Column(scale=3):
             status = gr.Markdown("Press Run to start.", elem_id="status")
             view = tree_view()
-            replay_slider = gr.Slider(0, 1, value=0, step=1, label="Replay: show the tree after iteration",
-                                      elem_id="replay")
-            candidates = gr.Dataframe(headers=CANDIDATE_COLUMNS, value=[], label="Finished candidates",
-                                      interactive=False, elem_id="candidates")
+            replay_slider = gr.Slider(
+                0, 1, value=0, step=1, label="Replay: show the tree after iteration", elem_id="replay"
+            )
+            candidates = gr.Dataframe(
+                headers=CANDIDATE_COLUMNS,
+                value=[],
+                label="Finished candidates",
+                interactive=False,
+                elem_id="candidates",
+            )
             compute = gr.Markdown("No run yet.", elem_id="compute")
             with gr.Accordion("Where the PRM and the outcome disagree (with a reference answer)", open=False):
-                disagree = gr.Dataframe(headers=DISAGREEMENT_COLUMNS, value=[], interactive=False,
-                                        label="Candidates ranked against their correctness (click a row for its path)",
-                                        elem_id="disagreements")
+                disagree = gr.Dataframe(
+                    headers=DISAGREEMENT_COLUMNS,
+                    value=[],
+                    interactive=False,
+                    label="Candidates ranked against their correctness (click a row for its path)",
+                    elem_id="disagreements",
+                )
                 histogram = tree_view(elem_id="score-histogram")
             with gr.Row():
                 export_btn = gr.DownloadButton("Export tree (JSON)", value=None, elem_id="export")
@@ -177,35 +198,64 @@ def build(settings: Settings) -> None:
             with gr.Accordion("Re-score this tree with another scorer, aggregation or selection", open=False):
                 with gr.Row():
                     re_scorer = gr.Dropdown(list(settings.scorers), value=settings.scorers[0], label="Scorer")
-                    re_aggregation = gr.Radio(AGGREGATION_CHOICES, value=PAGE_DEFAULTS.aggregation,
-                                              label="Aggregation")
+                    re_aggregation = gr.Radio(AGGREGATION_CHOICES, value=PAGE_DEFAULTS.aggregation, label="Aggregation")
                     re_selection = gr.Radio(SELECTION_CHOICES, value=PAGE_DEFAULTS.selection, label="Selection")
                 rescore_btn = gr.Button("Re-score", elem_id="rescore")
                 rescore_summary = gr.Markdown(elem_id="rescore-summary")
-                rescore_table = gr.Dataframe(headers=COMPARE_COLUMNS, value=[], interactive=False,
-                                             label="Finished candidates: before and after", elem_id="rescore-table")
+                rescore_table = gr.Dataframe(
+                    headers=COMPARE_COLUMNS,
+                    value=[],
+                    interactive=False,
+                    label="Finished candidates: before and after",
+                    elem_id="rescore-table",
+                )
                 rescored_view = tree_view(elem_id="rescored-view")
         with gr.Column(scale=1, min_width=260):
             path_panel = gr.HTML(path_html(None, None), elem_id="path-box")
             selected = gr.Number(value=None, precision=0, label="Selected node", elem_id="selected-node")
             views = RunViews(view, status, candidates, compute, replay_slider, disagree, histogram, export_btn)
-            inputs = [question, reference, controls["strategy"], controls["n"], controls["m"],
-                      controls["temperature"], controls["max_steps"], scorer, aggregation, selection, model]
+            inputs = [
+                question,
+                reference,
+                controls["strategy"],
+                controls["n"],
+                controls["m"],
+                controls["temperature"],
+                controls["max_steps"],
+                scorer,
+                aggregation,
+                selection,
+                model,
+            ]
             edit_text = edit_panel.build(settings, session, selected, inputs, views, path_panel, scorer, aggregation)
 
     search_slot = {"concurrency_id": "search", "concurrency_limit": settings.search_slots}
-    run_btn.click(lambda s, *args: (yield from run_search(s, settings, views, *args)), inputs=[session, *inputs],
-                  outputs=views.all, api_name="run", **search_slot)
+    run_btn.click(
+        lambda s, *args: (yield from run_search(s, settings, views, *args)),
+        inputs=[session, *inputs],
+        outputs=views.all,
+        api_name="run",
+        **search_slot,
+    )
     stop_btn.click(request_stop, inputs=session, outputs=status, queue=False, api_name="stop")
-    view.click(show_path, inputs=session, outputs=[path_panel, selected, edit_text], concurrency_limit=8,
-               api_name=False)
+    view.click(
+        show_path, inputs=session, outputs=[path_panel, selected, edit_text], concurrency_limit=8, api_name=False
+    )
     disagree.select(show_disagreement, inputs=session, outputs=path_panel, concurrency_limit=8, api_name=False)
     for control in (scale, relative):
         control.change(set_colours, inputs=[session, scale, relative], outputs=view, queue=False, api_name=False)
-    replay_slider.release(replay, inputs=[session, replay_slider], outputs=view, concurrency_limit=8,
-                          api_name="replay")
-    upload.upload(lambda s, f: import_tree(s, views, f), inputs=[session, upload], outputs=views.all,
-                  concurrency_limit=4, api_name="import_tree")
-    rescore_btn.click(lambda s, *args: rescore_view(s, settings, *args),
-                      inputs=[session, re_scorer, re_aggregation, re_selection],
-                      outputs=[rescore_table, rescore_summary, rescored_view], api_name="rescore", **search_slot)
+    replay_slider.release(replay, inputs=[session, replay_slider], outputs=view, concurrency_limit=8, api_name="replay")
+    upload.upload(
+        lambda s, f: import_tree(s, views, f),
+        inputs=[session, upload],
+        outputs=views.all,
+        concurrency_limit=4,
+        api_name="import_tree",
+    )
+    rescore_btn.click(
+        lambda s, *args: rescore_view(s, settings, *args),
+        inputs=[session, re_scorer, re_aggregation, re_selection],
+        outputs=[rescore_table, rescore_summary, rescored_view],
+        api_name="rescore",
+        **search_slot,
+    )

@@ -7,6 +7,7 @@ another thread is changing. Stop works in every state: a running search stops wi
 decoded token; runs of this session still waiting in the queue end as soon as they start;
 with nothing running or queued it says so and changes nothing.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -30,7 +31,7 @@ class Session:
         self._folder: Path | None = None  # the files this session offers for download
         self._lock = threading.Lock()
 
-    def __deepcopy__(self, memo) -> "Session":  # gr.State copies its default for each visitor
+    def __deepcopy__(self, memo) -> Session:  # gr.State copies its default for each visitor
         return Session()
 
     def folder(self) -> Path:

@@ -9,6 +9,7 @@ run at once (1 for the local engine; more where the policy is an inference serve
 default only scorers that can run; nothing typed in the browser becomes a path, a hub
 id or trust_remote_code.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,9 +17,9 @@ import os
 from dataclasses import dataclass
 
 from ..errors import UserError
-from ..scorers import SCORERS, can_score, check_scorer_name, default_scorer
 from ..policy.embedded import EMBEDDED
 from ..runs import ScorerChoice
+from ..scorers import SCORERS, can_score, check_scorer_name, default_scorer
 from ..search import RunLimits
 
 UPLOAD_LIMIT_BYTES = 5 * 1024 * 1024
@@ -55,10 +56,14 @@ class Settings:
         return ScorerChoice.parse(entry, self.trust_remote_code)
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         models = tuple(m.strip() for m in os.environ.get("TTS_MODELS", EMBEDDED).split(",") if m.strip())
-        runnable = ",".join(dict.fromkeys([default_scorer(models)] + [
-            name for name, scorer in SCORERS.items() if not scorer.needs_model and can_score(name, models)]))
+        runnable = ",".join(
+            dict.fromkeys(
+                [default_scorer(models)]
+                + [name for name, scorer in SCORERS.items() if not scorer.needs_model and can_score(name, models)]
+            )
+        )
         scorers = tuple(s.strip() for s in os.environ.get("TTS_SCORERS", runnable).split(",") if s.strip())
         for entry in scorers:
             name, _, model = entry.partition(":")
@@ -68,5 +73,10 @@ class Settings:
         slots = _positive("TTS_SEARCH_SLOTS", 1)
         if slots != int(slots) or slots > 64:
             raise UserError(f"TTS_SEARCH_SLOTS must be a whole number from 1 to 64, got {slots:g}")
-        return cls(models or (EMBEDDED,), scorers or (default_scorer(models),),
-                   os.environ.get("TTS_TRUST_REMOTE_CODE") == "1", limits, int(slots))
+        return cls(
+            models or (EMBEDDED,),
+            scorers or (default_scorer(models),),
+            os.environ.get("TTS_TRUST_REMOTE_CODE") == "1",
+            limits,
+            int(slots),
+        )

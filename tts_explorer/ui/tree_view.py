@@ -5,6 +5,7 @@ Plotly.react, which keeps zoom and pan (layout.uirevision) while a search stream
 Clicking a node triggers a `click` event whose data carries the node id. plotly.js is
 served from the installed plotly package, so the page needs no internet.
 """
+
 from __future__ import annotations
 
 import json
