@@ -15,6 +15,7 @@ _PACKAGE = Path(__file__).resolve().parent
 # a wheel carries the folder inside the package; a source tree (or an editable install) beside it
 ASSETS = _PACKAGE / "assets" if (_PACKAGE / "assets").is_dir() else _PACKAGE.parent / "assets"
 
+GSM8K_TRAIN, GSM8K_TEST_DEV = "gsm8k-train", "gsm8k-test-dev"
 # name -> file under ASSETS: the problem sets a command may name instead of a path
 DATASETS = {
     "easy": "problems/easy.jsonl",
@@ -22,8 +23,8 @@ DATASETS = {
     "synthetic-s11": "problems/synthetic-s11.jsonl",
     "synthetic-s12": "problems/synthetic-s12.jsonl",
     "synthetic-s13": "problems/synthetic-s13.jsonl",
-    "gsm8k-train": "data/gsm8k_train.jsonl",
-    "gsm8k-test-dev": "data/gsm8k_test_dev.jsonl",
+    GSM8K_TRAIN: "data/gsm8k_train.jsonl",
+    GSM8K_TEST_DEV: "data/gsm8k_test_dev.jsonl",
     "math500": "data/math500.jsonl",
 }
 

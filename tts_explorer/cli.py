@@ -16,6 +16,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from .assets import GSM8K_TRAIN
 from .config import SearchConfig
 from .data import read_problems
 from .errors import UserError
@@ -455,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("prm-data", help="build ProcessBench-style data from GSM8K gold solutions")
     data.add_argument(
         "--source",
-        default="gsm8k-train",
+        default=GSM8K_TRAIN,
         help="GSM8K-style JSONL (a path, or a shipped set: gsm8k-train, gsm8k-test-dev), or "
         "'synthetic' (the generator of training/synth.py, seeded by --seed)",
     )

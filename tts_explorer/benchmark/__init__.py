@@ -21,6 +21,7 @@ import contextlib
 import platform
 import time
 
+from ..config import PAGE_DEFAULTS
 from ..data import Problem
 from ..policy.embedded import EMBEDDED
 from ..policy.naive import NaivePolicy
@@ -95,7 +96,8 @@ def run_bench(
     )
     print_fn(
         f"searches: {len(problems)} problem(s), scorer {SCORER}, beam width {beam_width}, "
-        f"{max_steps} steps, 64 tokens per step, 96 in the last; each search starts cold"
+        f"{max_steps} steps, {PAGE_DEFAULTS.step_tokens} tokens per step, {PAGE_DEFAULTS.final_tokens} in the last; "
+        "each search starts cold"
     )
     backends = {"engine": policy, "naive": NaivePolicy(weights, tokenizer, name="naive")}
     llama, note = _llama_cpp(policy, gguf_file(model))

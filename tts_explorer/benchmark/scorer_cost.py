@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
-from ..config import SearchConfig
+from ..config import PAGE_DEFAULTS
 from ..data import Problem
 from ..rescore import rescore
 from ..search import new_tree, search
@@ -13,7 +14,7 @@ from .search_speed import SCORER
 
 def scorer_costs(policy, problem: Problem, scorers: list[str]) -> dict[str, float]:
     """Seconds per scored step for each scorer."""
-    config = SearchConfig(strategy="majority", n=8, max_steps=6, step_tokens=64, final_tokens=96, seed=0)
+    config = replace(PAGE_DEFAULTS, strategy="majority", n=8, max_steps=6, seed=0)
     tree = new_tree(problem.question, config, SCORER, problem.answer, policy.name)
     for _ in search(tree, policy, config, SCORER):
         pass

@@ -46,8 +46,8 @@ def bench_config(strategy: str, n: int, beam_width: int, max_steps: int) -> Sear
         n=n,
         beam_width=min(beam_width, n),
         max_steps=max_steps,
-        step_tokens=64,
-        final_tokens=96,
+        step_tokens=PAGE_DEFAULTS.step_tokens,
+        final_tokens=PAGE_DEFAULTS.final_tokens,
         seed=0,
     )
 

@@ -25,6 +25,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..assets import GSM8K_TEST_DEV, GSM8K_TRAIN
 from ..data import read_rows
 from ..diagnose import reliability, score_counts
 from ..perturb import FAMILIES
@@ -47,10 +48,10 @@ class EvalConfig:
     synthetic_seed: int = 1
     tune: int = 150  # synthetic problems for threshold tuning (another seed)
     tune_seed: int = 2
-    gsm8k: str = "gsm8k-train"  # shipped sets (assets.DATASETS) or paths
+    gsm8k: str = GSM8K_TRAIN  # shipped sets (assets.DATASETS) or paths
     gsm8k_rows: tuple[int, int] = (6000, 6100)  # train rows training does not read
     gsm8k_tune_rows: tuple[int, int] = (6100, 6150)
-    test_dev: str = "gsm8k-test-dev"
+    test_dev: str = GSM8K_TEST_DEV
     test_dev_rows: int = 100
     rollout_synthetic: int = 120  # held-out problems with rollout trees (the policy's own steps)
     rollout_test_dev: int = 40

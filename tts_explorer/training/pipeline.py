@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..assets import GSM8K_TRAIN
 from ..data import read_rows
 from ..errors import UserError
 from ..perturb import FAMILIES
@@ -48,7 +49,7 @@ class TrainConfig:
     work: str = "artifacts/train-prm"
     seed: int = 0
     template: str = DEFAULT_TEMPLATE  # the prompt the policy's steps are sampled with
-    gsm8k: str = "gsm8k-train"  # a shipped set's name (assets.DATASETS) or a path
+    gsm8k: str = GSM8K_TRAIN  # a shipped set's name (assets.DATASETS) or a path
     synthetic: int = 3000  # problems with gold steps, each kept or perturbed
     gsm8k_rows: tuple[int, int] = (1000, 2000)  # train rows [a, b) for gold steps
     rollout_synthetic: int = 600  # problems (the first of the synthetic ones) with rollout trees

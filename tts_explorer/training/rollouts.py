@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import SearchConfig
-from ..search import new_tree, run_to_end
+from ..runs import RunRequest, ScorerChoice, search_events
 from ..tree import SearchTree
 from ..treefile import read_tree
 
-ROLLOUT_SCORER = "arithmetic"  # the rollout tree runs no scorer; the name is only recorded
+ROLLOUT_SCORER = ScorerChoice("arithmetic")  # the rollout tree runs no scorer; the name is only recorded
 
 
 def log(message: str) -> None:
@@ -52,9 +53,12 @@ def rollout_trees(
     with open(path, "a", encoding="utf-8") as out, bar(len(items), desc) as progress:
         progress.update(len(items) - len(missing))
         for index, (key, question, answer) in missing:
-            run_config = SearchConfig(**{**vars(config), "seed": seed + index})
-            tree = new_tree(question, run_config, ROLLOUT_SCORER, answer, policy.name)
-            run_to_end(tree, policy, run_config, ROLLOUT_SCORER, template=cfg.template)
+            request = RunRequest(
+                question, answer, replace(config, seed=seed + index), ROLLOUT_SCORER, cfg.model, cfg.template
+            )
+            tree = request.new_tree(policy.name)
+            for _ in search_events(tree, policy, request):
+                pass
             done[key] = tree
             out.write(json.dumps({"id": key, "tree": tree.to_json()}) + "\n")
             out.flush()
