@@ -1,6 +1,8 @@
 """Fuzzing the page's handlers in-process (Hypothesis): the Run parameters, the tree import
-format and the PRM lab's file format. Whatever comes in: no raw exception, one status line,
-bounded time, and a failed input leaves the session as it was."""
+format, edits, continuations, comparisons, the PRM lab's file format and scaling rows, with
+adversarial text (long runs of digits, spaces, operators, nested brackets). Whatever comes
+in: no raw exception, one status line, bounded time, and a failed input leaves the session
+as it was."""
 
 import json
 import math
@@ -15,6 +17,8 @@ from tts_explorer.config import SearchConfig
 from tts_explorer.scorers import SCORERS
 from tts_explorer.search import RunLimits, new_tree, run_to_end
 from tts_explorer.ui import prm_lab
+from tts_explorer.ui.compare_tab import compare_runs
+from tts_explorer.ui.edit_panel import apply_edit, continue_from
 from tts_explorer.ui.search_tab import import_tree, run_search
 from tts_explorer.ui.session import Session
 from tts_explorer.ui.settings import Settings
@@ -58,9 +62,31 @@ def field(valid, junk=JUNK):
     return st.one_of(valid, junk)
 
 
+# text an attacker writes: long runs of what parsers loop over, nested brackets, markup
+ADVERSARIAL = st.one_of(
+    st.builds(
+        lambda c, n: c * n,
+        st.sampled_from(["9", " ", "+", "=", "1=", "(", ")", "1 ", "$", "\\boxed{"]),
+        st.integers(1, 4000),
+    ),
+    st.builds(lambda n: "1" * n + "=" + " " * (2 * n) + "a", st.integers(1, 1300)),
+    st.builds(lambda n: "(" * n + "1" + ")" * n, st.integers(1, 2000)),
+    st.text(max_size=200),
+)
+
+
+@pytest.fixture(scope="module")
+def views():
+    import gradio as gr
+
+    from tts_explorer.ui.run_views import RunViews
+
+    return RunViews(*(gr.Markdown() for _ in range(8)))
+
+
 @settings(FUZZ, max_examples=60)
 @given(data=st.data())
-def test_run_parameters(app_settings, data):
+def test_run_parameters(app_settings, views, data):
     model = app_settings.models[0]
     valid = [
         st.sampled_from(["Ann has 3 cats and 2 dogs. How many pets?", "What is <b>2</b> + 2?"]),
@@ -81,10 +107,10 @@ def test_run_parameters(app_settings, data):
         fields[index] = data.draw(hostile)
     session = Session()
     started = time.monotonic()
-    outputs = list(run_search(session, app_settings, *fields))
+    outputs = list(run_search(session, app_settings, views, fields))
     assert time.monotonic() - started < 20
-    assert outputs and all(isinstance(o, tuple) and len(o) == 8 for o in outputs)
-    status = outputs[-1][1]
+    assert outputs and all(isinstance(o, dict) and set(o) <= set(views.all) for o in outputs)
+    status = outputs[-1][views.status]
     assert one_line(status) and status.startswith(("Done", "Stopped", "⚠"))
     assert not session.running
     if status.startswith("⚠") and len(outputs) == 1:
@@ -133,20 +159,21 @@ def mutated_tree(draw):
 
 @FUZZ
 @given(document=mutated_tree())
-def test_import_format(tmp_path_factory, document):
+def test_import_format(tmp_path_factory, views, document):
     session = Session()
     previous = object()
     session.tree = previous
     path = tmp_path_factory.mktemp("fuzz") / "tree.json"
     path.write_text(json.dumps(document), encoding="utf-8")
     started = time.monotonic()
-    result = import_tree(session, str(path))
+    result = import_tree(session, views, str(path))
+    status = result[views.status]
     assert time.monotonic() - started < 10
-    assert isinstance(result, tuple) and len(result) == 8 and one_line(result[1])
-    if result[1].startswith("⚠"):
+    assert isinstance(result, dict) and one_line(status)
+    if status.startswith("⚠"):
         assert session.tree is previous  # nothing changed
     else:
-        assert result[1].startswith("Imported") and session.tree is not previous and session.view is session.tree
+        assert status.startswith("Imported") and session.tree is not previous and session.view is session.tree
 
 
 GOOD_ROW = {
@@ -191,3 +218,111 @@ def test_prm_lab_format(tmp_path_factory, app_settings, content, index, threshol
     assert time.monotonic() - started < 10
     if state.scores is not None:
         assert all(isinstance(s, float) and math.isfinite(s) for s in state.scores)
+
+
+def a_session_with_a_tree() -> Session:
+    from tts_explorer.treefile import read_tree
+
+    session = Session()
+    session.show(read_tree(json.dumps(BASE)), live=False)
+    return session
+
+
+@FUZZ
+@given(
+    node=field(st.integers(0, 12)),
+    text=st.one_of(ADVERSARIAL, JUNK),
+    scorer=field(st.sampled_from(["arithmetic", "confidence"])),
+    aggregation=field(st.sampled_from(["min", "last"])),
+)
+def test_edits(app_settings, node, text, scorer, aggregation):
+    session = a_session_with_a_tree()
+    before = len(session.tree)
+    started = time.monotonic()
+    result = apply_edit(session, app_settings, node, text, scorer, aggregation)
+    assert time.monotonic() - started < 10 and isinstance(result, tuple) and one_line(result[1])
+    assert len(session.tree) == before + (0 if result[1].startswith("⚠") else 1)  # one node, or nothing changed
+    assert not session.running
+
+
+@settings(FUZZ, max_examples=20)
+@given(node=field(st.integers(0, 12)), text=st.one_of(ADVERSARIAL, JUNK), data=st.data())
+def test_continuations(app_settings, views, node, text, data):
+    session = a_session_with_a_tree()
+    fields = [
+        text,
+        "7",
+        data.draw(field(st.sampled_from(["greedy", "beam"]))),
+        2,
+        2,
+        0.5,
+        6,
+        "arithmetic",
+        "min",
+        "majority",
+        app_settings.models[0],
+    ]
+    started = time.monotonic()
+    outputs = list(continue_from(session, app_settings, views, node, fields))
+    assert time.monotonic() - started < 20 and outputs
+    status = outputs[-1][views.status]
+    assert one_line(status) and status.startswith(("Done", "Stopped", "⚠")) and not session.running
+
+
+@settings(FUZZ, max_examples=20)
+@given(
+    question=st.one_of(ADVERSARIAL, JUNK),
+    strategies=field(st.lists(st.sampled_from(["beam", "dvts", "x"]))),
+    n=field(st.sampled_from([2, 4, 64])),
+)
+def test_comparisons(app_settings, question, strategies, n):
+    session = Session()
+    started = time.monotonic()
+    outputs = list(
+        compare_runs(
+            session,
+            app_settings,
+            question,
+            "4",
+            strategies,
+            ["arithmetic"],
+            ["min"],
+            n,
+            2,
+            0.5,
+            4,
+            "majority",
+            app_settings.models[0],
+        )
+    )
+    assert time.monotonic() - started < 20 and outputs
+    assert one_line(outputs[-1][0]) and not session.running
+
+
+@st.composite
+def scaling_rows(draw):
+    good = {"id": 1, "model": "m", "strategy": "beam", "n": 4, "correct": True, "compute": {"generated_tokens": 10}}
+    rows = []
+    for _ in range(draw(st.integers(1, 6))):
+        row = json.loads(json.dumps(good))
+        target = row["compute"] if draw(st.booleans()) else row
+        target[draw(st.sampled_from(["generated_tokens", "total_flops", "n", "id", "model", "pass1", "bin"]))] = draw(
+            st.one_of(JSON, ADVERSARIAL, st.just(10**4000), st.just(float("inf")))
+        )
+        rows.append(json.dumps(row, allow_nan=True))
+    return "\n".join(rows + [json.dumps(good)])
+
+
+@FUZZ
+@given(content=scaling_rows())
+def test_scaling_rows(tmp_path_factory, content):
+    from tts_explorer.ui import scaling_tab
+
+    path = tmp_path_factory.mktemp("scaling") / "rows.jsonl"
+    path.write_text(content, encoding="utf-8", errors="surrogatepass")
+    started = time.monotonic()
+    result = scaling_tab.upload(str(path))
+    assert time.monotonic() - started < 10 and one_line(result[0])
+    for figure in result[1:4]:
+        if isinstance(figure, str):
+            json.loads(figure, parse_constant=lambda name: pytest.fail(f"{name} in a figure"))

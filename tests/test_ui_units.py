@@ -1,5 +1,7 @@
 """The page's pure pieces: panels, operator settings, the PRM lab's chain view."""
 
+import time
+
 import pytest
 
 from tts_explorer.errors import UserError
@@ -89,10 +91,12 @@ def test_stop_in_every_state():
 
     session = Session()
     assert session.request_stop(queued=0) == "Nothing is running." and not session.should_stop()
+    queued_before = time.monotonic()
     assert session.request_stop(queued=2) == "Cancelled 2 run(s) waiting in the queue."
-    assert session.start_run().startswith("Stopped before it started") and session.start_run()  # both end at once
-    assert session.start_run() is None and not session.should_stop()  # a later run is not cancelled
-    assert "running" in session.start_run()  # one search at a time per session
+    for _ in range(2):  # both runs queued before the Stop end as they start
+        assert session.start_run(enqueued_at=queued_before).startswith("Stopped before it started")
+    assert session.start_run(enqueued_at=time.monotonic()) is None and not session.should_stop()  # a later run runs
+    assert "going on" in session.start_run()  # one action at a time per session
     assert session.request_stop(queued=0) == "Stopping…" and session.should_stop()
     session.end_run()
     assert not session.should_stop() and session.request_stop(queued=0) == "Nothing is running."

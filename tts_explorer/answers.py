@@ -236,7 +236,7 @@ class Comparer:
         return self._notes + ([f"and {self._more} more answers like these"] if self._more else [])
 
     def _note(self, text: str, why: str) -> None:
-        note = f"answer {_short(text)!r} {why}; it counts as equal only to the same text"
+        note = f"answer “{_short(text)}” {why}; it counts as equal only to the same text"  # text as it is
         if note in self._seen:
             return
         self._seen.add(note)

@@ -24,12 +24,18 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSONL text: split at "\n" only (a JSON string may hold U+2028 and other
+    characters that str.splitlines() would split at), a trailing "\r" dropped."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def read_jsonl(path: str | Path, parse, limit: int | None = None) -> tuple[list, list[str]]:
     """(parsed rows, one message per skipped row) from a JSONL file. `parse(row)` returns an
     item, or raises ValueError / KeyError / TypeError with what the row lacks."""
     path = data_path(str(path))
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = jsonl_lines(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read data file {str(path)!r}: {exc.__class__.__name__}") from None
     items, skipped = [], []
@@ -72,7 +78,7 @@ def read_rows(path: str | Path, start: int, stop: int) -> list[dict]:
     """Rows [start, stop) of a JSONL file (e.g. GSM8K's train split, "gsm8k-train") as they are."""
     path = data_path(str(path))
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()[start:stop]
+        lines = jsonl_lines(path.read_text(encoding="utf-8"))[start:stop]
         rows = [json.loads(line, parse_constant=_reject_constant) for line in lines if line.strip()]
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise UserError(f"cannot read rows from {str(path)!r}: {type(exc).__name__}") from None

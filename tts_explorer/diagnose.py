@@ -5,6 +5,8 @@ scores read as probabilities (a reliability diagram and the expected calibration
 
 from __future__ import annotations
 
+import bisect
+
 from .render import plotly_text
 from .report import fmt_score
 from .selection import by_score
@@ -15,18 +17,20 @@ DISAGREEMENT_COLUMNS = ["node", "answer", "path score", "rank", "correct", "disa
 
 def disagreements(tree: SearchTree) -> list[list]:
     """Rows for the candidates the PRM ranks against the outcome, the strongest disagreement first
-    (needs a reference answer; none otherwise)."""
+    (needs a reference answer; none otherwise). Counted by binary search over sorted scores:
+    O(n log n) in the candidates, never pairwise."""
     if tree.reference is None:
         return []
     ranked = sorted(tree.candidates(), key=by_score, reverse=True)
+    wrong_scores = sorted(by_score(n) for n in ranked if n.correct is False)
+    right_scores = sorted(by_score(n) for n in ranked if n.correct)
     rows = []
     for rank, node in enumerate(ranked, start=1):
         if node.correct is None:
             continue
+        score = by_score(node)
         if node.correct:
-            above = sum(
-                1 for other in ranked[: rank - 1] if other.correct is False and by_score(other) > by_score(node)
-            )
+            above = len(wrong_scores) - bisect.bisect_right(wrong_scores, score)  # wrong ones scored higher
             if above:
                 rows.append(
                     (
@@ -42,14 +46,15 @@ def disagreements(tree: SearchTree) -> list[list]:
                     )
                 )
         else:
-            below = sum(1 for other in ranked[rank:] if other.correct and by_score(other) < by_score(node))
+            below = bisect.bisect_left(right_scores, score)  # right ones scored lower
             if below:
+                answer = node.answer if node.answer is not None else "(none)"
                 rows.append(
                     (
                         below,
                         [
                             node.id,
-                            node.answer if node.answer is not None else "(none)",
+                            answer,
                             fmt_score(node.agg_score),
                             rank,
                             "no",

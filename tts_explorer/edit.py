@@ -49,6 +49,18 @@ def edit_step(tree: SearchTree, node_id: int, text, scorer: Scorer, aggregation:
     steps = [n.text for n in prefix] + [text]
     logprobs = [n.mean_logprob for n in prefix] + [None]
     score = float(scorer.score_last([_path(tree, root_prompt, steps, logprobs, answer is not None)])[0])
+    rows = []
+    below = [] if node_id == 0 else _subtree(tree, original)[:MAX_PREVIEW]
+    if below:  # scored before the edit joins the tree: a run stopped here leaves the tree as it was
+        paths = []
+        for node in below:
+            chain = tree.path(node.id)
+            at = chain.index(original)
+            steps = [text if i == at else n.text for i, n in enumerate(chain)]
+            logprobs = [None if i == at else n.mean_logprob for i, n in enumerate(chain)]
+            paths.append(_path(tree, root_prompt, steps, logprobs, node.terminal))
+        for node, value in zip(below, scorer.score_last(paths)):
+            rows.append({"node": node.id, "step": node.text, "old": node.score, "new": round(float(value), 4)})
     new = tree.add(
         parent.id,
         text=text,
@@ -61,18 +73,6 @@ def edit_step(tree: SearchTree, node_id: int, text, scorer: Scorer, aggregation:
         subtree=parent.subtree,
     )
     new.agg_score = aggregate([n.score for n in tree.path(new.id)], aggregation)
-    rows = []
-    below = [] if node_id == 0 else _subtree(tree, original)[:MAX_PREVIEW]
-    if below:
-        paths = []
-        for node in below:
-            chain = tree.path(node.id)
-            at = chain.index(original)
-            steps = [text if i == at else n.text for i, n in enumerate(chain)]
-            logprobs = [None if i == at else n.mean_logprob for i, n in enumerate(chain)]
-            paths.append(_path(tree, root_prompt, steps, logprobs, node.terminal))
-        for node, value in zip(below, scorer.score_last(paths)):
-            rows.append({"node": node.id, "step": node.text, "old": node.score, "new": round(float(value), 4)})
     original_path = tree.path(original.id) if node_id else []
     edited_path = tree.path(new.id)
     summary = {

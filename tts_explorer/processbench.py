@@ -26,6 +26,7 @@ from .data import read_jsonl
 from .perturb import FAMILIES, perturb
 from .schema import Strict, Text, one_line
 from .scorers.base import Scorer, StepPath
+from .tree import MAX_DEPTH, MAX_STEP_CHARS
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 20)]
 _CALC = re.compile(r"<<[^>]*>>")
@@ -84,8 +85,7 @@ def write_samples(samples: list[Sample], path: str | Path) -> None:
             )
 
 
-MAX_SAMPLE_STEPS = 64
-MAX_STEP_CHARS = 8_000
+MAX_SAMPLE_STEPS = MAX_DEPTH  # as many steps as a tree's path may hold
 
 
 class SampleRow(Strict):

@@ -14,6 +14,8 @@ responsive. Hover text is escaped once and truncated.
 from __future__ import annotations
 
 import html
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,7 @@ DEFAULT_SCALE = "viridis"
 SUBTREE_COLORS = ["#1f77b4", "#9467bd", "#17becf", "#e377c2", "#8c564b", "#bcbd22", "#7f7f7f", "#ff7f0e"]
 EDITED = "#E69F00"  # the ring around a visitor's step (Okabe-Ito orange)
 HOVER_CHARS = 160
+MAX_DRAWN = 3000  # nodes in one figure
 # plotly.js from the installed plotly package: the page serves it, exported files embed it (no internet)
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
@@ -77,6 +80,23 @@ def layout_positions(tree: SearchTree, nodes: list[Node]) -> dict[int, tuple[flo
     graph = igraph.Graph(n=len(nodes), edges=edges, directed=True)
     coords = graph.layout_reingold_tilford(mode="out", root=[index[0]]).coords
     return {node.id: (coords[i][0], -float(node.depth)) for i, node in enumerate(nodes)}
+
+
+def finite(value):
+    """`value` with every NaN or infinite float replaced by None: JSON has neither, and the
+    browser's JSON.parse refuses Python's NaN and Infinity literals."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def to_json(value) -> str:
+    """Compact JSON of a figure (or any value) for the browser: finite numbers only."""
+    return json.dumps(finite(value), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
 def plotly_text(text: str) -> str:
@@ -149,20 +169,48 @@ def _edge_trace(tree: SearchTree, nodes: list[Node], pos, name: str, color: str,
 MARK_STYLES = [("x", "#000000"), ("circle-open", "#d62728"), ("star", "#1f77b4")]
 
 
+def drawn_nodes(tree: SearchTree, nodes: list[Node], focus: int | None, chosen: set[int]) -> tuple[list[Node], str]:
+    """The nodes to draw, at most MAX_DRAWN of them, and a note when some are left out: the
+    subtree of `focus` (with its path from the root) when given; of a larger set, the
+    shallowest nodes (breadth first) and the chosen path."""
+    if focus is not None and focus in tree.nodes and focus != 0:
+        below, stack = set(), [focus]
+        while stack:
+            current = stack.pop()
+            below.add(current)
+            stack.extend(tree.nodes[current].children)
+        above = {0} | {n.id for n in tree.path(focus)}
+        nodes = [n for n in nodes if n.id in below or n.id in above]
+    if len(nodes) <= MAX_DRAWN:
+        return nodes, ""
+    order = sorted(nodes, key=lambda n: (n.depth, n.id))  # breadth first: every kept node's parent is kept
+    keep = {n.id for n in order[:MAX_DRAWN]} | (chosen & {n.id for n in nodes})
+    drawn = [n for n in nodes if n.id in keep]
+    where = f"of the subtree of node {focus}" if focus else "of the tree"
+    return drawn, (
+        f"showing {len(drawn)} of {len(nodes)} nodes {where} (the shallowest and the chosen path): "
+        "focus on a node to see its subtree"
+    )
+
+
 def figure(
     tree: SearchTree,
     upto_iteration: int | None = None,
     highlight: int | None = None,
     marks: dict[str, list[int]] | None = None,
     colours: Colours = DEFAULT_COLOURS,
+    focus: int | None = None,
 ) -> dict:
-    """The whole figure; with upto_iteration, only what existed after that iteration;
-    marks: legend label -> node ids to mark (e.g. a data set's gold first error)."""
+    """The whole figure; with upto_iteration, only what existed after that iteration; with
+    focus, the subtree of that node; marks: legend label -> node ids to mark (e.g. a data
+    set's gold first error). At most MAX_DRAWN nodes are drawn (the layout of a larger tree
+    would hold the server for a second), and the figure says so."""
     colorscale, path_color = SCALES.get(colours.scale, SCALES[DEFAULT_SCALE])
     final = upto_iteration is None or upto_iteration >= max((n.iteration for n in tree), default=0)
-    nodes = [n for n in tree if n.id == 0 or upto_iteration is None or n.iteration <= upto_iteration]
-    pos = layout_positions(tree, nodes)
     chosen = tree.chosen_path() if final else set()  # replay of an earlier iteration: nothing chosen yet
+    nodes = [n for n in tree if n.id == 0 or upto_iteration is None or n.iteration <= upto_iteration]
+    nodes, note = drawn_nodes(tree, nodes, focus, chosen)
+    pos = layout_positions(tree, nodes)
 
     steps = [n for n in nodes if n.id != 0]
     pruned = [n for n in steps if n.status == "pruned"]
@@ -241,4 +289,18 @@ def figure(
         "paper_bgcolor": "white",
         "height": 560,
     }
+    if note:
+        layout["annotations"] = [
+            {
+                "text": plotly_text(note),
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0,
+                "y": -0.02,
+                "showarrow": False,
+                "xanchor": "left",
+                "font": {"size": 12, "color": "#555"},
+            }
+        ]
+        layout["uirevision"] += f"-focus-{focus}"
     return {"data": data, "layout": layout}

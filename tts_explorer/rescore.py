@@ -24,8 +24,10 @@ def rescore(
     policy=None,
     template: str = DEFAULT_TEMPLATE,
     scorer_options: dict | None = None,
+    guard=None,
 ) -> SearchTree:
-    """A copy of `tree` scored by `scorer` and aggregated by `aggregation`."""
+    """A copy of `tree` scored by `scorer` and aggregated by `aggregation`; `guard` (a run's stop
+    check) is asked between batches, and StopRequested ends it with `tree` unchanged."""
     new = tree.copy()
     settings = dict(new.meta.get("config") or {})
     # only the aggregation and the sampling temperature (for rollouts) matter when re-scoring
@@ -35,9 +37,13 @@ def rescore(
         temperature=float(settings.get("temperature", SearchConfig.temperature)),
     )
     meter = ComputeMeter()
-    env = ScorerEnv(policy, meter, new.reference, config.temperature)
+    if guard is not None:
+        guard.watch(meter)
+    env = ScorerEnv(policy, meter, new.reference, config.temperature, guard)
     root_prompt = policy.chat_prompt(load_template(template).messages(new.question)) if policy else ""
-    ctx = SearchContext(new, policy, make_scorer(scorer, env, **(scorer_options or {})), config, root_prompt, meter)
+    ctx = SearchContext(
+        new, policy, make_scorer(scorer, env, **(scorer_options or {})), config, root_prompt, meter, guard
+    )
     started = time.perf_counter()
     score(ctx, sorted((n for n in new if n.id != 0), key=lambda n: n.depth))
     new.meta.update(

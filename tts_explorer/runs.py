@@ -13,6 +13,7 @@ line (cli.py), training and benchmarks.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from .answers import MAX_ANSWER_CHARS
@@ -20,13 +21,14 @@ from .config import SearchConfig, check_question, check_text
 from .edit import EditResult, edit_step
 from .errors import UserError
 from .events import Event
+from .policy.base import StopRequested
 from .policy.loading import EMBEDDED, load_policy
 from .processbench import Sample
 from .processbench import score_samples as score_sample_steps
 from .prompts import DEFAULT_TEMPLATE, load_template
 from .rescore import rescore
 from .scorers import SCORERS, Scorer, ScorerEnv, check_scorer_name, make_scorer
-from .search import RunLimits, new_tree, search
+from .search import NO_LIMITS, RunGuard, RunLimits, new_tree, search
 from .selection import AGGREGATIONS, SELECTIONS, apply_selection, check_choice
 from .strategies import configure
 from .tree import SearchTree
@@ -99,9 +101,15 @@ def root_prompt(policy, question: str, template: str = DEFAULT_TEMPLATE) -> str:
 
 
 def search_events(
-    tree: SearchTree, policy, request: RunRequest, should_stop: Callable[[], bool] | None = None, start: int = 0
+    tree: SearchTree,
+    policy,
+    request: RunRequest,
+    should_stop: Callable[[], bool] | None = None,
+    start: int = 0,
+    guard: RunGuard | None = None,
 ) -> Iterator[Event]:
-    """Grow `tree` as the request says (from node `start` when given), under its run limits."""
+    """Grow `tree` as the request says (from node `start` when given), under its run limits, or
+    under `guard` (one that spans several searches: a comparison as a whole)."""
     tree.meta["policy"] = policy.name
     tree.meta.setdefault("model", request.model)
     yield from search(
@@ -115,6 +123,7 @@ def search_events(
         limits=request.limits,
         auto_table=request.auto_table,
         start=start,
+        guard=guard,
     )
 
 
@@ -129,6 +138,15 @@ def _scoring_policy(tree: SearchTree, choice: ScorerChoice, offered: Sequence[st
     return load_policy(grown_with(tree, offered))
 
 
+@contextmanager
+def _bounded(guard: RunGuard, what: str):
+    """Run an action under `guard`: stopped, it leaves what it worked on unchanged and says why."""
+    try:
+        yield
+    except StopRequested:
+        raise UserError(f"{what} stopped {guard.cause or 'on request'}; nothing was changed") from None
+
+
 def rescore_tree(
     tree: SearchTree,
     choice: ScorerChoice,
@@ -136,13 +154,17 @@ def rescore_tree(
     selection: str,
     offered: Sequence[str] = (EMBEDDED,),
     template: str = DEFAULT_TEMPLATE,
+    limits: RunLimits = NO_LIMITS,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SearchTree:
     """A copy of `tree` scored anew by `choice`, aggregated and with the answer chosen again."""
     check_choice(aggregation, AGGREGATIONS, "aggregation")
     check_choice(selection, SELECTIONS, "selection")
     logprobs_known = all(n.mean_logprob is not None for n in tree if n.id)
     policy = _scoring_policy(tree, choice, offered, logprobs_known)
-    after = rescore(tree, choice.name, aggregation, policy, template, dict(choice.options))
+    guard = RunGuard(should_stop, limits)
+    with _bounded(guard, "re-scoring"):
+        after = rescore(tree, choice.name, aggregation, policy, template, dict(choice.options), guard)
     apply_selection(after, selection)
     return after
 
@@ -155,12 +177,20 @@ def edit(
     aggregation: str,
     offered: Sequence[str] = (EMBEDDED,),
     template: str = DEFAULT_TEMPLATE,
+    limits: RunLimits = NO_LIMITS,
+    should_stop: Callable[[], bool] | None = None,
 ) -> EditResult:
-    """A visitor's version of a step, added beside it and scored (edit.py)."""
+    """A visitor's version of a step, added beside it and scored (edit.py), within the tree's caps."""
     check_choice(aggregation, AGGREGATIONS, "aggregation")
+    full = tree.full(margin=1)
+    if full:
+        raise UserError(f"the tree is at {full}: it takes no more steps")
     policy = _scoring_policy(tree, choice, offered, logprobs_known=False)
-    scorer = choice.build(policy, reference=tree.reference)
-    return edit_step(tree, node_id, text, scorer, aggregation, root_prompt(policy, tree.question, template))
+    guard = RunGuard(should_stop, limits)
+    scorer = choice.build(policy, reference=tree.reference, should_stop=guard)
+    guard.watch(scorer.env.meter)
+    with _bounded(guard, "scoring the edit"):
+        return edit_step(tree, node_id, text, scorer, aggregation, root_prompt(policy, tree.question, template))
 
 
 def score_samples(
@@ -169,11 +199,16 @@ def score_samples(
     model: str = EMBEDDED,
     template: str = DEFAULT_TEMPLATE,
     reference: str | None = None,
+    limits: RunLimits = NO_LIMITS,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[list[float]]:
     """Every step's score of ProcessBench-style samples (the PRM lab, prm-eval)."""
     policy = load_policy(model) if choice.needs_policy(logprobs_known=False) else None
-    scorer = choice.build(policy, reference=reference)
-    return score_sample_steps(scorer, samples, lambda q: root_prompt(policy, q, template))
+    guard = RunGuard(should_stop, limits)
+    scorer = choice.build(policy, reference=reference, should_stop=guard)
+    guard.watch(scorer.env.meter)
+    with _bounded(guard, "scoring"):
+        return score_sample_steps(scorer, samples, lambda q: root_prompt(policy, q, template))
 
 
 def check_node(tree: SearchTree | None, node_id) -> int:

@@ -7,6 +7,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+MAX_COUNT = 10**15  # tokens or parameters: far above any real run, far below what float arithmetic overflows on
+MAX_FLOPS = 1e30
+
 
 def valid_unicode(text: str) -> str:
     """Text that UTF-8 can encode (json.loads lets lone surrogates such as "\\ud800" through)."""

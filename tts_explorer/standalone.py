@@ -9,9 +9,8 @@ script element), from which the page's own code writes it with textContent only.
 from __future__ import annotations
 
 import html
-import json
 
-from .render import DEFAULT_COLOURS, PLOTLY_JS, Colours, figure
+from .render import DEFAULT_COLOURS, PLOTLY_JS, Colours, figure, to_json
 from .tree import SearchTree
 
 STYLE = (
@@ -24,7 +23,7 @@ STYLE = (
 def script_json(value) -> str:
     """JSON safe inside a <script> element: no <, > or & in it at all (as unicode escapes, the
     same strings to JavaScript), so no text can close the element or start an HTML comment."""
-    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return to_json(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def page(title: str, body: str, script: str = "") -> str:

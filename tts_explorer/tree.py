@@ -46,6 +46,15 @@ class Node:
         return self.stop_reason != "step"
 
 
+# The caps of a tree the page reads, grows and writes: the same numbers on both sides, so whatever
+# it exports it imports (treefile.py checks a file against them; a search stops at them).
+MAX_NODES = 20_000
+MAX_DEPTH = 64
+MAX_STEP_CHARS = 8_000
+MAX_BYTES = 5 * 1024 * 1024  # as compact JSON
+NODE_JSON_BYTES = 260  # a node's fields in compact JSON, its text and answer aside (an upper estimate)
+
+
 class SearchTree:
     """Nodes keyed by id plus the problem, settings and results of one search."""
 
@@ -53,7 +62,30 @@ class SearchTree:
         self.question = question
         self.reference = reference
         self.meta: dict[str, Any] = dict(meta or {})  # settings, compute, selection result
-        self.nodes: dict[int, Node] = {0: Node(id=0, parent=None, depth=0, status="active")}
+        self.nodes = {0: Node(id=0, parent=None, depth=0, status="active")}
+
+    @property
+    def nodes(self) -> dict[int, Node]:
+        return self._nodes
+
+    @nodes.setter
+    def nodes(self, nodes: dict[int, Node]) -> None:
+        self._nodes = nodes
+        self._next_id = max(nodes, default=-1) + 1
+        self._bytes = 2 * len(self.question) + sum(_json_bytes(n) for n in nodes.values())
+
+    @property
+    def json_bytes(self) -> int:
+        """About how large the tree is as compact JSON (at least as large as it is)."""
+        return self._bytes
+
+    def full(self, margin: int = 0) -> str | None:
+        """Why the tree cannot take `margin` more nodes of a few kB (its caps), or None."""
+        if len(self.nodes) + margin > MAX_NODES:
+            return f"the tree's cap of {MAX_NODES} nodes"
+        if self._bytes + margin * 4096 > MAX_BYTES:
+            return f"the tree's cap of {MAX_BYTES // (1024 * 1024)} MB"
+        return None
 
     @property
     def root(self) -> Node:
@@ -69,10 +101,12 @@ class SearchTree:
         """Add a child of `parent` with the next free id and return it."""
         if parent not in self.nodes:
             raise KeyError(f"no node {parent} in this tree")
-        node_id = max(self.nodes) + 1 if self.nodes else 0
+        node_id = self._next_id
         node = Node(id=node_id, parent=parent, depth=self.nodes[parent].depth + 1, **fields)
         self.nodes[node_id] = node
         self.nodes[parent].children.append(node_id)
+        self._next_id += 1
+        self._bytes += _json_bytes(node)
         return node
 
     def path(self, node_id: int) -> list[Node]:
@@ -135,3 +169,8 @@ class SearchTree:
             if node.parent is not None:
                 graph.add_edge(node.parent, node.id)
         return graph
+
+
+def _json_bytes(node: Node) -> int:
+    # non-ASCII text is at most 4 bytes a character, and escapes at most double ASCII
+    return NODE_JSON_BYTES + 2 * (len(node.text) + len(node.answer or "")) + 8 * len(node.children)

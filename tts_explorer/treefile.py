@@ -18,13 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .answers import MAX_ANSWER_CHARS
 from .config import MAX_QUESTION_CHARS
 from .errors import UserError
-from .schema import Strict, Text, one_line
+from .schema import MAX_COUNT, MAX_FLOPS, Strict, Text, one_line
 from .selection import AGGREGATIONS, SELECTIONS
-from .tree import SCHEMA_VERSION, STOP_REASONS, Node, SearchTree
+from .tree import MAX_DEPTH, MAX_NODES, MAX_STEP_CHARS, SCHEMA_VERSION, STOP_REASONS, Node, SearchTree
 
-MAX_NODES = 20_000
-MAX_DEPTH = 64
-MAX_STEP_CHARS = 8_000
 MAX_NAME_CHARS = 200
 
 
@@ -68,18 +65,18 @@ class ConfigModel(BaseModel):
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
     aggregation: Literal[tuple(AGGREGATIONS)] | None = None
     selection: Literal[tuple(SELECTIONS)] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63)
 
 
 class ComputeModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
-    generated_tokens: int = Field(default=0, ge=0)
-    prefill_tokens: int = Field(default=0, ge=0)
-    scorer_tokens: int = Field(default=0, ge=0)
-    policy_flops: float = Field(default=0.0, ge=0.0)
-    scorer_flops: float = Field(default=0.0, ge=0.0)
-    wall_s: float = Field(default=0.0, ge=0.0)
-    total_flops: float = Field(default=0.0, ge=0.0)
+    generated_tokens: int = Field(default=0, ge=0, le=MAX_COUNT)
+    prefill_tokens: int = Field(default=0, ge=0, le=MAX_COUNT)
+    scorer_tokens: int = Field(default=0, ge=0, le=MAX_COUNT)
+    policy_flops: float = Field(default=0.0, ge=0.0, le=MAX_FLOPS)
+    scorer_flops: float = Field(default=0.0, ge=0.0, le=MAX_FLOPS)
+    wall_s: float = Field(default=0.0, ge=0.0, le=1e9)
+    total_flops: float = Field(default=0.0, ge=0.0, le=MAX_FLOPS)
 
 
 class MetaModel(BaseModel):
@@ -166,17 +163,18 @@ def _check_links(nodes: dict[int, Node]) -> None:
 
 def _from_model(model: TreeModel, meta: dict) -> SearchTree:
     tree = SearchTree(model.question, model.reference, meta)
-    tree.nodes = {}
+    nodes: dict[int, Node] = {}
     selected = []
     for raw in model.nodes:
         fields = raw.model_dump()
         if fields["status"] == "selected":  # schema 1: the chosen path was a status
             selected.append(raw.id)
             fields["status"] = "finished" if raw.stop_reason != "step" and not raw.children else "active"
-        if raw.id in tree.nodes:
+        if raw.id in nodes:
             raise TreeFormatError(f"node id {raw.id} appears twice")
-        tree.nodes[raw.id] = Node(**fields)
-    _check_links(tree.nodes)
+        nodes[raw.id] = Node(**fields)
+    _check_links(nodes)
+    tree.nodes = nodes
     if selected and "selected_leaf" not in tree.meta:
         leaves = [i for i in selected if tree.nodes[i].terminal]
         if leaves:

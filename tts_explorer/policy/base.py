@@ -16,6 +16,8 @@ from typing import Protocol
 
 from .compute import ComputeMeter
 
+MAX_CONTEXT_TOKENS = 4096  # a local engine's prompt plus what it generates (a longer one is refused in one line)
+
 
 class StopRequested(Exception):
     """Raised inside a backend when the caller's stop check says so (e.g. the Stop button)."""

@@ -21,13 +21,15 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .base import Completion, StopRequested
+from ..errors import UserError
+from .base import MAX_CONTEXT_TOKENS, Completion, StopRequested
 from .compute import ComputeMeter
 from .kv import RowState, common_prefix_length, empty_state
 from .steppers import make_step
 
 ROOT_STATES_KEPT = 16  # prompts prefilled from scratch, kept across calls (LRU)
 MIN_SHARED_TOKENS = 8  # a kept prompt sharing fewer leading tokens with a new one is not worth slicing
+PREFILL_CHUNK = 512  # prompt tokens fed in one forward: bounds the attention's memory on a long prompt
 
 
 def _locked(method):
@@ -92,13 +94,25 @@ class TransformersPolicy:
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _prompt_ids(self, prompt: str) -> list[int]:
+    def _prompt_ids(self, prompt: str, room: int = 0) -> list[int]:
+        """The prompt's token ids; a prompt that leaves less than `room` tokens of the context
+        is refused (UserError), a very long one before it is even tokenized."""
+        if len(prompt) > 16 * MAX_CONTEXT_TOKENS:
+            raise UserError(
+                f"this path's prompt is {len(prompt)} characters long: the engine reads at most "
+                f"{MAX_CONTEXT_TOKENS} tokens; continue from an earlier step"
+            )
         ids = self._encode(prompt)
+        if len(ids) + room > MAX_CONTEXT_TOKENS:
+            raise UserError(
+                f"this path's prompt is {len(ids)} tokens long: with {room} to generate it does not fit "
+                f"the engine's {MAX_CONTEXT_TOKENS}; continue from an earlier step"
+            )
         if self.tokenizer.bos_token_id is not None and getattr(self.tokenizer, "add_bos_token", False):
             ids = [self.tokenizer.bos_token_id] + ids
         return ids
 
-    def _lookup(self, prompt: str) -> tuple[RowState, list[int] | None]:
+    def _lookup(self, prompt: str, room: int = 0) -> tuple[RowState, list[int] | None]:
         """The best known state for `prompt`: exact, else the keys and values of the longest run
         of leading tokens it shares with a kept prompt (the few-shot part of a new problem's
         prompt, say), with the rest of its tokens pending. Also the prompt's token ids when
@@ -109,7 +123,7 @@ class TransformersPolicy:
             if prompt in self._roots:
                 self._roots.move_to_end(prompt)
                 return self._roots[prompt][0], None
-        ids = self._prompt_ids(prompt)
+        ids = self._prompt_ids(prompt, room)
         shared, source = 0, None
         if self.reuse_cache:
             for state, root_ids in self._roots.values():
@@ -128,22 +142,26 @@ class TransformersPolicy:
         self._prepare([prompt], self.meter, "policy")
 
     def _prefill(self, state: RowState, meter: ComputeMeter, role: str) -> RowState:
-        """Feed all pending tokens but the last, alone (no padding)."""
+        """Feed all pending tokens but the last, alone (no padding), PREFILL_CHUNK at a time."""
         if len(state.pending) <= 1:
             return state
         feed = list(state.pending[:-1])
         batch = self.step.new_batch([state], spare=len(feed))
-        positions = torch.arange(state.next_pos, state.next_pos + len(feed)).unsqueeze(0)
-        self.step(torch.tensor([feed]), positions, batch)
+        for start in range(0, len(feed), PREFILL_CHUNK):
+            chunk = feed[start : start + PREFILL_CHUNK]
+            first = state.next_pos + start
+            self.step(torch.tensor([chunk]), torch.arange(first, first + len(chunk)).unsqueeze(0), batch)
         meter.add(role, self.n_params, prefill=len(feed))
         return batch.extract(0, state.next_pos + len(feed), [state.pending[-1]], state.ids)
 
-    def _prepare(self, prompts: Sequence[str], meter: ComputeMeter, role: str, remember: bool = True) -> list[RowState]:
+    def _prepare(
+        self, prompts: Sequence[str], meter: ComputeMeter, role: str, remember: bool = True, room: int = 0
+    ) -> list[RowState]:
         """States with exactly one pending token; new prompts are kept for later calls, their
         cache made one prefix that every path from them shares."""
         states = []
         for prompt in prompts:
-            state, ids = self._lookup(prompt)
+            state, ids = self._lookup(prompt, room)
             if len(state.pending) > 1:
                 state = self._prefill(state, meter, role)
                 if self.reuse_cache and remember and ids is not None:  # a new prompt, not a kept path
@@ -204,7 +222,13 @@ class TransformersPolicy:
         unique = list(dict.fromkeys(p for p, k in zip(prompts, n) if k > 0))
         if not unique:
             return [[] for _ in prompts]
-        states = self._prepare(unique, meter, role)
+        states = self._prepare(unique, meter, role, room=max_tokens + 1)
+        longest = max(s.next_pos for s in states)  # a kept state skips the prompt's check: its length is here
+        if longest + max_tokens + 1 > MAX_CONTEXT_TOKENS:
+            raise UserError(
+                f"this path is {longest} tokens long: with {max_tokens} to generate it does not fit the "
+                f"engine's {MAX_CONTEXT_TOKENS}; continue from an earlier step"
+            )
         batch, logits = self._first_logits(states, meter, role, spare=max_tokens + 1)
         # batch row -> (prompt index, unique state index)
         owners = [(i, unique.index(p)) for i, (p, k) in enumerate(zip(prompts, n)) for _ in range(k)]
@@ -334,6 +358,7 @@ class TransformersPolicy:
         for step in steps:
             spans.append((len(text), len(text) + len(step)))
             text += step + "\n\n"
+        self._prompt_ids(text)  # refuses a text longer than the context
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = torch.tensor([enc["input_ids"]])
         logprobs = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), dim=-1)

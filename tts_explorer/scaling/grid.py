@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import SearchConfig
-from ..data import Problem
+from ..data import Problem, jsonl_lines
 from ..events import NodesAdded
 from ..prompts import DEFAULT_TEMPLATE
 from ..rescore import rescore
@@ -78,7 +78,7 @@ def read_rows(path: str | Path) -> list[dict]:
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in jsonl_lines(path.read_text(encoding="utf-8")):
         if line.strip():
             try:
                 rows.append(json.loads(line))

@@ -9,16 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..data import read_jsonl
 from ..errors import UserError
-from ..schema import Text, one_line
+from ..schema import MAX_COUNT, MAX_FLOPS, Text, one_line
 
 MAX_ROWS = 50_000
 
 
 class ComputeRow(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
-    total_flops: float = Field(default=0.0, ge=0.0)
-    generated_tokens: int = Field(ge=0)
-    scorer_tokens: int = Field(default=0, ge=0)
+    total_flops: float = Field(default=0.0, ge=0.0, le=MAX_FLOPS)
+    generated_tokens: int = Field(ge=0, le=MAX_COUNT)
+    scorer_tokens: int = Field(default=0, ge=0, le=MAX_COUNT)
 
 
 class ResultRow(BaseModel):
@@ -27,7 +27,7 @@ class ResultRow(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
     id: Text(200) | int
     model: Text(200)
-    n_params: int = Field(default=0, ge=0)
+    n_params: int = Field(default=0, ge=0, le=MAX_COUNT)
     strategy: Text(40)
     n: int = Field(ge=1, le=100_000)
     scorer: Text(300) | None = None

@@ -16,6 +16,7 @@ evaluated.
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 import re
 from fractions import Fraction
@@ -81,8 +82,19 @@ def _evaluate(expr: str) -> Fraction | None:
         return None
 
 
+@functools.lru_cache(maxsize=8192)  # the steps of a tree's paths are read again and again (keys: texts it holds)
+def _equations(text: str) -> tuple[int, int, tuple[Fraction, ...]]:
+    right, wrong, results = _check(text)
+    return right, wrong, tuple(results)
+
+
 def check_equations(text: str) -> tuple[int, int, list[Fraction]]:
     """(right, wrong, stated results) over the equations written in `text`."""
+    right, wrong, results = _equations(text)
+    return right, wrong, list(results)
+
+
+def _check(text: str) -> tuple[int, int, list[Fraction]]:
     right = wrong = 0
     results: list[Fraction] = []
     text = re.sub(r"%\s*of\s+", "% * ", text)  # "50% of 40" is 50/100 * 40

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..policy.base import StopRequested
 from ..policy.compute import ComputeMeter
 from ..prompts import path_prompt
 
@@ -56,6 +57,11 @@ class Scorer:
 
     def __init__(self, env: ScorerEnv):
         self.env = env
+
+    def checkpoint(self) -> None:
+        """Between batches of work: end the run (StopRequested) when its stop check says so."""
+        if self.env.should_stop is not None and self.env.should_stop():
+            raise StopRequested("stopped while scoring")
 
     def score_last(self, paths: list[StepPath]) -> list[float]:
         """Score of the last step of each path, given the steps before it."""

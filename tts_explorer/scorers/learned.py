@@ -38,6 +38,8 @@ from ..errors import UserError, first_line
 from .base import Scorer, ScorerEnv, StepPath
 from .probe_model import ProbeHead, ProbeModel, ProbeSpec, StepSpans
 
+MAX_TOKENS = 4096  # tokens of one scored path (a longer one is refused in one line)
+BATCH_TOKENS = 8192  # padded tokens in one forward pass: what bounds a batch's memory
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 _LOADED: dict[tuple, tuple] = {}  # (format, source, dtype, remote code, device) -> (model, tokenizer)
 
@@ -121,9 +123,18 @@ class LearnedPRM(Scorer):
         raise NotImplementedError
 
     def positions(self, path: StepPath) -> tuple[list[int], list[int]]:
-        """(token ids, token index of each step's score) for one path."""
+        """(token ids, token index of each step's score) for one path, at most MAX_TOKENS of them."""
         encoded = self.encode(path)
+        if len(encoded.text) > MAX_TOKENS * 16:  # too long whatever the tokenizer: not even tokenized
+            raise UserError(
+                f"this path is {len(encoded.text)} characters long: the {self.name} PRM reads at "
+                f"most {MAX_TOKENS} tokens"
+            )
         enc = self.tokenizer(encoded.text, add_special_tokens=False, return_offsets_mapping=True)
+        if len(enc["input_ids"]) > MAX_TOKENS:
+            raise UserError(
+                f"this path is {len(enc['input_ids'])} tokens long: the {self.name} PRM reads at most {MAX_TOKENS}"
+            )
         spans = enc["offset_mapping"]
         where = []
         for char in encoded.offsets:
@@ -133,11 +144,28 @@ class LearnedPRM(Scorer):
             where.append(index)
         return enc["input_ids"], where
 
+    def batches(self, encoded: list) -> list[list[int]]:
+        """Indices of `encoded` (each with its token ids first) in batches of at most batch_size
+        paths and BATCH_TOKENS padded tokens, in order; the run's stop check between them."""
+        out, current, longest = [], [], 0
+        for i, item in enumerate(encoded):
+            length = len(item[0])
+            if current and (
+                len(current) >= self.batch_size or max(longest, length) * (len(current) + 1) > BATCH_TOKENS
+            ):
+                out.append(current)
+                current, longest = [], 0
+            current.append(i)
+            longest = max(longest, length)
+        return out + ([current] if current else [])
+
     @torch.inference_mode()
     def score_steps(self, paths: list[StepPath]) -> list[list[float]]:
         out: list[list[float]] = []
-        for start in range(0, len(paths), self.batch_size):
-            chunk = [self.positions(p) for p in paths[start : start + self.batch_size]]
+        encoded = [self.positions(p) for p in paths]
+        for batch in self.batches(encoded):
+            self.checkpoint()
+            chunk = [encoded[i] for i in batch]
             longest = max(len(ids) for ids, _ in chunk)
             pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
             ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
@@ -347,8 +375,10 @@ class ProbePRM(TrlPRM):
         """Per path, [steps, width] features (what the head reads), in batches."""
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         out = []
-        for start in range(0, len(paths), self.batch_size):
-            spans = [self.spans(p) for p in paths[start : start + self.batch_size]]
+        every = [self.spans(p) for p in paths]
+        for batch in self.batches([(s.ids,) for s in every]):
+            self.checkpoint()
+            spans = [every[i] for i in batch]
             out += self.model.step_features(spans, pad)
             self.env.meter.add("scorer", self.n_params, prefill=sum(len(s.ids) for s in spans))
         return out

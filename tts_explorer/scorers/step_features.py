@@ -54,12 +54,15 @@ _WORDS = {
 _WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")s?\b", re.IGNORECASE)
 _STEP_NUMBERING = re.compile(r"^\s*(?:Step\s*\d+\s*[:.)]|\d+[.)]\s)", re.IGNORECASE)
 MAX_TEXT = 4000  # characters of a step or problem read (longer text: its start)
+MAX_DIGITS = 30  # a longer run of digits is not read as a number
 
 
 def numbers(text: str) -> list[Fraction]:
     """The numbers written in `text` as digits; a percentage gives its number and its fraction."""
     out = []
     for match in _NUMBER.finditer(text[:MAX_TEXT]):
+        if len(match.group(1)) + len(match.group(2) or "") > MAX_DIGITS:
+            continue  # not a value a word problem states or computes
         value = Fraction(match.group(1).replace(",", "") + (match.group(2) or ""))
         out.append(value)
         if match.group(3):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ..answers import extract_answer
 from ..config import SearchConfig
 from ..events import NodesAdded, NodesPruned, NodesScored
+from ..policy.base import StopRequested
 from ..policy.compute import ComputeMeter
 from ..prompts import STEP_SEPARATOR, path_prompt
 from ..scorers.base import Scorer, StepPath
@@ -112,11 +113,19 @@ def expand(
     return added
 
 
+SCORE_CHUNK = 256  # nodes scored between two checks of the run's limits
+
+
 def score(ctx: SearchContext, nodes: list[Node]) -> None:
-    """Set each node's step score (when there is a scorer) and its aggregated path score."""
-    if ctx.scorer is not None and nodes:
-        for node, value in zip(nodes, ctx.scorer.score_last([ctx.step_path(n) for n in nodes])):
-            node.score = round(float(value), 4)
+    """Set each node's step score (when there is a scorer) and its aggregated path score; the
+    run's stop check is asked between chunks (StopRequested ends it)."""
+    if ctx.scorer is not None:
+        for start in range(0, len(nodes), SCORE_CHUNK):
+            if ctx.should_stop is not None and ctx.should_stop():
+                raise StopRequested("stopped while scoring")
+            chunk = nodes[start : start + SCORE_CHUNK]
+            for node, value in zip(chunk, ctx.scorer.score_last([ctx.step_path(n) for n in chunk])):
+                node.score = round(float(value), 4)
     for node in nodes:
         node.agg_score = aggregate([n.score for n in ctx.tree.path(node.id)], ctx.config.aggregation)
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..config import SearchConfig
+from ..data import jsonl_lines
 from ..runs import RunRequest, ScorerChoice, search_events
 from ..tree import SearchTree
 from ..treefile import read_tree
@@ -35,7 +36,7 @@ def rollout_trees(
     where already made, else made and appended to it (so a stopped run resumes)."""
     done: dict[str, SearchTree] = {}
     if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in jsonl_lines(path.read_text(encoding="utf-8")):
             if line.strip():
                 row = json.loads(line)
                 done[row["id"]] = read_tree(row["tree"])

@@ -13,7 +13,8 @@ from ..assets import asset
 from ..errors import UserError
 from ..prompts import load_template
 from .app import build_demo
-from .settings import Settings
+from .session import close_idle
+from .settings import UPLOAD_LIMIT_BYTES, Settings
 
 READY_LINE = "model ready:"  # printed once the first model is loaded (the benchmark waits for it)
 
@@ -36,6 +37,20 @@ def preload(model: str) -> threading.Thread:
     return thread
 
 
+def sweep_idle_sessions(idle_seconds: float) -> threading.Thread:
+    """In the background, drop the trees and files of sessions unused for `idle_seconds` (an API
+    client never says it left), checking every tenth of that (at most every minute)."""
+
+    def sweep() -> None:
+        while True:
+            time.sleep(min(60.0, max(1.0, idle_seconds / 10)))
+            close_idle(idle_seconds)
+
+    thread = threading.Thread(target=sweep, name="session-sweep", daemon=True)
+    thread.start()
+    return thread
+
+
 def launch(host: str | None = None, port: int | None = None, block: bool = True, settings=None):
     try:
         settings = settings or Settings.from_env()
@@ -49,7 +64,10 @@ def launch(host: str | None = None, port: int | None = None, block: bool = True,
         css=asset("app.css").read_text(),
         prevent_thread_lock=True,
         show_error=True,
+        max_file_size=UPLOAD_LIMIT_BYTES,  # an upload over the cap is refused as it arrives, never stored
+        state_session_capacity=settings.max_sessions,
     )
+    sweep_idle_sessions(settings.session_idle_s)
     preload(settings.models[0])
     if block:
         demo.block_thread()

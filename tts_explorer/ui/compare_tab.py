@@ -19,9 +19,10 @@ from ..events import Done
 from ..policy.loading import load_policy
 from ..render import figure
 from ..runs import search_events
+from ..search import RunGuard
 from ..strategies import STRATEGIES
 from .panels import answer_line, markdown_text
-from .queue import queued_runs
+from .queue import enqueued_at, queued_runs
 from .run_views import (
     AGGREGATION_CHOICES,
     PAGE_STRATEGIES,
@@ -40,6 +41,11 @@ REDRAW_INTERVAL_S = 0.4
 
 def plan(strategies, scorers, aggregations) -> list[tuple[str, str, str]]:
     """(strategy, scorer entry, aggregation) per panel: what varies is what has two or more values."""
+    for values in (strategies, scorers, aggregations):
+        if values is not None and not (
+            isinstance(values, list) and len(values) <= 16 and all(isinstance(v, str) for v in values)
+        ):
+            raise UserError("choose the strategies, scorers and aggregations from the page's lists")
     strategies, scorers, aggregations = (list(dict.fromkeys(v or [])) for v in (strategies, scorers, aggregations))
     if not strategies or not scorers or not aggregations:
         raise UserError("choose at least one strategy, one scorer and one aggregation")
@@ -83,8 +89,10 @@ def compare_runs(
     max_steps,
     selection,
     model,
+    enqueued: float | None = None,
 ):
-    """Generator: (status, four figures, four captions), the trees growing side by side."""
+    """Generator: (status, four figures, four captions), the trees growing side by side, all of
+    them one run of the session under one budget (the operator's caps hold for the whole)."""
     empty = ["" for _ in range(PANELS)]
     try:
         panels = plan(strategies, scorers, aggregations)
@@ -111,7 +119,7 @@ def compare_runs(
     except UserError as exc:
         yield (f"⚠ {first_line(exc)}", *[gr.update()] * (2 * PANELS))
         return
-    refused = session.start_run()
+    refused = session.start_run(enqueued)
     if refused:
         yield (f"⚠ {refused}", *[gr.update()] * (2 * PANELS))
         return
@@ -124,7 +132,8 @@ def compare_runs(
             *empty[len(runs) :],
         )
         policy = load_policy(model)
-        searches = [search_events(tree, policy, request, session.should_stop) for request, tree, _ in runs]
+        guard = RunGuard(session.should_stop, settings.limits)  # one budget for every panel
+        searches = [search_events(tree, policy, request, guard=guard) for request, tree, _ in runs]
         finished = [False] * len(runs)
         last = 0.0
         while not all(finished):
@@ -209,8 +218,41 @@ def build(settings: Settings) -> None:
         selection,
         model,
     ]
+
+    def on_compare(
+        s,
+        question_value,
+        reference_value,
+        strategy_values,
+        scorer_values,
+        aggregation_values,
+        n,
+        m,
+        temperature,
+        max_steps,
+        selection_value,
+        model_value,
+        request: gr.Request,
+    ):
+        yield from compare_runs(
+            s.touch(request),
+            settings,
+            question_value,
+            reference_value,
+            strategy_values,
+            scorer_values,
+            aggregation_values,
+            n,
+            m,
+            temperature,
+            max_steps,
+            selection_value,
+            model_value,
+            enqueued_at(request),
+        )
+
     run_btn.click(
-        lambda s, *args: (yield from compare_runs(s, settings, *args)),
+        on_compare,
         inputs=[session, *inputs],
         outputs=[status, *views, *captions],
         concurrency_id="search",

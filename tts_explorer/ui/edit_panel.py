@@ -16,11 +16,11 @@ import gradio as gr
 
 from ..config import whole_number
 from ..errors import UserError, first_line
-from ..render import figure
 from ..report import fmt_score
 from ..runs import continued, edit
 from ..standalone import tree_page
 from .panels import markdown_text, path_html, status_line
+from .queue import enqueued_at
 from .run_views import RunViews, page_request
 from .session import Session
 from .settings import Settings
@@ -29,20 +29,28 @@ from .tree_view import as_value
 EDIT_COLUMNS = ["node", "step", "score before", "score with the edit", "change"]
 
 
-def apply_edit(session: Session, settings: Settings, node_id, text, scorer_entry, aggregation):
+def apply_edit(session: Session, settings: Settings, node_id, text, scorer_entry, aggregation, enqueued=None):
     """Outputs: (tree view, status, edit summary, before/after table, selected node, path panel)."""
     unchanged = (gr.update(), gr.update(), gr.update(), gr.update(), gr.update())
     tree = session.tree
     try:
-        if session.running:
-            raise UserError("a search of this session is running: wait for it or stop it")
         if tree is None:
             raise UserError("run a search or import a tree first")
         node_id = whole_number(node_id, "the node", 0, 10**9)
         if scorer_entry not in settings.scorers:
             raise UserError("that scorer is not offered by this server")
         choice = settings.scorer(scorer_entry)
-        result = edit(tree, node_id, text, choice, aggregation, settings.models)
+        with session.run(enqueued):
+            result = edit(
+                tree,
+                node_id,
+                text,
+                choice,
+                aggregation,
+                settings.models,
+                limits=settings.limits,
+                should_stop=session.should_stop,
+            )
     except UserError as exc:
         return (gr.update(), f"⚠ {first_line(exc)}", *unchanged)
     except Exception as exc:  # a scorer's model failing on the text: one line, the tree unchanged
@@ -68,7 +76,7 @@ def apply_edit(session: Session, settings: Settings, node_id, text, scorer_entry
     )
     state = f"Node {new.id} added: a visitor's step"
     return (
-        as_value(figure(tree, colours=session.colours)),
+        as_value(session.figure(tree)),
         status_line(tree, state),
         summary,
         rows,
@@ -77,14 +85,12 @@ def apply_edit(session: Session, settings: Settings, node_id, text, scorer_entry
     )
 
 
-def continue_from(session: Session, settings: Settings, views: RunViews, node_id, *fields):
+def continue_from(session: Session, settings: Settings, views: RunViews, node_id, fields: list, enqueued=None):
     """Generator: the page's search settings, grown from a node of this session's tree."""
     tree = session.tree
     try:
         if tree is None:
             raise UserError("run a search or import a tree first")
-        if session.running:
-            raise UserError("a search of this session is running: wait for it or stop it")
         start = whole_number(node_id, "the node", 1, 10**9)
         _question, _reference, *search_fields = fields  # the tree's own problem and reference are kept
         request = continued(tree, page_request(settings, tree.question, tree.reference or "", *search_fields))
@@ -92,15 +98,19 @@ def continue_from(session: Session, settings: Settings, views: RunViews, node_id
         yield views.error(str(exc))
         return
     tree.meta.setdefault("run_id", f"continued-{time.time():.0f}")
-    yield from views.stream(session, tree, request, start=start)
+    yield from views.stream(session, tree, request, start=start, enqueued=enqueued)
 
 
 def export_html(session: Session):
-    """The session's tree as one self-contained HTML file (in the session's folder)."""
-    if session.view is None:
+    """The session's tree as one self-contained HTML file (in the session's folder), written
+    again only when the tree or its colours changed since the last one."""
+    if session.touch().view is None:
         raise gr.Error("run a search or import a tree first")
     out = session.folder() / "tree.html"
-    out.write_text(tree_page(session.view, session.colours), encoding="utf-8")
+    key = (id(session.view), len(session.view), session.colours)
+    if session.exported.get("html") != key or not out.exists():
+        out.write_text(tree_page(session.view, session.colours), encoding="utf-8")
+        session.exported["html"] = key
     return str(out)
 
 
@@ -120,19 +130,52 @@ def build(settings: Settings, session, selected, inputs: list, views: RunViews, 
     )
     html_btn = gr.DownloadButton("Download as HTML", elem_id="export-html")
     search_slot = {"concurrency_id": "search", "concurrency_limit": settings.search_slots}
+
+    def on_edit(s, node, text_value, scorer_entry, aggregation_value, request: gr.Request):
+        return apply_edit(
+            s.touch(request), settings, node, text_value, scorer_entry, aggregation_value, enqueued_at(request)
+        )
+
+    def on_continue(
+        s,
+        node,
+        question,
+        reference,
+        strategy,
+        n,
+        m,
+        temperature,
+        max_steps,
+        scorer_entry,
+        aggregation_value,
+        selection,
+        model,
+        request: gr.Request,
+    ):
+        fields = [
+            question,
+            reference,
+            strategy,
+            n,
+            m,
+            temperature,
+            max_steps,
+            scorer_entry,
+            aggregation_value,
+            selection,
+            model,
+        ]
+        yield from continue_from(s.touch(request), settings, views, node, fields, enqueued_at(request))
+
     edit_btn.click(
-        lambda s, *args: apply_edit(s, settings, *args),
+        on_edit,
         inputs=[session, selected, text, scorer, aggregation],
         outputs=[views.view, views.status, summary, table, selected, path_panel],
         api_name="edit_step",
         **search_slot,
     )
     continue_btn.click(
-        lambda s, node, *args: (yield from continue_from(s, settings, views, node, *args)),
-        inputs=[session, selected, *inputs],
-        outputs=views.all,
-        api_name="continue_from",
-        **search_slot,
+        on_continue, inputs=[session, selected, *inputs], outputs=views.all, api_name="continue_from", **search_slot
     )
     html_btn.click(export_html, inputs=session, outputs=html_btn, concurrency_limit=4, api_name="export_html")
     return text

@@ -124,7 +124,7 @@ def score_sample(state: LabState, settings: Settings, scorer_entry, threshold):
     try:
         threshold = real_number(threshold, "the threshold", 0.0, 1.0)
         state.scores = score_samples(
-            [sample], settings.scorer(scorer_entry), settings.models[0], reference=sample.answer
+            [sample], settings.scorer(scorer_entry), settings.models[0], reference=sample.answer, limits=settings.limits
         )[0]
     except UserError as exc:
         return f"⚠ {first_line(exc)}", gr.update(), gr.update()
@@ -145,7 +145,7 @@ def file_reliability(state: LabState, settings: Settings, scorer_entry):
         return "⚠ that scorer is not offered by this server", gr.update()
     samples = state.samples[:RELIABILITY_SAMPLES]
     try:
-        scores = score_samples(samples, settings.scorer(scorer_entry), settings.models[0])
+        scores = score_samples(samples, settings.scorer(scorer_entry), settings.models[0], limits=settings.limits)
     except UserError as exc:
         return f"⚠ {first_line(exc)}", gr.update()
     except Exception as exc:  # a scorer's model failing on these steps: one line

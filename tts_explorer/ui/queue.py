@@ -1,8 +1,9 @@
-"""How many of a session's runs wait in Gradio's queue, for Stop to cancel them as they start.
+"""What Gradio's queue knows of a session's runs: how many wait (for Stop to say so), and when
+the running one was enqueued (a run enqueued before the session's last Stop ends as it starts).
 
-The one place that reads Gradio's internal queue (its structures are read defensively:
-0 where they are not found, so a Gradio release that moves them turns queued-run
-cancelling off and nothing else).
+The one place that reads Gradio's internal queue (read defensively: 0 or None where its
+structures are not found, so a Gradio release that moves them turns cancelling queued runs
+off and nothing else).
 """
 
 from __future__ import annotations
@@ -20,3 +21,13 @@ def queued_runs(request: gr.Request | None, names: tuple[str, ...], concurrency_
         )
     except (AttributeError, KeyError, TypeError):
         return 0
+
+
+def enqueued_at(request: gr.Request | None) -> float | None:
+    """When the running event of this request entered the queue (time.monotonic()), or None."""
+    try:
+        blocks = request.request.app.get_blocks()
+        running = [event for job in blocks._queue.active_jobs if job for event in job]
+        return next((event.enqueue_time for event in running if event.request is request.request), None)
+    except (AttributeError, KeyError, TypeError):
+        return None

@@ -20,11 +20,10 @@ from ..diagnose import disagreements, score_histogram
 from ..errors import UserError, first_line
 from ..events import Done, IterationDone
 from ..policy.loading import load_policy
-from ..render import Colours, figure
 from ..runs import RunRequest, search_events
 from ..selection import AGGREGATIONS, SELECTIONS, check_choice
 from ..strategies import STRATEGIES
-from ..tree import SearchTree
+from ..tree import MAX_BYTES, SearchTree
 from .panels import candidate_rows, compute_markdown, status_line
 from .session import Session
 from .settings import UI_MAX_BEAM_WIDTH, UI_MAX_N, UI_MAX_STEPS, Settings
@@ -92,10 +91,14 @@ def page_request(
     return RunRequest(question, reference, config, settings.scorer(scorer), model, limits=settings.limits)
 
 
-def export_file(tree: SearchTree, session: Session) -> str:
-    """The tree as JSON in the session's own folder (replacing its previous export)."""
+def export_file(tree: SearchTree, session: Session) -> str | None:
+    """The tree as compact JSON in the session's own folder (replacing its previous export), or
+    None when it is over the size a tree file may have (the page imports what it exports)."""
+    text = tree.to_json()
+    if len(text.encode("utf-8")) > MAX_BYTES:
+        return None
     out = session.folder() / "tree.json"
-    out.write_text(tree.to_json(indent=1), encoding="utf-8")
+    out.write_text(text, encoding="utf-8")
     return str(out)
 
 
@@ -121,12 +124,13 @@ class RunViews:
         return {self.status: f"⚠ {message}"}
 
     def show(
-        self, tree: SearchTree, state: str, colours: Colours, iteration: int | None = None, export: str | None = None
+        self, tree: SearchTree, state: str, session: Session, iteration: int | None = None, export: bool = False
     ) -> dict:
-        """Every view of `tree` (the export file too when given)."""
+        """Every view of `tree` as the session draws it (colours, focus); with `export`, its export
+        file too (none when the tree is over the size a tree file may have)."""
         last = max((n.iteration for n in tree), default=0)
         out = {
-            self.view: as_value(figure(tree, colours=colours)),
+            self.view: as_value(session.figure(tree)),
             self.status: status_line(tree, state, iteration),
             self.candidates: candidate_rows(tree),
             self.compute: compute_markdown(tree),
@@ -134,13 +138,16 @@ class RunViews:
             self.disagree: disagreements(tree),
             self.histogram: as_value(score_histogram(tree)),
         }
-        if export is not None:
-            out[self.export] = export
+        if export:
+            out[self.export] = export_file(tree, session)
         return out
 
-    def stream(self, session: Session, tree: SearchTree, request: RunRequest, start: int = 0):
-        """Run a search on `tree` (from node `start`) as this session's run, streaming its views."""
-        refused = session.start_run()
+    def stream(
+        self, session: Session, tree: SearchTree, request: RunRequest, start: int = 0, enqueued: float | None = None
+    ):
+        """Run a search on `tree` (from node `start`) as this session's run, streaming its views
+        (`enqueued`: when the run entered the queue, so a Stop pressed since then ends it)."""
+        refused = session.start_run(enqueued)
         if refused:
             yield self.error(refused)
             return
@@ -150,11 +157,9 @@ class RunViews:
             session.end_run()
 
     def _stream(self, session: Session, tree: SearchTree, request: RunRequest, start: int):
-        session.show(tree, live=True)
+        session.show(tree, live=True, focus=False if start else None)  # a new run shows the whole tree
         yield {
-            **self.show(
-                tree, "Loading the model (the first run downloads and converts it: about 30 s)…", session.colours
-            ),
+            **self.show(tree, "Loading the model (the first run downloads and converts it: about 30 s)…", session),
             self.export: gr.update(value=None),
         }
         try:
@@ -170,16 +175,14 @@ class RunViews:
                 if isinstance(event, Done):
                     session.show(tree, live=False)
                     state = f"Stopped {event.stopped}" if event.stopped else "Done"
-                    yield self.show(tree, state, session.colours, export=export_file(tree, session))
+                    yield self.show(tree, state, session, export=True)
                 elif time.monotonic() - last_draw >= REDRAW_INTERVAL_S:
                     last_draw = time.monotonic()
                     session.show(tree, live=True)
-                    yield self.show(tree, "Running…", session.colours, min(iteration, request.config.max_steps - 1))
+                    yield self.show(tree, "Running…", session, min(iteration, request.config.max_steps - 1))
         except UserError as exc:
             session.show(tree, live=False)
-            yield self.show(tree, f"⚠ {first_line(exc)}", session.colours, export=export_file(tree, session))
+            yield self.show(tree, f"⚠ {first_line(exc)}", session, export=True)
         except Exception as exc:  # a model or scorer failure: say so in one line, keep the partial tree
             session.show(tree, live=False)
-            yield self.show(
-                tree, f"⚠ the search failed: {first_line(exc)}", session.colours, export=export_file(tree, session)
-            )
+            yield self.show(tree, f"⚠ the search failed: {first_line(exc)}", session, export=True)

@@ -16,20 +16,19 @@ import gradio as gr
 from ..config import PAGE_DEFAULTS, whole_number
 from ..diagnose import DISAGREEMENT_COLUMNS
 from ..errors import UserError, first_line
-from ..render import DEFAULT_SCALE, SCALES, Colours, figure
+from ..render import DEFAULT_SCALE, SCALES, Colours
 from ..runs import rescore_tree
 from ..selection import apply_selection
 from ..treefile import read_tree
 from . import edit_panel
 from .panels import CANDIDATE_COLUMNS, path_html
-from .queue import queued_runs
+from .queue import enqueued_at, queued_runs
 from .rescore_table import COMPARE_COLUMNS, compare
 from .run_views import (
     AGGREGATION_CHOICES,
     SELECTION_CHOICES,
     RunViews,
     example_rows,
-    export_file,
     page_request,
     search_controls,
 )
@@ -40,7 +39,7 @@ from .tree_view import as_value, tree_view
 SEARCHES = ("run", "continue_from")  # the Search tab's events that run a search (its Stop cancels them)
 
 
-def run_search(session: Session, settings: Settings, views: RunViews, *fields):
+def run_search(session: Session, settings: Settings, views: RunViews, fields: list, enqueued: float | None = None):
     """Generator behind the Run button: streams the views, then the export file."""
     try:
         request = page_request(settings, *fields)
@@ -49,11 +48,12 @@ def run_search(session: Session, settings: Settings, views: RunViews, *fields):
         return
     tree = request.new_tree()
     tree.meta["run_id"] = f"run-{session.runs + 1}-{time.time():.0f}"
-    yield from views.stream(session, tree, request)
+    yield from views.stream(session, tree, request, enqueued=enqueued)
 
 
 def import_tree(session: Session, views: RunViews, file_path):
     """Load an exported tree (no model needed); a bad file changes nothing."""
+    session.touch()
     if session.running:
         return views.error("a search of this session is running: stop it before importing")
     if not isinstance(file_path, str) or not file_path:
@@ -66,31 +66,45 @@ def import_tree(session: Session, views: RunViews, file_path):
         tree.meta["run_id"] = f"import-{time.time():.0f}"
         # the answer and its correctness are read from the nodes again, not taken from the file
         apply_selection(tree, tree.meta.get("selection") or PAGE_DEFAULTS.selection)
-        shown = views.show(
-            tree, f"Imported {path.name}", session.colours, export=export_file(tree, session)
-        )  # built before the session changes
     except UserError as exc:
         return views.error(f"cannot import this tree: {first_line(exc)}")
     except (UnicodeDecodeError, OSError) as exc:
         return views.error(f"cannot import this tree: {type(exc).__name__}")
-    session.show(tree, live=False)
-    return shown
+    session.show(tree, live=False, focus=None)
+    return views.show(tree, f"Imported {path.name}", session, export=True)
+
+
+def set_focus(session: Session, node_id):
+    """Draw only the subtree of the selected node (None, or the root: the whole tree)."""
+    session.touch()
+    tree = session.view
+    if tree is None:
+        return gr.update(), "⚠ run a search or import a tree first"
+    try:
+        node = whole_number(node_id, "the node", 0, 10**9) if node_id is not None else None
+    except UserError:
+        node = None
+    node = node if node in tree.nodes else None
+    session.focus = node or None
+    where = f"the subtree of node {node}" if node else "the whole tree"
+    return as_value(session.figure(tree)), f"Showing {where}."
 
 
 def replay(session: Session, iteration):
+    session.touch()
     if session.view is None:
         return gr.update()
     try:
         upto = whole_number(iteration, "the replay iteration", 0, 100_000)
     except UserError:
         return gr.update()
-    return as_value(figure(session.view, upto_iteration=upto, colours=session.colours))
+    return as_value(session.figure(session.view, upto_iteration=upto))
 
 
 def set_colours(session: Session, scale, relative):
     """How this session's trees are coloured (scale; raw scores or ranks); redraws the current one."""
     session.colours = Colours(scale if scale in SCALES else session.colours.scale, relative is True)
-    return gr.update() if session.view is None else as_value(figure(session.view, colours=session.colours))
+    return gr.update() if session.view is None else as_value(session.figure(session.view))
 
 
 def _node_id(value) -> int | None:
@@ -118,22 +132,34 @@ def request_stop(session: Session, request: gr.Request):
     return session.request_stop(queued_runs(request, SEARCHES))
 
 
-def rescore_view(session: Session, settings: Settings, scorer_entry, aggregation, selection):
-    """Re-score the session's tree without generating again; compare with the original."""
+def rescore_view(
+    session: Session, settings: Settings, scorer_entry, aggregation, selection, enqueued: float | None = None
+):
+    """Re-score the session's tree without generating again (a run of the session, under the
+    operator's caps, that Stop ends); compare with the original."""
     before = session.view
     if before is None or not before.candidates():
         return gr.update(), "⚠ run a search or import a tree first", gr.update()
     if scorer_entry not in settings.scorers:
         return gr.update(), "⚠ that scorer is not offered by this server", gr.update()
     try:
-        after = rescore_tree(before, settings.scorer(scorer_entry), aggregation, selection, settings.models)
+        with session.run(enqueued):
+            after = rescore_tree(
+                before,
+                settings.scorer(scorer_entry),
+                aggregation,
+                selection,
+                settings.models,
+                limits=settings.limits,
+                should_stop=session.should_stop,
+            )
     except UserError as exc:
         return gr.update(), f"⚠ {first_line(exc)}", gr.update()
     except Exception as exc:  # a scorer's model failing on these steps: one line
         return gr.update(), f"⚠ re-scoring failed: {first_line(exc)}", gr.update()
     after.meta["run_id"] = f"{before.meta.get('run_id', 'tree')}-rescored"
     rows, summary = compare(before, after)
-    return rows, summary, as_value(figure(after, colours=session.colours))
+    return rows, summary, as_value(session.figure(after))
 
 
 def build(settings: Settings) -> None:
@@ -213,6 +239,9 @@ def build(settings: Settings) -> None:
         with gr.Column(scale=1, min_width=260):
             path_panel = gr.HTML(path_html(None, None), elem_id="path-box")
             selected = gr.Number(value=None, precision=0, label="Selected node", elem_id="selected-node")
+            with gr.Row():
+                focus_btn = gr.Button("Focus on this node's subtree", size="sm", elem_id="focus")
+                whole_btn = gr.Button("Whole tree", size="sm", elem_id="whole-tree")
             views = RunViews(view, status, candidates, compute, replay_slider, disagree, histogram, export_btn)
             inputs = [
                 question,
@@ -230,13 +259,29 @@ def build(settings: Settings) -> None:
             edit_text = edit_panel.build(settings, session, selected, inputs, views, path_panel, scorer, aggregation)
 
     search_slot = {"concurrency_id": "search", "concurrency_limit": settings.search_slots}
-    run_btn.click(
-        lambda s, *args: (yield from run_search(s, settings, views, *args)),
-        inputs=[session, *inputs],
-        outputs=views.all,
-        api_name="run",
-        **search_slot,
-    )
+
+    def on_run(
+        s,
+        question,
+        reference,
+        strategy,
+        n,
+        m,
+        temperature,
+        max_steps,
+        scorer,
+        aggregation,
+        selection,
+        model,
+        request: gr.Request,
+    ):
+        fields = [question, reference, strategy, n, m, temperature, max_steps, scorer, aggregation, selection, model]
+        yield from run_search(s.touch(request), settings, views, fields, enqueued_at(request))
+
+    def on_rescore(s, scorer, aggregation, selection, request: gr.Request):
+        return rescore_view(s.touch(request), settings, scorer, aggregation, selection, enqueued_at(request))
+
+    run_btn.click(on_run, inputs=[session, *inputs], outputs=views.all, api_name="run", **search_slot)
     stop_btn.click(request_stop, inputs=session, outputs=status, queue=False, api_name="stop")
     view.click(
         show_path, inputs=session, outputs=[path_panel, selected, edit_text], concurrency_limit=8, api_name=False
@@ -244,6 +289,12 @@ def build(settings: Settings) -> None:
     disagree.select(show_disagreement, inputs=session, outputs=path_panel, concurrency_limit=8, api_name=False)
     for control in (scale, relative):
         control.change(set_colours, inputs=[session, scale, relative], outputs=view, queue=False, api_name=False)
+    focus_btn.click(
+        set_focus, inputs=[session, selected], outputs=[view, status], concurrency_limit=8, api_name="focus"
+    )
+    whole_btn.click(
+        lambda s: set_focus(s, None), inputs=session, outputs=[view, status], concurrency_limit=8, api_name=False
+    )
     replay_slider.release(replay, inputs=[session, replay_slider], outputs=view, concurrency_limit=8, api_name="replay")
     upload.upload(
         lambda s, f: import_tree(s, views, f),
@@ -253,7 +304,7 @@ def build(settings: Settings) -> None:
         api_name="import_tree",
     )
     rescore_btn.click(
-        lambda s, *args: rescore_view(s, settings, *args),
+        on_rescore,
         inputs=[session, re_scorer, re_aggregation, re_selection],
         outputs=[rescore_table, rescore_summary, rescored_view],
         api_name="rescore",

@@ -8,11 +8,9 @@ served from the installed plotly package, so the page needs no internet.
 
 from __future__ import annotations
 
-import json
-
 import gradio as gr
 
-from ..render import PLOTLY_JS
+from ..render import PLOTLY_JS, to_json
 
 JS_ON_LOAD = """
 const box = element.querySelector('.tts-tree');
@@ -53,4 +51,4 @@ def tree_view(elem_id: str = "tree-view", **kwargs) -> gr.HTML:
 
 
 def as_value(fig: dict) -> str:
-    return json.dumps(fig, separators=(",", ":"))
+    return to_json(fig)
