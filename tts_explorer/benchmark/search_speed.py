@@ -68,7 +68,7 @@ def run_one(
             first = time.perf_counter() - started
     seconds = time.perf_counter() - started
     compute = tree.meta["compute"]
-    prompt = policy.chat_prompt(load_template().messages(problem.question))
+    prompt = load_template().prompt(policy, problem.question)
     unique = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + sum(n.n_tokens for n in tree if n.id)
     processed = compute["prefill_tokens"] + compute["generated_tokens"]
     return compute["generated_tokens"], seconds, processed / max(unique, 1), first or seconds

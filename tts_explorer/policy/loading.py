@@ -83,8 +83,8 @@ def _from_dir(source: str | Path, dtype: torch.dtype):
     return model, tokenizer
 
 
-def _embedded(source: str, dtype: torch.dtype):
-    return (*_from_gguf(embedded.embedded_gguf(), dtype), embedded.MODEL_NAME)
+def _wheel_model(source: str, dtype: torch.dtype):
+    return (*_from_gguf(embedded.gguf_of(source), dtype), embedded.WHEEL_MODELS[source].display)
 
 
 def _gguf(source: str, dtype: torch.dtype):
@@ -118,7 +118,7 @@ class Backend:
 # the first backend whose `matches` takes the source loads it
 BACKENDS = (
     Backend("server", is_server, lambda source, dtype: ServerPolicy(source), local=False),
-    Backend("embedded", lambda s: s == EMBEDDED, _embedded),
+    Backend("wheel", lambda s: s in embedded.WHEEL_MODELS, _wheel_model),  # embedded, gemma3-270m
     Backend("gguf", lambda s: s.endswith(".gguf"), _gguf),
     Backend("folder", lambda s: Path(s).expanduser().exists(), _folder),
     Backend("hub", lambda s: True, _hub),

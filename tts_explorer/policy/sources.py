@@ -1,5 +1,6 @@
 """What a policy source names, read once for every backend: an OpenAI-compatible server's URL,
-the embedded model, a GGUF file, a model folder or a hub id (policy/loading.py's BACKENDS
+a model from the package index by name (embedded.py: "embedded", "gemma3-270m"), a GGUF file,
+a model folder or a hub id (policy/loading.py's BACKENDS
 load them), and the GGUF file or tokenizer a local source is read from."""
 
 from __future__ import annotations
@@ -7,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import embedded
-from .embedded import EMBEDDED
 
 
 def is_server(source: str) -> bool:
@@ -16,8 +16,8 @@ def is_server(source: str) -> bool:
 
 def gguf_file(source: str) -> Path | None:
     """The GGUF file a local source is read from (the embedded one's, or a .gguf path), else None."""
-    if source == EMBEDDED:
-        return embedded.embedded_gguf()
+    if source in embedded.WHEEL_MODELS:
+        return embedded.gguf_of(source)
     return Path(source).expanduser() if source.endswith(".gguf") and not is_server(source) else None
 
 

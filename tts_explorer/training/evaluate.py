@@ -98,7 +98,7 @@ def _scorers(policy, checkpoint: str, cfg: EvalConfig) -> dict:
 def processbench_f1(policy, scorers, cfg: EvalConfig, bar, template: str) -> dict:
     """F1 per held-out set, perturbation family and scorer, at thresholds tuned on the tuning split."""
     prompt = load_template(template)
-    root = lambda q: policy.chat_prompt(prompt.messages(q))  # noqa: E731 (the confidence scorer's context)
+    root = lambda q: prompt.prompt(policy, q)  # noqa: E731 (the confidence scorer's context)
     sets, tune_items = _items(cfg)
     tune = build_samples(tune_items, seed=cfg.tune_seed, kinds=FAMILIES["all"])
     thresholds, out = {}, {}
@@ -205,7 +205,7 @@ def own_steps(policy, scorers, cfg: EvalConfig, work: Path, bar, sampling) -> di
         candidates: dict[str, dict[str, list]] = {name: {"min": [], "last": []} for name in scorers}
         with bar(len(trees), f"scoring ({set_name})") as progress:
             for tree, (question, gold_steps, answer) in zip(trees, items):
-                scores = tree_scores(tree, scorers, policy.chat_prompt(prompt.messages(question)))
+                scores = tree_scores(tree, scorers, prompt.prompt(policy, question))
                 mc = mc_labels(tree)
                 gold: dict[int, float] = {}
                 for leaf in (n for n in tree if n.id and not n.children):
