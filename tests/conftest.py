@@ -32,7 +32,7 @@ def app_url(tiny_model_dir):
     """The app on loopback, offering the embedded model (default) and the tiny test model."""
     from app_server import running_app
 
-    from tts_explorer.ui.settings import Settings
+    from tts_explorer.settings import Settings
 
     settings = Settings(
         models=("embedded", str(tiny_model_dir)),

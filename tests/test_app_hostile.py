@@ -306,7 +306,7 @@ def test_rescore_summary_escapes_answers(app_url, tmp_path):
 def test_only_runnable_scorers_are_offered(monkeypatch):
     from tts_explorer.errors import UserError
     from tts_explorer.scorers import SCORERS
-    from tts_explorer.ui.settings import Settings
+    from tts_explorer.settings import Settings
 
     monkeypatch.delenv("TTS_SCORERS", raising=False)
     offered = Settings.from_env().scorers

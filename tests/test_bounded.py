@@ -138,7 +138,7 @@ def tight_url(tiny_model_dir, tmp_path_factory):
     """The app with the tiny model and tight caps: 3 s and 4,000 tokens a run, sessions idle after 2 s."""
     from app_server import running_app
 
-    from tts_explorer.ui.settings import Settings
+    from tts_explorer.settings import Settings
 
     settings = Settings(
         models=(str(tiny_model_dir),),

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from tts_explorer.config import SearchConfig
 from tts_explorer.scorers import SCORERS
 from tts_explorer.search import RunLimits, new_tree, run_to_end
+from tts_explorer.settings import Settings
 from tts_explorer.ui import prm_lab
 from tts_explorer.ui.compare_tab import compare_runs
 from tts_explorer.ui.edit_panel import apply_edit, continue_from
 from tts_explorer.ui.search_tab import import_tree, run_search
 from tts_explorer.ui.session import Session
-from tts_explorer.ui.settings import Settings
 
 FUZZ = settings(
     max_examples=40,

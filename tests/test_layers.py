@@ -5,8 +5,8 @@ where it started. The layers (README, "Layout"):
 0 core: tree, answers, selection, config, files, drawing;
 1 models: policies, scorers, the perturbations and ProcessBench data they are measured on;
 2 search: strategies, a search, re-scoring;
-3 application: runs.py, evaluation grids and scaling results, PRM training;
-4 adapters: the page (ui/), the command line, the benchmark.
+3 application: runs.py, the operator's settings, evaluation grids and scaling results, PRM training;
+4 adapters: the page (ui/), the OpenAI-compatible endpoint (serve.py), the command line, the benchmark.
 """
 
 import ast
@@ -27,10 +27,12 @@ LAYERS = {  # module name prefix -> layer; the longest matching prefix wins
     "tts_explorer.search": 2,
     "tts_explorer.rescore": 2,
     "tts_explorer.runs": 3,
+    "tts_explorer.settings": 3,
     "tts_explorer.scaling": 3,
     "tts_explorer.training": 3,
     "tts_explorer.ui": 4,
     "tts_explorer.cli": 4,
+    "tts_explorer.serve": 4,
     "tts_explorer.benchmark": 4,
     "tts_explorer.__main__": 4,
 }

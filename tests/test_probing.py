@@ -100,11 +100,20 @@ def test_relative_colours_rank_scores_within_the_tree_and_keep_the_raw_score_in_
 
 def test_compare_plans_vary_one_thing():
     assert plan(["beam", "dvts", "best_of_n"], ["arithmetic"], ["min"]) == [
-        ("beam", "arithmetic", "min"),
-        ("dvts", "arithmetic", "min"),
-        ("best_of_n", "arithmetic", "min"),
+        ("beam", "arithmetic", "min", None),
+        ("dvts", "arithmetic", "min", None),
+        ("best_of_n", "arithmetic", "min", None),
     ]
-    assert plan(["beam"], ["arithmetic", "confidence"], ["min"])[1] == ("beam", "confidence", "min")
+    assert plan(["beam"], ["arithmetic", "confidence"], ["min"])[1] == ("beam", "confidence", "min", None)
+    # models: each with the strategy in the same place (a larger model's greedy beside a smaller one's beam)
+    assert plan(["greedy", "beam"], ["arithmetic"], ["min"], ["gemma3-270m", "embedded"]) == [
+        ("greedy", "arithmetic", "min", "gemma3-270m"),
+        ("beam", "arithmetic", "min", "embedded"),
+    ]
+    assert [p[3] for p in plan(["beam"], ["arithmetic"], ["min"], ["a", "b", "c"])] == ["a", "b", "c"]
+    for bad_models in ((["greedy", "beam", "dvts"], ["a", "b"]), (["beam"], ["a", "b", "c", "d", "e"])):
+        with pytest.raises(UserError):
+            plan(bad_models[0], ["arithmetic"], ["min"], bad_models[1])
     for bad in (
         (["beam", "dvts"], ["arithmetic", "confidence"], ["min"]),
         (["beam"], ["arithmetic"], ["min"]),

@@ -7,10 +7,10 @@ import pytest
 from tts_explorer.errors import UserError
 from tts_explorer.processbench import Sample
 from tts_explorer.selection import apply_selection
+from tts_explorer.settings import Settings
 from tts_explorer.tree import SearchTree
 from tts_explorer.ui.panels import candidate_rows, compute_markdown, path_html, status_line
 from tts_explorer.ui.prm_lab import LabState, lab_view, sample_tree
-from tts_explorer.ui.settings import Settings
 
 
 def finished_tree() -> SearchTree:

@@ -1,7 +1,7 @@
 """The `tts-explorer` command: the web page, searches, evaluations, PRM training and benchmarks.
 
-`app` serves the page; `solve` searches one problem and prints its tree; `eval` runs
-strategies over a data set; `plot` draws its scaling curves; `prm-data` builds
+`app` serves the page; `serve` an OpenAI-compatible endpoint; `solve` searches one problem
+and prints its tree; `eval` runs strategies over a data set; `plot` draws its scaling curves; `prm-data` builds
 ProcessBench-style data from GSM8K; `prm-eval` scores a PRM on such data; `train-prm`
 trains the shipped probe PRM; `bench` measures the engine against the naive way.
 
@@ -62,7 +62,10 @@ def _search_args(parser: argparse.ArgumentParser) -> None:
         help="'embedded', a GGUF file, a model directory, a hub id or an OpenAI-compatible server's URL",
     )
     parser.add_argument(
-        "--template", default=DEFAULT_TEMPLATE, help=f"prompt template in assets/prompts (default: {DEFAULT_TEMPLATE})"
+        "--template",
+        default=None,
+        help=f"prompt template in assets/prompts (default: the model's own: {DEFAULT_TEMPLATE} for the embedded "
+        "model, a few-shot completion prompt for a base model)",
     )
     parser.add_argument(
         "--auto-table",
@@ -72,7 +75,8 @@ def _search_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args, strategy: str, n: int) -> SearchConfig:
-    load_template(args.template)  # an unknown template is refused before any model loads
+    if args.template is not None:
+        load_template(args.template)  # an unknown template is refused before any model loads
     settings = {f.name: getattr(args, f.name) for f in fields(SearchConfig) if f.name not in ("strategy", "n")}
     return SearchConfig(strategy=strategy, n=n, **settings)
 
@@ -232,7 +236,8 @@ def cmd_prm_eval(args) -> int:
         print(f"skipped {message}", file=sys.stderr)
     if not samples:
         raise UserError(f"no usable rows in {args.data}")
-    load_template(args.template)
+    if args.template is not None:
+        load_template(args.template)
     scores = score_samples(samples, choice, args.model, args.template)
     table = sweep(samples, scores)
     if tune:
@@ -261,7 +266,10 @@ def cmd_prm_eval(args) -> int:
     if args.calibrate > 0:
         policy = load_policy(args.model)
         cal = calibration(
-            samples[: args.calibrate], scores[: args.calibrate], policy, lambda q: root_prompt(policy, q, args.template)
+            samples[: args.calibrate],
+            scores[: args.calibrate],
+            policy,
+            lambda q: root_prompt(policy, q, args.template, args.model),
         )
         if cal["steps"]:
             r = "n/a" if cal["pearson"] is None else f"{cal['pearson']:+.3f}"
@@ -392,6 +400,13 @@ def _train_defaults():
     return TrainConfig()
 
 
+def cmd_serve(args) -> int:
+    from .serve import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
 def cmd_app(args) -> int:
     from .ui import launch
 
@@ -413,6 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--host", default=None, help="address to listen on (default: $HOST, else 0.0.0.0)")
     app.add_argument("--port", type=int, default=None, help="port (default: $PORT, else 7860)")
     app.set_defaults(func=cmd_app)
+    srv = commands.add_parser(
+        "serve", help="an OpenAI-compatible /v1/chat/completions that answers by a search (operator settings: README)"
+    )
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.set_defaults(func=cmd_serve)
     solve = commands.add_parser("solve", help="search one problem and print the tree")
     solve.add_argument("problem")
     solve.add_argument(
@@ -486,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="compare step scores with Monte-Carlo rollout values on the first K samples",
     )
-    pe.add_argument("--template", default=DEFAULT_TEMPLATE)
+    pe.add_argument("--template", default=None, help="prompt template (default: the model's own)")
     pe.set_defaults(func=cmd_prm_eval)
     sy = commands.add_parser("synth", help="write problems from the synthetic generator as JSONL (eval's format)")
     sy.add_argument("--seed", type=int, required=True)

@@ -38,6 +38,12 @@ class SearchConfig:
     aggregation: str = _setting("min", "how a path's step scores fold into its score")
     selection: str = _setting("prm_vote", "how the answer is chosen from the finished candidates")
     seed: int | None = _setting(0, "random seed of the sampling")
+    resample_temperature: float = _setting(1.0, "particle filtering: temperature of the softmax of step scores")
+    frontier_temperature: float = _setting(0.2, "REBASE: temperature of the softmax that shares the budget out")
+    confidence_quantile: float = _setting(
+        0.1, "DeepConf: a chain stops when its confidence falls below this quantile of the warm-up chains'"
+    )
+    warmup: int = _setting(4, "DeepConf: warm-up chains run to the end to set the threshold (part of the budget)")
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
@@ -47,7 +53,7 @@ class SearchConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 bad(f"{name} must be a positive integer, got {value!r}")
-        for name in ("temperature", "top_p"):
+        for name in ("temperature", "top_p", "resample_temperature", "frontier_temperature", "confidence_quantile"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 bad(f"{name} must be a finite number, got {value!r}")
@@ -61,6 +67,13 @@ class SearchConfig:
             bad(f"temperature must be in [0, {MAX_TEMPERATURE:g}], got {self.temperature}")
         if not 0.0 < float(self.top_p) <= 1.0:
             bad(f"top_p must be in (0, 1], got {self.top_p}")
+        for name in ("resample_temperature", "frontier_temperature"):
+            if not 0.01 <= float(getattr(self, name)) <= 100.0:
+                bad(f"{name} must be in [0.01, 100], got {getattr(self, name)}")
+        if not 0.0 <= float(self.confidence_quantile) < 1.0:
+            bad(f"confidence_quantile must be in [0, 1), got {self.confidence_quantile}")
+        if not isinstance(self.warmup, int) or isinstance(self.warmup, bool) or not 1 <= self.warmup <= MAX_N:
+            bad(f"warmup must be a whole number from 1 to {MAX_N}, got {self.warmup!r}")
         check_choice(self.aggregation, AGGREGATIONS, "aggregation")
         check_choice(self.selection, SELECTIONS, "selection")
 

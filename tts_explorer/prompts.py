@@ -18,6 +18,7 @@ from .errors import UserError
 
 STEP_SEPARATOR = "\n\n"
 DEFAULT_TEMPLATE = "three_shot"  # the best measured for the embedded policy (README, "Prompt template")
+BASE_TEMPLATE = "base_few_shot"  # for a base model (no chat template): a few-shot completion prompt
 
 
 @dataclass(frozen=True)

@@ -123,10 +123,22 @@ def hover_text(node: Node, chosen: bool = False, question: str = "") -> str:
     ]
     if node.subtree is not None:
         lines.append(f"subtree {node.subtree}")
+    if node.weight is not None or node.budget is not None:  # particle filtering, REBASE
+        share = "" if node.weight is None else f"weight {node.weight:.3f} · "
+        lines.append(f"{share}granted {node.budget} of the next step's budget")
+    if node.confidence is not None:  # DeepConf
+        stopped = " · stopped: below the warm-up threshold" if node.status == "pruned" else ""
+        lines.append(f"running confidence {node.confidence:.3f}{stopped}")
     if node.answer is not None:
         verdict = "" if node.correct is None else (" ✓" if node.correct else " ✗")
         lines.append(f"answer: {plotly_text(node.answer)}{verdict}")
     return "<br>".join(lines)
+
+
+def _size(node: Node) -> float:
+    """A node's marker size: larger when it ends a path; with a particle weight, by that weight."""
+    base = 13 if node.terminal else 10
+    return base if node.weight is None else round(7 + 16 * math.sqrt(node.weight), 2)
 
 
 def _node_trace(
@@ -225,8 +237,11 @@ def figure(
         else "#333"
         for n in live
     ]
+    # particles resampled onto a node (or REBASE's shares): its children drawn from it in a heavier line
+    resampled = [n for n in steps if n.parent in pos and (tree.nodes[n.parent].budget or 0) > 1]
     data = [
         _edge_trace(tree, steps, pos, "edges", "#c8c8c8", 1),
+        _edge_trace(tree, resampled, pos, "drawn again (particles, REBASE)", "#8c8c8c", 2.5),
         _edge_trace(tree, selected, pos, "selected path", path_color, 4),
         _node_trace([tree.root], pos, "problem", question=tree.question, size=14, color="#222", symbol="square"),
         _node_trace(pruned, pos, "pruned", size=7, color="#bbbbbb", opacity=0.45),
@@ -235,7 +250,7 @@ def figure(
             pos,
             "steps (colour = PRM score)",
             chosen,
-            size=[13 if n.terminal else 10 for n in live],
+            size=[_size(n) for n in live],
             symbol=["diamond" if n.terminal else "circle" for n in live],
             color=colors,
             colorscale=colorscale,

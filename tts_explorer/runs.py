@@ -22,10 +22,11 @@ from .edit import EditResult, edit_step
 from .errors import UserError
 from .events import Event
 from .policy.base import StopRequested
+from .policy.embedded import WHEEL_MODELS
 from .policy.loading import EMBEDDED, load_policy
 from .processbench import Sample
 from .processbench import score_samples as score_sample_steps
-from .prompts import DEFAULT_TEMPLATE, load_template
+from .prompts import BASE_TEMPLATE, DEFAULT_TEMPLATE, load_template
 from .rescore import rescore
 from .scorers import SCORERS, Scorer, ScorerEnv, check_scorer_name, make_scorer
 from .search import NO_LIMITS, RunGuard, RunLimits, new_tree, search
@@ -70,7 +71,7 @@ class RunRequest:
     config: SearchConfig
     scorer: ScorerChoice
     model: str = EMBEDDED
-    template: str = DEFAULT_TEMPLATE
+    template: str | None = None  # None: the model's own (template_for)
     auto_table: str | None = None
     limits: RunLimits = field(default_factory=RunLimits)
 
@@ -79,7 +80,8 @@ class RunRequest:
         reference = check_text(self.reference, "the reference answer", MAX_ANSWER_CHARS, required=False)
         object.__setattr__(self, "reference", reference or None)
         object.__setattr__(self, "config", configure(self.config))  # the strategy's own rules
-        load_template(self.template)  # an unknown template is refused before any model loads
+        if self.template is not None:
+            load_template(self.template)  # an unknown template is refused before any model loads
 
     def new_tree(self, policy_name: str = "") -> SearchTree:
         """An empty tree for this request, its settings and its policy's source in its meta."""
@@ -95,9 +97,22 @@ def grown_with(tree: SearchTree, offered: Sequence[str]) -> str:
     return source if isinstance(source, str) and source in offered else offered[0]
 
 
-def root_prompt(policy, question: str, template: str = DEFAULT_TEMPLATE) -> str:
+def template_for(model: str, policy=None) -> str:
+    """The prompt template a model is asked with: its own (the models from the package index
+    name theirs), a few-shot completion prompt for a base model (one without a chat
+    template), else the default."""
+    if model in WHEEL_MODELS:
+        return WHEEL_MODELS[model].template
+    if policy is not None and not getattr(policy, "has_chat_template", True):
+        return BASE_TEMPLATE
+    return DEFAULT_TEMPLATE
+
+
+def root_prompt(policy, question: str, template: str | None = None, model: str = EMBEDDED) -> str:
     """The policy's prompt for a problem ("" without a policy: scorers that read none)."""
-    return load_template(template).prompt(policy, question) if policy is not None else ""
+    if policy is None:
+        return ""
+    return load_template(template or template_for(model, policy)).prompt(policy, question)
 
 
 def search_events(
@@ -117,7 +132,7 @@ def search_events(
         policy,
         request.config,
         request.scorer.name,
-        template=request.template,
+        template=request.template or template_for(request.model, policy),
         should_stop=should_stop,
         scorer_options=dict(request.scorer.options),
         limits=request.limits,
@@ -153,7 +168,7 @@ def rescore_tree(
     aggregation: str,
     selection: str,
     offered: Sequence[str] = (EMBEDDED,),
-    template: str = DEFAULT_TEMPLATE,
+    template: str | None = None,
     limits: RunLimits = NO_LIMITS,
     should_stop: Callable[[], bool] | None = None,
 ) -> SearchTree:
@@ -164,6 +179,8 @@ def rescore_tree(
     policy = _scoring_policy(tree, choice, offered, logprobs_known)
     guard = RunGuard(should_stop, limits)
     with _bounded(guard, "re-scoring"):
+        model = grown_with(tree, offered)
+        template = template or (template_for(model, policy) if policy is not None else DEFAULT_TEMPLATE)
         after = rescore(tree, choice.name, aggregation, policy, template, dict(choice.options), guard)
     apply_selection(after, selection)
     return after
@@ -176,7 +193,7 @@ def edit(
     choice: ScorerChoice,
     aggregation: str,
     offered: Sequence[str] = (EMBEDDED,),
-    template: str = DEFAULT_TEMPLATE,
+    template: str | None = None,
     limits: RunLimits = NO_LIMITS,
     should_stop: Callable[[], bool] | None = None,
 ) -> EditResult:
@@ -190,14 +207,15 @@ def edit(
     scorer = choice.build(policy, reference=tree.reference, should_stop=guard)
     guard.watch(scorer.env.meter)
     with _bounded(guard, "scoring the edit"):
-        return edit_step(tree, node_id, text, scorer, aggregation, root_prompt(policy, tree.question, template))
+        prompt = root_prompt(policy, tree.question, template, grown_with(tree, offered))
+        return edit_step(tree, node_id, text, scorer, aggregation, prompt)
 
 
 def score_samples(
     samples: list[Sample],
     choice: ScorerChoice,
     model: str = EMBEDDED,
-    template: str = DEFAULT_TEMPLATE,
+    template: str | None = None,
     reference: str | None = None,
     limits: RunLimits = NO_LIMITS,
     should_stop: Callable[[], bool] | None = None,
@@ -208,7 +226,7 @@ def score_samples(
     scorer = choice.build(policy, reference=reference, should_stop=guard)
     guard.watch(scorer.env.meter)
     with _bounded(guard, "scoring"):
-        return score_sample_steps(scorer, samples, lambda q: root_prompt(policy, q, template))
+        return score_sample_steps(scorer, samples, lambda q: root_prompt(policy, q, template, model))
 
 
 def check_node(tree: SearchTree | None, node_id) -> int:

@@ -55,6 +55,12 @@ SELECTIONS: dict[str, Selection] = {
             "PRM-Vote",
             "the answer with the largest sum of path scores",
         ),
+        Selection(
+            "confidence_vote",
+            lambda r: (r["confidence_sum"], r["votes"]),
+            "Confidence vote",
+            "the answer with the largest sum of the policy's own path confidence (DeepConf)",
+        ),
     )
 }
 
@@ -83,6 +89,13 @@ def by_score(node: Node) -> float:
     return rank_value(node.agg_score)
 
 
+def path_confidence(tree: SearchTree, node: Node) -> float:
+    """The policy's own confidence in a path: exp of the mean of its steps' mean token log-probs
+    (0 when none is known)."""
+    values = [n.mean_logprob for n in tree.path(node.id) if n.mean_logprob is not None]
+    return math.exp(min(0.0, sum(values) / len(values))) if values else 0.0
+
+
 def tally(tree: SearchTree, comparer: Comparer | None = None) -> list[dict]:
     """One row per distinct answer in the pool: answer, node ids, votes, PRM-Vote sum, best score."""
     pool = [n for n in tree.candidates() if n.answer is not None]
@@ -97,6 +110,7 @@ def tally(tree: SearchTree, comparer: Comparer | None = None) -> list[dict]:
                 "ids": [n.id for n in nodes],
                 "votes": len(nodes),
                 "vote_sum": sum(n.agg_score for n in nodes if n.agg_score is not None),
+                "confidence_sum": sum(path_confidence(tree, n) for n in nodes),
                 "best": rank_value(best.agg_score),
                 "best_id": best.id,
             }

@@ -38,6 +38,9 @@ class Node:
     answer: str | None = None  # extracted answer, for nodes that end a path
     correct: bool | None = None  # answer vs the reference, when one is known
     edited: bool = False  # a visitor wrote this step (an edit of the model's, or a new sibling)
+    weight: float | None = None  # its share in the strategy's draw of the next budget (particles, REBASE)
+    budget: int | None = None  # children the strategy granted it (particles resampled onto it, REBASE's share)
+    confidence: float | None = None  # the chain's running confidence here (DeepConf), when a strategy reads it
     children: list[int] = field(default_factory=list)
 
     @property

@@ -48,6 +48,9 @@ class NodeModel(Strict):
     answer: Text(MAX_ANSWER_CHARS) | None = None
     correct: bool | None = None
     edited: bool = False
+    weight: Probability | None = None
+    budget: int | None = Field(default=None, ge=0, le=100_000)
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     children: list[int] = Field(default_factory=list, max_length=MAX_NODES)
 
 

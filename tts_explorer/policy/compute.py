@@ -1,13 +1,29 @@
 """Counting what a search costs: tokens generated, prefilled and scored, FLOPs, wall time.
 
-FLOPs are estimated as 2 x parameters x tokens processed, for the policy and the
-scorer separately (attention's extra cost is left out, as in the TTS papers).
+FLOPs are estimated as 2 x parameters x tokens processed, for the policy and the scorer
+separately (attention's extra cost is left out, as in the TTS papers). The parameters that
+count are those a token is multiplied with (`flops_params`): every weight matrix and the
+output head, not the input embedding table, whose lookup multiplies nothing. A model whose
+input embedding is tied to its output head (SmolLM2, Gemma 3: most of Gemma 3 270M's
+parameters are its 262k-token vocabulary) counts that matrix once, as the head; an untied
+one counts its head and leaves its input table out.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+
+
+def flops_params(model) -> int:
+    """Parameters a token is multiplied with: all of them but an input embedding table that is
+    not also the output head (each shared tensor counted once)."""
+    total = sum(p.numel() for p in model.parameters())
+    embedding = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if embedding is None or (head is not None and head.weight is embedding.weight):
+        return total
+    return total - embedding.weight.numel()
 
 
 @dataclass

@@ -23,7 +23,7 @@ import torch
 
 from ..errors import UserError
 from .base import MAX_CONTEXT_TOKENS, Completion, StopRequested
-from .compute import ComputeMeter
+from .compute import ComputeMeter, flops_params
 from .kv import RowState, common_prefix_length, empty_state
 from .steppers import make_step
 
@@ -51,6 +51,8 @@ class TransformersPolicy:
         self.reuse_cache = reuse_cache
         self.meter = ComputeMeter()  # used when a caller passes no meter
         self.n_params = sum(p.numel() for p in model.parameters())
+        self.flops_params = flops_params(model)  # what FLOPs count (compute.py)
+        self.has_chat_template = getattr(tokenizer, "chat_template", None) is not None
         self.step = make_step(model)
         self.eos_ids = self._eos_ids()
         self.generator = torch.Generator().manual_seed(0)
@@ -151,7 +153,7 @@ class TransformersPolicy:
             chunk = feed[start : start + PREFILL_CHUNK]
             first = state.next_pos + start
             self.step(torch.tensor([chunk]), torch.arange(first, first + len(chunk)).unsqueeze(0), batch)
-        meter.add(role, self.n_params, prefill=len(feed))
+        meter.add(role, self.flops_params, prefill=len(feed))
         return batch.extract(0, state.next_pos + len(feed), [state.pending[-1]], state.ids)
 
     def _prepare(
@@ -180,7 +182,7 @@ class TransformersPolicy:
         tokens = torch.tensor([[s.pending[0]] for s in states])
         positions = torch.tensor([[s.next_pos] for s in states])
         logits = self.step(tokens, positions, batch)
-        meter.add(role, self.n_params, prefill=len(states))
+        meter.add(role, self.flops_params, prefill=len(states))
         return batch, logits
 
     # --- sampling ------------------------------------------------------------------
@@ -283,7 +285,7 @@ class TransformersPolicy:
             if should_stop is not None and should_stop():
                 raise StopRequested()
             sampled, logprobs = self._sample(logits, temperature, top_p)
-            meter.add(role, self.n_params, generated=len(live))
+            meter.add(role, self.flops_params, generated=len(live))
             ended = []
             sampled_list, logprob_list = sampled.tolist(), logprobs.tolist()
             for pos, row in enumerate(live):
@@ -363,7 +365,7 @@ class TransformersPolicy:
         ids = torch.tensor([enc["input_ids"]])
         logprobs = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
         token_logprobs = logprobs.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1).tolist()
-        (meter or self.meter).add(role, self.n_params, prefill=ids.shape[1])
+        (meter or self.meter).add(role, self.flops_params, prefill=ids.shape[1])
         out = []
         for start, end in spans:
             values = [

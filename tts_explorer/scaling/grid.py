@@ -21,8 +21,8 @@ from pathlib import Path
 from ..config import SearchConfig
 from ..data import Problem, jsonl_lines
 from ..events import NodesAdded
-from ..prompts import DEFAULT_TEMPLATE
 from ..rescore import rescore
+from ..runs import template_for
 from ..search import new_tree, search
 from ..selection import apply_selection
 from ..strategies import get_strategy
@@ -39,7 +39,7 @@ class Grid:
     scorers: list[str]
     base: SearchConfig  # beam width, steps, tokens, temperature, aggregation, selection, seed
     difficulty_samples: int = 0
-    template: str = DEFAULT_TEMPLATE
+    template: str | None = None  # None: each model's own (runs.template_for)
     scorer_options: dict | None = None
     auto_table: str | None = None
 
@@ -237,9 +237,10 @@ def run_grid(models: list[str], problems: list[Problem], grid: Grid, out_path: s
     with open(out_path, "a", encoding="utf-8") as out, open(difficulty_path, "a", encoding="utf-8") as diff:
         for model in models:
             policy = load(model)
+            own = replace(grid, template=grid.template or template_for(model, policy))
             for problem in problems:
                 difficulty = known.get((policy.name, problem.id, grid.difficulty_samples))
-                for kind, value in problem_rows(problem, policy, grid, done, difficulty):
+                for kind, value in problem_rows(problem, policy, own, done, difficulty):
                     if kind == "difficulty":
                         difficulty = value
                         diff.write(

@@ -2,8 +2,10 @@
 
 greedy and majority sample independent chains without a scorer; best_of_n adds a PRM
 and PRM-based selection; beam and dvts let the PRM steer the search; auto estimates the
-problem's difficulty and runs the compute-optimal one of them (auto.py); rollouts is the
-tree that labels steps for training a PRM. A new strategy: a generator module here and one
+problem's difficulty and runs the compute-optimal one of them (auto.py); particles
+(particle filtering), rebase (reward-balanced search) and deepconf (confidence-filtered
+voting with early stop) are the strategies the field added since; rollouts is the tree that
+labels steps for training a PRM. A new strategy: a generator module here and one
 line below.
 """
 
@@ -11,7 +13,10 @@ from __future__ import annotations
 
 from .auto import auto
 from .beam import beam_search
+from .deepconf import deepconf
 from .dvts import dvts
+from .particles import particle_filter
+from .rebase import rebase
 from .registry import STRATEGIES, Strategy, configure, get_strategy, is_baseline
 from .sampling import independent_chains, rollout_tree
 
@@ -40,6 +45,9 @@ STRATEGIES.update(
             Strategy("best_of_n", independent_chains, True, label="Best-of-N", from_chains=True),
             Strategy("beam", beam_search, True, label="Beam search", width_divides=True),
             Strategy("dvts", dvts, True, label="DVTS", width_divides=True),
+            Strategy("particles", particle_filter, True, label="Particle filtering"),
+            Strategy("rebase", rebase, True, label="REBASE (reward-balanced)"),
+            Strategy("deepconf", deepconf, False, label="DeepConf (confidence-filtered vote)"),
             Strategy("auto", auto, True, label="Auto (compute-optimal)", choosable=False),
             Strategy(
                 "rollouts",

@@ -52,8 +52,8 @@ class TrainConfig:
     gsm8k: str = GSM8K_TRAIN  # a shipped set's name (assets.DATASETS) or a path
     synthetic: int = 3000  # problems with gold steps, each kept or perturbed
     gsm8k_rows: tuple[int, int] = (1000, 2000)  # train rows [a, b) for gold steps
-    rollout_synthetic: int = 400  # problems (the first of the synthetic ones) with rollout trees
-    rollout_gsm8k: int = 100  # GSM8K rows (from gsm8k_rows) with rollout trees
+    rollout_synthetic: int = 300  # problems (the first of the synthetic ones) with rollout trees
+    rollout_gsm8k: int = 60  # GSM8K rows (from gsm8k_rows) with rollout trees
     n: int = 8  # leaves of a rollout tree
     m: int = 2  # rollouts behind each first step
     max_steps: int = 6

@@ -12,9 +12,9 @@ import time
 from ..assets import asset
 from ..errors import UserError
 from ..prompts import load_template
+from ..settings import UPLOAD_LIMIT_BYTES, Settings
 from .app import build_demo
 from .session import close_idle
-from .settings import UPLOAD_LIMIT_BYTES, Settings
 
 READY_LINE = "model ready:"  # printed once the first model is loaded (the benchmark waits for it)
 

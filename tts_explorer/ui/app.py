@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..settings import Settings
 from . import compare_tab, prm_lab, scaling_tab, search_tab
 from .session import close_session
-from .settings import Settings
 from .tree_view import plotly_static_dir
 
 CACHE_AGE_S = 1800

@@ -3,6 +3,9 @@ drawn next to each other as they grow: strategies against each other, or two sco
 two aggregations. Each panel says its answer, whether it is right (with a reference), its
 tokens and FLOPs; the chosen paths are drawn as in the Search tab.
 
+Several models can be compared too (a larger model's greedy answer beside a smaller one's
+beam search), each panel with its own model, answer, tokens and FLOPs.
+
 The searches advance in turn, one step each, so all trees grow at once (the model serves
 one call at a time). Also the API endpoint /compare.
 """
@@ -20,6 +23,7 @@ from ..policy.loading import load_policy
 from ..render import figure
 from ..runs import search_events
 from ..search import RunGuard
+from ..settings import Settings
 from ..strategies import STRATEGIES
 from .panels import answer_line, markdown_text
 from .queue import enqueued_at, queued_runs
@@ -32,37 +36,50 @@ from .run_views import (
     search_controls,
 )
 from .session import Session
-from .settings import Settings
 from .tree_view import as_value, tree_view
 
 PANELS = 4
 REDRAW_INTERVAL_S = 0.4
 
 
-def plan(strategies, scorers, aggregations) -> list[tuple[str, str, str]]:
-    """(strategy, scorer entry, aggregation) per panel: what varies is what has two or more values."""
-    for values in (strategies, scorers, aggregations):
+def plan(strategies, scorers, aggregations, models=None) -> list[tuple[str, str, str, str | None]]:
+    """(strategy, scorer entry, aggregation, model) per panel: what varies is what has two or more
+    values. Two or more models may come each with its own strategy (as many strategies as models,
+    in order: a larger model's greedy beside a smaller one's beam search) or all with one."""
+    for values in (strategies, scorers, aggregations, models):
         if values is not None and not (
             isinstance(values, list) and len(values) <= 16 and all(isinstance(v, str) for v in values)
         ):
-            raise UserError("choose the strategies, scorers and aggregations from the page's lists")
-    strategies, scorers, aggregations = (list(dict.fromkeys(v or [])) for v in (strategies, scorers, aggregations))
+            raise UserError("choose the strategies, scorers, aggregations and models from the page's lists")
+    strategies, scorers, aggregations, models = (
+        list(dict.fromkeys(v or [])) for v in (strategies, scorers, aggregations, models)
+    )
     if not strategies or not scorers or not aggregations:
         raise UserError("choose at least one strategy, one scorer and one aggregation")
+    models = models or [None]  # None: the tab's model
+    if len(models) > 1:
+        if len(models) > PANELS or len(scorers) > 1 or len(aggregations) > 1:
+            raise UserError("compare at most four models, with one scorer and one aggregation")
+        if len(strategies) not in (1, len(models)):
+            raise UserError("with several models, choose one strategy for all, or one for each model in order")
+        paired = strategies if len(strategies) == len(models) else strategies * len(models)
+        return [(s, scorers[0], aggregations[0], m) for s, m in zip(paired, models)]
     varying = [
         name
         for name, values in (("strategies", strategies), ("scorers", scorers), ("aggregations", aggregations))
         if len(values) > 1
     ]
     if len(varying) != 1:
-        raise UserError("compare one thing at a time: two to four strategies, or two scorers, or two aggregations")
+        raise UserError(
+            "compare one thing at a time: two to four strategies, or two scorers, or two aggregations, or models"
+        )
     if len(strategies) > PANELS or len(scorers) > 2 or len(aggregations) > 2:
         raise UserError("at most four strategies, two scorers or two aggregations")
     if varying == ["strategies"]:
-        return [(s, scorers[0], aggregations[0]) for s in strategies]
+        return [(s, scorers[0], aggregations[0], None) for s in strategies]
     if varying == ["scorers"]:
-        return [(strategies[0], s, aggregations[0]) for s in scorers]
-    return [(strategies[0], scorers[0], a) for a in aggregations]
+        return [(strategies[0], s, aggregations[0], None) for s in scorers]
+    return [(strategies[0], scorers[0], a, None) for a in aggregations]
 
 
 def caption(tree, label: str, done: bool) -> str:
@@ -90,14 +107,16 @@ def compare_runs(
     selection,
     model,
     enqueued: float | None = None,
+    models=None,
 ):
     """Generator: (status, four figures, four captions), the trees growing side by side, all of
-    them one run of the session under one budget (the operator's caps hold for the whole)."""
+    them one run of the session under one budget (the operator's caps hold for the whole).
+    `models`: the models compared (each panel its own), else every panel runs `model`."""
     empty = ["" for _ in range(PANELS)]
     try:
-        panels = plan(strategies, scorers, aggregations)
+        panels = plan(strategies, scorers, aggregations, models)
         runs = []
-        for strategy, scorer, aggregation in panels:
+        for strategy, scorer, aggregation, panel_model in panels:
             request = page_request(
                 settings,
                 question,
@@ -110,12 +129,12 @@ def compare_runs(
                 scorer,
                 aggregation,
                 selection,
-                model,
+                panel_model or model,
             )
             tree = request.new_tree()
             tree.meta["run_id"] = f"compare-{len(runs)}-{time.time():.0f}"
             label = f"{STRATEGIES[strategy].label}, {scorer}, {aggregation}"
-            runs.append((request, tree, label))
+            runs.append((request, tree, label + (f", {panel_model}" if panel_model else "")))
     except UserError as exc:
         yield (f"⚠ {first_line(exc)}", *[gr.update()] * (2 * PANELS))
         return
@@ -131,9 +150,9 @@ def compare_runs(
             *[caption(tree, label, False) for _, tree, label in runs],
             *empty[len(runs) :],
         )
-        policy = load_policy(model)
+        policies = {request.model: load_policy(request.model) for request, _, _ in runs}
         guard = RunGuard(session.should_stop, settings.limits)  # one budget for every panel
-        searches = [search_events(tree, policy, request, guard=guard) for request, tree, _ in runs]
+        searches = [search_events(tree, policies[request.model], request, guard=guard) for request, tree, _ in runs]
         finished = [False] * len(runs)
         last = 0.0
         while not all(finished):
@@ -193,6 +212,13 @@ def build(settings: Settings) -> None:
             controls = search_controls(strategy=False)  # this tab chooses several strategies, above
             selection = gr.Radio(SELECTION_CHOICES, value=PAGE_DEFAULTS.selection, label="Answer selection")
             model = gr.Dropdown(list(settings.models), value=settings.models[0], label="Policy model")
+            models = gr.Dropdown(
+                list(settings.models),
+                value=[],
+                multiselect=True,
+                label="Or compare models (each with the strategy in the same place, or all with one)",
+                elem_id="cmp-models",
+            )
             with gr.Row():
                 run_btn = gr.Button("Compare", variant="primary", elem_id="cmp-run")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="cmp-stop")
@@ -217,6 +243,7 @@ def build(settings: Settings) -> None:
         controls["max_steps"],
         selection,
         model,
+        models,
     ]
 
     def on_compare(
@@ -232,6 +259,7 @@ def build(settings: Settings) -> None:
         max_steps,
         selection_value,
         model_value,
+        model_values,
         request: gr.Request,
     ):
         yield from compare_runs(
@@ -249,6 +277,7 @@ def build(settings: Settings) -> None:
             selection_value,
             model_value,
             enqueued_at(request),
+            model_values,
         )
 
     run_btn.click(

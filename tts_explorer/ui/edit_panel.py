@@ -18,12 +18,12 @@ from ..config import whole_number
 from ..errors import UserError, first_line
 from ..report import fmt_score
 from ..runs import continued, edit
+from ..settings import Settings
 from ..standalone import tree_page
 from .panels import markdown_text, path_html, status_line
 from .queue import enqueued_at
 from .run_views import RunViews, page_request
 from .session import Session
-from .settings import Settings
 from .tree_view import as_value
 
 EDIT_COLUMNS = ["node", "step", "score before", "score with the edit", "change"]

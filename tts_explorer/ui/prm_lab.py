@@ -18,8 +18,8 @@ from ..errors import UserError, first_line
 from ..processbench import Sample, first_flagged, read_samples, roc_auc, step_labels
 from ..render import figure
 from ..runs import score_samples
+from ..settings import UPLOAD_LIMIT_BYTES, Settings
 from ..tree import SearchTree
-from .settings import UPLOAD_LIMIT_BYTES, Settings
 from .tree_view import as_value, tree_view
 
 

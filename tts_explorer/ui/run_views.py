@@ -22,11 +22,11 @@ from ..events import Done, IterationDone
 from ..policy.loading import load_policy
 from ..runs import RunRequest, search_events
 from ..selection import AGGREGATIONS, SELECTIONS, check_choice
+from ..settings import UI_MAX_BEAM_WIDTH, UI_MAX_N, UI_MAX_STEPS, Settings
 from ..strategies import STRATEGIES
 from ..tree import MAX_BYTES, SearchTree
 from .panels import candidate_rows, compute_markdown, status_line
 from .session import Session
-from .settings import UI_MAX_BEAM_WIDTH, UI_MAX_N, UI_MAX_STEPS, Settings
 from .tree_view import as_value
 
 REDRAW_INTERVAL_S = 0.3  # at most ~3 redraws a second while a search runs

@@ -14,7 +14,7 @@ from ..errors import UserError, first_line
 from ..scaling.plot import figures
 from ..scaling.results import read_results
 from ..scaling.stats import cells, compute_optimal
-from .settings import UPLOAD_LIMIT_BYTES
+from ..settings import UPLOAD_LIMIT_BYTES
 from .tree_view import as_value, tree_view
 
 SHIPPED = asset("scaling", "smollm2-135m.jsonl")

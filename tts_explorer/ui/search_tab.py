@@ -19,6 +19,7 @@ from ..errors import UserError, first_line
 from ..render import DEFAULT_SCALE, SCALES, Colours
 from ..runs import rescore_tree
 from ..selection import apply_selection
+from ..settings import UPLOAD_LIMIT_BYTES, Settings
 from ..treefile import read_tree
 from . import edit_panel
 from .panels import CANDIDATE_COLUMNS, path_html
@@ -33,7 +34,6 @@ from .run_views import (
     search_controls,
 )
 from .session import Session
-from .settings import UPLOAD_LIMIT_BYTES, Settings
 from .tree_view import as_value, tree_view
 
 SEARCHES = ("run", "continue_from")  # the Search tab's events that run a search (its Stop cancels them)

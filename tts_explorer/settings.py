@@ -18,12 +18,12 @@ import math
 import os
 from dataclasses import dataclass
 
-from ..errors import UserError
-from ..policy.embedded import EMBEDDED
-from ..runs import ScorerChoice
-from ..scorers import SCORERS, can_score, check_scorer_name, default_scorer
-from ..search import RunLimits
-from ..tree import MAX_BYTES
+from .errors import UserError
+from .policy.embedded import EMBEDDED
+from .runs import ScorerChoice
+from .scorers import SCORERS, can_score, check_scorer_name, default_scorer
+from .search import RunLimits
+from .tree import MAX_BYTES
 
 UPLOAD_LIMIT_BYTES = MAX_BYTES  # an uploaded file (a tree, ProcessBench rows, eval results): the tree's cap
 UI_MAX_N = 64  # the page's cap on N (the engine's cap is higher, for the CLI)

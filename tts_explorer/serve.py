@@ -1,0 +1,271 @@
+"""`tts-explorer serve`: test-time scaling behind an OpenAI-compatible endpoint.
+
+POST /v1/chat/completions answers the last user message by a search: the model name says the
+policy, the strategy and the budget as POLICY/STRATEGY/N[/SCORER] (e.g.
+"embedded/beam/16/smollm-probe"; GET /v1/models lists one per offered policy and strategy),
+and an extra body field "tts" may set any search setting (n, beam_width, max_steps,
+temperature, aggregation, selection, scorer, ...). The reply's message is the chosen answer's
+solution (its steps, a blank line between them); `usage` holds the tokens (prompt: prefilled,
+completion: generated plus the scorer's), and the extra field "tts" the answer, the compute
+and the whole tree. With "stream": true the search runs while SSE comments keep the
+connection alive, then the chosen solution streams step by step, then its usage. Errors are
+OpenAI-style error objects. The operator's settings are the page's (TTS_MODELS,
+TTS_SCORERS, the run caps, TTS_SEARCH_SLOTS), and so are the input checks.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import fields
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from .config import MAX_N, PAGE_DEFAULTS, SearchConfig, real_number, whole_number
+from .errors import UserError, first_line
+from .events import Done, IterationDone
+from .policy.loading import load_policy
+from .runs import RunRequest, search_events
+from .strategies import STRATEGIES
+from .tree import SearchTree
+
+MAX_BODY_BYTES = 64 * 1024
+TUNABLE = {f.name for f in fields(SearchConfig)} - {"strategy", "seed"}  # what "tts" may set
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None):
+        super().__init__(message)
+        self.status, self.kind, self.param = status, kind, param
+
+    def body(self) -> dict:
+        return {"error": {"message": str(self), "type": self.kind, "param": self.param, "code": None}}
+
+
+def model_ids(settings) -> list[str]:
+    """One model id per offered policy and page strategy, at the page's budget."""
+    return [
+        f"{policy}/{name}/{PAGE_DEFAULTS.n}"
+        for policy in settings.models
+        for name, strategy in STRATEGIES.items()
+        if strategy.on_page
+    ]
+
+
+def parse_request(body, settings) -> RunRequest:
+    """The checked search a chat completion asks for (ApiError with one line otherwise)."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not 1 <= len(model) <= 400:
+        raise ApiError(400, "model must be POLICY/STRATEGY/N[/SCORER]", param="model")
+    parts = model.split("/")
+    # the policy itself may hold "/" (a path): the strategy and N are the last fields
+    scorer = None
+    if len(parts) >= 4 and not parts[-1].isdigit():
+        scorer, parts = parts[-1], parts[:-1]
+    if len(parts) < 3:
+        raise ApiError(404, f"unknown model {model[:80]!r}: write POLICY/STRATEGY/N[/SCORER]", param="model")
+    policy, strategy, n = "/".join(parts[:-2]), parts[-2], parts[-1]
+    if policy not in settings.models:
+        raise ApiError(
+            404, f"policy {policy[:80]!r} is not offered here; offered: {', '.join(settings.models)}", param="model"
+        )
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise ApiError(400, "messages must be a non-empty list of {role, content} objects", param="messages")
+    users = [m for m in messages if m.get("role") == "user"]
+    question = users[-1].get("content") if users else None
+    if isinstance(question, list):  # content parts: the text ones
+        question = " ".join(p.get("text", "") for p in question if isinstance(p, dict) and p.get("type") == "text")
+    if not isinstance(question, str):
+        raise ApiError(400, "the last user message must hold the problem as text", param="messages")
+    extra = body.get("tts") or {}
+    if not isinstance(extra, dict) or not set(extra) <= TUNABLE | {"scorer", "reference"}:
+        raise ApiError(400, f"tts may set: {', '.join(sorted(TUNABLE | {'scorer', 'reference'}))}", param="tts")
+    scorer = extra.get("scorer", scorer) or settings.scorers[0]
+    if scorer not in settings.scorers:
+        raise ApiError(
+            400,
+            f"scorer {str(scorer)[:80]!r} is not offered here; offered: {', '.join(settings.scorers)}",
+            param="tts.scorer",
+        )
+    try:
+        values = {"n": whole_number(extra.get("n", n), "n", 1, MAX_N)}
+        for name in TUNABLE - {"n"}:
+            if name in extra:
+                kind = type(getattr(PAGE_DEFAULTS, name))
+                values[name] = (
+                    whole_number(extra[name], name, 0, 10**9)
+                    if kind is int
+                    else real_number(extra[name], name, -1e9, 1e9)
+                    if kind is float
+                    else extra[name]
+                )
+        base = {f.name: getattr(PAGE_DEFAULTS, f.name) for f in fields(SearchConfig)}
+        config = SearchConfig(**{**base, **values, "strategy": strategy})
+        return RunRequest(
+            question, extra.get("reference"), config, settings.scorer(scorer), policy, limits=settings.limits
+        )
+    except UserError as exc:
+        raise ApiError(400, first_line(exc)) from None
+
+
+def solution(tree: SearchTree) -> list[str]:
+    """The chosen answer's steps (none when nothing was chosen)."""
+    leaf = tree.meta.get("selected_leaf")
+    return [n.text for n in tree.path(leaf)] if isinstance(leaf, int) and leaf in tree.nodes else []
+
+
+def usage(tree: SearchTree) -> dict:
+    compute = tree.meta.get("compute") or {}
+    prompt = int(compute.get("prefill_tokens", 0))
+    completion = int(compute.get("generated_tokens", 0)) + int(compute.get("scorer_tokens", 0))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def run(request: RunRequest, slots: threading.BoundedSemaphore, should_stop=None, on_event=None) -> SearchTree:
+    """The search, in one of the server's search slots (ApiError 429 when none frees up soon)."""
+    if not slots.acquire(timeout=request.limits.seconds or 60):
+        raise ApiError(429, "every search slot is busy: try again shortly", kind="rate_limit_error")
+    try:
+        policy = load_policy(request.model)
+        tree = request.new_tree(policy.name)
+        for event in search_events(tree, policy, request, should_stop):
+            if on_event is not None:
+                on_event(event)
+        return tree
+    finally:
+        slots.release()
+
+
+def create_app(settings=None):
+    """The FastAPI app of the endpoint (settings: the page's, from the environment by default)."""
+    from .settings import Settings
+
+    settings = settings or Settings.from_env()
+    slots = threading.BoundedSemaphore(settings.search_slots)
+    app = FastAPI(title="TTS Explorer", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request, exc: ApiError):
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.get("/v1/models")
+    def models():
+        return {
+            "object": "list",
+            "data": [{"id": i, "object": "model", "owned_by": "tts-explorer"} for i in model_ids(settings)],
+        }
+
+    @app.post("/v1/chat/completions")
+    async def chat(http: Request):
+        raw = await http.body()
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, f"the body is over {MAX_BODY_BYTES // 1024} kB")
+        try:
+            body = json.loads(raw, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
+        except (ValueError, RecursionError):
+            raise ApiError(400, "the body is not valid JSON") from None
+        request = parse_request(body, settings)
+        ident, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        if body.get("stream") is True:
+            return StreamingResponse(
+                _stream(request, slots, ident, created, body["model"]), media_type="text/event-stream"
+            )
+        import anyio
+
+        try:
+            tree = await anyio.to_thread.run_sync(run, request, slots)
+        except UserError as exc:
+            raise ApiError(400, first_line(exc)) from None
+        return {
+            "id": ident,
+            "object": "chat.completion",
+            "created": created,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "\n\n".join(solution(tree))},
+                }
+            ],
+            "usage": usage(tree),
+            "tts": _extra(tree),
+        }
+
+    return app
+
+
+def _extra(tree: SearchTree) -> dict:
+    return {
+        "answer": tree.meta.get("answer"),
+        "correct": tree.meta.get("correct"),
+        "stopped": tree.meta.get("stopped"),
+        "compute": tree.meta.get("compute"),
+        "tree": tree.to_dict(),
+    }
+
+
+def _chunk(ident: str, created: int, model: str, delta: dict, finish=None, **extra) -> str:
+    body = {
+        "id": ident,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return f"data: {json.dumps(body)}\n\n"
+
+
+async def _stream(request: RunRequest, slots, ident: str, created: int, model: str):
+    """SSE: keep-alive comments while the search runs (one per iteration), then the chosen
+    solution step by step, then the usage and [DONE]; an error as one error chunk."""
+    import anyio
+
+    progress: list[str] = []
+    done = anyio.Event()
+    box: dict = {}
+
+    def note(event) -> None:
+        if isinstance(event, (IterationDone, Done)):
+            progress.append(f": iteration {getattr(event, 'iteration', 'done')}\n\n")
+
+    async def work():
+        try:
+            box["tree"] = await anyio.to_thread.run_sync(lambda: run(request, slots, on_event=note))
+        except (UserError, ApiError) as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(work)
+        yield _chunk(ident, created, model, {"role": "assistant", "content": ""})
+        while not done.is_set():
+            while progress:
+                yield progress.pop(0)
+            with anyio.move_on_after(0.5):
+                await done.wait()
+    if "error" in box:
+        error = box["error"] if isinstance(box["error"], ApiError) else ApiError(400, first_line(box["error"]))
+        yield f"data: {json.dumps(error.body())}\n\n"
+        yield "data: [DONE]\n\n"
+        return
+    tree = box["tree"]
+    steps = solution(tree)
+    for i, step in enumerate(steps):
+        yield _chunk(ident, created, model, {"content": step + ("\n\n" if i < len(steps) - 1 else "")})
+    yield _chunk(ident, created, model, {}, "stop", usage=usage(tree), tts=_extra(tree))
+    yield "data: [DONE]\n\n"
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, settings=None) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
