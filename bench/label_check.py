@@ -76,6 +76,11 @@ def score(path: Path) -> None:
         if part:
             same = sum(float(r["hand"]) == float(r["labeller"]) for r in part)
             print(f"  {source}: {same} of {len(part)}")
+            for label, word in ((1.0, "right"), (0.0, "wrong")):
+                said = [r for r in part if float(r["labeller"]) == label]
+                if said:
+                    held = sum(float(r["hand"]) == label for r in said)
+                    print(f"    labelled {word}: {held} of {len(said)} hold ({100 * held / len(said):.0f}%)")
     for r in checked:
         if float(r["hand"]) != float(r["labeller"]):
             print(f"  disagree (labeller {r['labeller']}, hand {r['hand']}): {r['step'][:100]!r} ({r.get('note', '')})")

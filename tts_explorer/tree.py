@@ -55,7 +55,19 @@ MAX_NODES = 20_000
 MAX_DEPTH = 64
 MAX_STEP_CHARS = 8_000
 MAX_BYTES = 5 * 1024 * 1024  # as compact JSON
-NODE_JSON_BYTES = 260  # a node's fields in compact JSON, its text and answer aside (an upper estimate)
+_SEPARATORS = (",", ":")  # compact JSON, as the tree is written
+
+
+def _widest_node_bytes() -> int:
+    """A node's fields in compact JSON, its text, answer and children aside, with every field at its widest."""
+    w = -1.2345678901234567e-300
+    big = -(10**12)
+    reason = max(STOP_REASONS, key=len)
+    node = Node(big, big, big, "", big, w, w, w, "finished", big, big, reason, None, False, True, w, big, w)
+    return len(json.dumps(dataclasses.asdict(node), separators=_SEPARATORS)) + 1  # its comma in the list
+
+
+NODE_JSON_BYTES = _widest_node_bytes()
 
 
 class SearchTree:
@@ -158,7 +170,8 @@ class SearchTree:
         }
 
     def to_json(self, indent: int | None = None) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        separators = _SEPARATORS if indent is None else None
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, separators=separators)
 
     def to_networkx(self):
         """A networkx.DiGraph with every node's fields as attributes, edges parent -> child."""

@@ -33,6 +33,7 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from ..config import real_number, whole_number
 from ..errors import UserError
 from .base import Completion, StopRequested
 from .compute import ComputeMeter
@@ -80,8 +81,6 @@ class ServerPolicy:
             raise UserError(f"not a server URL: {source!r}")
         query = dict(urllib.parse.parse_qsl(url.query))
         self.base = f"{url.scheme}://{url.netloc}{url.path.rstrip('/')}"
-        from ..config import real_number, whole_number  # here: config imports the registries, which import this
-
         self.timeout = real_number(query.get("timeout", DEFAULT_TIMEOUT_S), "the server URL's timeout", 0.001, 86_400)
         self.max_n = whole_number(query.get("max_n", MAX_CHOICES), "the server URL's max_n", 1, 100_000)
         params = real_number(query["params"], "the server URL's params", 0, 1e15) if "params" in query else None
