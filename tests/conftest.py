@@ -7,7 +7,7 @@ their helpers (fakes, tiny_models) directly; the project itself is installed (pi
 from pathlib import Path
 
 import pytest
-from tiny_models import build_llama
+from tiny_models import build_gemma3, build_llama
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +18,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def newline_model_dir(tmp_path_factory) -> Path:
     return build_llama(tmp_path_factory.mktemp("newline-llama"), newline_chain=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma_dir(tmp_path_factory) -> Path:
+    return build_gemma3(tmp_path_factory.mktemp("tiny-gemma3"))
 
 
 @pytest.fixture(scope="session")

@@ -93,7 +93,7 @@ def test_unreadable_model_paths(tmp_path):
         load_policy(str(tmp_path / "bad"))
 
 
-@pytest.mark.parametrize("fixture", ["tiny_model_dir", "newline_model_dir"])
+@pytest.mark.parametrize("fixture", ["tiny_model_dir", "newline_model_dir", "tiny_gemma_dir"])
 def test_engine_matches_plain_generate(fixture, request):
     """The engine's batched, cache-reusing sampler gives what transformers' generate gives (greedy)."""
     from tts_explorer.policy.naive import NaivePolicy
@@ -156,3 +156,36 @@ def test_concurrent_calls_are_serialised(tiny_policy):
     for thread in threads:
         thread.join()
     assert not errors and [results[i] for i in range(4)] == alone
+
+
+def test_a_gemma3_policy_searches_with_caps_stop_and_its_compute(tiny_gemma_dir):
+    """Gemma 3 (the gemma3-270m registry model's architecture) runs every step of a search on the
+    engine: a beam search finishes within the token cap, its FLOPs count each parameter a token
+    is multiplied with (the tied embedding once), and Stop ends it."""
+    from tts_explorer.config import SearchConfig
+    from tts_explorer.policy.compute import flops_params
+    from tts_explorer.runs import RunRequest, ScorerChoice, search_events
+    from tts_explorer.search import RunLimits
+
+    policy = load_policy(str(tiny_gemma_dir), dtype="fp32")
+    model = policy.model
+    assert model.get_input_embeddings().weight is model.get_output_embeddings().weight
+    assert flops_params(model) == sum(p.numel() for p in model.parameters())
+    config = SearchConfig(strategy="beam", n=4, beam_width=2, max_steps=3, step_tokens=8, final_tokens=8)
+    question = "Tom has 3 apples and buys 5 more."
+    capped = RunRequest(question, "8", config, ScorerChoice("confidence"), "gemma", limits=RunLimits(tokens=20))
+    tree = capped.new_tree(policy.name)
+    list(search_events(tree, policy, capped))
+    compute = tree.meta["compute"]
+    assert tree.meta["stopped"] == "at this server's limit of 20 tokens per run", (compute, len(tree))
+    assert 0 < compute["generated_tokens"] <= 20 + 4  # checked at every decoded token of a batch of 4
+    tokens = compute["generated_tokens"] + compute["prefill_tokens"]
+    assert compute["policy_flops"] == pytest.approx(2 * flops_params(model) * tokens)
+
+    request = RunRequest(question, "8", config, ScorerChoice("confidence"), "gemma")
+    tree = request.new_tree(policy.name)
+    assert len(list(search_events(tree, policy, request, should_stop=lambda: True))) <= 2
+    assert tree.meta["stopped"] == "on request"
+    tree = request.new_tree(policy.name)
+    list(search_events(tree, policy, request))
+    assert tree.meta["stopped"] is None and tree.candidates()

@@ -84,3 +84,37 @@ def build_llama(directory: Path, seed: int = 0, newline_chain: bool = False, hid
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def build_gemma3(directory: Path, seed: int = 0) -> Path:
+    """Save a tiny Gemma 3 (text) and the character-level tokenizer in `directory`: the
+    architecture of the gemma3-270m registry model (sliding-window and global attention
+    layers, tied embeddings scaled by sqrt(hidden)), which the engine runs through
+    transformers' own forward. Its special tokens are
+    rarely sampled, so its chains run to the token caps."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=16,
+        sliding_window=8,
+        max_position_embeddings=4096,
+        initializer_range=0.02,  # near-flat logits: sampled chains run to the caps
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = Gemma3ForCausalLM(config)
+    with torch.no_grad():  # special tokens' rows zeroed: their logits 0 among large ones, so rarely sampled
+        model.model.embed_tokens.weight[: len(SPECIALS)] = 0.0
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
