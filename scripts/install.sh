@@ -25,7 +25,12 @@ apt_install() {  # Debian packages providing the given commands, where a command
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-"${PIP[@]}" "torch==2.13.0"
+# without an NVIDIA GPU, PyTorch's CPU build (PyPI's CUDA build adds 3.4 GB of nvidia-* and triton
+# wheels) from PyTorch's own index where it is reachable (one quick try), else PyPI's
+if command -v nvidia-smi >/dev/null 2>&1 \
+  || ! "${PIP[@]}" "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu --retries 0 --timeout 20 2>/dev/null; then
+  "${PIP[@]}" "torch==2.13.0"
+fi
 "${PIP[@]}" -e .
 if [ "${1:-}" = "--llama-cpp" ]; then
   apt_install cmake cmake g++ g++ make make

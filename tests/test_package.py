@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tts_explorer.loopback import free_port
+from tts_explorer.scorers import DEFAULT_SCORER
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,7 +118,7 @@ def test_solve_with_the_default_scorer_from_another_directory(installed):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     tree = json.loads((elsewhere / "tree.json").read_text())
-    assert tree["meta"]["scorer"] == "smollm-probe-arith"  # the shipped PRM, found inside the package
+    assert tree["meta"]["scorer"] == DEFAULT_SCORER  # the shipped PRM, found inside the package
     assert "answer:" in done.stdout
     bad = _run(bin_dir, elsewhere, "solve", "x", "--template", "../../etc/passwd")
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown prompt template")  # before any model loads

@@ -167,7 +167,7 @@ def test_the_shipped_probe_loads_scores_and_refuses_a_foreign_policy(tiny_policy
 
     assert (SHIPPED_PROBE / "probe.safetensors").stat().st_size < 20_000_000
     card = (SHIPPED_PROBE / "README.md").read_text()
-    assert "python -m tts_explorer train-prm" in card and "## Held-out evaluation" in card
+    assert "tts-explorer train-prm --out assets/prm/smollm2-135m-probe" in card and "## Held-out evaluation" in card
     smollm = load_policy()
     scorer = make_scorer("smollm-probe", ScorerEnv(policy=smollm))
     assert scorer.model.backbone is smollm.model  # the backbone is the search's policy, shared, not a copy

@@ -6,6 +6,7 @@ import pytest
 
 from tts_explorer.errors import UserError
 from tts_explorer.processbench import Sample
+from tts_explorer.scorers import DEFAULT_SCORER
 from tts_explorer.selection import apply_selection
 from tts_explorer.settings import Settings
 from tts_explorer.tree import SearchTree
@@ -56,7 +57,7 @@ def test_the_default_scorer_is_one_the_offered_policies_can_use(monkeypatch):
     monkeypatch.delenv("TTS_SCORERS", raising=False)
     monkeypatch.delenv("TTS_MODELS", raising=False)
     offered = Settings.from_env().scorers
-    assert offered[0] == "smollm-probe-arith" and "smollm-probe" in offered and "arithmetic" in offered
+    assert offered[0] == DEFAULT_SCORER and "smollm-probe-arith" in offered and "arithmetic" in offered
     monkeypatch.setenv("TTS_MODELS", "/models/SmolLM2-1.7B-Instruct")  # another tokenizer: no shipped probe
     offered = Settings.from_env().scorers
     assert offered[0] == "arithmetic" and not any(s.startswith("smollm-probe") for s in offered)

@@ -24,7 +24,7 @@ SCORERS: dict[str, type[Scorer]] = {
     )
 }
 SCORERS.update(LEARNED_FORMATS)  # these take model=<path or hub id>
-DEFAULT_SCORER = "smollm-probe-arith"  # the best measured search accuracy (README, "Which scorer is the default")
+DEFAULT_SCORER = "smollm-probe"  # calibrated, and the best measured on held-out steps (README, "The shipped PRM")
 FALLBACK_SCORER = "arithmetic"  # the default for policies the default cannot score
 
 
