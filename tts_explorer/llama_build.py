@@ -1,5 +1,5 @@
 """Build llama.cpp's own OpenAI-compatible `llama-server` from the source vendored in the
-llama-cpp-python sdist (a registry package: pip download --no-binary :all:), once.
+llama-cpp-python sdist (a registry package: pip download --no-binary llama-cpp-python), once.
 
 About 5 minutes on 2 cores with cmake and a C++ compiler. The binary is cached per CPU (it is
 built for this CPU's instruction set) under ~/.cache/tts-explorer/llama-server, so a second
@@ -71,7 +71,7 @@ def llama_server_binary() -> str:
                 "-q",
                 "--disable-pip-version-check",
                 "--no-binary",
-                ":all:",
+                "llama-cpp-python",  # only it: its build dependencies come as wheels
                 "--no-deps",
                 f"llama-cpp-python=={VERSION}",
                 "-d",
