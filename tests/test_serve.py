@@ -55,8 +55,7 @@ def test_a_completion_is_a_search(server):
     tree = read_tree(json.dumps(extra["tree"]))
     assert tree.meta["config"]["strategy"] == "beam" and tree.meta["config"]["n"] == 4
     assert tree.meta["config"]["beam_width"] == 2 and tree.meta["scorer"] == "arithmetic"
-    leaf = tree.meta.get("selected_leaf")
-    expected = "\n\n".join(n.text for n in tree.path(leaf)) if leaf is not None else ""
+    expected = "\n\n".join(n.text for n in tree.chosen_nodes())
     assert reply.choices[0].message.content == expected and reply.choices[0].finish_reason == "stop"
     compute = extra["compute"]
     assert reply.usage.prompt_tokens == compute["prefill_tokens"]
@@ -77,8 +76,7 @@ def test_streaming_gives_the_chosen_solution_step_by_step(server):
     last = chunks[-1]
     assert last.choices[0].finish_reason == "stop"
     tree = read_tree(json.dumps(last.model_extra["tts"]["tree"]))
-    leaf = tree.meta.get("selected_leaf")
-    assert text == ("\n\n".join(n.text for n in tree.path(leaf)) if leaf is not None else "")
+    assert text == "\n\n".join(n.text for n in tree.chosen_nodes())
     assert last.usage.total_tokens > 0
 
 

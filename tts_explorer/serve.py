@@ -19,8 +19,9 @@ import json
 import threading
 import time
 import uuid
-from dataclasses import fields
+from dataclasses import fields, replace
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -33,7 +34,8 @@ from .strategies import STRATEGIES
 from .tree import SearchTree
 
 MAX_BODY_BYTES = 64 * 1024
-TUNABLE = {f.name for f in fields(SearchConfig)} - {"strategy", "seed"}  # what "tts" may set
+TUNABLE = {f.name for f in fields(SearchConfig)} - {"strategy", "seed"}  # the search settings "tts" may set
+EXTRA_KEYS = TUNABLE | {"scorer", "reference"}  # everything "tts" may set
 
 
 class ApiError(Exception):
@@ -84,8 +86,8 @@ def parse_request(body, settings) -> RunRequest:
     if not isinstance(question, str):
         raise ApiError(400, "the last user message must hold the problem as text", param="messages")
     extra = body.get("tts") or {}
-    if not isinstance(extra, dict) or not set(extra) <= TUNABLE | {"scorer", "reference"}:
-        raise ApiError(400, f"tts may set: {', '.join(sorted(TUNABLE | {'scorer', 'reference'}))}", param="tts")
+    if not isinstance(extra, dict) or not set(extra) <= EXTRA_KEYS:
+        raise ApiError(400, f"tts may set: {', '.join(sorted(EXTRA_KEYS))}", param="tts")
     scorer = extra.get("scorer", scorer) or settings.scorers[0]
     if scorer not in settings.scorers:
         raise ApiError(
@@ -105,8 +107,7 @@ def parse_request(body, settings) -> RunRequest:
                     if kind is float
                     else extra[name]
                 )
-        base = {f.name: getattr(PAGE_DEFAULTS, f.name) for f in fields(SearchConfig)}
-        config = SearchConfig(**{**base, **values, "strategy": strategy})
+        config = replace(PAGE_DEFAULTS, **values, strategy=strategy)
         return RunRequest(
             question, extra.get("reference"), config, settings.scorer(scorer), policy, limits=settings.limits
         )
@@ -116,8 +117,7 @@ def parse_request(body, settings) -> RunRequest:
 
 def solution(tree: SearchTree) -> list[str]:
     """The chosen answer's steps (none when nothing was chosen)."""
-    leaf = tree.meta.get("selected_leaf")
-    return [n.text for n in tree.path(leaf)] if isinstance(leaf, int) and leaf in tree.nodes else []
+    return [n.text for n in tree.chosen_nodes()]
 
 
 def usage(tree: SearchTree) -> dict:
@@ -176,8 +176,6 @@ def create_app(settings=None):
             return StreamingResponse(
                 _stream(request, slots, ident, created, body["model"]), media_type="text/event-stream"
             )
-        import anyio
-
         try:
             tree = await anyio.to_thread.run_sync(run, request, slots)
         except UserError as exc:
@@ -226,8 +224,6 @@ def _chunk(ident: str, created: int, model: str, delta: dict, finish=None, **ext
 async def _stream(request: RunRequest, slots, ident: str, created: int, model: str):
     """SSE: keep-alive comments while the search runs (one per iteration), then the chosen
     solution step by step, then the usage and [DONE]; an error as one error chunk."""
-    import anyio
-
     progress: list[str] = []
     done = anyio.Event()
     box: dict = {}

@@ -148,10 +148,14 @@ class SearchTree:
         """The final answer pool: finished nodes that end a path."""
         return [n for n in self.with_status("finished") if n.terminal]
 
-    def chosen_path(self) -> set[int]:
-        """Ids of the nodes on the chosen answer's path (empty before selection or without one)."""
+    def chosen_nodes(self) -> list[Node]:
+        """The chosen answer's path, first step first (empty before selection or without one)."""
         leaf = self.meta.get("selected_leaf")
-        return {n.id for n in self.path(leaf)} if isinstance(leaf, int) and leaf in self.nodes else set()
+        return self.path(leaf) if isinstance(leaf, int) and leaf in self.nodes else []
+
+    def chosen_path(self) -> set[int]:
+        """Ids of the nodes on the chosen answer's path."""
+        return {n.id for n in self.chosen_nodes()}
 
     def copy(self) -> SearchTree:
         """An independent copy (a consistent snapshot of a tree another thread is growing)."""
