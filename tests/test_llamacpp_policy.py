@@ -19,7 +19,7 @@ def llama():
     from tts_explorer.policy.loading import load_policy
 
     engine = load_policy("embedded")
-    return LlamaCppPolicy(embedded_gguf(), engine.tokenizer, engine.n_params, threads=2)
+    return LlamaCppPolicy(embedded_gguf(), engine.tokenizer, engine.flops_params, threads=2)
 
 
 def test_candidates_stop_at_a_blank_line_and_are_metered(llama):

@@ -37,7 +37,7 @@ def _llama_cpp(policy, gguf):
         return None, "llama.cpp: skipped (the model is not a GGUF file)"
     if not llama_cpp_available():
         return None, "llama.cpp: skipped (pip install llama-cpp-python, or bash scripts/install.sh --llama-cpp)"
-    return LlamaCppPolicy(gguf, engine_parts(policy)[1], policy.n_params, usable_cores(), name="llama.cpp"), None
+    return LlamaCppPolicy(gguf, engine_parts(policy)[1], policy.flops_params, usable_cores(), name="llama.cpp"), None
 
 
 def _server(server: str, gguf, stack, print_fn):

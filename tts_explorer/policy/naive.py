@@ -75,7 +75,7 @@ class NaivePolicy(TransformersPolicy):
                 logprob = sum(
                     torch.log_softmax(step[0].float(), -1)[token].item() for step, token in zip(out.logits, new)
                 )
-                meter.add(role, self.n_params, generated=len(new), prefill=ids.shape[1])
+                meter.add(role, self.flops_params, generated=len(new), prefill=ids.shape[1])
                 group.append(self._completion(new, logprob, stop, max_tokens))
             results.append(group)
         return results

@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError, first_line
+from ..policy.compute import flops_params
 from .base import Scorer, ScorerEnv, StepPath
 from .probe_model import ProbeHead, ProbeModel, ProbeSpec, StepSpans
 
@@ -87,7 +88,7 @@ class LearnedPRM(Scorer):
             )
             _LOADED[key] = (loaded.to(device).eval(), tokenizer)
         self.model, self.tokenizer = _LOADED[key]
-        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.flops_params = flops_params(self.model)  # what its FLOPs count (policy/compute.py)
 
     # --- loading -------------------------------------------------------------------
     def _load(self, source: str, dtype, trust_remote_code: bool):
@@ -175,7 +176,7 @@ class LearnedPRM(Scorer):
                 mask[row, : len(tokens)] = 1
             values = self.step_values(ids.to(self.device), mask.to(self.device)).float().cpu()
             out.extend([values[row, where].tolist() for row, (_, where) in enumerate(chunk)])
-            self.env.meter.add("scorer", self.n_params, prefill=int(mask.sum()))
+            self.env.meter.add("scorer", self.flops_params, prefill=int(mask.sum()))
         return out
 
     def score_last(self, paths: list[StepPath]) -> list[float]:
@@ -380,7 +381,7 @@ class ProbePRM(TrlPRM):
             self.checkpoint()
             spans = [every[i] for i in batch]
             out += self.model.step_features(spans, pad)
-            self.env.meter.add("scorer", self.n_params, prefill=sum(len(s.ids) for s in spans))
+            self.env.meter.add("scorer", self.flops_params, prefill=sum(len(s.ids) for s in spans))
         return out
 
     @torch.inference_mode()
