@@ -179,8 +179,7 @@ def rescore_tree(
     policy = _scoring_policy(tree, choice, offered, logprobs_known)
     guard = RunGuard(should_stop, limits)
     with _bounded(guard, "re-scoring"):
-        model = grown_with(tree, offered)
-        template = template or (template_for(model, policy) if policy is not None else DEFAULT_TEMPLATE)
+        template = template or template_for(grown_with(tree, offered), policy)
         after = rescore(tree, choice.name, aggregation, policy, template, dict(choice.options), guard)
     apply_selection(after, selection)
     return after
