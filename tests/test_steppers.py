@@ -1,11 +1,12 @@
 """The lean Llama-family step and the generic transformers step compute the same logits as
-the model's own forward, with a shared prefix, rows of different lengths and left padding."""
+the model's own forward, with a shared prefix, states at several depths of one tree, rows
+repeating their parent and rows leaving the batch."""
 
 import pytest
 import torch
 from tiny_models import build_tokenizer
 
-from tts_explorer.policy.kv import empty_state
+from tts_explorer.policy.kv import RowState, Segment, compacted, empty_state, kept_bytes
 from tts_explorer.policy.local import TransformersPolicy
 from tts_explorer.policy.steppers import HFStep, LlamaStep, make_step
 
@@ -50,11 +51,13 @@ def test_step_matches_the_models_forward(kind, expected):
     policy.step = step
     prompt = [5, 9, 14, 3, 7, 21, 8]
     meter = policy.meter
-    root = policy._prefill(empty_state(prompt + [11]), meter, "policy").as_prefix()
-    assert root.prefix is not None and root.prefix.length == len(prompt)
+    root = policy._prefill(empty_state(prompt + [11]), meter, "policy").as_root()
+    assert root.cache is not None and root.cache.parent is None and root.length == len(prompt)
     # two rows after the shared prompt: one fed three more tokens, one none
-    longer = policy._prefill(type(root)(root.prefix, (), (), root.next_pos, (11, 30, 31, 32)), meter, "policy")
+    longer = policy._prefill(RowState(root.cache, root.next_pos, (11, 30, 31, 32)), meter, "policy")
+    assert longer.cache.parent is root.cache and longer.cache.length == 3  # its own tokens only
     batch = step.new_batch([longer, root], spare=4)
+    assert batch.prefix is root.cache and batch.group_width == 3
     logits = step(torch.tensor([[32], [11]]), torch.tensor([[longer.next_pos], [root.next_pos]]), batch)
     assert torch.allclose(logits[0], _reference_logits(model, prompt + [11, 30, 31, 32]), atol=1e-4)
     assert torch.allclose(logits[1], _reference_logits(model, prompt + [11]), atol=1e-4)
@@ -62,12 +65,58 @@ def test_step_matches_the_models_forward(kind, expected):
     logits = step(torch.tensor([[40], [41]]), torch.tensor([[longer.next_pos + 1], [root.next_pos + 1]]), batch)
     assert torch.allclose(logits[0], _reference_logits(model, prompt + [11, 30, 31, 32, 40]), atol=1e-4)
     assert torch.allclose(logits[1], _reference_logits(model, prompt + [11, 41]), atol=1e-4)
-    # rows copied out and gathered again without a shared prefix give the same numbers
-    mixed = step.new_batch([batch.extract(0, longer.next_pos + 2, [50]), empty_state([5])], spare=2)
+    # a row's new state holds its own two tokens under its parent's segment
+    child = batch.extract(0, longer.next_pos + 2, [50])
+    assert child.cache.parent is longer.cache and child.cache.length == 2 and child.length == len(prompt) + 5
+    # gathered again with a state of another root: nothing is shared, each chain is one group
+    mixed = step.new_batch([child, empty_state([5])], spare=2)
     assert mixed.prefix is None
     logits = step(torch.tensor([[50], [5]]), torch.tensor([[longer.next_pos + 2], [0]]), mixed)
     assert torch.allclose(logits[0], _reference_logits(model, prompt + [11, 30, 31, 32, 40, 50]), atol=1e-4)
     assert torch.allclose(logits[1], _reference_logits(model, [5]), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_a_tree_of_states_is_read_without_copying_ancestors(kind):
+    """Rows repeat their parents (a beam's children), parents sit at different depths of one
+    tree, some rows end early: every row's logits match the model's forward on its full text."""
+    model = _tiny(kind)
+    policy = TransformersPolicy(model, build_tokenizer())
+    meter = policy.meter
+    prompt = [5, 9, 14, 3, 7, 21, 8]
+    root = policy._prefill(empty_state(prompt + [11]), meter, "policy").as_root()
+    a = policy._prefill(RowState(root.cache, root.next_pos, (11, 30, 31)), meter, "policy")  # depth 1
+    b = policy._prefill(RowState(a.cache, a.next_pos, (31, 40, 41, 42, 43)), meter, "policy")  # depth 2
+    c = policy._prefill(RowState(a.cache, a.next_pos, (31, 44)), meter, "policy")  # b's sibling
+    texts = {id(a): prompt + [11, 30, 31], id(b): prompt + [11, 30, 31, 40, 41, 42, 43]}
+    texts[id(c)] = prompt + [11, 30, 31, 44]
+    states = [b, c]
+    batch = policy.step.new_batch(states, spare=1)
+    assert batch.prefix.end == a.length  # the chain both share, root and a: one prefix
+    rows = torch.tensor([0, 0, 1, 0, 1])  # b's three children and c's two, interleaved
+    logits = policy.step(
+        torch.tensor([[s.pending[0]] for s in states]), torch.tensor([[s.next_pos] for s in states]), batch
+    )
+    batch, logits = batch.select(rows), logits[rows]
+    fed = [list(texts[id(states[g])]) for g in rows.tolist()]
+    position = torch.tensor([[states[g].next_pos + 1] for g in rows.tolist()])
+    for turn in range(3):
+        if turn == 2:  # two rows end: the rest go on without them
+            keep = compacted(5, {0, 3})
+            assert keep == [4, 1, 2]  # the gap at 0 filled from the end, one row moved
+            batch.keep(keep)  # in place
+            logits, position, fed = logits[keep], position[keep], [fed[i] for i in keep]
+        for row, ids in enumerate(fed):
+            assert torch.allclose(logits[row], _reference_logits(model, ids), atol=1e-4), (turn, row)
+        new = [60 + turn + row for row in range(len(fed))]
+        logits = policy.step(torch.tensor([[t] for t in new]), position, batch)
+        fed = [ids + [t] for ids, t in zip(fed, new)]
+        position = position + 1
+    for row, ids in enumerate(fed):
+        assert torch.allclose(logits[row], _reference_logits(model, ids), atol=1e-4)
+    child = batch.extract(1, int(position[1]), [70])
+    assert child.cache.parent is states[int(batch.row_group[1])].cache and child.cache.length == 4
+    assert kept_bytes([child.cache]) == sum(s.nbytes for s in child.cache.chain())
 
 
 def test_buffers_grow_past_their_spare_room():
@@ -79,3 +128,44 @@ def test_buffers_grow_past_their_spare_room():
         logits = step(torch.tensor([[ids[-1]]]), torch.tensor([[position]]), batch)
         assert torch.allclose(logits[0], _reference_logits(model, ids), atol=1e-4)
         ids.append(int(logits[0].argmax()))
+
+
+def test_kept_states_are_capped_oldest_first():
+    """Kept states are counted with their shared ancestors once; over the cap the oldest go."""
+    from tts_explorer.policy.local import _capped
+
+    def segment(length, parent=None):
+        return Segment((torch.zeros(2, length, 4),), (torch.zeros(2, length, 4),), parent)
+
+    root = segment(100)  # 6,400 bytes
+    states = {f"s{i}": RowState(segment(10, root), 110, (1,)) for i in range(8)}  # 640 bytes each
+    assert kept_bytes(s.cache for s in states.values()) == 6400 + 8 * 640
+    assert list(_capped(states, 6400 + 4 * 640)) == ["s4", "s5", "s6", "s7"]
+    assert _capped(states, 10**6) == states
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_chains_inlined_in_their_rows_read_the_same(kind):
+    """One row per state: each chain below the shared prefix sits at the start of its row's own
+    buffer (left-padded); logits match the forward, and a new state holds only the new tokens."""
+    model = _tiny(kind)
+    policy = TransformersPolicy(model, build_tokenizer())
+    meter = policy.meter
+    prompt = [5, 9, 14, 3, 7, 21, 8]
+    root = policy._prefill(empty_state(prompt + [11]), meter, "policy").as_root()
+    b = policy._prefill(RowState(root.cache, root.next_pos, (11, 40, 41, 42, 43)), meter, "policy")
+    c = policy._prefill(RowState(root.cache, root.next_pos, (11, 44)), meter, "policy")
+    fed = [prompt + [11, 40, 41, 42, 43], prompt + [11, 44]]
+    batch = policy.step.new_batch([b, c], spare=1, inline=True)
+    assert batch.groups_k is None and batch.start == 4 and batch.prefix is root.cache
+    position = torch.tensor([[b.next_pos], [c.next_pos]])
+    logits = policy.step(torch.tensor([[43], [44]]), position, batch)
+    for turn in range(3):
+        for row, ids in enumerate(fed):
+            assert torch.allclose(logits[row], _reference_logits(model, ids), atol=1e-4), (turn, row)
+        position = position + 1
+        logits = policy.step(torch.tensor([[70 + turn], [80 + turn]]), position, batch)
+        fed = [fed[0] + [70 + turn], fed[1] + [80 + turn]]
+    batch.keep(compacted(2, {0}))
+    child = batch.extract(0, int(position[1]) + 1, [90])
+    assert child.cache.parent is c.cache and child.cache.length == 4 and child.length == len(fed[1])

@@ -77,7 +77,7 @@ def run_bench(
 
     from ..loopback import chromium_path
     from ..policy.loading import load_policy, usable_cores
-    from .memory import engine_peak_mib, format_memory
+    from .memory import engine_memory, format_memory
     from .render_speed import format_render, render_timings
     from .scorer_cost import format_costs, scorer_costs
     from .search_speed import SCORER, format_group, format_header, measure, page_default
@@ -130,5 +130,5 @@ def run_bench(
             print_fn("render: skipped (no chromium; bash scripts/install.sh --dev installs it)")
         else:
             print_fn(format_render(render_timings(list(render_sizes))))
-    print_fn(format_memory(engine_peak_mib(model, data, max(budgets)), max(budgets)))
+    print_fn(format_memory(engine_memory(model, data, max(budgets)), max(budgets)))
     print_fn(f"peak resident memory of this process (engine, naive and llama.cpp): {peak_rss_mib():.0f} MiB")

@@ -1,63 +1,113 @@
-"""Per-sequence KV states, and the batch they are gathered into for one decode loop.
+"""Per-sequence KV states as a tree of segments, and the batch one decode loop reads them in.
 
-A RowState is one sequence's cached context: a shared, read-only `prefix` (typically the
-problem's prompt, one copy for every path of a search), the keys and values of its own
-tokens after that prefix, the position id of the next token, and the tokens not yet fed
-(`pending`: at least the last sampled token, whose KV is only computed when the sequence
-is continued). States are immutable once stored, so many children share a parent's state.
+A Segment holds the keys and values of consecutive positions of a sequence and refers to
+its parent segment (the positions before them): a node of the search keeps only the keys
+and values of its own tokens, and every child shares its parent's segment instead of a
+copy of its ancestors'. Segments are immutable, so a branch's memory is freed as soon as
+no kept state refers to it (Python's reference counts). A RowState is one sequence's
+cached context: its last segment, the position id of the next token, and the tokens not
+yet fed (`pending`: at least the last sampled token, whose KV is only computed when the
+sequence is continued).
 
-A KVBatch holds a batch's rows: the prefix once, and each row's own keys and values
-left-padded in a buffer with room for the tokens still to be decoded, so feeding a token
-writes one slot in place (no copy of the whole cache per token).
+A KVBatch reads a batch's states in three parts, so that nothing shared is copied per row:
+`prefix`, the chain every row shares (the problem's prompt and any steps all rows have in
+common), read once per step for all rows; `groups`, each distinct state's chain below that
+prefix (a beam's M children read their parent's once); and each row's own tokens, in a
+buffer with room for the tokens still to be decoded, so feeding a token writes one slot in
+place. A finished row's new state is its own tokens, copied once, under its group's segment.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 
 @dataclass(frozen=True, eq=False)
-class Prefix:
-    """Keys and values shared by many rows; per layer [kv_heads, length, head_dim]."""
+class Segment:
+    """Keys and values after `parent`'s positions; per layer [kv_heads, length, head_dim]
+    (a tuple of one tensor per layer, or one tensor [layers, kv_heads, length, head_dim])."""
 
-    keys: tuple[torch.Tensor, ...]
-    values: tuple[torch.Tensor, ...]
+    keys: tuple[torch.Tensor, ...] | torch.Tensor
+    values: tuple[torch.Tensor, ...] | torch.Tensor
+    parent: Segment | None = None
+    start: int = field(init=False)  # position of the first key: the parent chain's length
+
+    def __post_init__(self):
+        object.__setattr__(self, "start", self.parent.end if self.parent is not None else 0)
 
     @property
     def length(self) -> int:
         return self.keys[0].shape[1]
 
-    def head(self, tokens: int) -> Prefix:
-        """The first `tokens` positions (views, no copy): a causal model's keys and values of a
-        sequence's first tokens do not depend on what follows them."""
-        return Prefix(tuple(k[:, :tokens] for k in self.keys), tuple(v[:, :tokens] for v in self.values))
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+    @property
+    def nbytes(self) -> int:
+        """This segment's own keys and values (not its ancestors')."""
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))  # per layer
+
+    def chain(self) -> list[Segment]:
+        """The segments from the root to this one."""
+        out, segment = [], self
+        while segment is not None:
+            out.append(segment)
+            segment = segment.parent
+        return out[::-1]
+
+    def head(self, tokens: int) -> Segment:
+        """The chain's first `tokens` positions as one root segment (views when they lie in the
+        root segment): a causal model's keys and values of a sequence's first tokens do not
+        depend on what follows them."""
+        return _joined([s for s in self.chain() if s.start < tokens], tokens)
+
+    def flattened(self) -> Segment:
+        """The whole chain as one root segment."""
+        return self if self.parent is None else _joined(self.chain(), self.end)
+
+
+def _joined(segments: list[Segment], tokens: int) -> Segment:
+    """Positions [0, tokens) of a chain (root first) as one root segment."""
+    if len(segments) == 1:
+        s = segments[0]
+        return Segment(tuple(k[:, :tokens] for k in s.keys), tuple(v[:, :tokens] for v in s.values))
+    layers = range(len(segments[0].keys))
+    keys = tuple(torch.cat([s.keys[i] for s in segments], dim=1)[:, :tokens] for i in layers)
+    values = tuple(torch.cat([s.values[i] for s in segments], dim=1)[:, :tokens] for i in layers)
+    return Segment(keys, values)
+
+
+def kept_bytes(segments) -> int:
+    """Bytes held by the given segments and their ancestors, each counted once."""
+    seen, total = set(), 0
+    for segment in segments:
+        while segment is not None and id(segment) not in seen:
+            seen.add(id(segment))
+            total += segment.nbytes
+            segment = segment.parent
+    return total
 
 
 @dataclass(frozen=True)
 class RowState:
-    prefix: Prefix | None
-    keys: tuple[torch.Tensor, ...]  # per layer [kv_heads, own length, head_dim]; () when none
-    values: tuple[torch.Tensor, ...]
+    cache: Segment | None  # the last segment of the sequence's cached positions; None when none
     next_pos: int  # position id of the first pending token
     pending: tuple[int, ...]  # token ids not yet fed to the model
     ids: tuple[int, ...] = ()  # every token of the sequence, fed or pending (what the state stands for)
 
     @property
     def length(self) -> int:
-        """Tokens cached after the prefix."""
-        return self.keys[0].shape[1] if self.keys else 0
+        """Tokens cached."""
+        return self.cache.end if self.cache is not None else 0
 
-    def as_prefix(self) -> RowState:
-        """The same state with everything cached moved into one shareable prefix."""
-        if not self.keys:
+    def as_root(self) -> RowState:
+        """The same state with its whole chain in one segment (a kept prompt: its own tensors)."""
+        if self.cache is None:
             return self
-        keys, values = self.keys, self.values
-        if self.prefix is not None:
-            keys = tuple(torch.cat([p, k], dim=1) for p, k in zip(self.prefix.keys, keys))
-            values = tuple(torch.cat([p, v], dim=1) for p, v in zip(self.prefix.values, values))
-        return RowState(Prefix(keys, values), (), (), self.next_pos, self.pending, self.ids)
+        return RowState(self.cache.flattened(), self.next_pos, self.pending, self.ids)
 
 
 def common_prefix_length(a, b) -> int:
@@ -66,106 +116,191 @@ def common_prefix_length(a, b) -> int:
 
 
 def empty_state(pending: list[int]) -> RowState:
-    return RowState(prefix=None, keys=(), values=(), next_pos=0, pending=tuple(pending), ids=tuple(pending))
+    return RowState(cache=None, next_pos=0, pending=tuple(pending), ids=tuple(pending))
 
 
 class KVBatch:
-    """A batch's cache: `prefix` (or None) shared by all rows, then per-row buffers
-    [B, kv_heads, capacity, head_dim] per layer, filled up to `length`; `mask` [B, capacity]
-    marks real (not padding) positions."""
+    """A batch's cache in three parts.
 
-    def __init__(
-        self,
-        prefix: Prefix | None,
-        keys: list[torch.Tensor],
-        values: list[torch.Tensor],
-        mask: torch.Tensor,
-        length: int,
-    ):
-        self.prefix, self.keys, self.values, self.mask, self.length = prefix, keys, values, mask, length
+    prefix: a root Segment every row shares, or None. groups: [layers, U, kv_heads, G,
+    head_dim] keys and values, each of the U distinct states' chain below the prefix,
+    right-aligned (None when G is 0), `group_mask` [U, G] its real positions, `bases` [U]
+    each state's last segment (the parent of what its rows add). Per row: `row_group` [B],
+    and own keys and values [layers, B, kv_heads, capacity, head_dim], filled up to `length`,
+    the same for every row (all rows start together). Each part is one tensor: a large one
+    is its own memory mapping, returned to the system when freed, and rows leaving the batch
+    are compacted in place (`keep`), so a decode loop allocates its buffers once."""
+
+    def __init__(self, prefix, groups_k, groups_v, group_mask, bases, row_group, keys, values, length, inlined=None):
+        self.prefix, self.groups_k, self.groups_v, self.group_mask = prefix, groups_k, groups_v, group_mask
+        self.bases, self._keys, self._values, self.length = bases, keys, values, length
+        # [B, start]: real positions of the chains inlined at the start of the own buffers
+        self.inlined = inlined if inlined is not None else torch.zeros(len(row_group), 0, dtype=torch.bool)
+        self.start = self.inlined.shape[1]  # where this batch's own tokens begin
+        self.set_rows(row_group)
 
     @classmethod
     def gather(
-        cls, states: list[RowState], layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype, spare: int
+        cls,
+        states: list[RowState],
+        layers: int,
+        kv_heads: int,
+        head_dim: int,
+        dtype: torch.dtype,
+        spare: int,
+        inline: bool = False,
     ) -> KVBatch:
-        """Rows from states, with room for `spare` more tokens. One prefix is shared when every
-        state has the same one; otherwise each row's prefix is copied into its own part."""
-        shared = states[0].prefix
-        if any(s.prefix is not shared for s in states):
-            states, shared = [_inline_prefix(s) for s in states], None
-        longest = max(s.length for s in states)
-        capacity = longest + spare
-        mask = torch.zeros(len(states), capacity, dtype=torch.bool)
-        keys, values = [], []
-        for layer in range(layers):
-            k = torch.zeros(len(states), kv_heads, capacity, head_dim, dtype=dtype)
-            v = torch.zeros(len(states), kv_heads, capacity, head_dim, dtype=dtype)
-            for row, state in enumerate(states):
-                if state.length:
-                    k[row, :, longest - state.length : longest] = state.keys[layer]
-                    v[row, :, longest - state.length : longest] = state.values[layer]
-            keys.append(k)
-            values.append(v)
-        for row, state in enumerate(states):
-            mask[row, longest - state.length : longest] = True
-        return cls(shared, keys, values, mask, longest)
+        """One row per state, with room for `spare` own tokens. The chain every state shares is
+        the prefix (the root segment itself, no copy, when that is all they share); each
+        state's chain below it is copied once into its group, or with `inline` (each state
+        will have one row: a group would be read by one row only) into the start of its row's
+        own buffer, so that the row's attention reads both in one call."""
+        chains = [s.cache.chain() if s.cache is not None else [] for s in states]
+        shared = 0
+        while all(len(c) > shared for c in chains) and all(c[shared] is chains[0][shared] for c in chains):
+            shared += 1
+        prefix = chains[0][shared - 1].flattened() if shared else None
+        below = [c[shared:] for c in chains]
+        sizes = [sum(s.length for s in chain) for chain in below]
+        width = max(sizes)
+        groups_k = groups_v = None
+        group_mask = torch.zeros(len(states), width, dtype=torch.bool)
+        if width:
+            groups_k = torch.zeros(layers, len(states), kv_heads, width, head_dim, dtype=dtype)
+            groups_v = torch.zeros_like(groups_k)
+            for row, (chain, size) in enumerate(zip(below, sizes)):
+                at = width - size
+                group_mask[row, at:] = True
+                for segment in chain:
+                    _copy_layers(groups_k[:, row, :, at : at + segment.length], segment.keys)
+                    _copy_layers(groups_v[:, row, :, at : at + segment.length], segment.values)
+                    at += segment.length
+        bases = [s.cache for s in states]
+        rows = torch.arange(len(states))
+        if inline and width:
+            own_k = torch.zeros(layers, len(states), kv_heads, width + spare, head_dim, dtype=dtype)
+            own_k[:, :, :, :width] = groups_k
+            own_v = torch.zeros_like(own_k)
+            own_v[:, :, :, :width] = groups_v
+            return cls(prefix, None, None, group_mask[:, :0], bases, rows, own_k, own_v, width, group_mask)
+        own_k = torch.zeros(layers, len(states), kv_heads, spare, head_dim, dtype=dtype)
+        return cls(prefix, groups_k, groups_v, group_mask, bases, rows, own_k, own_k.clone(), 0)
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """Own keys [layers, B, kv_heads, capacity, head_dim] of the live rows (a view)."""
+        return self._keys[:, : self.rows]
+
+    @property
+    def values(self) -> torch.Tensor:
+        return self._values[:, : self.rows]
+
+    def set_rows(self, row_group: torch.Tensor) -> None:
+        """Which group each row reads, and the slots grouping the rows by group ([U, C] row
+        indices, padded with row 0, whose results there are dropped) with each row's slot."""
+        self.row_group = row_group
+        members: dict[int, list[int]] = {}
+        for row, group in enumerate(row_group.tolist()):
+            members.setdefault(group, []).append(row)
+        width = max((len(m) for m in members.values()), default=0)
+        slots = torch.zeros(len(self.bases), max(width, 1), dtype=torch.long)
+        slot_of = torch.zeros(len(row_group), dtype=torch.long)
+        for group, rows in members.items():
+            slots[group, : len(rows)] = torch.tensor(rows)
+            for index, row in enumerate(rows):
+                slot_of[row] = group * slots.shape[1] + index
+        self.slots, self.slot_of = slots, slot_of
+
+    @property
+    def rows(self) -> int:
+        return len(self.row_group)
+
+    def own_valid(self) -> torch.Tensor:
+        """[B, length]: which own positions hold a row's keys (all but an inlined chain's padding)."""
+        return torch.cat([self.inlined, torch.ones(self.rows, self.length - self.start, dtype=torch.bool)], dim=1)
 
     @property
     def prefix_length(self) -> int:
         return self.prefix.length if self.prefix is not None else 0
 
+    @property
+    def group_width(self) -> int:
+        return self.group_mask.shape[1]
+
     def advance(self, tokens: int) -> None:
-        """Take the next `tokens` positions of every row (growing the buffers when needed);
+        """Take the next `tokens` own positions of every row (growing the buffers when needed);
         a forward then stores their keys and values with `write`."""
         need = self.length + tokens
-        if need > self.mask.shape[1]:
-            capacity = 2 * need
-            self.keys = [_grown(k, self.length, capacity) for k in self.keys]
-            self.values = [_grown(v, self.length, capacity) for v in self.values]
-            self.mask = _grown(self.mask, self.length, capacity)
-        self.mask[:, self.length : need] = True
+        if need > self._keys.shape[3]:
+            self._keys, self._values = (_grown(b, self.length, 2 * need) for b in (self._keys, self._values))
         self.length = need
 
     def write(self, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Store keys/values [B, kv_heads, T, head_dim] of the T positions taken by the last advance."""
         start = self.length - keys.shape[2]
-        self.keys[layer][:, :, start : self.length] = keys
-        self.values[layer][:, :, start : self.length] = values
+        self._keys[layer, : self.rows, :, start : self.length] = keys
+        self._values[layer, : self.rows, :, start : self.length] = values
 
     def select(self, rows: torch.Tensor) -> KVBatch:
-        """A batch of `rows` of this one (rows may repeat)."""
+        """A batch of `rows` of this one (rows may repeat); the prefix and groups are shared."""
         return KVBatch(
             self.prefix,
-            [k.index_select(0, rows) for k in self.keys],
-            [v.index_select(0, rows) for v in self.values],
-            self.mask.index_select(0, rows),
+            self.groups_k,
+            self.groups_v,
+            self.group_mask,
+            self.bases,
+            self.row_group.index_select(0, rows),
+            self.keys.index_select(1, rows),
+            self.values.index_select(1, rows),
             self.length,
+            self.inlined.index_select(0, rows),
         )
+
+    @torch.inference_mode()
+    def keep(self, rows: list[int]) -> None:
+        """Keep only `rows`, row i of the result being rows[i], moved in place (no new buffer);
+        a source row must not be an earlier target (compaction, see `compacted`)."""
+        for to, source in enumerate(rows):
+            if to != source:
+                self._keys[:, to, :, : self.length] = self._keys[:, source, :, : self.length]
+                self._values[:, to, :, : self.length] = self._values[:, source, :, : self.length]
+        self.inlined = self.inlined[rows]
+        self.set_rows(self.row_group[rows])
 
     def extract(self, row: int, next_pos: int, pending: list[int], ids: tuple[int, ...] = ()) -> RowState:
-        """Copy one row's real positions out of the batch (`ids`: every token the state stands for)."""
-        valid = self.mask[row, : self.length].nonzero().squeeze(1)
-        return RowState(
-            self.prefix,
-            tuple(k[row].index_select(1, valid) for k in self.keys),
-            tuple(v[row].index_select(1, valid) for v in self.values),
-            next_pos,
-            tuple(pending),
-            ids,
-        )
+        """One row's state: its own tokens copied into a segment under its group's state
+        (`ids`: every token the state stands for)."""
+        base = self.bases[int(self.row_group[row])]
+        if self.length == self.start:
+            return RowState(base, next_pos, tuple(pending), ids)
+        start, end = self.start, self.length
+        own = Segment(self._keys[:, row, :, start:end].clone(), self._values[:, row, :, start:end].clone(), base)
+        return RowState(own, next_pos, tuple(pending), ids)
 
 
-def _inline_prefix(state: RowState) -> RowState:
-    if state.prefix is None:
-        return state
-    full = state.as_prefix()
-    return RowState(None, full.prefix.keys, full.prefix.values, state.next_pos, state.pending, state.ids)
+def compacted(rows: int, gone: set[int]) -> list[int]:
+    """The rows left when `gone` leave, in the order that moves fewest: each gap below the new
+    end is filled by a row from above it (one row moved per row gone, at most)."""
+    end = rows - len(gone)
+    order = list(range(end))
+    above = [r for r in range(end, rows) if r not in gone]
+    for gap, source in zip([r for r in range(end) if r in gone], above):
+        order[gap] = source
+    return order
+
+
+def _copy_layers(target: torch.Tensor, source) -> None:
+    """Copy per-layer keys or values (one tensor, or a tuple of one per layer) into target."""
+    if isinstance(source, torch.Tensor):
+        target.copy_(source)
+    else:
+        for layer, part in enumerate(source):
+            target[layer].copy_(part)
 
 
 def _grown(buffer: torch.Tensor, filled: int, capacity: int) -> torch.Tensor:
-    dim = buffer.dim() - 2 if buffer.dim() == 4 else 1
     shape = list(buffer.shape)
-    shape[dim] = capacity
+    shape[3] = capacity
     bigger = buffer.new_zeros(shape)
-    bigger.narrow(dim, 0, filled).copy_(buffer.narrow(dim, 0, filled))
+    bigger[:, :, :, :filled].copy_(buffer[:, :, :, :filled])
     return bigger

@@ -6,8 +6,12 @@ continuation keeps its KV state under the text `prompt + completion`, so the nex
 that path feeds only the one token not yet fed. A state stands for exactly the tokens that
 decode to its key: where a stop string ends inside a token, the state is cut at the token
 boundary and the rest of the text re-encoded as pending tokens. States shared by several
-rows (a beam's M children) are fed once and then repeated. The prompt's keys and values
-are one shared prefix for every path (kv.py); the forward step itself is in steppers.py.
+rows (a beam's M children) are fed once and then repeated. States form a tree (kv.py): a
+continuation keeps only its own tokens' keys and values under its parent's, the prompt's
+are one shared prefix for every path, and the states of the last call are kept (a pruned
+branch is freed when the next call does not continue it) up to KEPT_STATES_MB, the oldest
+dropped first; a dropped state is recomputed exactly from its text. The forward step
+itself is in steppers.py.
 One lock serialises the calls (the app's preload thread and the searches share a model).
 Loading models lives in loading.py.
 """
@@ -24,12 +28,13 @@ import torch
 from ..errors import UserError
 from .base import MAX_CONTEXT_TOKENS, Completion, StopRequested
 from .compute import ComputeMeter, flops_params
-from .kv import RowState, common_prefix_length, empty_state
+from .kv import RowState, common_prefix_length, compacted, empty_state, kept_bytes
 from .steppers import make_step
 
 ROOT_STATES_KEPT = 16  # prompts prefilled from scratch, kept across calls (LRU)
 MIN_SHARED_TOKENS = 8  # a kept prompt sharing fewer leading tokens with a new one is not worth slicing
 PREFILL_CHUNK = 512  # prompt tokens fed in one forward: bounds the attention's memory on a long prompt
+KEPT_STATES_MB = 1024  # the kept continuations' keys and values (their ancestors counted once)
 
 
 def _locked(method):
@@ -129,14 +134,13 @@ class TransformersPolicy:
         shared, source = 0, None
         if self.reuse_cache:
             for state, root_ids in self._roots.values():
-                cached = root_ids[: state.prefix.length] if state.prefix is not None else ()
-                common = common_prefix_length(ids, cached)
+                common = common_prefix_length(ids, root_ids[: state.length])
                 if common > shared:
-                    shared, source = common, state.prefix
+                    shared, source = common, state.cache
         shared = min(shared, len(ids) - 1)  # at least one token stays pending
         if source is None or shared < MIN_SHARED_TOKENS:
             return empty_state(ids), ids
-        return RowState(source.head(shared), (), (), shared, tuple(ids[shared:]), tuple(ids)), ids
+        return RowState(source.head(shared), shared, tuple(ids[shared:]), tuple(ids)), ids
 
     @_locked
     def warm(self, prompt: str) -> None:
@@ -167,18 +171,21 @@ class TransformersPolicy:
             if len(state.pending) > 1:
                 state = self._prefill(state, meter, role)
                 if self.reuse_cache and remember and ids is not None:  # a new prompt, not a kept path
-                    state = state.as_prefix()
+                    state = state.as_root()
                     self._roots[prompt] = (state, tuple(ids))
                     while len(self._roots) > ROOT_STATES_KEPT:
                         self._roots.popitem(last=False)
             states.append(state)
         return states
 
-    def _first_logits(self, states: list[RowState], meter: ComputeMeter, role: str, spare: int = 1):
+    def _first_logits(
+        self, states: list[RowState], meter: ComputeMeter, role: str, spare: int = 1, inline: bool = False
+    ):
         """Feed each state's pending token once; return the batch and the logits of the unique states.
 
-        The batch keeps room for `spare` tokens in all (this one and those decoded after it)."""
-        batch = self.step.new_batch(states, spare=spare)
+        The batch keeps room for `spare` tokens in all (this one and those decoded after it);
+        `inline`: each state keeps one row (kv.py)."""
+        batch = self.step.new_batch(states, spare=spare, inline=inline)
         tokens = torch.tensor([[s.pending[0]] for s in states])
         positions = torch.tensor([[s.next_pos] for s in states])
         logits = self.step(tokens, positions, batch)
@@ -186,23 +193,30 @@ class TransformersPolicy:
         return batch, logits
 
     # --- sampling ------------------------------------------------------------------
-    def _sample(self, logits: torch.Tensor, temperature: float, top_p: float):
+    @torch.inference_mode()
+    def _sample(self, logits: torch.Tensor, temperature: float, top_p: float, rows: list[int] | None = None):
         """Tokens drawn by inverse CDF (one uniform number per row: far cheaper than
-        torch.multinomial over a large vocabulary), with their log-probs at temperature 1."""
-        logprobs = torch.log_softmax(logits, dim=-1)
+        torch.multinomial over a large vocabulary), with their log-probs at temperature 1.
+        `rows`: each batch row's original index; the uniform numbers go to rows in that order,
+        so a seeded run draws the same whatever order compaction left the rows in."""
+        normaliser = torch.logsumexp(logits, dim=-1)
         if temperature <= 0:
             tokens = logits.argmax(dim=-1)
         else:
-            probs = torch.softmax(logits / temperature, dim=-1)
+            probs = torch.softmax(logits.div_(temperature), dim=-1)  # in place: the logits are not read again
             if top_p < 1.0:
                 sorted_probs, order = probs.sort(dim=-1, descending=True)
                 drop = sorted_probs.cumsum(-1) - sorted_probs > top_p
                 sorted_probs[drop] = 0.0
                 probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-            cdf = probs.cumsum(dim=-1)
-            draw = torch.rand(len(probs), 1, generator=self.generator, dtype=cdf.dtype) * cdf[:, -1:]
+            cdf = probs.cumsum_(dim=-1)
+            draw = torch.rand(len(probs), 1, generator=self.generator, dtype=cdf.dtype)
+            if rows is not None:
+                draw = draw[torch.tensor(rows).argsort().argsort()]
+            draw = draw * cdf[:, -1:]
             tokens = torch.searchsorted(cdf, draw, right=True).squeeze(1).clamp_(max=probs.shape[1] - 1)
-        return tokens, logprobs.gather(1, tokens.unsqueeze(1)).squeeze(1)
+            return tokens, logits.gather(1, tokens.unsqueeze(1)).squeeze(1) * temperature - normaliser
+        return tokens, logits.gather(1, tokens.unsqueeze(1)).squeeze(1) - normaliser
 
     @_locked
     def generate(
@@ -231,11 +245,13 @@ class TransformersPolicy:
                 f"this path is {longest} tokens long: with {max_tokens} to generate it does not fit the "
                 f"engine's {MAX_CONTEXT_TOKENS}; continue from an earlier step"
             )
-        batch, logits = self._first_logits(states, meter, role, spare=max_tokens + 1)
         # batch row -> (prompt index, unique state index)
         owners = [(i, unique.index(p)) for i, (p, k) in enumerate(zip(prompts, n)) for _ in range(k)]
-        rows = torch.tensor([u for _, u in owners])
-        batch, logits = batch.select(rows), logits[rows]
+        rows = [u for _, u in owners]
+        one_each = rows == list(range(len(unique)))  # no state repeated: its chain goes in its row
+        batch, logits = self._first_logits(states, meter, role, spare=max_tokens + 1, inline=one_each)
+        if not one_each:
+            batch, logits = batch.select(torch.tensor(rows)), logits[rows]
         next_pos = torch.tensor([states[u].next_pos + 1 for _, u in owners])
         finished = self._decode(
             batch,
@@ -284,7 +300,7 @@ class TransformersPolicy:
         for step in range(max_tokens):
             if should_stop is not None and should_stop():
                 raise StopRequested()
-            sampled, logprobs = self._sample(logits, temperature, top_p)
+            sampled, logprobs = self._sample(logits, temperature, top_p, live)
             meter.add(role, self.flops_params, generated=len(live))
             ended = []
             sampled_list, logprob_list = sampled.tolist(), logprobs.tolist()
@@ -314,14 +330,15 @@ class TransformersPolicy:
             if len(done) == total:
                 break
             if ended:
-                gone = set(ended)
-                keep = torch.tensor([p for p in range(len(live)) if p not in gone])
-                live = [live[p] for p in keep.tolist()]
-                batch, next_pos, sampled = batch.select(keep), next_pos[keep], sampled[keep]
+                order = compacted(len(live), set(ended))
+                live = [live[p] for p in order]
+                batch.keep(order)
+                keep = torch.tensor(order, dtype=torch.long)
+                next_pos, sampled = next_pos[keep], sampled[keep]
             logits = self.step(sampled.unsqueeze(1), next_pos.unsqueeze(1), batch)
             next_pos = next_pos + 1
         if keep_state and self.reuse_cache:
-            self._states = new_states
+            self._states = _capped(new_states, KEPT_STATES_MB * 2**20)
         return [done[row] for row in range(total)]
 
     def _stop_reason(self, ids: list[int], token: int, stop: str | None, at_limit: bool) -> str | None:
@@ -389,3 +406,11 @@ class TransformersPolicy:
             probs = torch.softmax(logits[:, choice_ids], dim=-1)
             out.extend(probs.tolist())
         return out
+
+
+def _capped(states: dict[str, RowState], limit: int) -> dict[str, RowState]:
+    """`states` less the oldest ones while they and their ancestors hold over `limit` bytes."""
+    names = list(states)
+    while names and kept_bytes(states[n].cache for n in names) > limit:
+        names = names[max(1, len(names) // 8) :]
+    return {n: states[n] for n in names}

@@ -3,9 +3,10 @@ of each row's last position, and leave the new keys/values in the batch.
 
 LlamaStep is a lean forward for Llama-family decoders (Llama, SmolLM, Qwen2): the model's
 own weights, with q/k/v and gate/up each fused into one matrix multiply, and attention
-split in two: every row's queries against the shared prefix at once (the prompt's keys
-and values are read once per step instead of once per row), and each row against its
-own tokens; the two halves are merged by their log-sum-exps. Its weight matrices are
+split in three (kv.py): every row's queries against the shared prefix at once (the
+prompt's keys and values are read once per step instead of once per row), the queries of
+a group's rows against their common parent state's chain at once, and each row against
+its own tokens; the parts are merged by their log-sum-exps. Its weight matrices are
 prepacked once for oneDNN where PyTorch has it (same results, 1.6-1.8x faster matrix
 products here than F.linear, which repacks on every call). It computes what the
 transformers forward computes, with far fewer operations per token on a CPU.
@@ -44,8 +45,8 @@ class _Shape:
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.dtype = next(model.parameters()).dtype
 
-    def new_batch(self, states, spare: int) -> KVBatch:
-        return KVBatch.gather(states, self.layers, self.kv_heads, self.head_dim, self.dtype, spare)
+    def new_batch(self, states, spare: int, inline: bool = False) -> KVBatch:
+        return KVBatch.gather(states, self.layers, self.kv_heads, self.head_dim, self.dtype, spare, inline)
 
 
 def _attend_part(q, k, v, mask, scale):
@@ -126,26 +127,38 @@ class LlamaStep(_Shape):
         weight, eps = weight_eps
         return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype) * weight
 
-    def _own_mask(self, batch: KVBatch, tokens: int) -> torch.Tensor:
-        """[B, 1, groups*T, length] additive mask: 0 where a query may attend a row's own position."""
-        rows, end = batch.mask.shape[0], batch.length
-        allowed = batch.mask[:, :end].unsqueeze(1).expand(rows, tokens, end).clone()
-        if tokens > 1:  # causal among the new tokens
-            start = end - tokens
-            allowed[:, :, start:] &= torch.ones(tokens, tokens, dtype=torch.bool).tril()
+    def _masks(self, batch: KVBatch, tokens: int):
+        """Additive masks (0: may attend) for the own part ([B, 1, groups*T, length], causal
+        among the T new tokens, an inlined chain's padding blocked; None when T is 1 and nothing
+        is inlined: a row sees all its own tokens) and the group
+        part ([U, 1, C*groups*T, G], its real positions; None without groups)."""
         groups = self.heads // self.kv_heads
-        allowed = allowed.unsqueeze(1).expand(rows, groups, tokens, end).reshape(rows, 1, groups * tokens, end)
-        blocked = torch.zeros(allowed.shape, dtype=self.dtype)
-        return blocked.masked_fill_(~allowed, torch.finfo(self.dtype).min)
+        blocked = torch.finfo(self.dtype).min
+        own = None
+        if tokens > 1 or batch.start:
+            allowed = batch.own_valid().unsqueeze(1).expand(batch.rows, tokens, batch.length).clone()
+            allowed[:, :, batch.length - tokens :] &= torch.ones(tokens, tokens, dtype=torch.bool).tril()
+            allowed = allowed.repeat(1, groups, 1).unsqueeze(1)
+            own = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, blocked)
+        group = None
+        if batch.groups_k is not None:
+            units, members = batch.slots.shape
+            allowed = batch.group_mask[:, None, None, :].expand(units, 1, members * groups * tokens, -1)
+            group = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, blocked)
+        return own, group
 
-    def _attention(self, q, layer: int, batch: KVBatch, own_mask):
+    def _attention(self, q, layer: int, batch: KVBatch, masks):
+        """Each row's queries against the shared prefix (all rows at once), its group's chain
+        (the rows of a group at once) and its own tokens, merged by log-sum-exp."""
         rows, _, tokens, dim = q.shape
         groups = self.heads // self.kv_heads
-        q = q.reshape(rows, self.kv_heads, groups * tokens, dim)
+        width = groups * tokens
+        q = q.reshape(rows, self.kv_heads, width, dim)
+        own_mask, group_mask = masks
         end = batch.length
-        out, lse = _attend_part(q, batch.keys[layer][:, :, :end], batch.values[layer][:, :, :end], own_mask, self.scale)
+        parts = [_attend_part(q, batch.keys[layer][:, :, :end], batch.values[layer][:, :, :end], own_mask, self.scale)]
         if batch.prefix is not None:
-            shared_q = q.transpose(0, 1).reshape(1, self.kv_heads, rows * groups * tokens, dim)
+            shared_q = q.transpose(0, 1).reshape(1, self.kv_heads, rows * width, dim)
             p_out, p_lse = _attend_part(
                 shared_q,
                 batch.prefix.keys[layer].unsqueeze(0),
@@ -153,17 +166,32 @@ class LlamaStep(_Shape):
                 None,
                 self.scale,
             )
-            p_out = p_out.reshape(self.kv_heads, rows, groups * tokens, dim).transpose(0, 1)
-            p_lse = p_lse.reshape(self.kv_heads, rows, groups * tokens).transpose(0, 1)
-            total = torch.logaddexp(lse, p_lse)
-            out = out * (lse - total).exp().unsqueeze(-1) + p_out * (p_lse - total).exp().unsqueeze(-1)
+            p_out = p_out.reshape(self.kv_heads, rows, width, dim).transpose(0, 1)
+            p_lse = p_lse.reshape(self.kv_heads, rows, width).transpose(0, 1)
+            parts.append((p_out, p_lse))
+        if batch.groups_k is not None:
+            units, members = batch.slots.shape
+            group_q = q.index_select(0, batch.slots.reshape(-1)).reshape(units, members, self.kv_heads, width, dim)
+            group_q = group_q.transpose(1, 2).reshape(units, self.kv_heads, members * width, dim)
+            g_out, g_lse = _attend_part(group_q, batch.groups_k[layer], batch.groups_v[layer], group_mask, self.scale)
+            g_out = g_out.reshape(units, self.kv_heads, members, width, dim).transpose(1, 2)
+            g_out = g_out.reshape(units * members, self.kv_heads, width, dim).index_select(0, batch.slot_of)
+            g_lse = g_lse.reshape(units, self.kv_heads, members, width).transpose(1, 2)
+            g_lse = g_lse.reshape(units * members, self.kv_heads, width).index_select(0, batch.slot_of)
+            empty = ~batch.group_mask.any(dim=1)[batch.row_group]  # a row whose state is the prefix itself
+            parts.append((g_out, g_lse.masked_fill(empty[:, None, None], float("-inf"))))
+        if len(parts) == 1:
+            out = parts[0][0]
+        else:
+            total = torch.logsumexp(torch.stack([lse for _, lse in parts]), dim=0)
+            out = sum(o * (lse - total).exp().unsqueeze(-1) for o, lse in parts)
         return out.to(q.dtype).reshape(rows, self.heads, tokens, dim)
 
     @torch.inference_mode()
     def __call__(self, ids: torch.Tensor, positions: torch.Tensor, batch: KVBatch) -> torch.Tensor:
         rows, tokens = ids.shape
         batch.advance(tokens)
-        own_mask = self._own_mask(batch, tokens)
+        masks = self._masks(batch, tokens)
         x = self.embed(ids)
         cos, sin = self.rotary(x, positions)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
@@ -177,7 +205,7 @@ class LlamaStep(_Shape):
             q = q * cos + _rotate_half(q) * sin
             k = k * cos + _rotate_half(k) * sin
             batch.write(index, k, v)
-            attn = self._attention(q, index, batch, own_mask)
+            attn = self._attention(q, index, batch, masks)
             x = x + block["o"](attn.transpose(1, 2).reshape(rows, tokens, q_size))
             gate, up = block["gate_up"](self._norm(x, block["norm_post"])).chunk(2, dim=-1)
             x = x + block["down"](F.silu(gate) * up)
@@ -197,19 +225,25 @@ class HFStep(_Shape):
         from transformers import DynamicCache
 
         rows, tokens = ids.shape
-        start, prefix = batch.length, batch.prefix_length
+        start, prefix, width = batch.length, batch.prefix_length, batch.group_width
         layers = []
         for layer in range(self.layers):
-            own_k, own_v = batch.keys[layer][:, :, :start], batch.values[layer][:, :, :start]
+            parts_k, parts_v = [], []
             if prefix:
-                own_k = torch.cat([batch.prefix.keys[layer].unsqueeze(0).expand(rows, -1, -1, -1), own_k], dim=2)
-                own_v = torch.cat([batch.prefix.values[layer].unsqueeze(0).expand(rows, -1, -1, -1), own_v], dim=2)
-            layers.append((own_k, own_v))
-        cache = DynamicCache(ddp_cache_data=layers) if prefix + start else DynamicCache()
+                parts_k.append(batch.prefix.keys[layer].unsqueeze(0).expand(rows, -1, -1, -1))
+                parts_v.append(batch.prefix.values[layer].unsqueeze(0).expand(rows, -1, -1, -1))
+            if width:
+                parts_k.append(batch.groups_k[layer].index_select(0, batch.row_group))
+                parts_v.append(batch.groups_v[layer].index_select(0, batch.row_group))
+            parts_k.append(batch.keys[layer][:, :, :start])
+            parts_v.append(batch.values[layer][:, :, :start])
+            layers.append((torch.cat(parts_k, dim=2), torch.cat(parts_v, dim=2)))
+        cache = DynamicCache(ddp_cache_data=layers) if prefix + width + start else DynamicCache()
         mask = torch.cat(
             [
                 torch.ones(rows, prefix, dtype=torch.long),
-                batch.mask[:, :start].long(),
+                batch.group_mask.index_select(0, batch.row_group).long(),
+                batch.own_valid().long(),
                 torch.ones(rows, tokens, dtype=torch.long),
             ],
             dim=1,
