@@ -6,6 +6,7 @@ scores read as probabilities (a reliability diagram and the expected calibration
 from __future__ import annotations
 
 import bisect
+import math
 
 from .render import plotly_text
 from .report import fmt_score
@@ -66,10 +67,12 @@ def disagreements(tree: SearchTree) -> list[list]:
 
 
 def score_counts(scores, bins: int = 10) -> list[int]:
-    """How many scores fall in each of `bins` equal bins of [0, 1] (1.0 in the last)."""
+    """How many scores fall in each of `bins` equal bins of [0, 1] (1.0 in the last; a score
+    that is not a finite number is not counted)."""
     counts = [0] * bins
     for score in scores:
-        counts[min(int(score * bins), bins - 1)] += 1
+        if math.isfinite(score):
+            counts[max(0, min(int(score * bins), bins - 1))] += 1
     return counts
 
 

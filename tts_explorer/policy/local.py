@@ -203,7 +203,7 @@ class TransformersPolicy:
         if temperature <= 0:
             tokens = logits.argmax(dim=-1)
         else:
-            probs = torch.softmax(logits.div_(temperature), dim=-1)  # in place: the logits are not read again
+            probs = torch.softmax(logits / temperature, dim=-1)
             if top_p < 1.0:
                 sorted_probs, order = probs.sort(dim=-1, descending=True)
                 drop = sorted_probs.cumsum(-1) - sorted_probs > top_p
@@ -215,7 +215,6 @@ class TransformersPolicy:
                 draw = draw[torch.tensor(rows).argsort().argsort()]
             draw = draw * cdf[:, -1:]
             tokens = torch.searchsorted(cdf, draw, right=True).squeeze(1).clamp_(max=probs.shape[1] - 1)
-            return tokens, logits.gather(1, tokens.unsqueeze(1)).squeeze(1) * temperature - normaliser
         return tokens, logits.gather(1, tokens.unsqueeze(1)).squeeze(1) - normaliser
 
     @_locked

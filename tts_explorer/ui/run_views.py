@@ -74,7 +74,7 @@ def page_request(
     """The checked request of a Run from the page's fields (anything a browser could send)."""
     if model not in settings.models or scorer not in settings.scorers:
         raise UserError("that model or scorer is not offered by this server")
-    if strategy not in dict((name, label) for label, name in PAGE_STRATEGIES):
+    if not isinstance(strategy, str) or strategy not in dict((name, label) for label, name in PAGE_STRATEGIES):
         raise UserError(f"unknown strategy; valid: {', '.join(name for _, name in PAGE_STRATEGIES)}")
     config = SearchConfig(
         strategy=strategy,
