@@ -14,7 +14,9 @@ A KVBatch reads a batch's states in three parts, so that nothing shared is copie
 common), read once per step for all rows; `groups`, each distinct state's chain below that
 prefix (a beam's M children read their parent's once); and each row's own tokens, in a
 buffer with room for the tokens still to be decoded, so feeding a token writes one slot in
-place. A finished row's new state is its own tokens, copied once, under its group's segment.
+place. Where every state has one row, a state's chain below the prefix is copied into the
+start of its row's own buffer instead (one attention call fewer). A finished row's new state
+is its own tokens, copied once, under its state's segment.
 """
 
 from __future__ import annotations
