@@ -199,8 +199,12 @@ class KVBatch:
 
     def set_rows(self, row_group: torch.Tensor) -> None:
         """Which group each row reads, and the slots grouping the rows by group ([U, C] row
-        indices, padded with row 0, whose results there are dropped) with each row's slot."""
+        indices, padded with row 0, whose results there are dropped) with each row's slot; the
+        slots only where there are groups to read (they are rebuilt whenever rows leave)."""
         self.row_group = row_group
+        self.slots = self.slot_of = None
+        if self.groups_k is None:
+            return
         members: dict[int, list[int]] = {}
         for row, group in enumerate(row_group.tolist()):
             members.setdefault(group, []).append(row)
