@@ -91,7 +91,7 @@ def test_run_parameters(app_settings, views, data):
     valid = [
         st.sampled_from(["Ann has 3 cats and 2 dogs. How many pets?", "What is <b>2</b> + 2?"]),
         st.sampled_from(["5", "", "9^{9^{9}}", "<img src=x onerror=alert(1)>"]),
-        st.sampled_from(["greedy", "majority", "best_of_n", "beam", "dvts"]),
+        st.sampled_from(["greedy", "majority", "best_of_n", "beam", "dvts", "particles", "rebase", "deepconf"]),
         st.sampled_from([1, 2, 4, 8, 16, 64]),
         st.sampled_from([1, 2, 4]),
         st.floats(0, 2),
@@ -100,6 +100,10 @@ def test_run_parameters(app_settings, views, data):
         st.sampled_from(["last", "min", "avg", "prod"]),
         st.sampled_from(["majority", "prm_max", "prm_vote"]),
         st.just(model),
+        st.floats(0.01, 5),  # the newer strategies' parameters (run_views.TUNING)
+        st.floats(0.01, 5),
+        st.floats(0, 0.95),
+        st.integers(1, 64),
     ]
     fields = [data.draw(strategy) for strategy in valid]
     hostile = st.one_of(JUNK, st.sampled_from(["   ", "x" * 4001, "oracle", "qwen-prm", "/etc/passwd", "max", 65, 0]))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
+from tts_explorer.config import PAGE_DEFAULTS
 from tts_explorer.diagnose import disagreements, score_histogram
 from tts_explorer.edit import edit_step
 from tts_explorer.errors import UserError
@@ -18,6 +19,7 @@ from tts_explorer.standalone import tree_page
 from tts_explorer.tree import SearchTree
 from tts_explorer.treefile import read_tree
 from tts_explorer.ui.compare_tab import plan
+from tts_explorer.ui.run_views import TUNING
 
 QUESTION = "Sam has 4 boxes with 6 pens in each box. He gives away 5 pens. How many pens are left?"
 
@@ -184,6 +186,21 @@ def test_edit_and_continue_through_the_api_leaves_other_sessions_alone(app_url, 
     assert edited.edited and edited.children  # the new branch grew from the edit
     assert all(grown.nodes[c].score is not None for c in edited.children)
     assert json.loads(other.predict(1, api_name="/replay")) == other_before  # the other session is untouched
+
+
+@pytest.mark.slow
+def test_the_newer_strategies_parameters_reach_the_search_from_the_page(app_url, tiny_model_dir):
+    client = Client(app_url, verbose=False)
+    tuning = [0.3, 2.5, 0.25, 3]  # resampling and frontier temperatures, confidence quantile, warm-up chains
+    final = finish(client.submit(*fields(str(tiny_model_dir), strategy="particles"), *tuning, api_name="/run"))[-1]
+    config = read_tree(open(final[-1]).read()).meta["config"]
+    assert [config[name] for name in TUNING] == tuning
+    # left out by a client, they take the page's defaults
+    final = finish(client.submit(*fields(str(tiny_model_dir), strategy="particles"), api_name="/run"))[-1]
+    config = read_tree(open(final[-1]).read()).meta["config"]
+    assert [config[name] for name in TUNING] == [getattr(PAGE_DEFAULTS, name) for name in TUNING]
+    with pytest.raises(Exception, match="greater than maximum"):  # gradio's slider refuses it before a run
+        client.predict(*fields(str(tiny_model_dir)), 0.3, 2.5, 1.0, 3, api_name="/run")
 
 
 @pytest.mark.slow

@@ -21,9 +21,11 @@ QUESTION = "Sam has 4 boxes with 6 pens in each box. He gives away 5 pens. How m
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model_dir):
+def server(tiny_model_dir, newline_model_dir):
     settings = Settings(
-        models=(str(tiny_model_dir),), scorers=("arithmetic", "confidence"), limits=RunLimits(seconds=20, tokens=20_000)
+        models=(str(tiny_model_dir), str(newline_model_dir)),
+        scorers=("arithmetic", "confidence"),
+        limits=RunLimits(seconds=20, tokens=20_000),
     )
     port = free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
@@ -62,14 +64,17 @@ def test_a_completion_is_a_search(server):
     assert reply.usage.completion_tokens == compute["generated_tokens"] + compute["scorer_tokens"] > 0
 
 
-def test_streaming_gives_the_chosen_solution_step_by_step(server):
+@pytest.mark.parametrize("strategy", ["best_of_n", "beam", "deepconf"])
+def test_streaming_gives_the_chosen_solution_step_by_step(server, strategy):
+    """Settled steps stream during the search (beam search with one kept beam settles each
+    iteration's step), the rest at the end: together exactly the chosen solution."""
     url, model = server
     client = openai.OpenAI(base_url=url, api_key="none")
     stream = client.chat.completions.create(
-        model=f"{model}/best_of_n/4",
+        model=f"{model}/{strategy}/4",
         messages=[{"role": "user", "content": QUESTION}],
         stream=True,
-        extra_body={"tts": {"max_steps": 3}},
+        extra_body={"tts": {"max_steps": 3, "beam_width": 4}},
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -78,6 +83,33 @@ def test_streaming_gives_the_chosen_solution_step_by_step(server):
     tree = read_tree(json.dumps(last.model_extra["tts"]["tree"]))
     assert text == "\n\n".join(n.text for n in tree.chosen_nodes())
     assert last.usage.total_tokens > 0
+
+
+def test_a_beam_search_streams_its_settled_steps_before_it_ends(server, newline_model_dir):
+    """Raw SSE: with one kept beam (N = M), each iteration's kept step is streamed right after
+    that iteration's keep-alive comment, before the search goes on."""
+    url, _ = server
+    body = {
+        "model": f"{newline_model_dir}/beam/4/confidence",
+        "messages": [{"role": "user", "content": QUESTION}],
+        "stream": True,
+        "tts": {"beam_width": 4, "max_steps": 4, "step_tokens": 64, "temperature": 1.0},
+    }
+    post = urllib.request.Request(
+        f"{url}/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    events = [line for line in urllib.request.urlopen(post, timeout=120).read().decode().split("\n\n") if line]
+    comments = [i for i, e in enumerate(events) if e.startswith(": iteration")]
+    contents = [i for i, e in enumerate(events) if '"content": "' in e and '"content": ""' not in e]
+    assert len(comments) >= 2 and contents and contents[0] < comments[-1]  # a step came out mid-search
+    last = json.loads(events[-2].removeprefix("data: "))
+    tree = read_tree(json.dumps(last["tts"]["tree"]))
+    text = "".join(json.loads(events[i].removeprefix("data: "))["choices"][0]["delta"]["content"] for i in contents)
+    # this model never states an answer: the reply is the steps the search settled on
+    assert not tree.chosen_nodes() and text == "\n\n".join(n.text for n in tree.settled_nodes())
+    again = urllib.request.Request(post.full_url, json.dumps({**body, "stream": False}).encode(), post.headers)
+    reply = json.loads(urllib.request.urlopen(again, timeout=120).read())
+    assert reply["choices"][0]["message"]["content"] == text  # the same search without streaming
 
 
 @pytest.mark.parametrize(

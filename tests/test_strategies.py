@@ -7,7 +7,7 @@ import pytest
 from fakes import FakePolicy, HashScorer
 
 from tts_explorer.config import SearchConfig
-from tts_explorer.events import Done, NodesAdded, NodesPruned, NodesScored
+from tts_explorer.events import Done, IterationDone, NodesAdded, NodesPruned, NodesScored
 from tts_explorer.scorers import SCORERS
 from tts_explorer.search import RunLimits, new_tree, search
 from tts_explorer.selection import AGGREGATIONS
@@ -58,6 +58,35 @@ def test_common_invariants(strategy, seed):
     assert max(n.depth for n in tree) <= 5
     # every policy call is one batch for the whole iteration
     assert len(policy.calls) == len(added_by_iteration(events))
+
+
+@pytest.mark.parametrize("strategy", [name for name, s in STRATEGIES.items() if s.on_page and s.settles])
+@pytest.mark.parametrize("seed", range(6))
+def test_settled_steps_only_grow_and_start_the_chosen_path(strategy, seed):
+    """What the API streams before a search ends: each iteration's settled steps extend the last
+    ones, and the chosen path starts with them (beam search settles some; best-of-N none)."""
+    config = SearchConfig(strategy=strategy, n=4, beam_width=4, max_steps=6, aggregation="last", seed=seed)
+    tree = new_tree(QUESTION, config, "hash")
+    seen = []
+    for event in search(tree, FakePolicy(answer_prob=0.2, seed=seed), config, "hash"):
+        if isinstance(event, IterationDone):
+            settled = [n.id for n in tree.settled_nodes()]
+            assert settled[: len(seen[-1]) if seen else 0] == (seen[-1] if seen else [])
+            seen.append(settled)
+    chosen = [n.id for n in tree.chosen_nodes()]
+    assert chosen and chosen[: len(seen[-1])] == seen[-1]
+    if strategy in ("best_of_n", "majority"):
+        assert seen[-1] == []  # independent chains share no step until the vote
+
+
+def test_beam_search_settles_on_its_only_beam():
+    config = SearchConfig(strategy="beam", n=4, beam_width=4, max_steps=5, aggregation="last", seed=0)
+    tree = new_tree(QUESTION, config, "hash")
+    depths = []
+    for event in search(tree, FakePolicy(answer_prob=0.0), config, "hash"):
+        if isinstance(event, IterationDone):
+            depths.append(len(tree.settled_nodes()))
+    assert depths[:3] == [1, 2, 3]  # one beam kept: its step is settled the iteration it is kept
 
 
 def test_chains_never_prune_and_end_with_n_leaves():

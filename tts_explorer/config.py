@@ -16,6 +16,7 @@ MAX_STEP_TOKENS = 1024
 MAX_STEPS = 40
 MAX_QUESTION_CHARS = 4000
 MAX_TEMPERATURE = 2.0
+SOFTMAX_TEMPERATURES = (0.01, 100.0)  # particle filtering's resampling, REBASE's budget sharing
 
 
 def _setting(default, help: str):
@@ -67,9 +68,10 @@ class SearchConfig:
             bad(f"temperature must be in [0, {MAX_TEMPERATURE:g}], got {self.temperature}")
         if not 0.0 < float(self.top_p) <= 1.0:
             bad(f"top_p must be in (0, 1], got {self.top_p}")
+        low, high = SOFTMAX_TEMPERATURES
         for name in ("resample_temperature", "frontier_temperature"):
-            if not 0.01 <= float(getattr(self, name)) <= 100.0:
-                bad(f"{name} must be in [0.01, 100], got {getattr(self, name)}")
+            if not low <= float(getattr(self, name)) <= high:
+                bad(f"{name} must be in [{low:g}, {high:g}], got {getattr(self, name)}")
         if not 0.0 <= float(self.confidence_quantile) < 1.0:
             bad(f"confidence_quantile must be in [0, 1), got {self.confidence_quantile}")
         if not isinstance(self.warmup, int) or isinstance(self.warmup, bool) or not 1 <= self.warmup <= MAX_N:

@@ -7,8 +7,10 @@ and an extra body field "tts" may set any search setting (n, beam_width, max_ste
 temperature, aggregation, selection, scorer, ...). The reply's message is the chosen answer's
 solution (its steps, a blank line between them); `usage` holds the tokens (prompt: prefilled,
 completion: generated plus the scorer's), and the extra field "tts" the answer, the compute
-and the whole tree. With "stream": true the search runs while SSE comments keep the
-connection alive, then the chosen solution streams step by step, then its usage. Errors are
+and the whole tree. With "stream": true each step of the solution streams as soon as the
+search has settled on it (every way it can still go passes through it: a beam search's kept
+beams share it; best-of-N settles only at the end), SSE comments keep the connection alive
+between iterations, and the last chunk holds the usage and the tree. Errors are
 OpenAI-style error objects. The operator's settings are the page's (TTS_MODELS,
 TTS_SCORERS, the run caps, TTS_SEARCH_SLOTS), and so are the input checks.
 """
@@ -16,6 +18,7 @@ TTS_SCORERS, the run caps, TTS_SEARCH_SLOTS), and so are the input checks.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -27,12 +30,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from .config import MAX_N, PAGE_DEFAULTS, SearchConfig, real_number, whole_number
 from .errors import UserError, first_line
-from .events import Done, IterationDone
+from .events import IterationDone
 from .policy.loading import load_policy
 from .runs import RunRequest, search_events
 from .strategies import STRATEGIES
-from .tree import SearchTree
+from .tree import Node, SearchTree
 
+log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 TUNABLE = {f.name for f in fields(SearchConfig)} - {"strategy", "seed"}  # the search settings "tts" may set
 EXTRA_KEYS = TUNABLE | {"scorer", "reference"}  # everything "tts" may set
@@ -115,9 +119,10 @@ def parse_request(body, settings) -> RunRequest:
         raise ApiError(400, first_line(exc)) from None
 
 
-def solution(tree: SearchTree) -> list[str]:
-    """The chosen answer's steps (none when nothing was chosen)."""
-    return [n.text for n in tree.chosen_nodes()]
+def solution(tree: SearchTree, strategy: str) -> list[Node]:
+    """The chosen answer's steps; when no answer was chosen, the steps the search settled on
+    (what a stream has already sent; none for a strategy that does not settle)."""
+    return tree.chosen_nodes() or (tree.settled_nodes() if STRATEGIES[strategy].settles else [])
 
 
 def usage(tree: SearchTree) -> dict:
@@ -136,7 +141,7 @@ def run(request: RunRequest, slots: threading.BoundedSemaphore, should_stop=None
         tree = request.new_tree(policy.name)
         for event in search_events(tree, policy, request, should_stop):
             if on_event is not None:
-                on_event(event)
+                on_event(tree, event)
         return tree
     finally:
         slots.release()
@@ -189,7 +194,10 @@ def create_app(settings=None):
                 {
                     "index": 0,
                     "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": "\n\n".join(solution(tree))},
+                    "message": {
+                        "role": "assistant",
+                        "content": "\n\n".join(n.text for n in solution(tree, request.config.strategy)),
+                    },
                 }
             ],
             "usage": usage(tree),
@@ -222,15 +230,26 @@ def _chunk(ident: str, created: int, model: str, delta: dict, finish=None, **ext
 
 
 async def _stream(request: RunRequest, slots, ident: str, created: int, model: str):
-    """SSE: keep-alive comments while the search runs (one per iteration), then the chosen
-    solution step by step, then the usage and [DONE]; an error as one error chunk."""
+    """SSE: each iteration a keep-alive comment and the steps the search has settled on since
+    (read on the search's thread, between its steps), then the chosen solution's remaining
+    steps, the usage and [DONE]; an error as one error chunk."""
     progress: list[str] = []
+    sent: list[int] = []  # the ids of the steps streamed so far
     done = anyio.Event()
     box: dict = {}
 
-    def note(event) -> None:
-        if isinstance(event, (IterationDone, Done)):
-            progress.append(f": iteration {getattr(event, 'iteration', 'done')}\n\n")
+    def send(steps) -> None:
+        for node in steps[len(sent) :]:
+            progress.append(_chunk(ident, created, model, {"content": ("\n\n" if sent else "") + node.text}))
+            sent.append(node.id)
+
+    settles = STRATEGIES[request.config.strategy].settles
+
+    def note(tree: SearchTree, event) -> None:
+        if isinstance(event, IterationDone):
+            progress.append(f": iteration {event.iteration}\n\n")
+            if settles:
+                send(tree.settled_nodes())
 
     async def work():
         try:
@@ -254,9 +273,12 @@ async def _stream(request: RunRequest, slots, ident: str, created: int, model: s
         yield "data: [DONE]\n\n"
         return
     tree = box["tree"]
-    steps = solution(tree)
-    for i, step in enumerate(steps):
-        yield _chunk(ident, created, model, {"content": step + ("\n\n" if i < len(steps) - 1 else "")})
+    chosen = solution(tree, request.config.strategy)
+    if [n.id for n in chosen[: len(sent)]] != sent:  # cannot happen while no strategy revives a pruned path
+        log.warning("the chosen solution does not start with the streamed steps %s", sent)
+    send(chosen)
+    while progress:
+        yield progress.pop(0)
     yield _chunk(ident, created, model, {}, "stop", usage=usage(tree), tts=_extra(tree))
     yield "data: [DONE]\n\n"
 

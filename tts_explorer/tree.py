@@ -141,6 +141,29 @@ class SearchTree:
     def leaves(self) -> list[Node]:
         return [n for n in self.nodes.values() if not n.children and n.id != 0]
 
+    def settled_nodes(self) -> list[Node]:
+        """The steps every way the search can still go shares (first step first): the path to
+        the deepest node that each node not pruned, and without a child not pruned, lies under.
+        The chosen answer is a candidate, so it starts with these steps once nothing is pruned
+        back to life (no strategy does); empty while two ways differ at the first step."""
+        alive = {n.id for n in self.nodes.values() if n.status != "pruned"}
+        common: list[Node] | None = None
+        for node_id in alive:
+            node = self.nodes[node_id]
+            if node_id == 0 or any(child in alive for child in node.children):
+                continue
+            path = self.path(node_id)
+            if common is None:
+                common = path
+                continue
+            shared = 0
+            while shared < min(len(common), len(path)) and common[shared].id == path[shared].id:
+                shared += 1
+            common = common[:shared]
+            if not common:
+                break
+        return common or []
+
     def with_status(self, *statuses: str) -> list[Node]:
         return [n for n in self.nodes.values() if n.status in statuses and n.id != 0]
 

@@ -47,8 +47,8 @@ STRATEGIES.update(
             Strategy("dvts", dvts, True, label="DVTS", width_divides=True),
             Strategy("particles", particle_filter, True, label="Particle filtering"),
             Strategy("rebase", rebase, True, label="REBASE (reward-balanced)"),
-            Strategy("deepconf", deepconf, False, label="DeepConf (confidence-filtered vote)"),
-            Strategy("auto", auto, True, label="Auto (compute-optimal)", choosable=False),
+            Strategy("deepconf", deepconf, False, label="DeepConf (confidence-filtered vote)", settles=False),
+            Strategy("auto", auto, True, label="Auto (compute-optimal)", choosable=False, settles=False),
             Strategy(
                 "rollouts",
                 rollout_tree,

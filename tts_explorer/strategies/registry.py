@@ -23,6 +23,9 @@ class Strategy:
     from_chains: bool = False  # eval reads its rows at every budget off one set of independent chains
     baseline: bool = False  # no search: a larger model's rows of it are the reference lines to match
     choosable: bool = True  # the compute-optimal table may name it for a budget
+    # it grows only nodes it has not pruned, so the steps all of them share are final
+    # (tree.settled_nodes: the API streams them early); not so where chains start later from the root
+    settles: bool = True
 
     def adjust(self, config: SearchConfig) -> SearchConfig:
         """The settings this strategy runs with (its fixed ones applied), checked against its rules."""

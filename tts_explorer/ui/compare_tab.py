@@ -31,6 +31,7 @@ from .run_views import (
     AGGREGATION_CHOICES,
     PAGE_STRATEGIES,
     SELECTION_CHOICES,
+    TUNING,
     example_rows,
     page_request,
     search_controls,
@@ -108,10 +109,12 @@ def compare_runs(
     model,
     enqueued: float | None = None,
     models=None,
+    tuning=(),
 ):
     """Generator: (status, four figures, four captions), the trees growing side by side, all of
     them one run of the session under one budget (the operator's caps hold for the whole).
-    `models`: the models compared (each panel its own), else every panel runs `model`."""
+    `models`: the models compared (each panel its own), else every panel runs `model`;
+    `tuning`: the newer strategies' parameters (run_views.TUNING), else their defaults."""
     empty = ["" for _ in range(PANELS)]
     try:
         panels = plan(strategies, scorers, aggregations, models)
@@ -130,6 +133,7 @@ def compare_runs(
                 aggregation,
                 selection,
                 panel_model or model,
+                *tuning,
             )
             tree = request.new_tree()
             tree.meta["run_id"] = f"compare-{len(runs)}-{time.time():.0f}"
@@ -244,6 +248,7 @@ def build(settings: Settings) -> None:
         selection,
         model,
         models,
+        *(controls[name] for name in TUNING),
     ]
 
     def on_compare(
@@ -260,6 +265,10 @@ def build(settings: Settings) -> None:
         selection_value,
         model_value,
         model_values,
+        resample_temperature,
+        frontier_temperature,
+        confidence_quantile,
+        warmup,
         request: gr.Request,
     ):
         yield from compare_runs(
@@ -278,6 +287,7 @@ def build(settings: Settings) -> None:
             model_value,
             enqueued_at(request),
             model_values,
+            (resample_temperature, frontier_temperature, confidence_quantile, warmup),
         )
 
     run_btn.click(

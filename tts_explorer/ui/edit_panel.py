@@ -150,21 +150,14 @@ def build(settings: Settings, session, selected, inputs: list, views: RunViews, 
         aggregation_value,
         selection,
         model,
+        resample_temperature,
+        frontier_temperature,
+        confidence_quantile,
+        warmup,
         request: gr.Request,
     ):
-        fields = [
-            question,
-            reference,
-            strategy,
-            n,
-            m,
-            temperature,
-            max_steps,
-            scorer_entry,
-            aggregation_value,
-            selection,
-            model,
-        ]
+        fields = [question, reference, strategy, n, m, temperature, max_steps, scorer_entry, aggregation_value]
+        fields += [selection, model, resample_temperature, frontier_temperature, confidence_quantile, warmup]
         yield from continue_from(s.touch(request), settings, views, node, fields, enqueued_at(request))
 
     edit_btn.click(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 import gradio as gr
 
 from ..assets import data_path
-from ..config import MAX_TEMPERATURE, PAGE_DEFAULTS, SearchConfig, real_number, whole_number
+from ..config import MAX_TEMPERATURE, PAGE_DEFAULTS, SOFTMAX_TEMPERATURES, SearchConfig, real_number, whole_number
 from ..data import read_problems
 from ..diagnose import disagreements, score_histogram
 from ..errors import UserError, first_line
@@ -22,7 +22,14 @@ from ..events import Done, IterationDone
 from ..policy.loading import load_policy
 from ..runs import RunRequest, search_events
 from ..selection import AGGREGATIONS, SELECTIONS, check_choice
-from ..settings import UI_MAX_BEAM_WIDTH, UI_MAX_N, UI_MAX_STEPS, Settings
+from ..settings import (
+    UI_MAX_BEAM_WIDTH,
+    UI_MAX_CONFIDENCE_QUANTILE,
+    UI_MAX_N,
+    UI_MAX_SOFTMAX_TEMPERATURE,
+    UI_MAX_STEPS,
+    Settings,
+)
 from ..strategies import STRATEGIES
 from ..tree import MAX_BYTES, SearchTree
 from .panels import candidate_rows, compute_markdown, status_line
@@ -42,19 +49,54 @@ def example_rows() -> list[list[str]]:
 
 
 def search_controls(strategy: bool = True) -> dict:
-    """The search settings' controls (sliders, a strategy choice), their ranges from one home each."""
+    """The search settings' controls (sliders, a strategy choice), their ranges from one home
+    each; the newer strategies' own parameters (TUNING, in page_request's order) in a closed
+    accordion."""
     chosen = (
         {"strategy": gr.Dropdown(PAGE_STRATEGIES, value=PAGE_DEFAULTS.strategy, label="Strategy", elem_id="strategy")}
         if strategy
         else {}
     )
-    return {
+    controls = {
         **chosen,
         "n": gr.Slider(1, UI_MAX_N, value=PAGE_DEFAULTS.n, step=1, label="Budget N (generations)"),
         "m": gr.Slider(1, UI_MAX_BEAM_WIDTH, value=PAGE_DEFAULTS.beam_width, step=1, label="Beam width M (beam, DVTS)"),
         "temperature": gr.Slider(0.0, MAX_TEMPERATURE, value=PAGE_DEFAULTS.temperature, step=0.05, label="Temperature"),
         "max_steps": gr.Slider(1, UI_MAX_STEPS, value=PAGE_DEFAULTS.max_steps, step=1, label="Max steps"),
     }
+    low = SOFTMAX_TEMPERATURES[0]
+    with gr.Accordion("Particle filtering, REBASE and DeepConf parameters", open=False):
+        controls["resample_temperature"] = gr.Slider(
+            low,
+            UI_MAX_SOFTMAX_TEMPERATURE,
+            value=PAGE_DEFAULTS.resample_temperature,
+            step=0.01,
+            label="Particle filtering: resampling temperature (low: follow the scores; high: keep diversity)",
+            elem_id="resample-temperature",
+        )
+        controls["frontier_temperature"] = gr.Slider(
+            low,
+            UI_MAX_SOFTMAX_TEMPERATURE,
+            value=PAGE_DEFAULTS.frontier_temperature,
+            step=0.01,
+            label="REBASE: temperature of the budget shares (low: most to the best node)",
+            elem_id="frontier-temperature",
+        )
+        controls["confidence_quantile"] = gr.Slider(
+            0.0,
+            UI_MAX_CONFIDENCE_QUANTILE,
+            value=PAGE_DEFAULTS.confidence_quantile,
+            step=0.05,
+            label="DeepConf: stop a chain below this quantile of the warm-up chains' confidence",
+            elem_id="confidence-quantile",
+        )
+        controls["warmup"] = gr.Slider(
+            1, UI_MAX_N, value=PAGE_DEFAULTS.warmup, step=1, label="DeepConf: warm-up chains", elem_id="warmup"
+        )
+    return controls
+
+
+TUNING = ("resample_temperature", "frontier_temperature", "confidence_quantile", "warmup")  # page_request's last fields
 
 
 def page_request(
@@ -70,8 +112,13 @@ def page_request(
     aggregation,
     selection,
     model,
+    resample_temperature=PAGE_DEFAULTS.resample_temperature,
+    frontier_temperature=PAGE_DEFAULTS.frontier_temperature,
+    confidence_quantile=PAGE_DEFAULTS.confidence_quantile,
+    warmup=PAGE_DEFAULTS.warmup,
 ) -> RunRequest:
-    """The checked request of a Run from the page's fields (anything a browser could send)."""
+    """The checked request of a Run from the page's fields (anything a browser could send; a
+    client that leaves out the newer strategies' parameters gets their defaults)."""
     if model not in settings.models or scorer not in settings.scorers:
         raise UserError("that model or scorer is not offered by this server")
     if not isinstance(strategy, str) or strategy not in dict((name, label) for label, name in PAGE_STRATEGIES):
@@ -87,6 +134,12 @@ def page_request(
         aggregation=check_choice(aggregation, AGGREGATIONS, "aggregation"),
         selection=check_choice(selection, SELECTIONS, "selection"),
         seed=PAGE_DEFAULTS.seed,
+        resample_temperature=real_number(resample_temperature, "the resampling temperature", *SOFTMAX_TEMPERATURES),
+        frontier_temperature=real_number(frontier_temperature, "the frontier temperature", *SOFTMAX_TEMPERATURES),
+        confidence_quantile=real_number(
+            confidence_quantile, "the confidence quantile", 0.0, UI_MAX_CONFIDENCE_QUANTILE
+        ),
+        warmup=whole_number(warmup, "the warm-up chains", 1, UI_MAX_N),
     )
     return RunRequest(question, reference, config, settings.scorer(scorer), model, limits=settings.limits)
 

@@ -28,6 +28,7 @@ from .rescore_table import COMPARE_COLUMNS, compare
 from .run_views import (
     AGGREGATION_CHOICES,
     SELECTION_CHOICES,
+    TUNING,
     RunViews,
     example_rows,
     page_request,
@@ -255,6 +256,7 @@ def build(settings: Settings) -> None:
                 aggregation,
                 selection,
                 model,
+                *(controls[name] for name in TUNING),
             ]
             edit_text = edit_panel.build(settings, session, selected, inputs, views, path_panel, scorer, aggregation)
 
@@ -273,9 +275,14 @@ def build(settings: Settings) -> None:
         aggregation,
         selection,
         model,
+        resample_temperature,
+        frontier_temperature,
+        confidence_quantile,
+        warmup,
         request: gr.Request,
     ):
         fields = [question, reference, strategy, n, m, temperature, max_steps, scorer, aggregation, selection, model]
+        fields += [resample_temperature, frontier_temperature, confidence_quantile, warmup]
         yield from run_search(s.touch(request), settings, views, fields, enqueued_at(request))
 
     def on_rescore(s, scorer, aggregation, selection, request: gr.Request):
