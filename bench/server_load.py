@@ -1,17 +1,20 @@
-"""Many visitors on one policy server: the page with llama.cpp's llama-server behind it.
+"""Many visitors at once: the page with llama.cpp's llama-server behind it, or on the local
+engine (--backend engine, whose searches share batches).
 
-Starts llama-server on the embedded GGUF (16 parallel slots), starts the app on it with
+Starts llama-server on the embedded GGUF (16 parallel slots) when asked, starts the app with
 TTS_SEARCH_SLOTS searches at once, then runs the same searches (one per client, each its
 own problem) twice: one client at a time, and all clients at once (gradio_client). Prints
-tokens per second both ways and their ratio, and checks that every run completed and that
+tokens per second both ways and their ratio, each client's wait for its first drawn nodes
+(the first redraw of its running search), and checks that every run completed and that
 every client got its own problem's tree back.
 
-    python bench/server_load.py [--clients 8] [--n 8] [--slots 8]
+    python bench/server_load.py [--clients 8] [--n 8] [--slots 8] [--backend llama-server|engine]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -57,11 +60,18 @@ def run(client: Client, problem, model: str, n: int) -> tuple[int, str]:
         selection="prm_vote",
         model=model,
     )
-    final = client.predict(*[fields[k] for k in ORDER], api_name="/run")
+    started = time.perf_counter()
+    job = client.submit(*[fields[k] for k in ORDER], api_name="/run")
+    first = None
+    while not job.done():
+        if first is None and any(str(out[1]).startswith("Running") for out in job.outputs()):
+            first = time.perf_counter() - started
+        time.sleep(0.05)
+    final = job.outputs()[-1]
     tree = read_tree(open(final[-1]).read())
     assert final[1].startswith("Done"), final[1]
     assert tree.question == problem.question, "a client got another client's tree"
-    return tree.meta["compute"]["generated_tokens"], tree.question
+    return tree.meta["compute"]["generated_tokens"], tree.question, first
 
 
 def main() -> None:
@@ -69,11 +79,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--slots", type=int, default=8, help="TTS_SEARCH_SLOTS: searches the page runs at once")
+    parser.add_argument("--backend", choices=["llama-server", "engine"], default="llama-server")
     args = parser.parse_args()
     problems, _ = read_problems(ROOT / "assets" / "problems" / "easy.jsonl", limit=args.clients)
     gguf = embedded.embedded_gguf()
-    with LlamaServer(str(gguf), slots=16, context=32768) as server:
-        model = f"{server.url}?tokenizer=embedded"
+    with contextlib.ExitStack() as stack:
+        if args.backend == "engine":
+            model, where = "embedded", "the local engine"
+        else:
+            server = stack.enter_context(LlamaServer(str(gguf), slots=16, context=32768))
+            model, where = f"{server.url}?tokenizer=embedded", f"llama-server: 16 slots, {gguf.name}"
         port = free_port()
         env = {
             **os.environ,
@@ -92,7 +107,7 @@ def main() -> None:
             clients = [Client(url, verbose=False) for _ in problems]
             run(clients[0], problems[0], model, args.n)  # warm: the server has seen the template
             started = time.perf_counter()
-            alone = [run(c, p, model, args.n)[0] for c, p in zip(clients, problems)]
+            alone = [run(c, p, model, args.n) for c, p in zip(clients, problems)]
             alone_s = time.perf_counter() - started
             started = time.perf_counter()
             with ThreadPoolExecutor(len(clients)) as pool:
@@ -101,21 +116,28 @@ def main() -> None:
         finally:
             app.terminate()
             app.wait()
-    questions = {q for _, q in together}
+    questions = {q for _, q, _ in together}
+    alone_rate = sum(t for t, _, _ in alone) / alone_s
+    together_rate = sum(t for t, _, _ in together) / together_s
+    firsts = [f for _, _, f in together if f is not None]
     print(
-        f"llama-server: 16 slots, {gguf.name}; the page: TTS_SEARCH_SLOTS={args.slots}; {len(problems)} clients, "
+        f"{where}; the page: TTS_SEARCH_SLOTS={args.slots}; {len(problems)} clients, "
         f"beam search N={args.n}, M=2, 6 steps"
     )
-    print(f"one client at a time : {sum(alone)} tokens in {alone_s:.1f} s = {sum(alone) / alone_s:.1f} tok/s")
+    print(f"one client at a time : {sum(t for t, _, _ in alone)} tokens in {alone_s:.1f} s = {alone_rate:.1f} tok/s")
     print(
-        f"{len(clients)} clients at once   : {sum(t for t, _ in together)} tokens in {together_s:.1f} s = "
-        f"{sum(t for t, _ in together) / together_s:.1f} tok/s "
-        f"({sum(t for t, _ in together) / together_s / (sum(alone) / alone_s):.2f}x)"
+        f"{len(clients)} clients at once   : {sum(t for t, _, _ in together)} tokens in {together_s:.1f} s = "
+        f"{together_rate:.1f} tok/s ({together_rate / alone_rate:.2f}x)"
+    )
+    print(
+        f"first nodes drawn, clients at once: slowest {max(firsts, default=float('nan')):.1f} s, "
+        f"median {sorted(firsts)[len(firsts) // 2] if firsts else float('nan'):.1f} s "
+        f"(one at a time: slowest {max((f for _, _, f in alone if f is not None), default=float('nan')):.1f} s)"
     )
     print(
         f"every run completed: yes; every client got its own tree: {'yes' if len(questions) == len(problems) else 'NO'}"
     )
-    print(json.dumps({"alone_tok_s": sum(alone) / alone_s, "together_tok_s": sum(t for t, _ in together) / together_s}))
+    print(json.dumps({"alone_tok_s": alone_rate, "together_tok_s": together_rate, "first_node_s": firsts}))
 
 
 if __name__ == "__main__":

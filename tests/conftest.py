@@ -42,6 +42,7 @@ def app_url(tiny_model_dir):
     settings = Settings(
         models=("embedded", str(tiny_model_dir)),
         scorers=("arithmetic", "confidence", "judge", "mc-rollout", "mc-rollout-oracle"),
+        search_slots=1,  # one run at a time: the tests of the queue (Stop while queued) need runs to wait
     )
     with running_app(settings) as url:
         yield url

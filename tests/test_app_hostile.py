@@ -13,6 +13,7 @@ from gradio_client import Client, handle_file
 
 from tts_explorer.tree import SearchTree
 from tts_explorer.treefile import read_tree
+from tts_explorer.ui.run_views import TUNING
 
 pytestmark = pytest.mark.slow
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
@@ -28,7 +29,9 @@ ORDER = [
     "aggregation",
     "selection",
     "model",
+    *TUNING,
 ]
+TUNED = dict(resample_temperature=1.0, frontier_temperature=0.2, confidence_quantile=0.1, warmup=4)
 
 
 def submit(client, **overrides):
@@ -44,6 +47,7 @@ def submit(client, **overrides):
         aggregation="min",
         selection="prm_vote",
         model="embedded",
+        **TUNED,
     )
     fields.update(overrides)
     return client.submit(*[fields[k] for k in ORDER], api_name="/run")
@@ -189,6 +193,7 @@ def raw_run(url, **overrides) -> list[tuple[str, object]]:
         aggregation="min",
         selection="prm_vote",
         model="embedded",
+        **TUNED,
     )
     fields.update(overrides)
     body = json.dumps({"data": [fields[k] for k in ORDER]}).encode()  # allow_nan: NaN, Infinity literals
@@ -217,6 +222,8 @@ def raw_run(url, **overrides) -> list[tuple[str, object]]:
         ("question", "What is 2\ud800 + 2?", "the problem is not valid Unicode text"),
         ("question", "x" * 5000, "the cap is 4000"),
         ("reference", "9" * 500, "the reference answer is 500 characters long"),
+        ("resample_temperature", float("nan"), "the resampling temperature must be a number"),
+        ("warmup", 2.5, "the warm-up chains must be a whole number"),
     ],
     ids=[
         "n-nan",
@@ -229,6 +236,8 @@ def raw_run(url, **overrides) -> list[tuple[str, object]]:
         "surrogate",
         "long-problem",
         "long-reference",
+        "resample-nan",
+        "warmup-2.5",
     ],
 )
 def test_bad_numbers_and_text_get_one_line(app_url, tiny_model_dir, field, value, message):

@@ -189,3 +189,71 @@ def test_a_gemma3_policy_searches_with_caps_stop_and_its_compute(tiny_gemma_dir)
     tree = request.new_tree(policy.name)
     list(search_events(tree, policy, request))
     assert tree.meta["stopped"] is None and tree.candidates()
+
+
+def _search(policy, question, strategy, seed, should_stop=None):
+    from tts_explorer.config import SearchConfig
+    from tts_explorer.search import RunLimits, new_tree, search
+
+    config = SearchConfig(strategy=strategy, n=4, beam_width=2, max_steps=3, step_tokens=24, final_tokens=24, seed=seed)
+    tree = new_tree(question, config, "confidence")
+    for _ in search(tree, policy, config, "confidence", should_stop=should_stop, limits=RunLimits()):
+        pass
+    return tree
+
+
+def _shape(tree):
+    return [(n.parent, n.text, n.status, n.score, n.mean_logprob) for n in tree]
+
+
+def _concurrently(policy, *runs):
+    """Run the searches on threads, their first calls held until all wait, so they share a batch."""
+    import threading
+    import time
+
+    out = [None] * len(runs)
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, runs[i]())) for i in range(len(runs))]
+    with policy._lock:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while len(policy._waiting) < len(runs) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join(timeout=120)
+    return out
+
+
+def test_searches_on_threads_share_batches_and_each_draws_as_it_would_alone(newline_model_dir):
+    """Two seeded searches whose calls run as one batch: each tree is the tree it grows alone
+    (its own random stream, meter and kept states), and the batches held both searches' rows."""
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    alone = [_search(policy, "Ann has 2 cats.", "beam", 1), _search(policy, "Bo has 5 dogs.", "best_of_n", 2)]
+    policy.forget()
+    together = _concurrently(
+        policy,
+        lambda: _search(policy, "Ann has 2 cats.", "beam", 1),
+        lambda: _search(policy, "Bo has 5 dogs.", "best_of_n", 2),
+    )
+    assert policy.batched_calls >= 1
+    for one, shared in zip(alone, together):
+        assert _shape(shared) == _shape(one)
+        assert shared.meta["compute"]["generated_tokens"] == one.meta["compute"]["generated_tokens"]
+
+
+def test_stop_in_a_shared_batch_stops_only_its_own_search(newline_model_dir):
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    alone = _search(policy, "Bo has 5 dogs.", "beam", 2)
+    policy.forget()
+    stopped, kept = _concurrently(
+        policy,
+        lambda: _search(policy, "Ann has 2 cats.", "beam", 1, should_stop=lambda: True),
+        lambda: _search(policy, "Bo has 5 dogs.", "beam", 2),
+    )
+    assert len(stopped) == 1 and stopped.meta["stopped"]  # nothing but the problem: stopped before its first step
+    assert _shape(kept) == _shape(alone) and not kept.meta["stopped"]
+
+
+def _model_and_tokenizer(directory):
+    policy = load_policy(str(directory), dtype="fp32")
+    return policy.model, policy.tokenizer

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from .config import MAX_N, SearchConfig, check_question
 from .errors import UserError
 from .events import Done, Event
-from .policy.base import StopRequested
+from .policy.base import StopRequested, searching
 from .policy.compute import ComputeMeter
 from .prompts import DEFAULT_TEMPLATE, load_template
 from .scorers import ScorerEnv, check_scorer_name, make_scorer
@@ -152,27 +152,36 @@ def search(
     if start:
         config, offset = _continuation(tree, start, config)
         before = tree.meta.get("compute")
-    meter = ComputeMeter()
-    guard = (guard or RunGuard(should_stop, limits)).watch(meter, tree)
-    scorer_obj = None
-    if strategy.uses_scorer:
-        env = ScorerEnv(policy, meter, tree.reference, config.temperature, guard)
-        scorer_obj = make_scorer(check_scorer_name(scorer), env, **(scorer_options or {}))
-    root_prompt = load_template(template).prompt(policy, tree.question)
-    ctx = SearchContext(
-        tree, policy, scorer_obj, config, root_prompt, meter, guard, auto_table, start_id=start, iteration_offset=offset
-    )
-    policy.reseed(config.seed)
-    try:
-        for event in strategy.run(ctx):
-            tree.meta["compute"] = _added(before, meter.snapshot())
-            yield event
-    except StopRequested:
-        pass
-    answer, leaf = apply_selection(tree, ctx.selection or config.selection)
-    tree.meta["compute"] = _added(before, meter.snapshot())
-    tree.meta["stopped"] = guard.cause
-    yield Done(answer, [leaf] if leaf is not None else [], guard.cause)
+    with searching(policy, config.seed) as policy:  # its own random stream; its kept states go at its end
+        meter = ComputeMeter()
+        guard = (guard or RunGuard(should_stop, limits)).watch(meter, tree)
+        scorer_obj = None
+        if strategy.uses_scorer:
+            env = ScorerEnv(policy, meter, tree.reference, config.temperature, guard)
+            scorer_obj = make_scorer(check_scorer_name(scorer), env, **(scorer_options or {}))
+        root_prompt = load_template(template).prompt(policy, tree.question)
+        ctx = SearchContext(
+            tree,
+            policy,
+            scorer_obj,
+            config,
+            root_prompt,
+            meter,
+            guard,
+            auto_table,
+            start_id=start,
+            iteration_offset=offset,
+        )
+        try:
+            for event in strategy.run(ctx):
+                tree.meta["compute"] = _added(before, meter.snapshot())
+                yield event
+        except StopRequested:
+            pass
+        answer, leaf = apply_selection(tree, ctx.selection or config.selection)
+        tree.meta["compute"] = _added(before, meter.snapshot())
+        tree.meta["stopped"] = guard.cause
+        yield Done(answer, [leaf] if leaf is not None else [], guard.cause)
 
 
 def run_to_end(tree: SearchTree, policy, config: SearchConfig, scorer: str, **kwargs) -> Done:

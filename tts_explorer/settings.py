@@ -7,7 +7,7 @@ those PRMs run their own modelling code; TTS_RUN_SECONDS and TTS_RUN_TOKENS cap 
 (a run over a cap stops like Stop, keeping its tree), as does TTS_RUN_MEMORY_MB (the
 process's resident memory); TTS_SESSION_IDLE_SECONDS drops a session's tree and files after
 that long unused, TTS_MAX_SESSIONS caps the sessions kept; TTS_SEARCH_SLOTS is how many searches
-run at once (1 for the local engine; more where the policy is an inference server). The page offers only these, and by
+run at once (SEARCH_SLOTS; the local engine batches their calls together). The page offers only these, and by
 default only scorers that can run; nothing typed in the browser becomes a path, a hub
 id or trust_remote_code.
 """
@@ -36,6 +36,9 @@ RUN_TOKENS = 50_000
 RUN_MEMORY_MB = 6_000  # the process's resident memory at which a run stops
 SESSION_IDLE_S = 900.0  # a session unused this long is dropped (its tree and files)
 MAX_SESSIONS = 200  # sessions whose state Gradio keeps (the least recently used go first)
+# searches run at once: the local engine runs the waiting calls of all of them as one batch, a
+# server batches them itself (README, "Many visitors at once": 8 beam searches 1.37x one at a time)
+SEARCH_SLOTS = 8
 
 
 def _positive(name: str, default: float) -> float:
@@ -57,7 +60,7 @@ class Settings:
     scorers: tuple[str, ...]  # entries as the page shows them: NAME or FORMAT:MODEL
     trust_remote_code: bool = False
     limits: RunLimits = RunLimits(RUN_SECONDS, RUN_TOKENS, RUN_MEMORY_MB)
-    search_slots: int = 1  # searches run at once (a local model runs one; a server batches several)
+    search_slots: int = SEARCH_SLOTS
     session_idle_s: float = SESSION_IDLE_S
     max_sessions: int = MAX_SESSIONS
 
@@ -84,7 +87,7 @@ class Settings:
             int(_positive("TTS_RUN_TOKENS", RUN_TOKENS)),
             _positive("TTS_RUN_MEMORY_MB", RUN_MEMORY_MB),
         )
-        slots = _positive("TTS_SEARCH_SLOTS", 1)
+        slots = _positive("TTS_SEARCH_SLOTS", SEARCH_SLOTS)
         if slots != int(slots) or slots > 64:
             raise UserError(f"TTS_SEARCH_SLOTS must be a whole number from 1 to 64, got {slots:g}")
         return cls(

@@ -11,6 +11,7 @@ own business. Backends: the local engine (local.py), an OpenAI-compatible server
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -88,3 +89,21 @@ class Policy(Protocol):
 
     def reseed(self, seed: int | None) -> None:
         """Make the following samples reproducible (None: unseeded)."""
+
+
+@contextmanager
+def searching(policy, seed: int | None):
+    """The policy as one search uses it: a view with the search's own random stream where the
+    backend batches several searches' calls together (TransformersPolicy.for_search; closed
+    when the search ends, so its kept states go at the next call), else the backend itself,
+    reseeded."""
+    own = getattr(policy, "for_search", None)
+    if own is None:
+        policy.reseed(seed)
+        yield policy
+        return
+    view = own(seed)
+    try:
+        yield view
+    finally:
+        view.close()

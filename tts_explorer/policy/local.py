@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -35,6 +37,30 @@ ROOT_STATES_KEPT = 16  # prompts prefilled from scratch, kept across calls (LRU)
 MIN_SHARED_TOKENS = 8  # a kept prompt sharing fewer leading tokens with a new one is not worth slicing
 PREFILL_CHUNK = 512  # prompt tokens fed in one forward: bounds the attention's memory on a long prompt
 KEPT_STATES_MB = 1024  # the kept continuations' keys and values (their ancestors counted once)
+STATE_IDLE_S = 60.0  # a search that has not called this long loses its kept states (recomputed if it comes back)
+
+
+@dataclass(eq=False)
+class _Job:
+    """One caller's generate(): its rows, how they sample (`kind`: calls of the same kind share
+    a batch), its meter, Stop and random stream; then its results or its error."""
+
+    prompts: list[str]
+    n: list[int]
+    kind: tuple
+    should_stop: Callable[[], bool] | None
+    meter: ComputeMeter
+    generator: torch.Generator | None
+    unique: list[str] = field(default_factory=list)
+    results: list[list[Completion]] | None = None
+
+    @property
+    def owner(self) -> int:
+        """Whose kept states this call's continuations are: its search's (the view's random
+        stream), else its meter's."""
+        return id(self.generator) if self.generator is not None else id(self.meter)
+
+    error: BaseException | None = None
 
 
 def _locked(method):
@@ -62,8 +88,13 @@ class TransformersPolicy:
         self.eos_ids = self._eos_ids()
         self.generator = torch.Generator().manual_seed(0)
         self._roots: OrderedDict[str, tuple[RowState, tuple[int, ...]]] = OrderedDict()  # prompt -> state, ids
-        self._states: dict[str, RowState] = {}  # prompt + completion of the last call -> state
-        self._lock = threading.RLock()
+        self._states: dict[str, RowState] = {}  # prompt + completion of each search's last call -> state
+        self._owners: dict[str, int] = {}  # kept state -> the search that made it (_Job.owner)
+        self._callers: dict[int, float] = {}  # search -> when it last called
+        self._lock = threading.RLock()  # one batch at a time
+        self._waiting: list[_Job] = []  # calls waiting for the next batch
+        self._waiting_lock = threading.Lock()
+        self.batched_calls = 0  # batches that ran the calls of several searches at once
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -78,7 +109,7 @@ class TransformersPolicy:
     def forget(self) -> None:
         """Drop every kept KV state (the next call starts from the bare model)."""
         self._roots.clear()
-        self._states = {}
+        self._states, self._owners = {}, {}
 
     def reseed(self, seed: int | None) -> None:
         self.generator = torch.Generator()
@@ -86,6 +117,14 @@ class TransformersPolicy:
             self.generator.seed()
         else:
             self.generator.manual_seed(seed)
+
+    def for_search(self, seed: int | None) -> SearchView:
+        """This policy with a random stream of its own, for one search (base.searching)."""
+        return SearchView(self, seed)
+
+    def release(self, generator: torch.Generator) -> None:
+        """The search drawing from `generator` is over: its kept states go at the next call."""
+        self._callers.pop(id(generator), None)
 
     def chat_prompt(self, messages: list[dict], continue_final: bool = False) -> str:
         if getattr(self.tokenizer, "chat_template", None):
@@ -189,16 +228,16 @@ class TransformersPolicy:
         tokens = torch.tensor([[s.pending[0]] for s in states])
         positions = torch.tensor([[s.next_pos] for s in states])
         logits = self.step(tokens, positions, batch)
-        meter.add(role, self.flops_params, prefill=len(states))
+        if meter is not None:
+            meter.add(role, self.flops_params, prefill=len(states))
         return batch, logits
 
     # --- sampling ------------------------------------------------------------------
     @torch.inference_mode()
-    def _sample(self, logits: torch.Tensor, temperature: float, top_p: float, rows: list[int] | None = None):
-        """Tokens drawn by inverse CDF (one uniform number per row: far cheaper than
-        torch.multinomial over a large vocabulary), with their log-probs at temperature 1.
-        `rows`: each batch row's original index; the uniform numbers go to rows in that order,
-        so a seeded run draws the same whatever order compaction left the rows in."""
+    def _sample(self, logits: torch.Tensor, temperature: float, top_p: float, draws: torch.Tensor | None = None):
+        """Tokens drawn by inverse CDF (one uniform number per row, `draws` [rows, 1], else the
+        policy's stream: far cheaper than torch.multinomial over a large vocabulary), with
+        their log-probs at temperature 1."""
         normaliser = torch.logsumexp(logits, dim=-1)
         if temperature <= 0:
             tokens = logits.argmax(dim=-1)
@@ -210,14 +249,12 @@ class TransformersPolicy:
                 sorted_probs[drop] = 0.0
                 probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
             cdf = probs.cumsum_(dim=-1)
-            draw = torch.rand(len(probs), 1, generator=self.generator, dtype=cdf.dtype)
-            if rows is not None:
-                draw = draw[torch.tensor(rows).argsort().argsort()]
-            draw = draw * cdf[:, -1:]
+            if draws is None:
+                draws = torch.rand(len(probs), 1, generator=self.generator)
+            draw = draws.to(cdf.dtype) * cdf[:, -1:]
             tokens = torch.searchsorted(cdf, draw, right=True).squeeze(1).clamp_(max=probs.shape[1] - 1)
         return tokens, logits.gather(1, tokens.unsqueeze(1)).squeeze(1) - normaliser
 
-    @_locked
     def generate(
         self,
         prompts: Sequence[str],
@@ -230,77 +267,112 @@ class TransformersPolicy:
         should_stop: Callable[[], bool] | None = None,
         meter: ComputeMeter | None = None,
         role: str = "policy",
+        generator: torch.Generator | None = None,
     ) -> list[list[Completion]]:
-        meter = meter or self.meter
+        """n[i] completions of each prompt. Calls from several threads (several searches) that
+        arrive while one runs are run next as one batch when they sample alike; each keeps its
+        own meter, Stop and random stream (`generator`, else the policy's), so a seeded search
+        draws the same alone or batched with others."""
         if len(prompts) != len(n):
             raise ValueError("prompts and n differ in length")
-        unique = list(dict.fromkeys(p for p, k in zip(prompts, n) if k > 0))
-        if not unique:
-            return [[] for _ in prompts]
-        states = self._prepare(unique, meter, role, room=max_tokens + 1)
-        longest = max(s.next_pos for s in states)  # a kept state skips the prompt's check: its length is here
-        if longest + max_tokens + 1 > MAX_CONTEXT_TOKENS:
-            raise UserError(
-                f"this path is {longest} tokens long: with {max_tokens} to generate it does not fit the "
-                f"engine's {MAX_CONTEXT_TOKENS}; continue from an earlier step"
-            )
-        # batch row -> (prompt index, unique state index)
-        owners = [(i, unique.index(p)) for i, (p, k) in enumerate(zip(prompts, n)) for _ in range(k)]
-        rows = [u for _, u in owners]
-        one_each = rows == list(range(len(unique)))  # no state repeated: its chain goes in its row
-        batch, logits = self._first_logits(states, meter, role, spare=max_tokens + 1, inline=one_each)
-        if not one_each:
-            batch, logits = batch.select(torch.tensor(rows)), logits[rows]
-        next_pos = torch.tensor([states[u].next_pos + 1 for _, u in owners])
-        finished = self._decode(
-            batch,
-            logits,
-            next_pos,
-            owners,
-            unique,
-            states,
-            max_tokens,
-            temperature,
-            top_p,
-            stop,
-            keep_state,
+        job = _Job(
+            list(prompts),
+            list(n),
+            (max_tokens, temperature, top_p, stop, keep_state, role),
             should_stop,
-            meter,
-            role,
+            meter or self.meter,
+            generator,
         )
-        results: list[list[Completion]] = [[] for _ in prompts]
-        for (prompt_index, _), completion in zip(owners, finished):
-            results[prompt_index].append(completion)
-        return results
+        with self._waiting_lock:
+            self._waiting.append(job)
+        with self._lock:
+            if job.results is None and job.error is None:
+                with self._waiting_lock:
+                    jobs = [j for j in self._waiting if j.kind == job.kind]
+                    self._waiting = [j for j in self._waiting if j.kind != job.kind]
+                self.batched_calls += len(jobs) > 1
+                self._run_jobs(jobs)
+        if job.error is not None:
+            raise job.error
+        return job.results
 
-    def _decode(
-        self,
-        batch,
-        logits,
-        next_pos,
-        owners,
-        unique,
-        states,
-        max_tokens,
-        temperature,
-        top_p,
-        stop,
-        keep_state,
-        should_stop,
-        meter,
-        role,
-    ) -> list[Completion]:
+    def _run_jobs(self, jobs: list[_Job]) -> None:
+        """Run the jobs' rows as one batch; each job ends with its results or its own error."""
+        max_tokens, temperature, top_p, stop, keep_state, role = jobs[0].kind
+        try:
+            live_jobs, states, owners = [], [], []  # owners: batch row -> (job, prompt index, state index)
+            for job in jobs:
+                unique = list(dict.fromkeys(p for p, k in zip(job.prompts, job.n) if k > 0))
+                try:
+                    mine = self._prepare(unique, job.meter, role, room=max_tokens + 1)
+                    longest = max((s.next_pos for s in mine), default=0)  # a kept state's length is here
+                    if longest + max_tokens + 1 > MAX_CONTEXT_TOKENS:
+                        raise UserError(
+                            f"this path is {longest} tokens long: with {max_tokens} to generate it does not fit the "
+                            f"engine's {MAX_CONTEXT_TOKENS}; continue from an earlier step"
+                        )
+                except UserError as exc:
+                    job.error = exc
+                    continue
+                job.unique, job.results = unique, [[] for _ in job.prompts]
+                first = len(states)
+                states += mine
+                owners += [
+                    (job, i, first + unique.index(p))
+                    for i, (p, k) in enumerate(zip(job.prompts, job.n))
+                    for _ in range(k)
+                ]
+                live_jobs.append(job)
+            if not owners:
+                return
+            rows = [u for _, _, u in owners]
+            one_each = rows == list(range(len(states)))  # no state repeated: its chain goes in its row
+            batch, logits = self._first_logits(states, None, role, spare=max_tokens + 1, inline=one_each)
+            for job in live_jobs:
+                job.meter.add(role, self.flops_params, prefill=len(job.unique))
+            if not one_each:
+                batch, logits = batch.select(torch.tensor(rows)), logits[rows]
+            next_pos = torch.tensor([states[u].next_pos + 1 for _, _, u in owners])
+            finished, stopped = self._decode(batch, logits, next_pos, owners, states, jobs[0].kind)
+            for job in live_jobs:
+                if job in stopped:
+                    job.results, job.error = None, StopRequested()
+            for (job, prompt_index, _), completion in zip(owners, finished):
+                if job.error is None:
+                    job.results[prompt_index].append(completion)
+        except Exception as exc:  # a failure of the batch (memory, a bug): every job that has no result sees it
+            for job in jobs:
+                if job.error is None:
+                    job.results, job.error = None, exc
+
+    def _decode(self, batch, logits, next_pos, owners, states, kind) -> tuple[list[Completion | None], set]:
+        """The decode loop of one batch: rows leave it as they finish, and the rows of a job
+        whose Stop is pressed leave it at once (the job is in the returned set)."""
+        max_tokens, temperature, top_p, stop, keep_state, role = kind
         total = len(owners)
         live = list(range(total))  # batch position -> original row
         tokens_out: list[list[int]] = [[] for _ in range(total)]
         logprob_sums = [0.0] * total
-        done: dict[int, Completion] = {}
+        done: dict[int, Completion | None] = {}
+        stopped: set = set()
         new_states: dict[str, RowState] = {}
+        new_owners: dict[str, int] = {}  # state -> the search it continues (_Job.owner)
+        jobs = list(dict.fromkeys(job for job, _, _ in owners))
         for step in range(max_tokens):
-            if should_stop is not None and should_stop():
-                raise StopRequested()
-            sampled, logprobs = self._sample(logits, temperature, top_p, live)
-            meter.add(role, self.flops_params, generated=len(live))
+            for job in jobs:
+                if job not in stopped and job.should_stop is not None and job.should_stop():
+                    stopped.add(job)
+            ended = [pos for pos, row in enumerate(live) if owners[row][0] in stopped]
+            for pos in ended:
+                done[live[pos]] = None
+            if ended:
+                live, keep = self._without(ended, live, batch)
+                logits, next_pos = logits[keep], next_pos[keep]
+            if not live:
+                break
+            sampled, logprobs = self._sample(logits, temperature, top_p, self._draws(live, owners, temperature))
+            for job, count in Counter(owners[row][0] for row in live).items():
+                job.meter.add(role, self.flops_params, generated=count)
             ended = []
             sampled_list, logprob_list = sampled.tolist(), logprobs.tolist()
             for pos, row in enumerate(live):
@@ -322,23 +394,55 @@ class TransformersPolicy:
                         and len(kept) > fed
                         and kept[:fed] == tuple(ids[:fed])
                     ):
-                        owner = states[owners[row][1]]
-                        new_states[unique[owners[row][1]] + text] = batch.extract(
-                            pos, int(next_pos[pos]), list(kept[fed:]), owner.ids + kept
-                        )
+                        job, prompt_index, u = owners[row]
+                        key = job.prompts[prompt_index] + text
+                        new_states[key] = batch.extract(pos, int(next_pos[pos]), list(kept[fed:]), states[u].ids + kept)
+                        new_owners[key] = job.owner
             if len(done) == total:
                 break
             if ended:
-                order = compacted(len(live), set(ended))
-                live = [live[p] for p in order]
-                batch.keep(order)
-                keep = torch.tensor(order, dtype=torch.long)
+                live, keep = self._without(ended, live, batch)
                 next_pos, sampled = next_pos[keep], sampled[keep]
             logits = self.step(sampled.unsqueeze(1), next_pos.unsqueeze(1), batch)
             next_pos = next_pos + 1
         if keep_state and self.reuse_cache:
-            self._states = _capped(new_states, KEPT_STATES_MB * 2**20)
-        return [done[row] for row in range(total)]
+            self._keep_states(new_states, new_owners, {job.owner for job in jobs})
+        return [done.get(row) for row in range(total)], stopped
+
+    @staticmethod
+    def _without(ended: list[int], live: list[int], batch) -> tuple[list[int], torch.Tensor]:
+        """Drop the batch positions `ended` (compacted in place); the live rows and the kept positions."""
+        order = compacted(len(live), set(ended))
+        batch.keep(order)
+        return [live[p] for p in order], torch.tensor(order, dtype=torch.long)
+
+    def _draws(self, live: list[int], owners, temperature: float) -> torch.Tensor | None:
+        """One uniform number per live row, from its job's random stream, handed to the job's
+        rows in their original order (so a seeded job draws the same whatever order compaction
+        left its rows in, and whatever other jobs share the batch); None when greedy."""
+        if temperature <= 0:
+            return None
+        draws = torch.empty(len(live), 1)
+        by_job: dict = {}
+        for pos, row in enumerate(live):
+            by_job.setdefault(owners[row][0], []).append((row, pos))
+        for job, members in by_job.items():
+            positions = torch.tensor([pos for _, pos in sorted(members)])
+            draws[positions] = torch.rand(len(members), 1, generator=job.generator or self.generator)
+        return draws
+
+    def _keep_states(self, new_states: dict[str, RowState], owners: dict[str, int], callers: set[int]) -> None:
+        """Keep this call's continuations in place of those of the same searches' last call;
+        another search's stay while it called within STATE_IDLE_S; all under KEPT_STATES_MB."""
+        now = time.monotonic()
+        for caller in callers:
+            self._callers[caller] = now
+        self._callers = {c: t for c, t in self._callers.items() if now - t <= STATE_IDLE_S}
+        states = {k: v for k, v in self._states.items() if self._owners.get(k) in self._callers.keys() - callers}
+        states.update(new_states)
+        self._states = _capped(states, KEPT_STATES_MB * 2**20)
+        merged = {**self._owners, **owners}
+        self._owners = {k: merged[k] for k in self._states}
 
     def _stop_reason(self, ids: list[int], token: int, stop: str | None, at_limit: bool) -> str | None:
         if token in self.eos_ids:
@@ -405,6 +509,36 @@ class TransformersPolicy:
             probs = torch.softmax(logits[:, choice_ids], dim=-1)
             out.extend(probs.tolist())
         return out
+
+
+class SearchView:
+    """One search's view of a shared TransformersPolicy: everything is the policy's, but its
+    samples come from the search's own random stream, so searches batched together each draw
+    as they would alone."""
+
+    def __init__(self, policy: TransformersPolicy, seed: int | None):
+        self.policy = policy
+        self.reseed(seed)
+
+    def reseed(self, seed: int | None) -> None:
+        self.generator = torch.Generator()
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(seed)
+
+    def generate(self, *args, **kwargs) -> list[list[Completion]]:
+        return self.policy.generate(*args, generator=self.generator, **kwargs)
+
+    def close(self) -> None:
+        """The search is over: its kept states go at the next call."""
+        self.policy.release(self.generator)
+
+    def for_search(self, seed: int | None) -> SearchView:
+        return SearchView(self.policy, seed)
+
+    def __getattr__(self, name: str):
+        return getattr(self.policy, name)
 
 
 def _capped(states: dict[str, RowState], limit: int) -> dict[str, RowState]:

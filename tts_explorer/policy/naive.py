@@ -29,6 +29,8 @@ class _StopInNewText(StoppingCriteria):
 
 
 class NaivePolicy(TransformersPolicy):
+    for_search = None  # transformers' generate samples from torch's one global stream: reseeded per search
+
     def __init__(self, model, tokenizer, name: str = "naive"):
         super().__init__(model, tokenizer, name=name, reuse_cache=False)
 
