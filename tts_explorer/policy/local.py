@@ -12,7 +12,9 @@ are one shared prefix for every path, and the states of the last call are kept (
 branch is freed when the next call does not continue it) up to KEPT_STATES_MB, the oldest
 dropped first; a dropped state is recomputed exactly from its text. The forward step
 itself is in steppers.py.
-One lock serialises the calls (the app's preload thread and the searches share a model).
+Searches share the model (for_search gives each a view with its own random stream): calls
+that arrive while one runs wait, and the next batch runs all the waiting calls that sample
+alike as one, each with its own meter, Stop and kept states.
 Loading models lives in loading.py.
 """
 
