@@ -55,14 +55,13 @@ class _Job:
     generator: torch.Generator | None
     unique: list[str] = field(default_factory=list)
     results: list[list[Completion]] | None = None
+    error: BaseException | None = None
 
     @property
     def owner(self) -> int:
         """Whose kept states this call's continuations are: its search's (the view's random
         stream), else its meter's."""
         return id(self.generator) if self.generator is not None else id(self.meter)
-
-    error: BaseException | None = None
 
 
 def _locked(method):
@@ -88,7 +87,7 @@ class TransformersPolicy:
         self.has_chat_template = getattr(tokenizer, "chat_template", None) is not None
         self.step = make_step(model)
         self.eos_ids = self._eos_ids()
-        self.generator = torch.Generator().manual_seed(0)
+        self.generator = _generator(0)
         self._roots: OrderedDict[str, tuple[RowState, tuple[int, ...]]] = OrderedDict()  # prompt -> state, ids
         self._states: dict[str, RowState] = {}  # prompt + completion of each search's last call -> state
         self._owners: dict[str, int] = {}  # kept state -> the search that made it (_Job.owner)
@@ -114,11 +113,7 @@ class TransformersPolicy:
         self._states, self._owners = {}, {}
 
     def reseed(self, seed: int | None) -> None:
-        self.generator = torch.Generator()
-        if seed is None:
-            self.generator.seed()
-        else:
-            self.generator.manual_seed(seed)
+        self.generator = _generator(seed)
 
     def for_search(self, seed: int | None) -> SearchView:
         """This policy with a random stream of its own, for one search (base.searching)."""
@@ -361,15 +356,15 @@ class TransformersPolicy:
         new_owners: dict[str, int] = {}  # state -> the search it continues (_Job.owner)
         jobs = list(dict.fromkeys(job for job, _, _ in owners))
         for step in range(max_tokens):
-            for job in jobs:
-                if job not in stopped and job.should_stop is not None and job.should_stop():
-                    stopped.add(job)
-            ended = [pos for pos, row in enumerate(live) if owners[row][0] in stopped]
-            for pos in ended:
-                done[live[pos]] = None
-            if ended:
-                live, keep = self._without(ended, live, batch)
-                logits, next_pos = logits[keep], next_pos[keep]
+            newly = {j for j in jobs if j not in stopped and j.should_stop is not None and j.should_stop()}
+            if newly:  # their rows leave the batch now
+                stopped |= newly
+                ended = [pos for pos, row in enumerate(live) if owners[row][0] in newly]
+                for pos in ended:
+                    done[live[pos]] = None
+                if ended:
+                    live, keep = self._without(ended, live, batch)
+                    logits, next_pos = logits[keep], next_pos[keep]
             if not live:
                 break
             sampled, logprobs = self._sample(logits, temperature, top_p, self._draws(live, owners, temperature))
@@ -440,7 +435,8 @@ class TransformersPolicy:
         for caller in callers:
             self._callers[caller] = now
         self._callers = {c: t for c, t in self._callers.items() if now - t <= STATE_IDLE_S}
-        states = {k: v for k, v in self._states.items() if self._owners.get(k) in self._callers.keys() - callers}
+        others = self._callers.keys() - callers  # running searches not in this call
+        states = {k: v for k, v in self._states.items() if self._owners.get(k) in others}
         states.update(new_states)
         self._states = _capped(states, KEPT_STATES_MB * 2**20)
         merged = {**self._owners, **owners}
@@ -523,11 +519,7 @@ class SearchView:
         self.reseed(seed)
 
     def reseed(self, seed: int | None) -> None:
-        self.generator = torch.Generator()
-        if seed is None:
-            self.generator.seed()
-        else:
-            self.generator.manual_seed(seed)
+        self.generator = _generator(seed)
 
     def generate(self, *args, **kwargs) -> list[list[Completion]]:
         return self.policy.generate(*args, generator=self.generator, **kwargs)
@@ -541,6 +533,16 @@ class SearchView:
 
     def __getattr__(self, name: str):
         return getattr(self.policy, name)
+
+
+def _generator(seed: int | None) -> torch.Generator:
+    """A random stream seeded with `seed` (None: from the system's entropy)."""
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
 
 
 def _capped(states: dict[str, RowState], limit: int) -> dict[str, RowState]:

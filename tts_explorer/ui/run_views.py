@@ -66,22 +66,21 @@ def search_controls(strategy: bool = True) -> dict:
     }
     low = SOFTMAX_TEMPERATURES[0]
     with gr.Accordion("Particle filtering, REBASE and DeepConf parameters", open=False):
-        controls["resample_temperature"] = gr.Slider(
-            low,
-            UI_MAX_SOFTMAX_TEMPERATURE,
-            value=PAGE_DEFAULTS.resample_temperature,
-            step=0.01,
-            label="Particle filtering: resampling temperature (low: follow the scores; high: keep diversity)",
-            elem_id="resample-temperature",
-        )
-        controls["frontier_temperature"] = gr.Slider(
-            low,
-            UI_MAX_SOFTMAX_TEMPERATURE,
-            value=PAGE_DEFAULTS.frontier_temperature,
-            step=0.01,
-            label="REBASE: temperature of the budget shares (low: most to the best node)",
-            elem_id="frontier-temperature",
-        )
+        for name, label in (
+            (
+                "resample_temperature",
+                "Particle filtering: resampling temperature (low: follow the scores; high: keep diversity)",
+            ),
+            ("frontier_temperature", "REBASE: temperature of the budget shares (low: most to the best node)"),
+        ):
+            controls[name] = gr.Slider(
+                low,
+                UI_MAX_SOFTMAX_TEMPERATURE,
+                value=getattr(PAGE_DEFAULTS, name),
+                step=0.01,
+                label=label,
+                elem_id=name.replace("_", "-"),
+            )
         controls["confidence_quantile"] = gr.Slider(
             0.0,
             UI_MAX_CONFIDENCE_QUANTILE,
