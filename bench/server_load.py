@@ -1,5 +1,6 @@
 """Many visitors at once: the page with llama.cpp's llama-server behind it, or on the local
-engine (--backend engine, whose searches share batches).
+engine (--backend engine, whose searches share one decode loop); --no-page runs the same
+searches on the engine in this process, on threads, without the page.
 
 Starts llama-server on the embedded GGUF (16 parallel slots) when asked, starts the app with
 TTS_SEARCH_SLOTS searches at once, then runs the same searches (one per client, each its
@@ -8,7 +9,7 @@ tokens per second both ways and their ratio, each client's wait for its first dr
 (the first redraw of its running search), and checks that every run completed and that
 every client got its own problem's tree back.
 
-    python bench/server_load.py [--clients 8] [--n 8] [--slots 8] [--backend llama-server|engine]
+    python bench/server_load.py [--clients 8] [--n 8] [--slots 8] [--backend llama-server|engine] [--no-page]
 """
 
 from __future__ import annotations
@@ -74,14 +75,48 @@ def run(client: Client, problem, model: str, n: int) -> tuple[int, str]:
     return tree.meta["compute"]["generated_tokens"], tree.question, first
 
 
+def in_process(problems, n: int) -> None:
+    """The same searches on the local engine, one after another and then on threads at once."""
+    from tts_explorer.config import SearchConfig
+    from tts_explorer.policy.loading import load_policy
+    from tts_explorer.search import new_tree, run_to_end
+
+    policy = load_policy()
+
+    def one(problem) -> int:
+        config = SearchConfig(strategy="beam", n=n, beam_width=2, max_steps=6, temperature=0.8)
+        tree = new_tree(problem.question, config, "arithmetic", problem.answer, policy.name)
+        run_to_end(tree, policy, config, "arithmetic")
+        return tree.meta["compute"]["generated_tokens"]
+
+    one(problems[0])  # warm: the template is prefilled
+    started = time.perf_counter()
+    alone = sum(one(p) for p in problems)
+    alone_s = time.perf_counter() - started
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(problems)) as pool:
+        together = sum(pool.map(one, problems))
+    together_s = time.perf_counter() - started
+    print(f"the local engine in this process, no page; {len(problems)} searches, beam search N={n}, M=2, 6 steps")
+    print(f"one at a time : {alone} tokens in {alone_s:.1f} s = {alone / alone_s:.1f} tok/s")
+    print(
+        f"all at once   : {together} tokens in {together_s:.1f} s = {together / together_s:.1f} tok/s "
+        f"({together / together_s / (alone / alone_s):.2f}x); loop turns with several searches: {policy.batched_calls}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--slots", type=int, default=8, help="TTS_SEARCH_SLOTS: searches the page runs at once")
     parser.add_argument("--backend", choices=["llama-server", "engine"], default="llama-server")
+    parser.add_argument("--no-page", action="store_true", help="the engine in this process, no page")
     args = parser.parse_args()
     problems, _ = read_problems(ROOT / "assets" / "problems" / "easy.jsonl", limit=args.clients)
+    if args.no_page:
+        in_process(problems, args.n)
+        return
     gguf = embedded.embedded_gguf()
     with contextlib.ExitStack() as stack:
         if args.backend == "engine":

@@ -1,6 +1,7 @@
 """The local transformers backend on tiny real Llama models built by the tests."""
 
 import pytest
+import torch
 
 from tts_explorer.errors import UserError
 from tts_explorer.policy.compute import ComputeMeter
@@ -257,3 +258,47 @@ def test_stop_in_a_shared_batch_stops_only_its_own_search(newline_model_dir):
 def _model_and_tokenizer(directory):
     policy = load_policy(str(directory), dtype="fp32")
     return policy.model, policy.tokenizer
+
+
+def test_a_call_joins_the_running_loop_and_returns_before_the_call_it_joined(newline_model_dir):
+    """Continuous batching: a short call made while a long one decodes joins the loop at the next
+    token (no wait for the long call's end), its thread returns while the long call still runs,
+    and each call gets what it gets alone."""
+    import threading
+    import time
+
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    long_call = dict(prompts=["Ann has 2 cats.", "Cy has 1 hat."], n=[2, 1], max_tokens=40, temperature=0.7, stop=None)
+    short_call = dict(prompts=["Bo has 5 dogs."], n=[3], max_tokens=4, temperature=0.7, stop=None)
+    alone_long = policy.generate(**long_call, generator=torch.Generator().manual_seed(1))
+    alone_short = policy.generate(**short_call, generator=torch.Generator().manual_seed(2))
+    assert min(c.n_tokens for cs in alone_long for c in cs) > 20  # the long call outlasts the short one
+    policy.forget()
+    turns, out, returned = [], {}, threading.Event()
+
+    def short():
+        out["short"] = policy.generate(**short_call, generator=torch.Generator().manual_seed(2))
+        returned.set()
+
+    thread = threading.Thread(target=short)
+
+    def watch():  # called by the loop at every turn of the long call
+        turns.append(returned.is_set())
+        if len(turns) == 3:
+            thread.start()
+            deadline = time.monotonic() + 30
+            while not policy._waiting and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return False
+
+    together = policy.generate(**long_call, generator=torch.Generator().manual_seed(1), should_stop=watch)
+    thread.join(timeout=60)
+
+    def texts(results):
+        return [[(c.text, c.n_tokens, round(c.logprob_sum, 4)) for c in cs] for cs in results]
+
+    assert texts(together) == texts(alone_long)
+    assert texts(out["short"]) == texts(alone_short)
+    joined_at = turns.index(True)  # the first turn after the short call's thread returned
+    assert joined_at <= 3 + 4 + 2 < len(turns)  # it joined at once and ran 4 tokens while the long call went on
+    assert policy.batched_calls >= 4

@@ -12,9 +12,10 @@ are one shared prefix for every path, and the states of the last call are kept (
 branch is freed when the next call does not continue it) up to KEPT_STATES_MB, the oldest
 dropped first; a dropped state is recomputed exactly from its text. The forward step
 itself is in steppers.py.
-Searches share the model (for_search gives each a view with its own random stream): calls
-that arrive while one runs wait, and the next batch runs all the waiting calls that sample
-alike as one, each with its own meter, Stop and kept states.
+Searches share the model (for_search gives each a view with its own random stream) and one
+decode loop (continuous batching): a call that arrives while others run joins the loop at
+the next token, its rows fed in the same forward as theirs, and leaves it when its last row
+finishes; each call keeps its own sampling settings, meter, Stop and kept states.
 Loading models lives in loading.py.
 """
 
@@ -23,9 +24,9 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -44,8 +45,8 @@ STATE_IDLE_S = 60.0  # a search that has not called this long loses its kept sta
 
 @dataclass(eq=False)
 class _Job:
-    """One caller's generate(): its rows, how they sample (`kind`: calls of the same kind share
-    a batch), its meter, Stop and random stream; then its results or its error."""
+    """One caller's generate(): its rows, how they sample (`kind`), its meter, Stop and random
+    stream; then its results or its error."""
 
     prompts: list[str]
     n: list[int]
@@ -53,15 +54,40 @@ class _Job:
     should_stop: Callable[[], bool] | None
     meter: ComputeMeter
     generator: torch.Generator | None
-    unique: list[str] = field(default_factory=list)
     results: list[list[Completion]] | None = None
     error: BaseException | None = None
+    finished: bool = False
 
     @property
     def owner(self) -> int:
         """Whose kept states this call's continuations are: its search's (the view's random
         stream), else its meter's."""
         return id(self.generator) if self.generator is not None else id(self.meter)
+
+
+class _Run:
+    """A call in the decode loop: its batch, the rows still sampling (`live`: batch position ->
+    row), each row's tokens so far, and what the next forward feeds (`inputs`: first each
+    distinct state's pending token, then each live row's last sampled token)."""
+
+    def __init__(self, job: _Job, states: list[RowState], rows: list[tuple[int, int]], batch, one_each: bool):
+        self.job, self.states, self.rows, self.batch = job, states, rows, batch  # rows: (prompt index, state index)
+        self.inputs = (torch.tensor([[s.pending[0]] for s in states]), torch.tensor([[s.next_pos] for s in states]))
+        self.expand = None if one_each else torch.tensor([u for _, u in rows])  # first logits -> rows
+        self.next_pos = torch.tensor([states[u].next_pos + 1 for _, u in rows])  # of each row's next sampled token
+        self.live = list(range(len(rows)))
+        self.tokens: list[list[int]] = [[] for _ in rows]
+        self.logprob_sums = [0.0] * len(rows)
+        self.done: dict[int, Completion] = {}
+        self.new_states: dict[str, RowState] = {}  # prompt + completion -> its state
+        self.logits: torch.Tensor | None = None
+
+    def took(self, logits: torch.Tensor) -> None:
+        """The forward fed `inputs`: keep the logits (spread over the rows on the first turn)."""
+        if self.expand is not None:
+            self.batch, logits = self.batch.select(self.expand), logits[self.expand]
+            self.expand = None
+        self.logits, self.inputs = logits, None
 
 
 def _locked(method):
@@ -93,9 +119,11 @@ class TransformersPolicy:
         self._owners: dict[str, int] = {}  # kept state -> the search that made it (_Job.owner)
         self._callers: dict[int, float] = {}  # search -> when it last called
         self._lock = threading.RLock()  # one batch at a time
-        self._waiting: list[_Job] = []  # calls waiting for the next batch
-        self._waiting_lock = threading.Lock()
-        self.batched_calls = 0  # batches that ran the calls of several searches at once
+        self._waiting: list[_Job] = []  # calls waiting to join the decode loop
+        self._turn = threading.Condition()  # guards _waiting and _looping; a finished call is notified
+        self._looping = False  # a thread is running the decode loop
+        self._runs: list[_Run] = []  # calls in the decode loop
+        self.batched_calls = 0  # decode-loop turns that ran the rows of several searches at once
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -266,10 +294,10 @@ class TransformersPolicy:
         role: str = "policy",
         generator: torch.Generator | None = None,
     ) -> list[list[Completion]]:
-        """n[i] completions of each prompt. Calls from several threads (several searches) that
-        arrive while one runs are run next as one batch when they sample alike; each keeps its
-        own meter, Stop and random stream (`generator`, else the policy's), so a seeded search
-        draws the same alone or batched with others."""
+        """n[i] completions of each prompt. Calls from several threads (several searches) share
+        one decode loop: a call joins it at the next token, whatever the others are doing, and
+        leaves it when its last row finishes; each keeps its own meter, Stop and random stream
+        (`generator`, else the policy's), so a seeded search draws the same alone or beside others."""
         if len(prompts) != len(n):
             raise ValueError("prompts and n differ in length")
         job = _Job(
@@ -280,152 +308,156 @@ class TransformersPolicy:
             meter or self.meter,
             generator,
         )
-        with self._waiting_lock:
+        with self._turn:
             self._waiting.append(job)
-        with self._lock:
-            if job.results is None and job.error is None:
-                with self._waiting_lock:
-                    jobs = [j for j in self._waiting if j.kind == job.kind]
-                    self._waiting = [j for j in self._waiting if j.kind != job.kind]
-                self.batched_calls += len(jobs) > 1
-                self._run_jobs(jobs)
+            while not job.finished and self._looping:  # another call's thread runs the loop
+                self._turn.wait()
+            runs_loop = not job.finished
+            self._looping |= runs_loop
+        if runs_loop:  # this thread runs the loop for every call until its own is done
+            try:
+                with self._lock:
+                    while not job.finished:
+                        self._loop_step()
+            finally:
+                with self._turn:
+                    self._looping = False
+                    self._turn.notify_all()  # a call still running: its thread takes the loop over
         if job.error is not None:
             raise job.error
         return job.results
 
-    def _run_jobs(self, jobs: list[_Job]) -> None:
-        """Run the jobs' rows as one batch; each job ends with its results or its own error."""
-        max_tokens, temperature, top_p, stop, keep_state, role = jobs[0].kind
+    def _loop_step(self) -> None:
+        """One turn of the decode loop: admit the waiting calls, then sample one token in every
+        running call's rows and feed them (with the new calls' first tokens) in one forward."""
+        with self._turn:
+            joining, self._waiting = self._waiting, []
+        for job in joining:
+            try:
+                run = self._start(job)
+            except Exception as exc:  # a prompt too long (UserError), a failure (memory, a bug): this call's error
+                job.error, run = exc, None
+                self._done(job)
+            if run is not None:
+                self._runs.append(run)
+        self.batched_calls += len({run.job.owner for run in self._runs}) > 1
         try:
-            live_jobs, states, owners = [], [], []  # owners: batch row -> (job, prompt index, state index)
-            for job in jobs:
-                unique = list(dict.fromkeys(p for p, k in zip(job.prompts, job.n) if k > 0))
-                try:
-                    mine = self._prepare(unique, job.meter, role, room=max_tokens + 1)
-                    longest = max((s.next_pos for s in mine), default=0)  # a kept state's length is here
-                    if longest + max_tokens + 1 > MAX_CONTEXT_TOKENS:
-                        raise UserError(
-                            f"this path is {longest} tokens long: with {max_tokens} to generate it does not fit the "
-                            f"engine's {MAX_CONTEXT_TOKENS}; continue from an earlier step"
-                        )
-                except UserError as exc:
-                    job.error = exc
-                    continue
-                job.unique, job.results = unique, [[] for _ in job.prompts]
-                first = len(states)
-                states += mine
-                owners += [
-                    (job, i, first + unique.index(p))
-                    for i, (p, k) in enumerate(zip(job.prompts, job.n))
-                    for _ in range(k)
-                ]
-                live_jobs.append(job)
-            if not owners:
-                return
-            rows = [u for _, _, u in owners]
-            one_each = rows == list(range(len(states)))  # no state repeated: its chain goes in its row
-            batch, logits = self._first_logits(states, None, role, spare=max_tokens + 1, inline=one_each)
-            for job in live_jobs:
-                job.meter.add(role, self.flops_params, prefill=len(job.unique))
-            if not one_each:
-                batch, logits = batch.select(torch.tensor(rows)), logits[rows]
-            next_pos = torch.tensor([states[u].next_pos + 1 for _, _, u in owners])
-            finished, stopped = self._decode(batch, logits, next_pos, owners, states, jobs[0].kind)
-            for job in live_jobs:
-                if job in stopped:
-                    job.results, job.error = None, StopRequested()
-            for (job, prompt_index, _), completion in zip(owners, finished):
-                if job.error is None:
-                    job.results[prompt_index].append(completion)
-        except Exception as exc:  # a failure of the batch (memory, a bug): every job that has no result sees it
-            for job in jobs:
-                if job.error is None:
-                    job.results, job.error = None, exc
+            for run in list(self._runs):
+                if run.job.should_stop is not None and run.job.should_stop():
+                    self._finish(run, StopRequested())  # its rows leave the loop now
+                elif run.logits is not None:
+                    self._sample_step(run)
+            feeding = [run for run in self._runs if run.inputs is not None]
+            if feeding:
+                outputs = self.step.forward([(*run.inputs, run.batch) for run in feeding])
+                for run, logits in zip(feeding, outputs):
+                    run.took(logits)
+        except Exception as exc:  # a failure of the loop (memory, a bug): every running call sees it
+            for run in list(self._runs):
+                self._finish(run, exc)
 
-    def _decode(self, batch, logits, next_pos, owners, states, kind) -> tuple[list[Completion | None], set]:
-        """The decode loop of one batch: rows leave it as they finish, and the rows of a job
-        whose Stop is pressed leave it at once (the job is in the returned set)."""
-        max_tokens, temperature, top_p, stop, keep_state, role = kind
-        total = len(owners)
-        live = list(range(total))  # batch position -> original row
-        tokens_out: list[list[int]] = [[] for _ in range(total)]
-        logprob_sums = [0.0] * total
-        done: dict[int, Completion | None] = {}
-        stopped: set = set()
-        new_states: dict[str, RowState] = {}
-        new_owners: dict[str, int] = {}  # state -> the search it continues (_Job.owner)
-        jobs = list(dict.fromkeys(job for job, _, _ in owners))
-        for step in range(max_tokens):
-            newly = {j for j in jobs if j not in stopped and j.should_stop is not None and j.should_stop()}
-            if newly:  # their rows leave the batch now
-                stopped |= newly
-                ended = [pos for pos, row in enumerate(live) if owners[row][0] in newly]
-                for pos in ended:
-                    done[live[pos]] = None
-                if ended:
-                    live, keep = self._without(ended, live, batch)
-                    logits, next_pos = logits[keep], next_pos[keep]
-            if not live:
-                break
-            sampled, logprobs = self._sample(logits, temperature, top_p, self._draws(live, owners, temperature))
-            for job, count in Counter(owners[row][0] for row in live).items():
-                job.meter.add(role, self.flops_params, generated=count)
-            ended = []
-            sampled_list, logprob_list = sampled.tolist(), logprobs.tolist()
-            for pos, row in enumerate(live):
-                token = sampled_list[pos]
-                tokens_out[row].append(token)
-                logprob_sums[row] += logprob_list[pos]
-                reason = self._stop_reason(tokens_out[row], token, stop, step + 1 >= max_tokens)
-                if reason:
-                    ended.append(pos)
-                    ids = tokens_out[row]
-                    text, kept = self._text(ids, stop, reason)
-                    done[row] = Completion(text, len(ids), logprob_sums[row], reason, kept or ())
-                    fed = len(ids) - 1  # the batch holds the keys and values of all but the last token
-                    if (
-                        keep_state
-                        and self.reuse_cache
-                        and reason != "eos"
-                        and kept is not None
-                        and len(kept) > fed
-                        and kept[:fed] == tuple(ids[:fed])
-                    ):
-                        job, prompt_index, u = owners[row]
-                        key = job.prompts[prompt_index] + text
-                        new_states[key] = batch.extract(pos, int(next_pos[pos]), list(kept[fed:]), states[u].ids + kept)
-                        new_owners[key] = job.owner
-            if len(done) == total:
-                break
-            if ended:
-                live, keep = self._without(ended, live, batch)
-                next_pos, sampled = next_pos[keep], sampled[keep]
-            logits = self.step(sampled.unsqueeze(1), next_pos.unsqueeze(1), batch)
-            next_pos = next_pos + 1
-        if keep_state and self.reuse_cache:
-            self._keep_states(new_states, new_owners, {job.owner for job in jobs})
-        return [done.get(row) for row in range(total)], stopped
+    def _start(self, job: _Job) -> _Run | None:
+        """The call's rows ready to join the loop (its prompts prefilled), or None when it has
+        nothing to sample; UserError when a prompt leaves no room in the context."""
+        max_tokens, _, _, _, _, role = job.kind
+        unique = list(dict.fromkeys(p for p, k in zip(job.prompts, job.n) if k > 0))
+        states = self._prepare(unique, job.meter, role, room=max_tokens + 1)
+        longest = max((s.next_pos for s in states), default=0)  # a kept state's length is here
+        if longest + max_tokens + 1 > MAX_CONTEXT_TOKENS:
+            raise UserError(
+                f"this path is {longest} tokens long: with {max_tokens} to generate it does not fit the "
+                f"engine's {MAX_CONTEXT_TOKENS}; continue from an earlier step"
+            )
+        rows = [(i, unique.index(p)) for i, (p, k) in enumerate(zip(job.prompts, job.n)) for _ in range(k)]
+        if not rows:
+            job.results = [[] for _ in job.prompts]
+            self._done(job)
+            return None
+        one_each = [u for _, u in rows] == list(range(len(states)))  # no state repeated: its chain goes in its row
+        batch = self.step.new_batch(states, spare=max_tokens + 1, inline=one_each)
+        job.meter.add(role, self.flops_params, prefill=len(states))  # each state's pending token, fed next
+        return _Run(job, states, rows, batch, one_each)
 
-    @staticmethod
-    def _without(ended: list[int], live: list[int], batch) -> tuple[list[int], torch.Tensor]:
-        """Drop the batch positions `ended` (compacted in place); the live rows and the kept positions."""
-        order = compacted(len(live), set(ended))
-        batch.keep(order)
-        return [live[p] for p in order], torch.tensor(order, dtype=torch.long)
+    def _sample_step(self, run: _Run) -> None:
+        """Sample one token in each of the run's live rows; finished rows leave (with their
+        continuation's state kept), and the rest are fed at the next forward."""
+        job = run.job
+        max_tokens, temperature, top_p, stop, keep_state, role = job.kind
+        sampled, logprobs = self._sample(run.logits, temperature, top_p, self._draws(run, temperature))
+        run.logits = None
+        job.meter.add(role, self.flops_params, generated=len(run.live))
+        ended = []
+        sampled_list, logprob_list = sampled.tolist(), logprobs.tolist()
+        for pos, row in enumerate(run.live):
+            token = sampled_list[pos]
+            ids = run.tokens[row]
+            ids.append(token)
+            run.logprob_sums[row] += logprob_list[pos]
+            reason = self._stop_reason(ids, token, stop, len(ids) >= max_tokens)
+            if not reason:
+                continue
+            ended.append(pos)
+            text, kept = self._text(ids, stop, reason)
+            run.done[row] = Completion(text, len(ids), run.logprob_sums[row], reason, kept or ())
+            fed = len(ids) - 1  # the batch holds the keys and values of all but the last token
+            if (
+                keep_state
+                and self.reuse_cache
+                and reason != "eos"
+                and kept is not None
+                and len(kept) > fed
+                and kept[:fed] == tuple(ids[:fed])
+            ):
+                prompt_index, u = run.rows[row]
+                key = job.prompts[prompt_index] + text
+                run.new_states[key] = run.batch.extract(
+                    pos, int(run.next_pos[pos]), list(kept[fed:]), run.states[u].ids + kept
+                )
+        if len(run.done) == len(run.rows):
+            self._finish(run)
+            return
+        next_pos = run.next_pos
+        if ended:
+            order = compacted(len(run.live), set(ended))
+            run.batch.keep(order)
+            run.live = [run.live[p] for p in order]
+            keep = torch.tensor(order, dtype=torch.long)
+            next_pos, sampled = next_pos[keep], sampled[keep]
+        run.inputs = (sampled.unsqueeze(1), next_pos.unsqueeze(1))
+        run.next_pos = next_pos + 1
 
-    def _draws(self, live: list[int], owners, temperature: float) -> torch.Tensor | None:
-        """One uniform number per live row, from its job's random stream, handed to the job's
-        rows in their original order (so a seeded job draws the same whatever order compaction
-        left its rows in, and whatever other jobs share the batch); None when greedy."""
+    def _finish(self, run: _Run, error: BaseException | None = None) -> None:
+        """The run leaves the loop; its call gets its completions (keeping their states) or `error`."""
+        self._runs.remove(run)
+        job = run.job
+        if error is not None:
+            job.results, job.error = None, error
+            self._done(job)
+            return
+        job.results = [[] for _ in job.prompts]
+        for row, (prompt_index, _) in enumerate(run.rows):
+            job.results[prompt_index].append(run.done[row])
+        try:
+            if job.kind[4] and self.reuse_cache:  # keep_state
+                self._keep_states(run.new_states, dict.fromkeys(run.new_states, job.owner), {job.owner})
+        finally:
+            self._done(job)
+
+    def _done(self, job: _Job) -> None:
+        """The call has its results or its error: its thread returns now (not when the loop's is done)."""
+        with self._turn:
+            job.finished = True
+            self._turn.notify_all()
+
+    def _draws(self, run: _Run, temperature: float) -> torch.Tensor | None:
+        """One uniform number per live row from the run's random stream, handed to its rows in
+        their original order (so a seeded call draws the same whatever order compaction left its
+        rows in, and whatever other calls share the loop); None when greedy."""
         if temperature <= 0:
             return None
-        draws = torch.empty(len(live), 1)
-        by_job: dict = {}
-        for pos, row in enumerate(live):
-            by_job.setdefault(owners[row][0], []).append((row, pos))
-        for job, members in by_job.items():
-            positions = torch.tensor([pos for _, pos in sorted(members)])
-            draws[positions] = torch.rand(len(members), 1, generator=job.generator or self.generator)
+        order = sorted(range(len(run.live)), key=run.live.__getitem__)
+        draws = torch.empty(len(run.live), 1)
+        draws[torch.tensor(order)] = torch.rand(len(order), 1, generator=run.job.generator or self.generator)
         return draws
 
     def _keep_states(self, new_states: dict[str, RowState], owners: dict[str, int], callers: set[int]) -> None:
