@@ -7,7 +7,7 @@ those PRMs run their own modelling code; TTS_RUN_SECONDS and TTS_RUN_TOKENS cap 
 (a run over a cap stops like Stop, keeping its tree), as does TTS_RUN_MEMORY_MB (the
 process's resident memory); TTS_SESSION_IDLE_SECONDS drops a session's tree and files after
 that long unused, TTS_MAX_SESSIONS caps the sessions kept; TTS_SEARCH_SLOTS is how many searches
-run at once (SEARCH_SLOTS; the local engine batches their calls together). The page offers only these, and by
+run at once (SEARCH_SLOTS; the local engine runs their calls in one decode loop). The page offers only these, and by
 default only scorers that can run; nothing typed in the browser becomes a path, a hub
 id or trust_remote_code.
 """
