@@ -72,7 +72,7 @@ class _Run:
 
     def __init__(self, job: _Job, states: list[RowState], rows: list[tuple[int, int]], batch, one_each: bool):
         self.job, self.states, self.rows, self.batch = job, states, rows, batch  # rows: (prompt index, state index)
-        self.inputs = (torch.tensor([[s.pending[0]] for s in states]), torch.tensor([[s.next_pos] for s in states]))
+        self.inputs = _pending_inputs(states)
         self.expand = None if one_each else torch.tensor([u for _, u in rows])  # first logits -> rows
         self.next_pos = torch.tensor([states[u].next_pos + 1 for _, u in rows])  # of each row's next sampled token
         self.live = list(range(len(rows)))
@@ -88,6 +88,11 @@ class _Run:
             self.batch, logits = self.batch.select(self.expand), logits[self.expand]
             self.expand = None
         self.logits, self.inputs = logits, None
+
+
+def _pending_inputs(states: list[RowState]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tokens and positions that feed each state's (one) pending token."""
+    return torch.tensor([[s.pending[0]] for s in states]), torch.tensor([[s.next_pos] for s in states])
 
 
 def _locked(method):
@@ -241,21 +246,6 @@ class TransformersPolicy:
                         self._roots.popitem(last=False)
             states.append(state)
         return states
-
-    def _first_logits(
-        self, states: list[RowState], meter: ComputeMeter, role: str, spare: int = 1, inline: bool = False
-    ):
-        """Feed each state's pending token once; return the batch and the logits of the unique states.
-
-        The batch keeps room for `spare` tokens in all (this one and those decoded after it);
-        `inline`: each state keeps one row (kv.py)."""
-        batch = self.step.new_batch(states, spare=spare, inline=inline)
-        tokens = torch.tensor([[s.pending[0]] for s in states])
-        positions = torch.tensor([[s.next_pos] for s in states])
-        logits = self.step(tokens, positions, batch)
-        if meter is not None:
-            meter.add(role, self.flops_params, prefill=len(states))
-        return batch, logits
 
     # --- sampling ------------------------------------------------------------------
     @torch.inference_mode()
@@ -535,7 +525,8 @@ class TransformersPolicy:
         for start in range(0, len(prompts), 16):
             chunk = list(prompts[start : start + 16])
             states = self._prepare(chunk, meter, role, remember=False)
-            _, logits = self._first_logits(states, meter, role)
+            logits = self.step(*_pending_inputs(states), self.step.new_batch(states, spare=1))
+            meter.add(role, self.flops_params, prefill=len(states))
             probs = torch.softmax(logits[:, choice_ids], dim=-1)
             out.extend(probs.tolist())
         return out
