@@ -302,3 +302,39 @@ def test_a_call_joins_the_running_loop_and_returns_before_the_call_it_joined(new
     joined_at = turns.index(True)  # the first turn after the short call's thread returned
     assert joined_at <= 3 + 4 + 2 < len(turns)  # it joined at once and ran 4 tokens while the long call went on
     assert policy.batched_calls >= 4
+
+
+def _continuation_segments(policy) -> list:
+    """Weak references to every segment the kept continuations hold that no kept prompt does."""
+    import weakref
+
+    prompts = {id(s) for state, _ in policy._roots.values() for s in (state.cache.chain() if state.cache else [])}
+    held = {id(s): s for state in policy._states.values() if state.cache for s in state.cache.chain()}
+    return [weakref.ref(s) for key, s in held.items() if key not in prompts]
+
+
+@pytest.mark.parametrize("stopped", [False, True])
+def test_a_searchs_segments_are_freed_once_it_ends_or_is_stopped(newline_model_dir, stopped):
+    """The keys and values a search's continuations hold are released when the search is over
+    (its last call's states go at the next call of another search), whether it ran to its end
+    or was stopped in the middle of a call; nothing is left in the decode loop."""
+    import gc
+
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    refs = []
+
+    def stop():  # Stop pressed during the second call, once the first call's states are kept
+        if stopped and policy._states and not refs:
+            refs.extend(_continuation_segments(policy))
+        return bool(refs) and policy._runs != []
+
+    first = _search(policy, "Ann has 2 cats.", "beam", 1, should_stop=stop)
+    assert bool(first.meta["stopped"]) == stopped
+    if not stopped:
+        refs = _continuation_segments(policy)
+    assert refs  # the search left continuations to free
+    _search(policy, "Bo has 5 dogs.", "beam", 2)  # its first call drops the first search's states
+    gc.collect()
+    assert all(ref() is None for ref in refs)
+    assert not policy._runs and not policy._waiting
+    assert len(set(policy._owners.values())) == 1  # only the last search's continuations are kept
