@@ -50,14 +50,23 @@ def page(app_url):
         browser.close()
 
 
-def click_node(page, node_id: int) -> str:
-    page.wait_for_function(f"({POINT_OF_NODE})({node_id}) !== null", timeout=30000)
-    point = page.evaluate(POINT_OF_NODE, node_id)
-    assert point, f"node {node_id} is not drawn"
-    page.mouse.move(point["x"], point["y"])
-    page.mouse.click(point["x"], point["y"])
-    page.wait_for_selector(f"#path-panel[data-node='{node_id}']", timeout=15000)
-    return point["hover"]
+def click_node(page, node_id: int, tries: int = 1) -> str:
+    """Click a drawn node and wait for its path panel; `tries` clicks in all where a busy
+    machine may still be laying out a large figure when the first click lands."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        page.wait_for_function(f"({POINT_OF_NODE})({node_id}) !== null", timeout=30000)
+        point = page.evaluate(POINT_OF_NODE, node_id)
+        assert point, f"node {node_id} is not drawn"
+        page.mouse.move(point["x"], point["y"])
+        page.mouse.click(point["x"], point["y"])
+        try:
+            page.wait_for_selector(f"#path-panel[data-node='{node_id}']", timeout=15000)
+            return point["hover"]
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
 
 
 def import_tree(page, path) -> None:
@@ -153,7 +162,7 @@ def test_a_large_tree_draws(page, tmp_path):
     import_tree(page, upload)
     page.wait_for_function(f"{NODE_COUNT} == 2000", timeout=60000)
     # the page still answers: a click on a node opens its path
-    click_node(page, 1999)
+    click_node(page, 1999, tries=3)
     assert "Path to node 1999" in page.inner_text("#path-panel")
 
 
