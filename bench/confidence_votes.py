@@ -33,7 +33,8 @@ from tts_explorer.config import SearchConfig
 from tts_explorer.data import read_problems
 from tts_explorer.scaling.stats import wilson
 from tts_explorer.search import new_tree, run_to_end
-from tts_explorer.strategies.deepconf import WINDOW, quantile
+from tts_explorer.selection import steps_confidence as step_mean
+from tts_explorer.strategies.deepconf import WINDOW, quantile, window_confidence
 from tts_explorer.tree import SearchTree
 from tts_explorer.treefile import read_tree
 
@@ -43,11 +44,6 @@ def chains(tree: SearchTree) -> list[list]:
     return [tree.path(n.id) for n in tree if n.id and not n.children]
 
 
-def step_mean(path) -> float:
-    values = [n.mean_logprob for n in path if n.mean_logprob is not None]
-    return math.exp(min(0.0, sum(values) / len(values))) if values else 0.0
-
-
 def token_mean(path) -> float:
     known = [(n.mean_logprob, n.n_tokens) for n in path if n.mean_logprob is not None and n.n_tokens]
     total = sum(t for _, t in known)
@@ -55,12 +51,8 @@ def token_mean(path) -> float:
 
 
 def windows(path) -> list[float]:
-    """The running confidence after each step: the mean confidence of the last WINDOW steps."""
-    values = [math.exp(min(0.0, n.mean_logprob)) if n.mean_logprob is not None else 0.0 for n in path]
-    return [
-        sum(values[max(0, i + 1 - WINDOW) : i + 1]) / len(values[max(0, i + 1 - WINDOW) : i + 1])
-        for i in range(len(values))
-    ]
+    """The running confidence after each step, as DeepConf computes it online."""
+    return [window_confidence(path[max(0, i + 1 - WINDOW) : i + 1]) for i in range(len(path))]
 
 
 def lowest_window(path) -> float:

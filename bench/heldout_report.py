@@ -1,6 +1,8 @@
 """Accuracy [95% CI], coverage and FLOPs of eval results files over the problems that every
 strategy asked for has reached in the first file (an eval stopped part-way leaves its last problems
-without some cells; comparing on the same problems keeps the rows paired).
+without some cells; comparing on the same problems keeps the rows paired). Then each cell's
+generated tokens per problem and, with --paired S, how many problems each cell gets right where
+S's row of the same model and budget is wrong, and the other way round.
 
     python bench/heldout_report.py --strategies greedy,majority,best_of_n,beam \
         assets/scaling/set-b/smollm2-three_shot-n16.jsonl \
@@ -11,7 +13,7 @@ without some cells; comparing on the same problems keeps the rows paired).
 from __future__ import annotations
 
 import argparse
-from collections import Counter
+from collections import Counter, defaultdict
 
 from tts_explorer.scaling.grid import read_rows
 from tts_explorer.scaling.stats import format_cells
@@ -22,6 +24,7 @@ def main() -> None:
     parser.add_argument("--strategies", required=True, help="comma-separated: the first file's strategies compared")
     parser.add_argument("main", help="the results whose complete problems are compared")
     parser.add_argument("others", nargs="*", help="more results files, FILE or FILE=LABEL (a label for its model)")
+    parser.add_argument("--paired", help="a strategy every other cell is compared with problem by problem")
     args = parser.parse_args()
     wanted = args.strategies.split(",")
     rows = [r for r in read_rows(args.main) if r["strategy"] in wanted]
@@ -32,7 +35,22 @@ def main() -> None:
         path, _, label = spec.partition("=")
         rows += [dict(r, model=label or r["model"]) for r in read_rows(path)]
     print(f"{len(ids)} problems that every cell of {args.main} reached")
-    print(format_cells([r for r in rows if r["id"] in ids]))
+    rows = [r for r in rows if r["id"] in ids]
+    print(format_cells(rows))
+    cells_of = defaultdict(dict)  # (model, strategy, n, scorer) -> problem -> row
+    for r in rows:
+        cells_of[r["model"], r["strategy"], r["n"], r["scorer"]][r["id"]] = r
+    base = {(m, n): c for (m, s, n, _), c in cells_of.items() if s == args.paired}
+    for (model, strategy, n, scorer), cell in sorted(cells_of.items(), key=lambda kv: kv[0][1:]):
+        tokens = sum(r["compute"]["generated_tokens"] for r in cell.values()) / len(cell)
+        line = f"{model[:21]:<22}{strategy} ({scorer}) N={n}: {tokens:,.0f} generated tokens per problem"
+        other = base.get((model, n))
+        if other is not None and strategy != args.paired:
+            shared = cell.keys() & other.keys()
+            wins = sum(bool(cell[i]["correct"]) and not other[i]["correct"] for i in shared)
+            losses = sum(bool(other[i]["correct"]) and not cell[i]["correct"] for i in shared)
+            line += f"; against {args.paired}: right where it is wrong {wins}, the other way {losses}"
+        print(line)
 
 
 if __name__ == "__main__":

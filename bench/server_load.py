@@ -47,20 +47,14 @@ ORDER = [
 ]
 
 
+# every client's search, through the page and in this process alike
+SEARCH = dict(
+    strategy="beam", m=2, temperature=0.8, max_steps=6, scorer="arithmetic", aggregation="min", selection="prm_vote"
+)
+
+
 def run(client: Client, problem, model: str, n: int) -> tuple[int, str]:
-    fields = dict(
-        question=problem.question,
-        reference=problem.answer,
-        strategy="beam",
-        n=n,
-        m=2,
-        temperature=0.8,
-        max_steps=6,
-        scorer="arithmetic",
-        aggregation="min",
-        selection="prm_vote",
-        model=model,
-    )
+    fields = dict(SEARCH, question=problem.question, reference=problem.answer, n=n, model=model)
     started = time.perf_counter()
     job = client.submit(*[fields[k] for k in ORDER], api_name="/run")
     first = None
@@ -83,10 +77,19 @@ def in_process(problems, n: int) -> None:
 
     policy = load_policy()
 
+    config = SearchConfig(
+        strategy=SEARCH["strategy"],
+        n=n,
+        beam_width=SEARCH["m"],
+        max_steps=SEARCH["max_steps"],
+        temperature=SEARCH["temperature"],
+        aggregation=SEARCH["aggregation"],
+        selection=SEARCH["selection"],
+    )
+
     def one(problem) -> int:
-        config = SearchConfig(strategy="beam", n=n, beam_width=2, max_steps=6, temperature=0.8)
-        tree = new_tree(problem.question, config, "arithmetic", problem.answer, policy.name)
-        run_to_end(tree, policy, config, "arithmetic")
+        tree = new_tree(problem.question, config, SEARCH["scorer"], problem.answer, policy.name)
+        run_to_end(tree, policy, config, SEARCH["scorer"])
         return tree.meta["compute"]["generated_tokens"]
 
     one(problems[0])  # warm: the template is prefilled

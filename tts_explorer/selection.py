@@ -89,11 +89,16 @@ def by_score(node: Node) -> float:
     return rank_value(node.agg_score)
 
 
-def path_confidence(tree: SearchTree, node: Node) -> float:
-    """The policy's own confidence in a path: exp of the mean of its steps' mean token log-probs
-    (0 when none is known)."""
-    values = [n.mean_logprob for n in tree.path(node.id) if n.mean_logprob is not None]
+def steps_confidence(steps: Sequence[Node]) -> float:
+    """The policy's own confidence in a run of steps: exp of the mean of their mean token
+    log-probs (0 when none is known)."""
+    values = [n.mean_logprob for n in steps if n.mean_logprob is not None]
     return math.exp(min(0.0, sum(values) / len(values))) if values else 0.0
+
+
+def path_confidence(tree: SearchTree, node: Node) -> float:
+    """The policy's own confidence in the path to `node` (steps_confidence of its steps)."""
+    return steps_confidence(tree.path(node.id))
 
 
 def tally(tree: SearchTree, comparer: Comparer | None = None) -> list[dict]:

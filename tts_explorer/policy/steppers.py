@@ -17,6 +17,8 @@ HFStep runs any other causal LM through its transformers forward (one per batch)
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -197,8 +199,7 @@ class LlamaStep(_Shape):
         """One step of several batches at once (the same T tokens per row in each): the matrix
         products run on all their rows together, the attention on each batch's own cache."""
         tokens = parts[0][0].shape[1]
-        sizes = [ids.shape[0] for ids, _, _ in parts]
-        ends = torch.tensor(sizes).cumsum(0).tolist()
+        ends = list(itertools.accumulate(ids.shape[0] for ids, _, _ in parts))
         spans = list(zip([0] + ends[:-1], ends))
         for _, _, batch in parts:
             batch.advance(tokens)

@@ -25,11 +25,15 @@ from .sampling import independent_chains
 WINDOW = 2  # steps in the running confidence
 
 
-def running_confidence(ctx: SearchContext, node) -> float:
-    """The mean confidence of the last WINDOW steps of the node's path."""
-    steps = ctx.tree.path(node.id)[-WINDOW:]
+def window_confidence(steps) -> float:
+    """The mean of the given steps' confidences, exp(mean token log-prob) (0 when none is known)."""
     values = [math.exp(min(0.0, n.mean_logprob)) for n in steps if n.mean_logprob is not None]
     return sum(values) / len(values) if values else 0.0
+
+
+def running_confidence(ctx: SearchContext, node) -> float:
+    """The mean confidence of the last WINDOW steps of the node's path."""
+    return window_confidence(ctx.tree.path(node.id)[-WINDOW:])
 
 
 def quantile(values: list[float], q: float) -> float:
