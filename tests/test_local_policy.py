@@ -338,3 +338,45 @@ def test_a_searchs_segments_are_freed_once_it_ends_or_is_stopped(newline_model_d
     assert all(ref() is None for ref in refs)
     assert not policy._runs and not policy._waiting
     assert len(set(policy._owners.values())) == 1  # only the last search's continuations are kept
+
+
+def _chains(policy, seed=3, should_stop=None):
+    from tts_explorer.config import SearchConfig
+    from tts_explorer.search import RunLimits, new_tree, search
+
+    config = SearchConfig(strategy="best_of_n", n=8, max_steps=6, step_tokens=40, final_tokens=40, seed=seed)
+    tree = new_tree("Ann has 2 cats.", config, "confidence")
+    for _ in search(tree, policy, config, "confidence", should_stop=should_stop, limits=RunLimits()):
+        pass
+    return tree
+
+
+def test_independent_chains_go_on_without_waiting_for_each_others_steps(newline_model_dir):
+    """Best-of-N's chains part after their first step: a chain asks for its next step as soon
+    as its last one ends, so the decode loop runs fewer turns than an iteration-by-iteration
+    search must (the sum over iterations of the longest step); the tree is written in iteration
+    and chain order, the same on every run, with the compute of every step."""
+    import threading
+
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    first = _chains(policy)
+    in_step = sum(max(n.n_tokens for n in first if n.iteration == i) for i in range(6))
+    assert policy.turns <= in_step - 5, (policy.turns, in_step)  # iteration by iteration: >= in_step
+    assert len({n.iteration for n in first if n.id}) > 2  # chains went on past their first steps
+    assert first.meta["compute"]["generated_tokens"] == sum(n.n_tokens for n in first)
+    policy.forget()
+    assert _shape(_chains(policy)) == _shape(first)
+    assert [n.iteration for n in first] == sorted(n.iteration for n in first)
+    assert not [t for t in threading.enumerate() if t.name.startswith("chain-")]
+
+
+def test_stop_ends_every_chain_and_keeps_the_steps_written(newline_model_dir):
+    import threading
+
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    tree = _chains(policy, should_stop=lambda: policy.turns > 30)
+    assert tree.meta["stopped"]
+    assert 1 < len(tree) < len(_chains(TransformersPolicy(*_model_and_tokenizer(newline_model_dir))))
+    assert all(n.parent in tree.nodes for n in tree if n.id)
+    assert not policy._runs and not policy._waiting
+    assert not [t for t in threading.enumerate() if t.name.startswith("chain-")]

@@ -11,6 +11,7 @@ one counts its head and leaves its input table out.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -26,6 +27,9 @@ def flops_params(model) -> int:
     return total - embedding.weight.numel()
 
 
+_ADDING = threading.Lock()  # a search's chains add to its meter from threads of their own
+
+
 @dataclass
 class ComputeMeter:
     generated_tokens: int = 0  # tokens sampled by the policy
@@ -37,6 +41,10 @@ class ComputeMeter:
 
     def add(self, role: str, n_params: int, generated: int = 0, prefill: int = 0) -> None:
         """Count a model call; role is "policy" or "scorer" (a model used to score steps)."""
+        with _ADDING:
+            self._add(role, n_params, generated, prefill)
+
+    def _add(self, role: str, n_params: int, generated: int, prefill: int) -> None:
         if role == "policy":
             self.generated_tokens += generated
             self.prefill_tokens += prefill
