@@ -27,7 +27,7 @@ def flops_params(model) -> int:
     return total - embedding.weight.numel()
 
 
-_ADDING = threading.Lock()  # a search's chains add to its meter from threads of their own
+_ADDING = threading.Lock()  # the decode loop's thread adds a search's tokens while its own thread adds its scorer's
 
 
 @dataclass

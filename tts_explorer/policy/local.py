@@ -129,7 +129,6 @@ class TransformersPolicy:
         self._looping = False  # a thread is running the decode loop
         self._runs: list[_Run] = []  # calls in the decode loop
         self.batched_calls = 0  # decode-loop turns that ran the rows of several searches at once
-        self.turns = 0  # decode-loop turns that ran a forward
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -340,7 +339,6 @@ class TransformersPolicy:
                     self._sample_step(run)
             feeding = [run for run in self._runs if run.inputs is not None]
             if feeding:
-                self.turns += 1
                 outputs = self.step.forward([(*run.inputs, run.batch) for run in feeding])
                 for run, logits in zip(feeding, outputs):
                     run.took(logits)

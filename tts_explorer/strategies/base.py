@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..answers import extract_answer
 from ..config import SearchConfig
 from ..events import NodesAdded, NodesPruned, NodesScored
-from ..policy.base import Completion, StopRequested
+from ..policy.base import StopRequested
 from ..policy.compute import ComputeMeter
 from ..prompts import STEP_SEPARATOR, path_prompt
 from ..scorers.base import Scorer, StepPath
@@ -79,55 +79,38 @@ def expand(
     subtrees: list[int | None] | None = None,
 ) -> list[Node]:
     """Sample counts[i] next steps for each parent in one batch; add them to the tree."""
-    prompts = [path_prompt(ctx.root_prompt, ctx.tree.steps(p.id)) for p in parents]
-    results = sample_steps(ctx, ctx.policy, prompts, counts, final)
-    added = []
-    for parent, completions in zip(parents, results):
-        for completion in completions:
-            subtree = parent.subtree if subtrees is None else subtrees[len(added)]
-            added.append(add_step(ctx, parent, completion, iteration, final, subtree))
-    return added
-
-
-def sample_steps(ctx: SearchContext, policy, prompts: list[str], counts: list[int], final: bool, should_stop=None):
-    """counts[i] next steps after each prompt from `policy` (the search's, or one chain's view
-    of it), with the search's settings, meter and stop check (else `should_stop`)."""
     cfg = ctx.config
-    return policy.generate(
+    prompts = [path_prompt(ctx.root_prompt, ctx.tree.steps(p.id)) for p in parents]
+    results = ctx.policy.generate(
         prompts,
         counts,
         max_tokens=cfg.final_tokens if final else cfg.step_tokens,
         temperature=cfg.temperature,
         top_p=cfg.top_p,
         stop=None if final else STEP_SEPARATOR,
-        should_stop=should_stop or ctx.should_stop,
+        should_stop=ctx.should_stop,
         meter=ctx.meter,
         role="policy",
     )
-
-
-def continues(completion: Completion, final: bool) -> str | None:
-    """The step text a path continues after, or None when this completion ends it."""
-    step, reason, _ = _classify(completion.text, completion.stop_reason, final)
-    return step if reason == "step" else None
-
-
-def add_step(
-    ctx: SearchContext, parent: Node, completion: Completion, iteration: int, final: bool, subtree: int | None
-) -> Node:
-    """The completion as a child of `parent` in the tree."""
-    step, reason, answer = _classify(completion.text, completion.stop_reason, final)
-    return ctx.tree.add(
-        parent.id,
-        text=step,
-        n_tokens=completion.n_tokens,
-        mean_logprob=round(completion.mean_logprob, 4),
-        iteration=iteration + ctx.iteration_offset,
-        stop_reason=reason,
-        answer=answer,
-        subtree=subtree,
-        status="finished" if reason != "step" else "active",
-    )
+    added = []
+    for parent, completions in zip(parents, results):
+        for completion in completions:
+            step, reason, answer = _classify(completion.text, completion.stop_reason, final)
+            subtree = parent.subtree if subtrees is None else subtrees[len(added)]
+            added.append(
+                ctx.tree.add(
+                    parent.id,
+                    text=step,
+                    n_tokens=completion.n_tokens,
+                    mean_logprob=round(completion.mean_logprob, 4),
+                    iteration=iteration + ctx.iteration_offset,
+                    stop_reason=reason,
+                    answer=answer,
+                    subtree=subtree,
+                    status="finished" if reason != "step" else "active",
+                )
+            )
+    return added
 
 
 SCORE_CHUNK = 256  # nodes scored between two checks of the run's limits
