@@ -338,3 +338,43 @@ def test_a_searchs_segments_are_freed_once_it_ends_or_is_stopped(newline_model_d
     assert all(ref() is None for ref in refs)
     assert not policy._runs and not policy._waiting
     assert len(set(policy._owners.values())) == 1  # only the last search's continuations are kept
+
+
+def _streamed_search(policy, should_stop=None):
+    """A seeded beam search; also the tree's size at each NodesAdded event."""
+    from tts_explorer.config import SearchConfig
+    from tts_explorer.events import NodesAdded
+    from tts_explorer.search import RunLimits, new_tree, search
+
+    config = SearchConfig(strategy="beam", n=8, beam_width=2, max_steps=3, step_tokens=40, final_tokens=40, seed=1)
+    tree = new_tree("Ann has 2 cats.", config, "confidence")
+    stop = None if should_stop is None else (lambda: should_stop(tree))
+    events = search(tree, policy, config, "confidence", should_stop=stop, limits=RunLimits())
+    return tree, [len(tree) for event in events if isinstance(event, NodesAdded)]
+
+
+def _nested(tree, node_id=0):
+    node = tree.nodes[node_id]
+    return (node.text, node.score, node.status, [_nested(tree, c) for c in node.children])
+
+
+def test_a_step_is_in_the_tree_as_soon_as_its_row_ends(newline_model_dir):
+    """The engine hands over each row as it ends: the page can draw a first node before the
+    call's longest row is done. At the call's end the children are in row order, so the tree
+    is the one the same search grows when the rows come back together (ids aside)."""
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    streamed, sizes = _streamed_search(policy)
+    assert sizes[:3] == [2, 3, 4]  # one node at a time
+    policy.forget()
+    policy.streams_rows = False
+    together, sizes = _streamed_search(policy)
+    assert sizes[0] == 9  # the first step's 8 rows at once
+    assert _nested(streamed) == _nested(together)
+    assert [n.text for n in streamed] != [n.text for n in together]  # ids: the rows ended in another order
+
+
+def test_stop_mid_call_keeps_the_rows_that_ended(newline_model_dir):
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    tree, sizes = _streamed_search(policy, should_stop=lambda tree: len(tree) > 3)
+    assert tree.meta["stopped"] and 4 <= len(tree) < 9
+    assert not policy._runs and not policy._waiting

@@ -41,6 +41,7 @@ class Policy(Protocol):
     name: str  # shown to users and recorded in trees and results
     n_params: int  # for FLOPs (2 x parameters x tokens); 0 when unknown
     meter: ComputeMeter  # counts calls made without a meter of their own
+    # optional: streams_rows = True where generate takes on_row(row, completion), called as each row ends
 
     def warm(self, prompt: str) -> None:
         """Get ready for prompts that start like this one (prefill and keep it, or nothing)."""

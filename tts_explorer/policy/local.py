@@ -54,6 +54,7 @@ class _Job:
     should_stop: Callable[[], bool] | None
     meter: ComputeMeter
     generator: torch.Generator | None
+    on_row: Callable[[int, Completion], None] | None = None  # told of each row as it ends
     results: list[list[Completion]] | None = None
     error: BaseException | None = None
     finished: bool = False
@@ -107,6 +108,8 @@ def _locked(method):
 
 
 class TransformersPolicy:
+    streams_rows = True  # generate(on_row=...) hands over each row as it ends
+
     def __init__(self, model, tokenizer, name: str = "local", reuse_cache: bool = True):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -283,11 +286,14 @@ class TransformersPolicy:
         meter: ComputeMeter | None = None,
         role: str = "policy",
         generator: torch.Generator | None = None,
+        on_row: Callable[[int, Completion], None] | None = None,
     ) -> list[list[Completion]]:
         """n[i] completions of each prompt. Calls from several threads (several searches) share
         one decode loop: a call joins it at the next token, whatever the others are doing, and
         leaves it when its last row finishes; each keeps its own meter, Stop and random stream
-        (`generator`, else the policy's), so a seeded search draws the same alone or beside others."""
+        (`generator`, else the policy's), so a seeded search draws the same alone or beside others.
+        `on_row(row, completion)` is called (on the loop's thread) as each row ends, rows counted
+        across the prompts in order."""
         if len(prompts) != len(n):
             raise ValueError("prompts and n differ in length")
         job = _Job(
@@ -297,6 +303,7 @@ class TransformersPolicy:
             should_stop,
             meter or self.meter,
             generator,
+            on_row,
         )
         with self._turn:
             self._waiting.append(job)
@@ -389,6 +396,8 @@ class TransformersPolicy:
             ended.append(pos)
             text, kept = self._text(ids, stop, reason)
             run.done[row] = Completion(text, len(ids), run.logprob_sums[row], reason, kept or ())
+            if job.on_row is not None:
+                job.on_row(row, run.done[row])
             fed = len(ids) - 1  # the batch holds the keys and values of all but the last token
             if (
                 keep_state

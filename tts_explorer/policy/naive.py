@@ -30,6 +30,7 @@ class _StopInNewText(StoppingCriteria):
 
 class NaivePolicy(TransformersPolicy):
     for_search = None  # transformers' generate samples from torch's one global stream: reseeded per search
+    streams_rows = False  # its rows come back together
 
     def __init__(self, model, tokenizer, name: str = "naive"):
         super().__init__(model, tokenizer, name=name, reuse_cache=False)

@@ -6,13 +6,15 @@ search state. Candidates of one expansion are generated in a single policy call.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..answers import extract_answer
 from ..config import SearchConfig
 from ..events import NodesAdded, NodesPruned, NodesScored
-from ..policy.base import StopRequested
+from ..policy.base import Completion, StopRequested
 from ..policy.compute import ComputeMeter
 from ..prompts import STEP_SEPARATOR, path_prompt
 from ..scorers.base import Scorer, StepPath
@@ -77,39 +79,76 @@ def expand(
     iteration: int,
     final: bool,
     subtrees: list[int | None] | None = None,
-) -> list[Node]:
-    """Sample counts[i] next steps for each parent in one batch; add them to the tree."""
+):
+    """Sample counts[i] next steps for each parent in one batch and add them to the tree,
+    yielding NodesAdded; returns the new nodes in row order. Where the policy hands over each
+    row as it ends (`streams_rows`), its step is added at once (the page draws a first node
+    before the call's longest row ends), and at the call's end each parent's new children are
+    put back in row order (rows are exchangeable samples: an order that does not depend on
+    their lengths keeps "the first k chains" a fair sample)."""
     cfg = ctx.config
     prompts = [path_prompt(ctx.root_prompt, ctx.tree.steps(p.id)) for p in parents]
-    results = ctx.policy.generate(
-        prompts,
-        counts,
+    rows = [parent for parent, k in zip(parents, counts) for _ in range(k)]
+    call = dict(
         max_tokens=cfg.final_tokens if final else cfg.step_tokens,
         temperature=cfg.temperature,
         top_p=cfg.top_p,
         stop=None if final else STEP_SEPARATOR,
-        should_stop=ctx.should_stop,
         meter=ctx.meter,
         role="policy",
     )
-    added = []
-    for parent, completions in zip(parents, results):
-        for completion in completions:
-            step, reason, answer = _classify(completion.text, completion.stop_reason, final)
-            subtree = parent.subtree if subtrees is None else subtrees[len(added)]
-            added.append(
-                ctx.tree.add(
-                    parent.id,
-                    text=step,
-                    n_tokens=completion.n_tokens,
-                    mean_logprob=round(completion.mean_logprob, 4),
-                    iteration=iteration + ctx.iteration_offset,
-                    stop_reason=reason,
-                    answer=answer,
-                    subtree=subtree,
-                    status="finished" if reason != "step" else "active",
-                )
-            )
+
+    def add(row: int, completion: Completion) -> Node:
+        step, reason, answer = _classify(completion.text, completion.stop_reason, final)
+        return ctx.tree.add(
+            rows[row].id,
+            text=step,
+            n_tokens=completion.n_tokens,
+            mean_logprob=round(completion.mean_logprob, 4),
+            iteration=iteration + ctx.iteration_offset,
+            stop_reason=reason,
+            answer=answer,
+            subtree=rows[row].subtree if subtrees is None else subtrees[row],
+            status="finished" if reason != "step" else "active",
+        )
+
+    if not getattr(ctx.policy, "streams_rows", False):
+        results = ctx.policy.generate(prompts, counts, should_stop=ctx.should_stop, **call)
+        added = [add(row, c) for row, c in enumerate(c for completions in results for c in completions)]
+        yield NodesAdded([n.id for n in added], iteration)
+        return added
+    ended: queue.SimpleQueue = queue.SimpleQueue()
+    outcome: dict = {}
+    abandoned = threading.Event()  # the search's consumer went away mid-call
+
+    def stop() -> bool:
+        return abandoned.is_set() or (ctx.should_stop is not None and ctx.should_stop())
+
+    def sample() -> None:
+        try:
+            ctx.policy.generate(prompts, counts, should_stop=stop, on_row=lambda *done: ended.put(done), **call)
+        except BaseException as exc:  # a stop, a path too long, a failure: the search sees it
+            outcome["error"] = exc
+        finally:
+            ended.put(None)
+
+    caller = threading.Thread(target=sample, name="expand", daemon=True)
+    caller.start()
+    new: dict[int, Node] = {}
+    try:
+        while (done := ended.get()) is not None:
+            row, completion = done
+            new[row] = add(row, completion)
+            yield NodesAdded([new[row].id], iteration)
+    finally:
+        abandoned.set()
+        caller.join()
+    added = [new[row] for row in sorted(new)]
+    for parent in parents:
+        mine = [n.id for n in added if n.parent == parent.id]
+        parent.children = [c for c in parent.children if c not in mine] + mine
+    if "error" in outcome:
+        raise outcome["error"]
     return added
 
 
@@ -139,8 +178,7 @@ def expand_and_score(
     subtrees: list[int | None] | None = None,
 ):
     """expand() then score(), yielding the events; returns the new nodes."""
-    new = expand(ctx, parents, counts, iteration, final, subtrees)
-    yield NodesAdded([n.id for n in new], iteration)
+    new = yield from expand(ctx, parents, counts, iteration, final, subtrees)
     score(ctx, new)
     yield NodesScored([n.id for n in new], iteration)
     return new
