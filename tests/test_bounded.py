@@ -15,7 +15,7 @@ import pytest
 from gradio_client import Client, handle_file
 from test_app_hostile import Pinger, finish, write
 
-from tts_explorer.answers import Comparer, extract_answer, normalize, plain_number
+from tts_explorer.answers import REQUEST_BUDGET_S, Comparer, extract_answer, normalize, plain_number
 from tts_explorer.diagnose import disagreements
 from tts_explorer.render import MAX_DRAWN, figure, to_json
 from tts_explorer.scorers.arithmetic import check_equations
@@ -55,8 +55,10 @@ def test_text_parsing_is_linear_on_adversarial_steps(text):
     path_features("Tom has 3 apples. " * 200, [text, text[:4000]])
     gold_labels("Tom has 3 apples.", ["3 + 5 = 8"], "8", [text])
     markdown_text(text)
-    Comparer().group([text[:200], text[:100]])
     assert time.perf_counter() - started < 5.0  # linear: milliseconds; cubic: minutes
+    started = time.perf_counter()
+    Comparer().group([text[:200], text[:100]])  # symbolic math: in a worker, each call cut at its limit
+    assert time.perf_counter() - started < REQUEST_BUDGET_S + 2.0
 
 
 def test_disagreements_match_the_pairwise_count_without_comparing_pairs():

@@ -361,7 +361,8 @@ def _nested(tree, node_id=0):
 def test_a_step_is_in_the_tree_as_soon_as_its_row_ends(newline_model_dir):
     """The engine hands over each row as it ends: the page can draw a first node before the
     call's longest row is done. At the call's end the children are in row order, so the tree
-    is the one the same search grows when the rows come back together (ids aside)."""
+    is the one the same search grows when the rows come back together (ids aside; this
+    search's pool has no ties, which ids would break)."""
     policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
     streamed, sizes = _streamed_search(policy)
     assert sizes[:3] == [2, 3, 4]  # one node at a time

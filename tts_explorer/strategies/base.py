@@ -85,7 +85,8 @@ def expand(
     row as it ends (`streams_rows`), its step is added at once (the page draws a first node
     before the call's longest row ends), and at the call's end each parent's new children are
     put back in row order (rows are exchangeable samples: an order that does not depend on
-    their lengths keeps "the first k chains" a fair sample)."""
+    their lengths keeps "the first k chains" a fair sample); their ids stay in the order the
+    rows ended."""
     cfg = ctx.config
     prompts = [path_prompt(ctx.root_prompt, ctx.tree.steps(p.id)) for p in parents]
     rows = [parent for parent, k in zip(parents, counts) for _ in range(k)]
