@@ -31,6 +31,7 @@ def cli(*args, timeout=300):
         (["solve", "q", "--model", "/no/such/model.gguf"], "cannot read the GGUF"),
         (["solve", "q", "--model", "/tmp"], "not a model directory"),
         (["eval", "--data", "/no/such.jsonl"], "cannot read data file"),
+        (["eval", "--data", "gsm8k_test_dev"], "shipped sets: easy, harder"),
         (["eval", "--data", "assets/problems/easy.jsonl", "--budgets", "4,x"], "comma-separated integers"),
     ],
 )

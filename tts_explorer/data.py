@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .answers import gold_answer
-from .assets import data_path
+from .assets import DATASETS, data_path
 from .errors import UserError, first_line
 
 
@@ -37,7 +37,8 @@ def read_jsonl(path: str | Path, parse, limit: int | None = None) -> tuple[list,
     try:
         lines = jsonl_lines(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read data file {str(path)!r}: {exc.__class__.__name__}") from None
+        hint = f" (no such file; shipped sets: {', '.join(DATASETS)})" if isinstance(exc, FileNotFoundError) else ""
+        raise UserError(f"cannot read data file {str(path)!r}: {exc.__class__.__name__}{hint}") from None
     items, skipped = [], []
     for number, line in enumerate(lines, start=1):
         if limit is not None and len(items) >= limit:
