@@ -145,9 +145,12 @@ def expand(
         abandoned.set()
         caller.join()
     added = [new[row] for row in sorted(new)]
-    for parent in parents:
-        mine = [n.id for n in added if n.parent == parent.id]
-        parent.children = [c for c in parent.children if c not in mine] + mine
+    by_parent: dict[int, list[int]] = {}
+    for node in added:
+        by_parent.setdefault(node.parent, []).append(node.id)
+    for parent_id, ids in by_parent.items():  # each parent once, however many rows it had
+        parent, mine = ctx.tree.nodes[parent_id], set(ids)
+        parent.children = [c for c in parent.children if c not in mine] + ids
     if "error" in outcome:
         raise outcome["error"]
     return added
