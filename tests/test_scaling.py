@@ -8,7 +8,7 @@ from fakes import FakePolicy, HashScorer
 
 from tts_explorer.config import SearchConfig
 from tts_explorer.data import Problem
-from tts_explorer.scaling.grid import Grid, first_chains, read_rows, run_grid
+from tts_explorer.scaling.grid import Grid, first_chains, read_grid, read_rows, run_grid
 from tts_explorer.scaling.stats import cells, compute_optimal, difficulty_bin, wilson
 from tts_explorer.scorers import SCORERS
 from tts_explorer.search import new_tree, run_to_end
@@ -83,6 +83,30 @@ def test_the_grid_reuses_chains_and_resumes(tmp_path):
     out.write_text("\n".join(lines[:-3]) + "\n" + lines[-3][:20])  # an interrupted run: a cut last line
     resumed = run_grid(["fake"], PROBLEMS, g, str(out), lambda m: policy, progress=False)
     assert len(read_rows(out)) == len(rows) and len(resumed) == len(rows)
+
+
+def test_results_of_several_evals_are_binned_by_any_of_their_estimates(tmp_path):
+    policy = CountingPolicy(answer_prob=0.35, seed=3)
+    estimated, plain = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    run_grid(
+        ["fake"],
+        PROBLEMS,
+        grid(strategies=["majority"], budgets=[4], difficulty_samples=4),
+        str(estimated),
+        lambda m: policy,
+        progress=False,
+    )
+    run_grid(
+        ["fake"], PROBLEMS[:4], grid(strategies=["beam"], budgets=[2]), str(plain), lambda m: policy, progress=False
+    )
+    assert all(r["bin"] is None for r in read_rows(plain))
+    assert not (tmp_path / "b.jsonl.difficulty.jsonl").exists()  # no estimates asked: no side file
+    bins = {r["id"]: (r["bin"], r["pass1"]) for r in read_rows(estimated)}
+    rows = read_grid([plain, estimated])
+    assert len(rows) == 4 + len(PROBLEMS)
+    assert all((r["bin"], r["pass1"]) == bins[r["id"]] and r["difficulty_samples"] == 4 for r in rows)
+    assert compute_optimal(rows)["bins"].keys() == {b for b, _ in bins.values()}
+    assert all(r["bin"] is None for r in read_grid([plain]))  # no estimate anywhere: left unbinned
 
 
 def test_a_subsample_votes_over_its_own_chains():

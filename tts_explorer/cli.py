@@ -185,13 +185,13 @@ def tempfile_dir() -> str:
 
 
 def cmd_plot(args) -> int:
-    from .scaling.grid import read_rows
+    from .scaling.grid import read_grid
     from .scaling.plot import write_html
     from .scaling.stats import compute_optimal, format_cells
 
-    rows = read_rows(args.results)
+    rows = read_grid(args.results)
     if not rows:
-        raise UserError(f"no result rows in {args.results!r}")
+        raise UserError(f"no result rows in {', '.join(args.results)}")
     write_html(rows, args.out, title=args.title)
     print(format_cells(rows))
     print(f"figure written to {args.out}")
@@ -468,7 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     _search_args(ev)
     ev.set_defaults(func=cmd_eval)
     pl = commands.add_parser("plot", help="scaling curves from eval results as one self-contained HTML file")
-    pl.add_argument("results")
+    pl.add_argument(
+        "results",
+        nargs="+",
+        help="eval results files of one data set (a row without a difficulty takes the one any file estimated)",
+    )
     pl.add_argument("--out", required=True)
     pl.add_argument("--title", default="TTS Explorer: test-time scaling")
     pl.add_argument("--table", default=None, help="also write the compute-optimal table (JSON) the auto strategy reads")

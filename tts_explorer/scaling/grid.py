@@ -87,6 +87,29 @@ def read_rows(path: str | Path) -> list[dict]:
     return rows
 
 
+def difficulty_path(out_path: str | Path) -> Path:
+    """Where eval keeps each problem's Pass@1 estimate beside a results file."""
+    return Path(str(out_path) + ".difficulty.jsonl")
+
+
+def read_grid(paths: list[str | Path]) -> list[dict]:
+    """The rows of several results files of one data set, each row that has no difficulty given its
+    problem's estimate (from the most samples) in any of the files' difficulty side files: cells run
+    without --difficulty-samples are binned by an estimate made in another eval of the same problems."""
+    rows = [row for path in paths for row in read_rows(path)]
+    known: dict[tuple[str, str], tuple[float, int]] = {}
+    for path in paths:
+        for d in read_rows(difficulty_path(path)):
+            key = (d["model"], str(d["id"]))
+            if d["samples"] > known.get(key, (0.0, 0))[1]:
+                known[key] = (d["pass1"], d["samples"])
+    for row in rows:
+        estimate = known.get((row["model"], str(row["id"])))
+        if row.get("bin") is None and estimate is not None:
+            row.update(pass1=round(estimate[0], 4), difficulty_samples=estimate[1], bin=difficulty_bin(estimate[0]))
+    return rows
+
+
 def _row(
     problem: Problem,
     policy,
@@ -221,12 +244,12 @@ def run_grid(models: list[str], problems: list[Problem], grid: Grid, out_path: s
     """Every row of the grid, those in `out_path` kept and the missing ones made and appended."""
     from tqdm import tqdm
 
-    difficulty_path = Path(str(out_path) + ".difficulty.jsonl")
-    for path in (Path(out_path), difficulty_path):
+    side = difficulty_path(out_path)
+    for path in (Path(out_path), side):
         drop_partial_line(path)
     rows = read_rows(out_path)
     done = {row_key(r) for r in rows}
-    known = {(d["model"], str(d["id"]), d["samples"]): (d["pass1"], d["samples"]) for d in read_rows(difficulty_path)}
+    known = {(d["model"], str(d["id"]), d["samples"]): (d["pass1"], d["samples"]) for d in read_rows(side)}
     total = len(models) * len(problems) * len(grid.cells())
     wanted = {(str(p.id), *cell) for p in problems for cell in grid.cells()}
     # rows are keyed by the policy's name, known only once it is loaded: count the done cells of any model
@@ -234,7 +257,7 @@ def run_grid(models: list[str], problems: list[Problem], grid: Grid, out_path: s
     bar = tqdm(
         total=total, desc="eval", file=sys.stderr, dynamic_ncols=True, disable=not progress, initial=min(made, total)
     )
-    with open(out_path, "a", encoding="utf-8") as out, open(difficulty_path, "a", encoding="utf-8") as diff:
+    with open(out_path, "a", encoding="utf-8") as out:
         for model in models:
             policy = load(model)
             own = replace(grid, template=grid.template or template_for(model, policy))
@@ -243,11 +266,9 @@ def run_grid(models: list[str], problems: list[Problem], grid: Grid, out_path: s
                 for kind, value in problem_rows(problem, policy, own, done, difficulty):
                     if kind == "difficulty":
                         difficulty = value
-                        diff.write(
-                            json.dumps({"model": policy.name, "id": problem.id, "pass1": value[0], "samples": value[1]})
-                            + "\n"
-                        )
-                        diff.flush()
+                        with open(side, "a", encoding="utf-8") as diff:  # made only when estimates are
+                            record = {"model": policy.name, "id": problem.id, "pass1": value[0], "samples": value[1]}
+                            diff.write(json.dumps(record) + "\n")
                         continue
                     rows.append(value)
                     done.add(row_key(value))
