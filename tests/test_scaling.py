@@ -9,7 +9,7 @@ from fakes import FakePolicy, HashScorer
 from tts_explorer.config import SearchConfig
 from tts_explorer.data import Problem
 from tts_explorer.scaling.grid import Grid, first_chains, read_grid, read_rows, run_grid
-from tts_explorer.scaling.stats import cells, compute_optimal, difficulty_bin, wilson
+from tts_explorer.scaling.stats import cells, complete, compute_optimal, difficulty_bin, wilson
 from tts_explorer.scorers import SCORERS
 from tts_explorer.search import new_tree, run_to_end
 from tts_explorer.selection import apply_selection
@@ -166,8 +166,16 @@ def test_the_compute_optimal_table_and_auto(tmp_path):
             "selection": "prm_vote",
         },
     ]
+    rows.append({**rows[0], "id": "b", "correct": False, "bin": "easy"})
+    # right on "a", but auto cannot run greedy, and best-of-N stopped after one of the two problems
+    rows += [
+        {**rows[0], "strategy": s, "compute": {**rows[0]["compute"], "total_flops": 1.0}}
+        for s in ("greedy", "best_of_n")
+    ]
+    rows.append({**rows[-2], "id": "b", "bin": "easy"})
     table = compute_optimal(rows)
     assert table["bins"]["hard"]["4"]["strategy"] == "beam" and table["bins"]["easy"]["4"]["strategy"] == "dvts"
+    assert [r["strategy"] for r in complete(rows)].count("best_of_n") == 0
     path = tmp_path / "table.json"
     path.write_text(json.dumps(table))
     config = SearchConfig(strategy="auto", n=16, beam_width=4, max_steps=4)

@@ -64,3 +64,16 @@ def test_hostile_results_files_get_one_line(app_url, tmp_path, content, message)
     path.write_text(content)
     note, *_ = client.predict(handle_file(str(path)), api_name="/scaling_load")
     assert note.startswith("⚠") and message in note and "\n" not in note
+
+
+def test_the_shipped_results_are_set_b_whole_cells(app_url):
+    from tts_explorer.strategies import is_choosable
+
+    client = Client(app_url, verbose=False)
+    note, fig0, fig1, fig2, table, optimal = client.predict(api_name="/scaling_shipped")
+    assert "held-out set B" in note
+    cells = table["data"]
+    assert {"particles (smollm-probe)", "rebase (smollm-probe)", "deepconf", "greedy"} <= {c[1] for c in cells}
+    assert {c[4] for c in cells if c[3] == "all"} == {100}  # a cell stopped part-way is left out
+    assert any(c[0].startswith("Gemma") for c in cells)  # the larger model: the reference lines
+    assert optimal["data"] and all(is_choosable(r[2]) for r in optimal["data"])

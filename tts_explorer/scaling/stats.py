@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from ..difficulty import BINS, difficulty_bin  # noqa: F401 (read from here by the plots and tests)
-from ..strategies import is_baseline
+from ..strategies import is_baseline, is_choosable
 
 ALL = "all"
 Z95 = 1.959963984540054
@@ -91,11 +91,25 @@ def cells(rows: list[dict]) -> list[Cell]:
     return sorted(out, key=lambda c: (c.model, c.label(), c.bin, c.n))
 
 
+def complete(rows: list[dict]) -> list[dict]:
+    """The rows of the cells measured on every problem some cell of their model reached (an eval
+    stopped part-way leaves a cell over fewer problems, which does not compare with the others)."""
+    problems = defaultdict(set)
+    for r in rows:
+        problems[r["model"], r["strategy"], r.get("scorer") or "-", r["n"]].add(str(r["id"]))
+    most = defaultdict(int)
+    for key, ids in problems.items():
+        most[key[0]] = max(most[key[0]], len(ids))
+    whole = {key for key, ids in problems.items() if len(ids) == most[key[0]]}
+    return [r for r in rows if (r["model"], r["strategy"], r.get("scorer") or "-", r["n"]) in whole]
+
+
 def compute_optimal(rows: list[dict], model: str | None = None) -> dict:
     """For each difficulty bin and budget, the (strategy, scorer, aggregation, selection) with the
-    best accuracy (ties: fewer FLOPs), from one model's rows. A JSON-ready table."""
+    best accuracy (ties: fewer FLOPs) among those `auto` can run, from one model's complete cells.
+    A JSON-ready table."""
     model = model or (rows[0]["model"] if rows else None)
-    mine = [r for r in rows if r["model"] == model]
+    mine = [r for r in complete(rows) if r["model"] == model and is_choosable(r["strategy"])]
     settings = {(r["strategy"], r.get("scorer") or "-"): (r.get("aggregation"), r.get("selection")) for r in mine}
     table: dict[str, dict[str, dict]] = {}
     for cell in cells(mine):

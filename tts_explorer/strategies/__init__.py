@@ -17,7 +17,7 @@ from .deepconf import deepconf
 from .dvts import dvts
 from .particles import particle_filter
 from .rebase import rebase
-from .registry import STRATEGIES, Strategy, configure, get_strategy, is_baseline
+from .registry import STRATEGIES, Strategy, configure, get_strategy, is_baseline, is_choosable
 from .sampling import independent_chains, rollout_tree
 
 STRATEGIES.update(
@@ -63,4 +63,4 @@ STRATEGIES.update(
     }
 )
 
-__all__ = ["STRATEGIES", "Strategy", "configure", "get_strategy", "is_baseline"]
+__all__ = ["STRATEGIES", "Strategy", "configure", "get_strategy", "is_baseline", "is_choosable"]

@@ -46,6 +46,11 @@ def is_baseline(name: str) -> bool:
     return name in STRATEGIES and STRATEGIES[name].baseline
 
 
+def is_choosable(name: str) -> bool:
+    """Whether `auto` can run a strategy named in a results file (maybe not one of ours)."""
+    return name in STRATEGIES and STRATEGIES[name].choosable
+
+
 def get_strategy(name) -> Strategy:
     if not isinstance(name, str) or name not in STRATEGIES:
         raise UserError(f"unknown strategy {str(name)[:40]!r}; valid: {', '.join(STRATEGIES)}")
