@@ -2,6 +2,7 @@
 policy, strategy and budget; the reply is the chosen solution with the compute in `usage`
 and the tree in an extra field; streaming; OpenAI-style errors; the page's checks and caps."""
 
+import http.client
 import json
 import threading
 import time
@@ -20,6 +21,18 @@ openai = pytest.importorskip("openai")
 QUESTION = "Sam has 4 boxes with 6 pens in each box. He gives away 5 pens. How many pens are left?"
 
 
+def _served(settings: Settings):
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    wait_http(f"http://127.0.0.1:{port}/v1/models", timeout=60)
+    yield f"http://127.0.0.1:{port}/v1"
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def server(tiny_model_dir, newline_model_dir):
     settings = Settings(
@@ -27,15 +40,24 @@ def server(tiny_model_dir, newline_model_dir):
         scorers=("arithmetic", "confidence"),
         limits=RunLimits(seconds=20, tokens=20_000),
     )
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    wait_http(f"http://127.0.0.1:{port}/v1/models", timeout=60)
-    yield f"http://127.0.0.1:{port}/v1", str(tiny_model_dir)
-    running.should_exit = True
-    thread.join(timeout=10)
+    for url in _served(settings):
+        yield url, str(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def one_slot(newline_model_dir):
+    """One search at a time, each allowed a minute: a search nobody reads would hold the slot."""
+    settings = Settings(
+        models=(str(newline_model_dir),),
+        scorers=("confidence",),
+        limits=RunLimits(seconds=LONG_RUN_S, tokens=10**8),
+        search_slots=1,
+    )
+    for url in _served(settings):
+        yield url, str(newline_model_dir)
+
+
+LONG_RUN_S = 60
 
 
 def test_models_lists_each_policy_and_strategy(server):
@@ -146,3 +168,33 @@ def test_raw_hostile_bodies_get_one_line(server):
             urllib.request.urlopen(request, timeout=30)
         assert caught.value.code in (400, 413) and time.monotonic() - started < 5
         assert "message" in json.loads(caught.value.read())["error"]
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_client_that_leaves_stops_its_search(one_slot, stream):
+    """A long search whose client closes the connection gives its only slot back at once: the next
+    request is answered long before the first search's run cap (a minute) would have ended it."""
+    url, model = one_slot
+    host, port = url.removeprefix("http://").removesuffix("/v1").split(":")
+    body = {
+        "model": f"{model}/beam/256/confidence",
+        "messages": [{"role": "user", "content": QUESTION}],
+        "stream": stream,
+        "tts": {"beam_width": 4, "max_steps": 40, "step_tokens": 128},
+    }
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+    if stream:
+        assert connection.getresponse().readline().startswith(b"data: ")  # the search is under way
+    else:
+        time.sleep(2)
+    connection.close()
+    client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=LONG_RUN_S)
+    started = time.monotonic()
+    reply = client.chat.completions.create(
+        model=f"{model}/best_of_n/1",
+        messages=[{"role": "user", "content": QUESTION}],
+        extra_body={"tts": {"max_steps": 1}},
+    )
+    assert reply.choices[0].finish_reason == "stop"
+    assert time.monotonic() - started < LONG_RUN_S / 3

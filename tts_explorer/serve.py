@@ -38,6 +38,7 @@ from .tree import Node, SearchTree
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
+SLOT_POLL_S = 0.5  # how often a waiting request and a running search look whether their client has gone
 TUNABLE = {f.name for f in fields(SearchConfig)} - {"strategy", "seed"}  # the search settings "tts" may set
 EXTRA_KEYS = TUNABLE | {"scorer", "reference"}  # everything "tts" may set
 
@@ -133,9 +134,14 @@ def usage(tree: SearchTree) -> dict:
 
 
 def run(request: RunRequest, slots: threading.BoundedSemaphore, should_stop=None, on_event=None) -> SearchTree:
-    """The search, in one of the server's search slots (ApiError 429 when none frees up soon)."""
-    if not slots.acquire(timeout=request.limits.seconds or 60):
-        raise ApiError(429, "every search slot is busy: try again shortly", kind="rate_limit_error")
+    """The search, in one of the server's search slots (ApiError 429 when none frees up soon);
+    `should_stop` (the client has gone) ends the wait for a slot and the search."""
+    deadline = time.monotonic() + (request.limits.seconds or 60)
+    while not slots.acquire(timeout=SLOT_POLL_S):
+        if should_stop is not None and should_stop():
+            raise ApiError(499, "the client closed the connection")
+        if time.monotonic() > deadline:
+            raise ApiError(429, "every search slot is busy: try again shortly", kind="rate_limit_error")
     try:
         policy = load_policy(request.model)
         tree = request.new_tree(policy.name)
@@ -181,8 +187,14 @@ def create_app(settings=None):
             return StreamingResponse(
                 _stream(request, slots, ident, created, body["model"]), media_type="text/event-stream"
             )
+        gone = threading.Event()
         try:
-            tree = await anyio.to_thread.run_sync(run, request, slots)
+            async with anyio.create_task_group() as group:
+                group.start_soon(_watch, http, gone)
+                try:
+                    tree = await anyio.to_thread.run_sync(run, request, slots, gone.is_set)
+                finally:
+                    group.cancel_scope.cancel()
         except UserError as exc:
             raise ApiError(400, first_line(exc)) from None
         return {
@@ -205,6 +217,13 @@ def create_app(settings=None):
         }
 
     return app
+
+
+async def _watch(http: Request, gone: threading.Event) -> None:
+    """Set `gone` when the client closes the connection (its search stops: nobody reads it)."""
+    while not await http.is_disconnected():
+        await anyio.sleep(SLOT_POLL_S)
+    gone.set()
 
 
 def _extra(tree: SearchTree) -> dict:
@@ -236,6 +255,7 @@ async def _stream(request: RunRequest, slots, ident: str, created: int, model: s
     progress: list[str] = []
     sent: list[int] = []  # the ids of the steps streamed so far
     done = anyio.Event()
+    gone = threading.Event()  # set when the client leaves mid-stream: the search stops
     box: dict = {}
 
     def send(steps) -> None:
@@ -253,7 +273,7 @@ async def _stream(request: RunRequest, slots, ident: str, created: int, model: s
 
     async def work():
         try:
-            box["tree"] = await anyio.to_thread.run_sync(lambda: run(request, slots, on_event=note))
+            box["tree"] = await anyio.to_thread.run_sync(lambda: run(request, slots, gone.is_set, note))
         except (UserError, ApiError) as exc:
             box["error"] = exc
         finally:
@@ -261,12 +281,16 @@ async def _stream(request: RunRequest, slots, ident: str, created: int, model: s
 
     async with anyio.create_task_group() as group:
         group.start_soon(work)
-        yield _chunk(ident, created, model, {"role": "assistant", "content": ""})
-        while not done.is_set():
-            while progress:
-                yield progress.pop(0)
-            with anyio.move_on_after(0.5):
-                await done.wait()
+        try:
+            yield _chunk(ident, created, model, {"role": "assistant", "content": ""})
+            while not done.is_set():
+                while progress:
+                    yield progress.pop(0)
+                with anyio.move_on_after(0.5):
+                    await done.wait()
+        finally:  # the client left (the stream was cancelled or closed) before the search ended
+            if not done.is_set():
+                gone.set()
     if "error" in box:
         error = box["error"] if isinstance(box["error"], ApiError) else ApiError(400, first_line(box["error"]))
         yield f"data: {json.dumps(error.body())}\n\n"
