@@ -31,7 +31,7 @@ def llama_cpp_available() -> bool:
 class LlamaCppPolicy:
     """`chat_template_tokenizer` renders chat prompts (the GGUF's template, as transformers read it)."""
 
-    def __init__(self, gguf: Path, chat_template_tokenizer, n_params: int, threads: int, name: str = "llama.cpp"):
+    def __init__(self, gguf: Path, chat_template_tokenizer, flops_params: int, threads: int, name: str = "llama.cpp"):
         try:
             import llama_cpp
         except ImportError:
@@ -43,7 +43,7 @@ class LlamaCppPolicy:
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.template = chat_template_tokenizer
         self.name = name
-        self.n_params = n_params
+        self.flops_params = flops_params  # what its FLOPs count (policy/compute.py)
         self.meter = ComputeMeter()
         self._seed, self._draws = 0, 0  # each candidate gets its own seed: seed + draws so far
 
@@ -105,9 +105,9 @@ class LlamaCppPolicy:
             for _ in range(count):
                 if should_stop is not None and should_stop():
                     raise StopRequested()
-                meter.add(role, self.n_params, prefill=self._fed_for(tokens))
+                meter.add(role, self.flops_params, prefill=self._fed_for(tokens))
                 group.append(self._one(tokens, max_tokens, temperature, top_p, stop))
-                meter.add(role, self.n_params, generated=group[-1].n_tokens)
+                meter.add(role, self.flops_params, generated=group[-1].n_tokens)
             results.append(group)
         return results
 
@@ -153,7 +153,7 @@ class LlamaCppPolicy:
             tokens = self._tokens(prompt)
             self.llm.reset()
             self.llm.eval(tokens)
-            meter.add(role, self.n_params, prefill=len(tokens))
+            meter.add(role, self.flops_params, prefill=len(tokens))
             logits = self._last_logits()[choice_ids].astype(np.float64)
             probs = np.exp(logits - logits.max())
             out.append((probs / probs.sum()).tolist())
