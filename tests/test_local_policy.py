@@ -111,6 +111,31 @@ def test_engine_matches_plain_generate(fixture, request):
         prompt_engine, prompt_naive = prompt_engine + a.text, prompt_naive + b.text
 
 
+@pytest.mark.parametrize("fixture", ["tiny_model_dir", "tiny_gemma_dir"])
+def test_the_engine_reads_a_prompt_as_its_tokenizer_encodes_it(fixture, request):
+    """BOS first where the tokenizer puts it first (Gemma's, by its post-processor; the flag
+    add_bos_token is lost when such a tokenizer is saved and loaded, as a converted GGUF is), and
+    greedy continuations equal transformers' generate on the tokenizer's own encoding."""
+    policy = load_policy(str(request.getfixturevalue(fixture)), dtype="fp32")
+    tokenizer = policy.tokenizer
+    prompt = "Question: Tom has 3 apples and buys 5 more.\nAnswer: "
+    own = tokenizer(prompt)["input_ids"]
+    assert (own[0] == tokenizer.bos_token_id) == (fixture == "tiny_gemma_dir")
+    assert policy._prompt_ids(prompt) == own
+    ((out,),) = _fresh(policy).generate([prompt], [1], max_tokens=12, temperature=0.0, stop=None)
+    ids = torch.tensor([own])
+    expected = policy.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False)
+    assert out.text == tokenizer.decode(expected[0, len(own) :], skip_special_tokens=True)
+    steps = policy.step_logprobs(prompt, ["Tom has 8.", "The answer is 8."])
+    with torch.inference_mode():
+        text_ids = torch.tensor([tokenizer(prompt + "Tom has 8.\n\n")["input_ids"]])
+        logprobs = policy.model(text_ids).logits[0, :-1].float().log_softmax(-1)
+    first = len(own)
+    step_ids = text_ids[0, first : first + len("Tom has 8.")]  # one token per character
+    expected_step = logprobs[first - 1 : first - 1 + len(step_ids)].gather(1, step_ids[:, None]).mean()
+    assert steps[0] == pytest.approx(float(expected_step), abs=1e-4)
+
+
 def test_a_new_prompt_reuses_the_leading_tokens_it_shares_with_a_kept_one(tiny_policy):
     few_shot = [{"role": "system", "content": "Solve it one step at a time. " * 4}]
     first = tiny_policy.chat_prompt(few_shot + [{"role": "user", "content": "Tom has 3 apples."}])

@@ -13,14 +13,18 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
 def build_tokenizer(
-    extra_tokens: tuple[str, ...] = (), merges: tuple[tuple[str, str], ...] = (), chat_template: str = CHAT_TEMPLATE
+    extra_tokens: tuple[str, ...] = (),
+    merges: tuple[tuple[str, str], ...] = (),
+    chat_template: str = CHAT_TEMPLATE,
+    bos_first: bool = False,
 ):
     """A character-level tokenizer over printable ASCII and newline: every token decodes to
     clean text and re-encoding a decoded text gives the same ids (exact round trips).
-    extra_tokens become special tokens (a PRM's step tags); merges join characters."""
+    extra_tokens become special tokens (a PRM's step tags); merges join characters;
+    bos_first: its post-processor puts BOS before a text, as Gemma's tokenizer does."""
     import string
 
-    from tokenizers import Tokenizer, decoders, models
+    from tokenizers import Tokenizer, decoders, models, processors
     from transformers import PreTrainedTokenizerFast
 
     chars = sorted(set(string.printable) - set("\t\r\x0b\x0c"))
@@ -29,6 +33,10 @@ def build_tokenizer(
     vocab = {tok: i for i, tok in enumerate(SPECIALS + chars + ["".join(m) for m in merges] + ["<unk>"])}
     core = Tokenizer(models.BPE(vocab=vocab, merges=list(merges), unk_token="<unk>"))
     core.decoder = decoders.Fuse()
+    if bos_first:
+        core.post_processor = processors.TemplateProcessing(
+            single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", vocab["<|endoftext|>"])]
+        )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
         eos_token="<|im_end|>",
@@ -90,12 +98,12 @@ def build_gemma3(directory: Path, seed: int = 0) -> Path:
     """Save a tiny Gemma 3 (text) and the character-level tokenizer in `directory`: the
     architecture of the gemma3-270m registry model (sliding-window and global attention
     layers, tied embeddings scaled by sqrt(hidden)), which the engine runs through
-    transformers' own forward. Its special tokens are
-    rarely sampled, so its chains run to the token caps."""
+    transformers' own forward. Its tokenizer puts BOS before a text, as Gemma's does. Its special
+    tokens are rarely sampled, so its chains run to the token caps."""
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(bos_first=True)
     torch.manual_seed(seed)
     config = Gemma3TextConfig(
         vocab_size=len(tokenizer),

@@ -119,6 +119,7 @@ class TransformersPolicy:
         self.n_params = sum(p.numel() for p in model.parameters())
         self.flops_params = flops_params(model)  # what FLOPs count (compute.py)
         self.has_chat_template = getattr(tokenizer, "chat_template", None) is not None
+        self.bos = _bos_first(tokenizer)
         self.step = make_step(model)
         self.eos_ids = self._eos_ids()
         self.generator = _generator(0)
@@ -187,9 +188,7 @@ class TransformersPolicy:
                 f"this path's prompt is {len(ids)} tokens long: with {room} to generate it does not fit "
                 f"the engine's {MAX_CONTEXT_TOKENS}; continue from an earlier step"
             )
-        if self.tokenizer.bos_token_id is not None and getattr(self.tokenizer, "add_bos_token", False):
-            ids = [self.tokenizer.bos_token_id] + ids
-        return ids
+        return self.bos + ids if self.bos and ids[:1] != self.bos else ids
 
     def _lookup(self, prompt: str, room: int = 0) -> tuple[RowState, list[int] | None]:
         """The best known state for `prompt`: exact, else the keys and values of the longest run
@@ -511,6 +510,9 @@ class TransformersPolicy:
             text += step + "\n\n"
         self._prompt_ids(text)  # refuses a text longer than the context
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        if self.bos and enc["input_ids"][:1] != self.bos:  # read as the search reads it
+            enc = {"input_ids": self.bos + enc["input_ids"], "offset_mapping": [(0, 0)] + offsets}
         ids = torch.tensor([enc["input_ids"]])
         logprobs = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
         token_logprobs = logprobs.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1).tolist()
@@ -565,6 +567,15 @@ class SearchView:
 
     def __getattr__(self, name: str):
         return getattr(self.policy, name)
+
+
+def _bos_first(tokenizer) -> list[int]:
+    """[BOS] when the tokenizer puts it before a text (Gemma's does, by its post-processor), else [].
+    Read from what the tokenizer does, not its add_bos_token flag, which a tokenizer saved and
+    loaded again (a converted GGUF) may lose: Gemma 3 without BOS answered 0 of 100 problems."""
+    bos = tokenizer.bos_token_id
+    first = tokenizer("1", add_special_tokens=True)["input_ids"][:1]
+    return [bos] if bos is not None and first == [bos] else []
 
 
 def _generator(seed: int | None) -> torch.Generator:

@@ -52,7 +52,7 @@ class NaivePolicy(TransformersPolicy):
         meter = meter or self.meter
         results: list[list[Completion]] = []
         for prompt, count in zip(prompts, n):
-            ids = torch.tensor([self._encode(prompt)])
+            ids = torch.tensor([self._prompt_ids(prompt)])
             group = []
             for _ in range(count):
                 if should_stop is not None and should_stop():
