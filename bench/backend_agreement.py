@@ -11,13 +11,12 @@ kernels, so near-ties may fall either way and a chain then goes on differently).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from tts_explorer.loopback import LlamaServer
-from tts_explorer.policy.sources import gguf_file
+from served_eval import served_eval
+
 from tts_explorer.scaling.grid import read_rows
 
 
@@ -31,18 +30,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="llama-server's threads")
     args = parser.parse_args()
     engine = {r["id"]: r for r in read_rows(args.engine_results) if r["strategy"] == "greedy"}
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        LlamaServer(str(gguf_file(args.model)), slots=1, threads=args.threads) as server,
-    ):
+    with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "server.jsonl"
-        subprocess.run(
-            [sys.executable, "-m", "tts_explorer", "eval", "--data", args.data, "--limit", str(args.limit),
-             "--models", f"{server.url}?tokenizer={args.model}", "--strategies", "greedy", "--budgets", "1",
-             "--max-steps", "6", "--step-tokens", "64", "--final-tokens", "96", "--template", args.template,
-             "--out", str(out)],
-            check=True,
-        )  # fmt: skip
+        eval_args = ["--data", args.data, "--limit", str(args.limit), "--strategies", "greedy", "--budgets", "1",
+                     "--max-steps", "6", "--step-tokens", "64", "--final-tokens", "96", "--template", args.template,
+                     "--out", str(out)]  # fmt: skip
+        if served_eval(args.model, eval_args, slots=1, threads=args.threads):
+            sys.exit("eval through llama-server failed")
         served = read_rows(out)
     shared = [r for r in served if r["id"] in engine]
     print(f"{'problem':<14}{'reference':>10}{'engine':>10}{'llama-server':>14}")
