@@ -19,7 +19,7 @@ from ..settings import UPLOAD_LIMIT_BYTES
 from .tree_view import as_value, tree_view
 
 # held-out set B (README, "New strategies on set B"): every strategy at N = 1, 4, 16 with the current
-# defaults, the larger Gemma 3 270M's greedy and majority as reference lines; the table `auto` reads
+# defaults, the larger Gemma 3 270M's greedy as a reference line; the table `auto` reads
 # (assets/scaling/compute_optimal.json) is made from the same files by `plot --table`
 SHIPPED = tuple(
     asset("scaling", "set-b", name)
@@ -29,7 +29,6 @@ SHIPPED = tuple(
         "smollm2-new-strategies-n16.jsonl",
         "smollm2-new-strategies-n4.jsonl",
         "gemma3-270m-greedy.jsonl",
-        "gemma3-270m-majority.jsonl",
     )
 )
 CELL_COLUMNS = [
