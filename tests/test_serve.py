@@ -143,6 +143,7 @@ def test_a_beam_search_streams_its_settled_steps_before_it_ends(server, newline_
         ("{m}/beam/4", {"tts": {"temperature": "nan"}}, 400, "temperature"),
         ("{m}/beam/4", {"tts": {"trust_remote_code": True}}, 400, "tts may set"),
         ("{m}/beam/4/oracle", {}, 400, "is not offered here"),
+        ("{m}/beam/4", {"messages": [{"role": "user", "content": "7" * 3990}]}, 400, "does not fit"),
         ("{m}/beam/4", {"messages": [{"role": "user", "content": "x" * 5000}]}, 400, "characters long"),
     ],
 )

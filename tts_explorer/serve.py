@@ -187,16 +187,19 @@ def create_app(settings=None):
             return StreamingResponse(
                 _stream(request, slots, ident, created, body["model"]), media_type="text/event-stream"
             )
-        gone = threading.Event()
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(_watch, http, gone)
-                try:
-                    tree = await anyio.to_thread.run_sync(run, request, slots, gone.is_set)
-                finally:
-                    group.cancel_scope.cancel()
-        except UserError as exc:
-            raise ApiError(400, first_line(exc)) from None
+        gone, box = threading.Event(), {}
+        async with anyio.create_task_group() as group:  # raised inside, an error would come out as a group
+            group.start_soon(_watch, http, gone)
+            try:
+                box["tree"] = await anyio.to_thread.run_sync(run, request, slots, gone.is_set)
+            except (UserError, ApiError) as exc:
+                box["error"] = exc
+            finally:
+                group.cancel_scope.cancel()
+        if "error" in box:
+            error = box["error"]
+            raise error if isinstance(error, ApiError) else ApiError(400, first_line(error)) from None
+        tree = box["tree"]
         return {
             "id": ident,
             "object": "chat.completion",
