@@ -177,18 +177,26 @@ class TransformersPolicy:
     def _prompt_ids(self, prompt: str, room: int = 0) -> list[int]:
         """The prompt's token ids; a prompt that leaves less than `room` tokens of the context
         is refused (UserError), a very long one before it is even tokenized."""
+        return self._prompt_encoding(prompt, room)[0]
+
+    def _prompt_encoding(self, prompt: str, room: int = 0, offsets: bool = False) -> tuple[list[int], list | None]:
+        """The prompt's token ids as the engine reads them (BOS first where the tokenizer puts
+        it first) and, with `offsets`, each token's character span ((0, 0) for an added BOS)."""
         if len(prompt) > 16 * MAX_CONTEXT_TOKENS:
             raise UserError(
                 f"this path's prompt is {len(prompt)} characters long: the engine reads at most "
                 f"{MAX_CONTEXT_TOKENS} tokens; continue from an earlier step"
             )
-        ids = self._encode(prompt)
+        enc = self.tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=offsets)
+        ids, spans = enc["input_ids"], enc["offset_mapping"] if offsets else None
         if len(ids) + room > MAX_CONTEXT_TOKENS:
             raise UserError(
                 f"this path's prompt is {len(ids)} tokens long: with {room} to generate it does not fit "
                 f"the engine's {MAX_CONTEXT_TOKENS}; continue from an earlier step"
             )
-        return self.bos + ids if self.bos and ids[:1] != self.bos else ids
+        if self.bos and ids[:1] != self.bos:
+            ids, spans = self.bos + ids, [(0, 0)] + spans if offsets else None
+        return ids, spans
 
     def _lookup(self, prompt: str, room: int = 0) -> tuple[RowState, list[int] | None]:
         """The best known state for `prompt`: exact, else the keys and values of the longest run
@@ -508,19 +516,15 @@ class TransformersPolicy:
         for step in steps:
             spans.append((len(text), len(text) + len(step)))
             text += step + "\n\n"
-        self._prompt_ids(text)  # refuses a text longer than the context
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        offsets = enc["offset_mapping"]
-        if self.bos and enc["input_ids"][:1] != self.bos:  # read as the search reads it
-            enc = {"input_ids": self.bos + enc["input_ids"], "offset_mapping": [(0, 0)] + offsets}
-        ids = torch.tensor([enc["input_ids"]])
+        token_ids, offsets = self._prompt_encoding(text, offsets=True)  # read as the search reads it
+        ids = torch.tensor([token_ids])
         logprobs = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
         token_logprobs = logprobs.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1).tolist()
         (meter or self.meter).add(role, self.flops_params, prefill=ids.shape[1])
         out = []
         for start, end in spans:
             values = [
-                token_logprobs[i - 1] for i, (a, b) in enumerate(enc["offset_mapping"]) if i > 0 and start <= a < end
+                token_logprobs[i - 1] for i, (a, b) in enumerate(offsets) if i > 0 and start <= a < end
             ]
             out.append(sum(values) / len(values) if values else 0.0)
         return out

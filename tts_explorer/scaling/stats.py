@@ -63,11 +63,16 @@ class Cell:
         return self.strategy if self.scorer in ("", "-") else f"{self.strategy} ({self.scorer})"
 
 
+def cell_key(row: dict) -> tuple:
+    """(model, strategy, scorer, budget): which cell a row belongs to, whatever its bin."""
+    return row["model"], row["strategy"], row.get("scorer") or "-", row["n"]
+
+
 def cells(rows: list[dict]) -> list[Cell]:
     """Rows grouped into cells, each over every problem (bin "all") and per difficulty bin."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
-        key = (row["model"], row["strategy"], row.get("scorer") or "-", row["n"])
+        key = cell_key(row)
         groups[(*key, ALL)].append(row)
         if row.get("bin"):
             groups[(*key, row["bin"])].append(row)
@@ -96,12 +101,12 @@ def complete(rows: list[dict]) -> list[dict]:
     stopped part-way leaves a cell over fewer problems, which does not compare with the others)."""
     problems = defaultdict(set)
     for r in rows:
-        problems[r["model"], r["strategy"], r.get("scorer") or "-", r["n"]].add(str(r["id"]))
+        problems[cell_key(r)].add(str(r["id"]))
     most = defaultdict(int)
     for key, ids in problems.items():
         most[key[0]] = max(most[key[0]], len(ids))
     whole = {key for key, ids in problems.items() if len(ids) == most[key[0]]}
-    return [r for r in rows if (r["model"], r["strategy"], r.get("scorer") or "-", r["n"]) in whole]
+    return [r for r in rows if cell_key(r) in whole]
 
 
 def compute_optimal(rows: list[dict], model: str | None = None) -> dict:
