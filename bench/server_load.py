@@ -30,21 +30,9 @@ from tts_explorer.data import read_problems
 from tts_explorer.loopback import LlamaServer, free_port, wait_http
 from tts_explorer.policy import embedded
 from tts_explorer.treefile import read_tree
+from tts_explorer.ui.run_views import BASIC_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = [
-    "question",
-    "reference",
-    "strategy",
-    "n",
-    "m",
-    "temperature",
-    "max_steps",
-    "scorer",
-    "aggregation",
-    "selection",
-    "model",
-]
 
 
 # every client's search, through the page and in this process alike
@@ -56,7 +44,7 @@ SEARCH = dict(
 def run(client: Client, problem, model: str, n: int) -> tuple[int, str]:
     fields = dict(SEARCH, question=problem.question, reference=problem.answer, n=n, model=model)
     started = time.perf_counter()
-    job = client.submit(*[fields[k] for k in ORDER], api_name="/run")
+    job = client.submit(*[fields[k] for k in BASIC_FIELDS], api_name="/run")
     first = None
     while not job.done():
         if first is None and any(str(out[1]).startswith("Running") for out in job.outputs()):

@@ -8,6 +8,7 @@ from gradio_client import Client, handle_file
 
 from tts_explorer.scorers.base import StepPath
 from tts_explorer.treefile import read_tree
+from tts_explorer.ui.run_views import BASIC_FIELDS
 
 pytestmark = pytest.mark.slow
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
@@ -30,21 +31,7 @@ def run_args(model, strategy="beam", n=4, m=2, steps=3, question=QUESTION):
 
 
 def call_run(client, **kwargs):
-    # positional, in the order of the Run button's inputs
-    order = [
-        "question",
-        "reference",
-        "strategy",
-        "n",
-        "m",
-        "temperature",
-        "max_steps",
-        "scorer",
-        "aggregation",
-        "selection",
-        "model",
-    ]
-    return client.submit(*[kwargs[k] for k in order], api_name="/run")
+    return client.submit(*[kwargs[k] for k in BASIC_FIELDS], api_name="/run")
 
 
 def wait(job, timeout=240):

@@ -13,24 +13,11 @@ from gradio_client import Client, handle_file
 
 from tts_explorer.tree import SearchTree
 from tts_explorer.treefile import read_tree
-from tts_explorer.ui.run_views import TUNING
+from tts_explorer.ui.run_views import BASIC_FIELDS, TUNING
 
 pytestmark = pytest.mark.slow
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
-ORDER = [
-    "question",
-    "reference",
-    "strategy",
-    "n",
-    "m",
-    "temperature",
-    "max_steps",
-    "scorer",
-    "aggregation",
-    "selection",
-    "model",
-    *TUNING,
-]
+ORDER = [*BASIC_FIELDS, *TUNING]
 TUNED = dict(resample_temperature=1.0, frontier_temperature=0.2, confidence_quantile=0.1, warmup=4)
 
 

@@ -19,7 +19,7 @@ from tts_explorer.standalone import tree_page
 from tts_explorer.tree import SearchTree
 from tts_explorer.treefile import read_tree
 from tts_explorer.ui.compare_tab import plan
-from tts_explorer.ui.run_views import TUNING
+from tts_explorer.ui.run_views import BASIC_FIELDS, TUNING
 
 QUESTION = "Sam has 4 boxes with 6 pens in each box. He gives away 5 pens. How many pens are left?"
 
@@ -125,21 +125,6 @@ def test_compare_plans_vary_one_thing():
             plan(*bad)
 
 
-ORDER = [
-    "question",
-    "reference",
-    "strategy",
-    "n",
-    "m",
-    "temperature",
-    "max_steps",
-    "scorer",
-    "aggregation",
-    "selection",
-    "model",
-]
-
-
 def fields(model, **overrides):
     values = dict(
         question=QUESTION,
@@ -155,7 +140,7 @@ def fields(model, **overrides):
         model=model,
     )
     values.update(overrides)
-    return [values[k] for k in ORDER]
+    return [values[k] for k in BASIC_FIELDS]
 
 
 def finish(job, timeout=240):

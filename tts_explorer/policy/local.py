@@ -523,9 +523,7 @@ class TransformersPolicy:
         (meter or self.meter).add(role, self.flops_params, prefill=ids.shape[1])
         out = []
         for start, end in spans:
-            values = [
-                token_logprobs[i - 1] for i, (a, b) in enumerate(offsets) if i > 0 and start <= a < end
-            ]
+            values = [token_logprobs[i - 1] for i, (a, b) in enumerate(offsets) if i > 0 and start <= a < end]
             out.append(sum(values) / len(values) if values else 0.0)
         return out
 

@@ -95,7 +95,22 @@ def search_controls(strategy: bool = True) -> dict:
     return controls
 
 
-TUNING = ("resample_temperature", "frontier_temperature", "confidence_quantile", "warmup")  # page_request's last fields
+# page_request's fields, the Run button's inputs in this order: the basic ones, which every
+# client sends, then the newer strategies' parameters (TUNING), which a client may leave out
+BASIC_FIELDS = (
+    "question",
+    "reference",
+    "strategy",
+    "n",
+    "m",
+    "temperature",
+    "max_steps",
+    "scorer",
+    "aggregation",
+    "selection",
+    "model",
+)
+TUNING = ("resample_temperature", "frontier_temperature", "confidence_quantile", "warmup")
 
 
 def page_request(

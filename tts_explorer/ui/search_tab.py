@@ -27,6 +27,7 @@ from .queue import enqueued_at, queued_runs
 from .rescore_table import COMPARE_COLUMNS, compare
 from .run_views import (
     AGGREGATION_CHOICES,
+    BASIC_FIELDS,
     SELECTION_CHOICES,
     TUNING,
     RunViews,
@@ -244,20 +245,9 @@ def build(settings: Settings) -> None:
                 focus_btn = gr.Button("Focus on this node's subtree", size="sm", elem_id="focus")
                 whole_btn = gr.Button("Whole tree", size="sm", elem_id="whole-tree")
             views = RunViews(view, status, candidates, compute, replay_slider, disagree, histogram, export_btn)
-            inputs = [
-                question,
-                reference,
-                controls["strategy"],
-                controls["n"],
-                controls["m"],
-                controls["temperature"],
-                controls["max_steps"],
-                scorer,
-                aggregation,
-                selection,
-                model,
-                *(controls[name] for name in TUNING),
-            ]
+            named = dict(controls, question=question, reference=reference, scorer=scorer, aggregation=aggregation)
+            named.update(selection=selection, model=model)
+            inputs = [named[name] for name in (*BASIC_FIELDS, *TUNING)]
             edit_text = edit_panel.build(settings, session, selected, inputs, views, path_panel, scorer, aggregation)
 
     search_slot = {"concurrency_id": "search", "concurrency_limit": settings.search_slots}
