@@ -187,19 +187,17 @@ def create_app(settings=None):
             return StreamingResponse(
                 _stream(request, slots, ident, created, body["model"]), media_type="text/event-stream"
             )
-        gone, box = threading.Event(), {}
+        gone, error = threading.Event(), None
         async with anyio.create_task_group() as group:  # raised inside, an error would come out as a group
             group.start_soon(_watch, http, gone)
             try:
-                box["tree"] = await anyio.to_thread.run_sync(run, request, slots, gone.is_set)
+                tree = await anyio.to_thread.run_sync(run, request, slots, gone.is_set)
             except (UserError, ApiError) as exc:
-                box["error"] = exc
+                error = exc
             finally:
                 group.cancel_scope.cancel()
-        if "error" in box:
-            error = box["error"]
+        if error is not None:
             raise error if isinstance(error, ApiError) else ApiError(400, first_line(error)) from None
-        tree = box["tree"]
         return {
             "id": ident,
             "object": "chat.completion",

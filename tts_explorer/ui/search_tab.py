@@ -245,8 +245,15 @@ def build(settings: Settings) -> None:
                 focus_btn = gr.Button("Focus on this node's subtree", size="sm", elem_id="focus")
                 whole_btn = gr.Button("Whole tree", size="sm", elem_id="whole-tree")
             views = RunViews(view, status, candidates, compute, replay_slider, disagree, histogram, export_btn)
-            named = dict(controls, question=question, reference=reference, scorer=scorer, aggregation=aggregation)
-            named.update(selection=selection, model=model)
+            named = dict(
+                controls,
+                question=question,
+                reference=reference,
+                scorer=scorer,
+                aggregation=aggregation,
+                selection=selection,
+                model=model,
+            )
             inputs = [named[name] for name in (*BASIC_FIELDS, *TUNING)]
             edit_text = edit_panel.build(settings, session, selected, inputs, views, path_panel, scorer, aggregation)
 
