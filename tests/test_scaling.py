@@ -85,6 +85,46 @@ def test_the_grid_reuses_chains_and_resumes(tmp_path):
     assert len(read_rows(out)) == len(rows) and len(resumed) == len(rows)
 
 
+def test_problems_searched_at_once_share_the_engine_and_give_the_same_rows(tmp_path, tiny_policy):
+    g = Grid(["majority", "best_of_n", "beam"], [4], ["arithmetic"], SearchConfig(beam_width=2, max_steps=3, seed=0))
+    alone = run_grid(["tiny"], PROBLEMS[:4], g, str(tmp_path / "a.jsonl"), lambda m: tiny_policy, progress=False)
+    turns = tiny_policy.batched_calls
+    together = run_grid(
+        ["tiny"], PROBLEMS[:4], g, str(tmp_path / "b.jsonl"), lambda m: tiny_policy, progress=False, parallel=3
+    )
+    assert tiny_policy.batched_calls > turns  # the problems' searches ran in the same decode-loop turns
+
+    def key(row):
+        return row["id"], row["strategy"]
+
+    # each search draws its own seeded stream: the same samples alone or beside others
+    assert sorted((key(r), r["answer"], r["compute"]["generated_tokens"]) for r in together) == sorted(
+        (key(r), r["answer"], r["compute"]["generated_tokens"]) for r in alone
+    )
+    assert len(read_rows(tmp_path / "b.jsonl")) == len(alone) == 4 * len(g.cells())
+
+
+def test_a_failing_problem_stops_a_parallel_eval_after_the_rows_before_it(tmp_path, tiny_policy, monkeypatch):
+    import tts_explorer.scaling.grid as grid_module
+
+    real = grid_module.problem_rows
+
+    def failing(problem, *args):
+        if problem.id == "2":
+            raise RuntimeError("this problem fails")
+        yield from real(problem, *args)
+
+    monkeypatch.setattr(grid_module, "problem_rows", failing)
+    g = Grid(["majority"], [2], ["-"], SearchConfig(max_steps=2, seed=0))
+    out = tmp_path / "r.jsonl"
+    with pytest.raises(RuntimeError, match="this problem fails"):
+        run_grid(["tiny"], PROBLEMS[:4], g, str(out), lambda m: tiny_policy, progress=False, parallel=2)
+    assert {r["id"] for r in read_rows(out)} <= {"0", "1", "3"}  # what was made is kept; resuming makes the rest
+    monkeypatch.undo()
+    rows = run_grid(["tiny"], PROBLEMS[:4], g, str(out), lambda m: tiny_policy, progress=False, parallel=2)
+    assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in read_rows(out)) == ["0", "1", "2", "3"]
+
+
 def test_results_of_several_evals_are_binned_by_any_of_their_estimates(tmp_path):
     policy = CountingPolicy(answer_prob=0.35, seed=3)
     estimated, plain = tmp_path / "a.jsonl", tmp_path / "b.jsonl"

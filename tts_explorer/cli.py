@@ -30,6 +30,7 @@ from .strategies import STRATEGIES, get_strategy
 
 # the command line's choices from the registries; each flag's help from the settings' own field
 REGISTRIES = {"aggregation": AGGREGATIONS, "selection": SELECTIONS}
+MAX_PARALLEL = 64  # eval --parallel: problems searched at once
 
 
 def _search_args(parser: argparse.ArgumentParser) -> None:
@@ -146,6 +147,8 @@ def cmd_eval(args) -> int:
     )
     for strategy, n, _ in grid.cells():
         grid.config(strategy, n)  # every setting validated before anything is loaded
+    if not 1 <= args.parallel <= MAX_PARALLEL:
+        raise UserError(f"--parallel must be between 1 and {MAX_PARALLEL}")
     problems, skipped = [], []
     for data in (d.strip() for d in args.data.split(",") if d.strip()):
         found, bad = read_problems(data, args.limit)
@@ -161,7 +164,8 @@ def cmd_eval(args) -> int:
         raise UserError("--difficulty-samples must be 0 or more")
     out = args.out or str(Path(tempfile_dir()) / "results.jsonl")
     ids = {p.id for p in problems}
-    rows = [r for r in run_grid(models, problems, grid, out, load_policy) if str(r["id"]) in ids]
+    made = run_grid(models, problems, grid, out, load_policy, parallel=args.parallel)
+    rows = [r for r in made if str(r["id"]) in ids]
     print(f"data: {args.data}  problems: {len(problems)}  scorers: {', '.join(scorers)}  results: {out}")
     print(format_cells(rows))
     names = list(dict.fromkeys(r["model"] for r in rows))
@@ -464,6 +468,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="estimate each problem's difficulty as the policy's Pass@1 over K sampled chains",
+    )
+    ev.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="problems searched at once: their searches share the local engine's decode loop or a "
+        "server's slots (rows then carry each search's own wall time, longer than alone)",
     )
     _search_args(ev)
     ev.set_defaults(func=cmd_eval)

@@ -42,6 +42,8 @@ class Policy(Protocol):
     n_params: int  # for FLOPs (2 x parameters x tokens); 0 when unknown
     meter: ComputeMeter  # counts calls made without a meter of their own
     # optional: streams_rows = True where generate takes on_row(row, completion), called as each row ends
+    # optional: shares_searches = True where several searches may call generate at once and run faster
+    # together than one after another (a shared decode loop, a server's parallel slots)
 
     def warm(self, prompt: str) -> None:
         """Get ready for prompts that start like this one (prefill and keep it, or nothing)."""

@@ -109,6 +109,7 @@ def _locked(method):
 
 class TransformersPolicy:
     streams_rows = True  # generate(on_row=...) hands over each row as it ends
+    shares_searches = True  # calls from several searches share one decode loop
 
     def __init__(self, model, tokenizer, name: str = "local", reuse_cache: bool = True):
         self.model = model.eval()

@@ -75,6 +75,8 @@ class _Calls:
 
 
 class ServerPolicy:
+    shares_searches = True  # the server's parallel slots batch the requests of several searches
+
     def __init__(self, source: str):
         url = urllib.parse.urlsplit(source)
         if url.scheme not in ("http", "https") or not url.hostname:

@@ -14,7 +14,9 @@ already there are not made again.
 from __future__ import annotations
 
 import json
+import queue
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -240,8 +242,44 @@ def problem_rows(problem: Problem, policy, grid: Grid, done: set, difficulty: tu
         yield "row", _row(problem, policy, tree, strategy, n, scorer, tree.meta["compute"], difficulty)
 
 
-def run_grid(models: list[str], problems: list[Problem], grid: Grid, out_path: str, load, progress=True) -> list[dict]:
-    """Every row of the grid, those in `out_path` kept and the missing ones made and appended."""
+def _problems_rows(problems: list[Problem], policy, grid: Grid, done: set, estimates: dict, parallel: int):
+    """(problem, kind, value) of every problem's missing rows (problem_rows), `parallel` problems at
+    once on threads where the policy gains from serving several searches together (their
+    searches share the engine's decode loop or the server's slots), else one after another."""
+    if parallel <= 1 or not getattr(policy, "shares_searches", False):
+        for problem in problems:
+            for kind, value in problem_rows(problem, policy, grid, done, estimates[problem.id]):
+                yield problem, kind, value
+        return
+    results: queue.Queue = queue.Queue()
+    ended = object()
+
+    def work(problem: Problem) -> None:
+        try:
+            for kind, value in problem_rows(problem, policy, grid, done, estimates[problem.id]):
+                results.put((problem, kind, value))
+            results.put((problem, ended, None))
+        except BaseException as exc:  # raised in the caller's thread, once the rows before it are written
+            results.put((problem, ended, exc))
+
+    pool = ThreadPoolExecutor(parallel, thread_name_prefix="eval")
+    try:
+        for problem in problems:
+            pool.submit(work, problem)
+        for _ in problems:
+            while (item := results.get())[1] is not ended:
+                yield item
+            if item[2] is not None:
+                raise item[2]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_grid(
+    models: list[str], problems: list[Problem], grid: Grid, out_path: str, load, progress=True, parallel: int = 1
+) -> list[dict]:
+    """Every row of the grid, those in `out_path` kept and the missing ones made and appended;
+    `parallel` problems at once (_problems_rows)."""
     from tqdm import tqdm
 
     side = difficulty_path(out_path)
@@ -261,19 +299,17 @@ def run_grid(models: list[str], problems: list[Problem], grid: Grid, out_path: s
         for model in models:
             policy = load(model)
             own = replace(grid, template=grid.template or template_for(model, policy))
-            for problem in problems:
-                difficulty = known.get((policy.name, problem.id, grid.difficulty_samples))
-                for kind, value in problem_rows(problem, policy, own, done, difficulty):
-                    if kind == "difficulty":
-                        difficulty = value
-                        with open(side, "a", encoding="utf-8") as diff:  # made only when estimates are
-                            record = {"model": policy.name, "id": problem.id, "pass1": value[0], "samples": value[1]}
-                            diff.write(json.dumps(record) + "\n")
-                        continue
-                    rows.append(value)
-                    done.add(row_key(value))
-                    out.write(json.dumps(value) + "\n")
-                    out.flush()
-                    bar.update(1)
+            estimates = {p.id: known.get((policy.name, p.id, grid.difficulty_samples)) for p in problems}
+            for problem, kind, value in _problems_rows(problems, policy, own, done, estimates, parallel):
+                if kind == "difficulty":
+                    with open(side, "a", encoding="utf-8") as diff:  # made only when estimates are
+                        record = {"model": policy.name, "id": problem.id, "pass1": value[0], "samples": value[1]}
+                        diff.write(json.dumps(record) + "\n")
+                    continue
+                rows.append(value)
+                done.add(row_key(value))
+                out.write(json.dumps(value) + "\n")
+                out.flush()
+                bar.update(1)
     bar.close()
     return rows
