@@ -37,7 +37,7 @@ import torch
 from ..errors import UserError, first_line
 from ..policy.compute import flops_params
 from .base import Scorer, ScorerEnv, StepPath
-from .probe_model import ProbeHead, ProbeModel, ProbeSpec, StepSpans
+from .probe_model import SCORED_PATHS_MB, ProbeHead, ProbeModel, ProbeSpec, ScoredPaths, StepSpans
 
 MAX_TOKENS = 4096  # tokens of one scored path (a longer one is refused in one line)
 BATCH_TOKENS = 8192  # padded tokens in one forward pass: what bounds a batch's memory
@@ -346,9 +346,11 @@ class ProbePRM(TrlPRM):
             )
         return ProbeModel(policy.model, head.eval(), spec, policy.name), policy.tokenizer
 
-    def __init__(self, env: ScorerEnv, model: str | None = None, **options):
+    def __init__(self, env: ScorerEnv, model: str | None = None, keep_paths_mb: float = SCORED_PATHS_MB, **options):
         options.setdefault("batch_size", 16)  # one forward per path and no vocabulary head: batches are cheap
         super().__init__(env, model=model, **options)
+        # this search's scored paths, so that a path's next step is fed alone (0: every path read whole)
+        self.scored = ScoredPaths(int(keep_paths_mb * 2**20)) if keep_paths_mb > 0 else None
         own = getattr(env.policy, "tokenizer", None)
         if own is not None and own is not self.tokenizer and own.get_vocab() != self.tokenizer.get_vocab():
             raise UserError(
@@ -358,18 +360,21 @@ class ProbePRM(TrlPRM):
             )
 
     def spans(self, path: StepPath) -> StepSpans:
-        """The path's tokens, each step's score token (positions(), as every format reads) and its
-        first token (where "mean" pooling and the token statistics start)."""
+        """The path's tokens, each step's score token (positions(), as every format reads), its
+        first token (where "mean" pooling and the token statistics start) and the first token
+        after its text (where its separator starts)."""
         ids, ends = self.positions(path)
         text = self.encode(path).text
         offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        starts, cursor = [], len(path.question)
+        starts, cuts, cursor = [], [], len(path.question)
         for step, end in zip(path.steps, ends):
             cursor += len(self.separator)
             first = next((i for i, (a, b) in enumerate(offsets) if b > cursor), end)
             starts.append(min(first, end))
             cursor += len(step)
-        return StepSpans(ids, starts, ends, path.question, list(path.steps))
+            cut = next((i for i, (a, b) in enumerate(offsets) if b > cursor), end)
+            cuts.append(max(min(cut, end), starts[-1]))
+        return StepSpans(ids, starts, ends, path.question, list(path.steps), cuts)
 
     @torch.inference_mode()
     def features(self, paths: list[StepPath]) -> list[torch.Tensor]:
@@ -379,9 +384,9 @@ class ProbePRM(TrlPRM):
         every = [self.spans(p) for p in paths]
         for batch in self.batches([(s.ids,) for s in every]):
             self.checkpoint()
-            spans = [every[i] for i in batch]
-            out += self.model.step_features(spans, pad)
-            self.env.meter.add("scorer", self.flops_params, prefill=sum(len(s.ids) for s in spans))
+            features, fed = self.model.step_features([every[i] for i in batch], pad, self.scored)
+            out += features
+            self.env.meter.add("scorer", self.flops_params, prefill=fed)
         return out
 
     @torch.inference_mode()

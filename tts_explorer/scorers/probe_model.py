@@ -17,17 +17,29 @@ Features of one step, concatenated in this order:
 The head standardises them, then a linear layer or a one-hidden-layer MLP gives a logit;
 the score is sigmoid(scale * logit + bias), where (scale, bias) is the Platt calibration
 fitted on a validation split ((1, 0) when none was fitted).
+
+A search scores each new step of a path whose earlier steps it scored before: a step's
+features depend only on the tokens up to its separator (the backbone is causal), so the
+paths scored are kept (ScoredPaths: their keys and values as a tree of segments, their
+steps' features), and a path that extends one is fed from where that one's last step's text
+ended. Not from its end: a blank line that ends the text is one token, and a blank line
+followed by more text is two, so the last step's separator is fed again, and that step's
+features are completed from the sums kept of its text's tokens (the "mean" pooling and the
+token statistics), as whole-path scoring reads a step that is not the last.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..policy.kv import Segment, kept_bytes
 from . import step_features
 
 POOLS = ("last", "mean")
+SCORED_PATHS_MB = 128  # one scorer's (one search's) kept paths' keys and values, each segment counted once
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,56 @@ class StepSpans:
     ends: list[int]  # the last token of the step's separator: where "last" reads
     question: str = ""
     steps: list[str] = field(default_factory=list)
+    cuts: list[int] = field(default_factory=list)  # the first token after the step's text (its separator's)
+
+
+@dataclass(frozen=True, eq=False)
+class _Scored:
+    """A scored path up to the end of its last step's text (`segment`: the keys and values of
+    those positions): the features of the steps before that one, the sums kept of that open
+    step's tokens so far (None for a question alone, which has no open step), and the last
+    token's last-layer hidden state (from which the next token's log-probability is read)."""
+
+    segment: Segment
+    features: torch.Tensor  # [closed steps, backbone features]
+    tail: torch.Tensor  # [hidden]
+    open_sums: tuple[torch.Tensor, ...] | None = None  # per read layer: the sum of its hidden states
+    open_count: int = 0  # tokens in those sums
+    open_stats: tuple[float, float, float, int] = (0.0, float("inf"), 0.0, 0)  # sum, min log-prob; sum entropy; n
+
+
+class ScoredPaths:
+    """The paths one scorer has scored, by token ids; past `cap_bytes` of keys and values (each
+    segment counted once) the least recently used are dropped."""
+
+    def __init__(self, cap_bytes: int):
+        self.cap = cap_bytes
+        self.entries: OrderedDict[tuple[int, ...], _Scored] = OrderedDict()
+
+    def longest(self, span: StepSpans) -> tuple[int, _Scored | None]:
+        """(k, entry): the longest kept path this one extends, which ends after the text of this
+        one's step k (its steps before k reused, step k completed), or the question alone (k = 0);
+        (0, None) when there is none."""
+        if len(span.cuts) != len(span.starts) or not span.starts:
+            return 0, None
+        for k in range(len(span.starts) - 1, -1, -1):
+            hit = self.entries.get(key := tuple(span.ids[: span.cuts[k]]))
+            if hit is not None and hit.open_sums is not None and hit.features.shape[0] == k:
+                self.entries.move_to_end(key)
+                return k, hit
+        hit = self.entries.get(key := tuple(span.ids[: span.starts[0]]))
+        if hit is not None and hit.open_sums is None and hit.features.shape[0] == 0:
+            self.entries.move_to_end(key)
+            return 0, hit
+        return 0, None
+
+    def put(self, ids: list[int], entry: _Scored) -> None:
+        self.entries[tuple(ids)] = entry
+        self.entries.move_to_end(tuple(ids))
+
+    def trim(self) -> None:
+        while len(self.entries) > 1 and kept_bytes(e.segment for e in self.entries.values()) > self.cap:
+            self.entries.popitem(last=False)
 
 
 class ProbeModel(torch.nn.Module):
@@ -112,61 +174,167 @@ class ProbeModel(torch.nn.Module):
     def __init__(self, backbone, head: ProbeHead, spec: ProbeSpec, name: str = "its backbone"):
         super().__init__()
         self.backbone, self.head, self.spec, self.name = backbone, head, spec, name
+        # a cache of past keys and values holds every layer's whole past: not for sliding-window layers
+        self.resumable = not getattr(backbone.config, "sliding_window", None)
 
-    def step_features(self, spans: list[StepSpans], pad: int) -> list[torch.Tensor]:
-        """Per path, [steps, width] float32 features of its steps, one forward for the batch."""
-        longest = max(len(s.ids) for s in spans)
+    def step_features(
+        self, spans: list[StepSpans], pad: int, scored: ScoredPaths | None = None
+    ) -> tuple[list[torch.Tensor], int]:
+        """Per path, [steps, width] float32 features of its steps, one forward for the batch, and
+        the tokens fed: with `scored`, a path that extends a kept one is fed from where that one
+        ended, and each path is kept."""
+        keeping = scored is not None and self.resumable
+        hits = [scored.longest(s) if keeping else (0, None) for s in spans]
+        past = [hit.segment.end if hit is not None else 0 for _, hit in hits]
+        fed = [len(s.ids) - p for s, p in zip(spans, past)]
+        longest, widest = max(fed), max(past)
         ids = torch.full((len(spans), longest), pad, dtype=torch.long)
-        mask = torch.zeros(len(spans), longest, dtype=torch.long)
-        for row, s in enumerate(spans):  # right padding: positions stay as computed
-            ids[row, : len(s.ids)] = torch.tensor(s.ids)
-            mask[row, : len(s.ids)] = 1
-        out = self.backbone.base_model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        mask = torch.zeros(len(spans), widest + longest, dtype=torch.long)
+        for row, (s, p) in enumerate(zip(spans, past)):  # right padding: positions stay as computed
+            ids[row, : len(s.ids) - p] = torch.tensor(s.ids[p:])
+            mask[row, :p] = 1
+            mask[row, widest : widest + len(s.ids) - p] = 1
+        inputs = {"input_ids": ids, "attention_mask": mask, "output_hidden_states": True}
+        if widest:
+            inputs["position_ids"] = torch.tensor(past).unsqueeze(1) + torch.arange(longest)
+        if keeping:
+            inputs["cache"], inputs["use_cache"] = self._past(hits, widest), True
+        out = self.backbone.base_model(**inputs)
         hidden = [out.hidden_states[layer] for layer in self.spec.layers]
-        stats = self._token_stats(out.hidden_states[-1], ids, spans) if self.spec.token_stats else None
+        last = out.hidden_states[-1]
+        stats = self._token_stats(last, ids, spans, past, hits) if self.spec.token_stats else None
         result = []
-        for row, s in enumerate(spans):
-            rows = []
-            for k, (start, end) in enumerate(zip(s.starts, s.ends)):
-                parts = [
-                    h[row, end] if pool == "last" else h[row, start : end + 1].mean(0)
-                    for h in hidden
-                    for pool in self.spec.pool
-                ]
-                if stats is not None:
-                    parts.append(stats[row][k])
-                rows.append(torch.cat([p.float() for p in parts]))
-            features = torch.stack(rows)
+        for row, (s, p, (first, hit)) in enumerate(zip(spans, past, hits)):
+            rows = [self._features(row, k, s, p, hit, hidden, stats) for k in range(first, len(s.starts))]
+            width = sum(h.shape[-1] for h in hidden) * len(self.spec.pool) + 3 * self.spec.token_stats
+            new = torch.stack(rows) if rows else torch.zeros(0, width)
+            features = torch.cat([hit.features[:first], new]) if hit is not None else new
+            if keeping and len(s.cuts) == len(s.starts) and s.starts:
+                self._keep(scored, s, p, hit, features, inputs["cache"], row, widest, last[row], hidden, stats)
             if self.spec.text_features is not None:
                 text = torch.tensor(step_features.path_features(s.question, s.steps), dtype=torch.float32)
                 features = torch.cat([features, text], dim=1)
             result.append(features)
-        return result
+        if keeping:
+            scored.trim()
+        return result, sum(fed)
 
-    def _token_stats(self, last_hidden: torch.Tensor, ids: torch.Tensor, spans: list[StepSpans]):
-        """Per path, per step: [mean log-prob, min log-prob, mean entropy] of its tokens (each token
-        predicted from the one before it), the LM head applied only where it is read."""
+    def _features(self, row, k, span, past, hit, hidden, stats) -> torch.Tensor:
+        """Step k's backbone features; its tokens before `past` (an open step's text, fed
+        earlier) enter through the kept sums."""
+        start, end = span.starts[k], span.ends[k]
+        kept = hit is not None and hit.open_sums is not None and start < past
+        parts = []
+        for index, h in enumerate(hidden):
+            for pool in self.spec.pool:
+                if pool == "last":
+                    parts.append(h[row, end - past].float())
+                    continue
+                tokens = h[row, max(start, past) - past : end - past + 1].float()
+                if kept:
+                    parts.append((tokens.sum(0) + hit.open_sums[index]) / (len(tokens) + hit.open_count))
+                else:
+                    parts.append(tokens.mean(0))
+        if stats is not None:
+            logp, entropy = stats[row]
+            fed = range(max(start, past, 1), end + 1)
+            lp = torch.stack([logp[t] for t in fed]) if fed else torch.zeros(0)
+            ent = torch.stack([entropy[t] for t in fed]) if fed else torch.zeros(0)
+            total, low, ent_total, count = hit.open_stats if kept else (0.0, float("inf"), 0.0, 0)
+            count += len(lp)
+            if count:
+                low = min(low, float(lp.min())) if len(lp) else low
+                parts.append(
+                    torch.tensor([(total + float(lp.sum())) / count, low, (ent_total + float(ent.sum())) / count])
+                )
+            else:
+                parts.append(torch.zeros(3))
+        return torch.cat(parts)
+
+    def _past(self, hits, widest: int):
+        """The kept paths' keys and values, each row's at the start of `widest` positions."""
+        from transformers import DynamicCache
+
+        if not widest:
+            return DynamicCache()
+        config = self.backbone.config
+        heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        dtype = next(self.backbone.parameters()).dtype
+        layers = []
+        for layer in range(config.num_hidden_layers):
+            keys = torch.zeros(len(hits), heads, widest, dim, dtype=dtype)
+            values = torch.zeros_like(keys)
+            for row, (_, hit) in enumerate(hits):
+                for segment in hit.segment.chain() if hit is not None else []:
+                    keys[row, :, segment.start : segment.end] = segment.keys[layer]
+                    values[row, :, segment.start : segment.end] = segment.values[layer]
+            layers.append((keys, values))
+        return DynamicCache(ddp_cache_data=layers)
+
+    def _keep(self, scored, span, past, hit, features, cache, row, widest, last, hidden, stats) -> None:
+        """Keep a path just scored, up to the end of its last step's text: those tokens' keys and
+        values under the path it extends (the question first, as a path of its own, where it
+        extends none), its other steps' features, the last step's sums so far, and the last
+        token's hidden state (`last`: the row's last-layer states of the tokens fed)."""
+        cut = span.cuts[-1]
+        if past >= cut:  # this very path was kept, up to where it is kept now
+            return
+        own = slice(widest, widest + cut - past)
+        keys = tuple(layer.keys[row, :, own].clone() for layer in cache.layers)
+        values = tuple(layer.values[row, :, own].clone() for layer in cache.layers)
+        parent = hit.segment if hit is not None else None
+        q = span.starts[0]
+        if hit is None and 0 < q < cut:
+            parent = Segment(tuple(k[:, :q] for k in keys), tuple(v[:, :q] for v in values))
+            scored.put(span.ids[:q], _Scored(parent, features[:0], last[q - 1].clone()))
+            keys, values = tuple(k[:, q:] for k in keys), tuple(v[:, q:] for v in values)
+        start = span.starts[-1]
+        sums = tuple(h[row, start - past : cut - past].float().sum(0) for h in hidden)
+        open_stats = (0.0, float("inf"), 0.0, 0)
+        if stats is not None:
+            logp, entropy = stats[row]
+            text = range(max(start, 1), cut)
+            if text:
+                lp = torch.stack([logp[t] for t in text])
+                ent = torch.stack([entropy[t] for t in text])
+                open_stats = (float(lp.sum()), float(lp.min()), float(ent.sum()), len(text))
+        entry = _Scored(
+            Segment(keys, values, parent),
+            features[: len(span.starts) - 1],
+            last[cut - past - 1].clone(),
+            sums,
+            cut - start,
+            open_stats,
+        )
+        scored.put(span.ids[:cut], entry)
+
+    def _token_stats(self, last_hidden, ids, spans, past, hits):
+        """Per path, the log-probability and the next-token entropy of each fed token of the
+        steps computed (each token predicted from the one before it, the kept path's tail where
+        that one was not fed), as {position: value}; the LM head applied only there."""
         where = [
             (row, t)
-            for row, s in enumerate(spans)
-            for start, end in zip(s.starts, s.ends)
-            for t in range(max(start, 1), end + 1)
+            for row, (s, p, (first, _)) in enumerate(zip(spans, past, hits))
+            for start, end in zip(s.starts[first:], s.ends[first:])
+            for t in range(max(start, p, 1), end + 1)
         ]
-        rows = torch.tensor([r for r, _ in where])
-        positions = torch.tensor([t for _, t in where])
-        logits = self.backbone.get_output_embeddings()(last_hidden[rows, positions - 1]).float()
+        out = [({}, {}) for _ in spans]
+        if not where:
+            return out
+        states = torch.stack(
+            [
+                last_hidden[row, t - 1 - past[row]] if t - 1 >= past[row] else hits[row][1].tail.to(last_hidden.dtype)
+                for row, t in where
+            ]
+        )
+        logits = self.backbone.get_output_embeddings()(states).float()
         logp = torch.log_softmax(logits, dim=-1)
-        token_logp = logp.gather(1, ids[rows, positions].unsqueeze(1)).squeeze(1)
+        tokens = torch.tensor([spans[row].ids[t] for row, t in where])
+        token_logp = logp.gather(1, tokens.unsqueeze(1)).squeeze(1)
         entropy = -(logp.exp() * logp).sum(-1)
-        out, cursor = [], 0
-        for s in spans:
-            per_step = []
-            for start, end in zip(s.starts, s.ends):
-                count = end + 1 - max(start, 1)
-                lp, ent = token_logp[cursor : cursor + count], entropy[cursor : cursor + count]
-                cursor += count
-                per_step.append(torch.stack([lp.mean(), lp.min(), ent.mean()]) if count else torch.zeros(3))
-            out.append(per_step)
+        for i, (row, t) in enumerate(where):
+            out[row][0][t], out[row][1][t] = token_logp[i], entropy[i]
         return out
 
     def scores(self, features: torch.Tensor) -> torch.Tensor:
