@@ -57,6 +57,10 @@ def test_an_extended_path_is_fed_from_where_it_was_scored(probe):
     # step (the question is kept on its own); d1 whole
     assert fed[1] == sum(len(x.ids) - y.cuts[-1] for x, y in ((a2, a1), (b2, b1))) + len(c2.ids) - c2.starts[0] + 7
     assert fed[2] == len(a3.ids) - a2.cuts[-1]
+    sibling = path(question, [[20, 21, 22], [60, 61], [62]])  # shares a3's first step, scored whole before
+    features, tokens = probe.step_features([sibling], 0, scored)
+    assert tokens == len(sibling.ids) - sibling.cuts[0]  # fed from the end of that step's text
+    torch.testing.assert_close(features[0], probe.step_features([sibling], 0)[0][0], rtol=1e-4, atol=1e-5)
     again, tokens = probe.step_features([a3], 0, scored)  # a path scored again: its last separator alone
     assert tokens == 1
     torch.testing.assert_close(again[0], probe.step_features([a3], 0)[0][0], rtol=1e-4, atol=1e-5)

@@ -273,41 +273,36 @@ class ProbeModel(torch.nn.Module):
         return DynamicCache(ddp_cache_data=layers)
 
     def _keep(self, scored, span, past, hit, features, cache, row, widest, last, hidden, stats) -> None:
-        """Keep a path just scored, up to the end of its last step's text: those tokens' keys and
-        values under the path it extends (the question first, as a path of its own, where it
-        extends none), its other steps' features, the last step's sums so far, and the last
-        token's hidden state (`last`: the row's last-layer states of the tokens fed)."""
-        cut = span.cuts[-1]
-        if past >= cut:  # this very path was kept, up to where it is kept now
-            return
-        own = slice(widest, widest + cut - past)
-        keys = tuple(layer.keys[row, :, own].clone() for layer in cache.layers)
-        values = tuple(layer.values[row, :, own].clone() for layer in cache.layers)
-        parent = hit.segment if hit is not None else None
-        q = span.starts[0]
-        if hit is None and 0 < q < cut:
-            parent = Segment(tuple(k[:, :q] for k in keys), tuple(v[:, :q] for v in values))
-            scored.put(span.ids[:q], _Scored(parent, features[:0], last[q - 1].clone()))
-            keys, values = tuple(k[:, q:] for k in keys), tuple(v[:, q:] for v in values)
-        start = span.starts[-1]
-        sums = tuple(h[row, start - past : cut - past].float().sum(0) for h in hidden)
-        open_stats = (0.0, float("inf"), 0.0, 0)
-        if stats is not None:
-            logp, entropy = stats[row]
+        """Keep a path just scored at each step boundary fed: the question (where it extends no
+        kept path) and the end of each step's text, each a segment of keys and values under the
+        one before, with the features of the steps before it, that step's sums so far and the
+        hidden state of its last token (`last`: the row's last-layer states of the tokens fed)."""
+        keys = [layer.keys[row, :, widest : widest + len(span.ids) - past] for layer in cache.layers]
+        values = [layer.values[row, :, widest : widest + len(span.ids) - past] for layer in cache.layers]
+        parent, at = (hit.segment if hit is not None else None), past
+
+        def segment(to: int) -> Segment:
+            own = slice(at - past, to - past)
+            return Segment(tuple(k[:, own].clone() for k in keys), tuple(v[:, own].clone() for v in values), parent)
+
+        if hit is None and 0 < span.starts[0]:
+            parent, at = segment(span.starts[0]), span.starts[0]
+            scored.put(span.ids[:at], _Scored(parent, features[:0], last[at - 1 - past].clone()))
+        for k, (start, cut) in enumerate(zip(span.starts, span.cuts)):
+            if cut <= at or start < past:  # kept already, or an open step completed from kept sums
+                continue
+            sums = tuple(h[row, start - past : cut - past].float().sum(0) for h in hidden)
+            open_stats = (0.0, float("inf"), 0.0, 0)
             text = range(max(start, 1), cut)
-            if text:
-                lp = torch.stack([logp[t] for t in text])
-                ent = torch.stack([entropy[t] for t in text])
+            if stats is not None and text:
+                logp, entropy = stats[row]
+                lp, ent = torch.stack([logp[t] for t in text]), torch.stack([entropy[t] for t in text])
                 open_stats = (float(lp.sum()), float(lp.min()), float(ent.sum()), len(text))
-        entry = _Scored(
-            Segment(keys, values, parent),
-            features[: len(span.starts) - 1],
-            last[cut - past - 1].clone(),
-            sums,
-            cut - start,
-            open_stats,
-        )
-        scored.put(span.ids[:cut], entry)
+            parent, at = segment(cut), cut
+            scored.put(
+                span.ids[:cut],
+                _Scored(parent, features[:k], last[cut - 1 - past].clone(), sums, cut - start, open_stats),
+            )
 
     def _token_stats(self, last_hidden, ids, spans, past, hits):
         """Per path, the log-probability and the next-token entropy of each fed token of the
