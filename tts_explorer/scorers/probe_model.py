@@ -21,11 +21,12 @@ fitted on a validation split ((1, 0) when none was fitted).
 A search scores each new step of a path whose earlier steps it scored before: a step's
 features depend only on the tokens up to its separator (the backbone is causal), so the
 paths scored are kept (ScoredPaths: their keys and values as a tree of segments, their
-steps' features), and a path that extends one is fed from where that one's last step's text
-ended. Not from its end: a blank line that ends the text is one token, and a blank line
-followed by more text is two, so the last step's separator is fed again, and that step's
-features are completed from the sums kept of its text's tokens (the "mean" pooling and the
-token statistics), as whole-path scoring reads a step that is not the last.
+steps' features, at the end of each step's text), and a path that extends one, or parts from
+one after a shared step, is fed from the end of the last shared step's text. Not from the
+end of its separator: a blank line that ends the text is one token, and a blank line
+followed by more text is two, so the separator is fed again, and that step's features are
+completed from the sums kept of its text's tokens (the "mean" pooling and the token
+statistics), as whole-path scoring reads a step that is not the last.
 """
 
 from __future__ import annotations
@@ -121,10 +122,10 @@ class StepSpans:
 
 @dataclass(frozen=True, eq=False)
 class _Scored:
-    """A scored path up to the end of its last step's text (`segment`: the keys and values of
-    those positions): the features of the steps before that one, the sums kept of that open
-    step's tokens so far (None for a question alone, which has no open step), and the last
-    token's last-layer hidden state (from which the next token's log-probability is read)."""
+    """A scored path up to the end of one step's text (`segment`: the keys and values of those
+    positions): the features of the steps before that one, the sums kept of that open step's
+    tokens (None for the question alone, which has no open step), and the last token's
+    last-layer hidden state (from which the next token's log-probability is read)."""
 
     segment: Segment
     features: torch.Tensor  # [closed steps, backbone features]
@@ -202,7 +203,7 @@ class ProbeModel(torch.nn.Module):
         out = self.backbone.base_model(**inputs)
         hidden = [out.hidden_states[layer] for layer in self.spec.layers]
         last = out.hidden_states[-1]
-        stats = self._token_stats(last, ids, spans, past, hits) if self.spec.token_stats else None
+        stats = self._token_stats(last, spans, past, hits) if self.spec.token_stats else None
         result = []
         for row, (s, p, (first, hit)) in enumerate(zip(spans, past, hits)):
             rows = [self._features(row, k, s, p, hit, hidden, stats) for k in range(first, len(s.starts))]
@@ -304,7 +305,7 @@ class ProbeModel(torch.nn.Module):
                 _Scored(parent, features[:k], last[cut - 1 - past].clone(), sums, cut - start, open_stats),
             )
 
-    def _token_stats(self, last_hidden, ids, spans, past, hits):
+    def _token_stats(self, last_hidden, spans, past, hits):
         """Per path, the log-probability and the next-token entropy of each fed token of the
         steps computed (each token predicted from the one before it, the kept path's tail where
         that one was not fed), as {position: value}; the LM head applied only there."""
