@@ -231,6 +231,36 @@ def test_the_compute_optimal_table_and_auto(tmp_path):
     assert tree.meta["selection"] == "prm_vote"  # the table's selection
 
 
+def test_auto_spends_nothing_on_the_difficulty_where_every_measured_bin_agrees(tmp_path):
+    def entry(strategy, problems):
+        return {
+            "strategy": strategy,
+            "aggregation": "min",
+            "selection": "prm_vote",
+            "accuracy": 0.5,
+            "problems": problems,
+        }
+
+    table = {
+        "bins": {"hard": {"8": entry("beam", 40)}, "medium": {"8": entry("beam", 12)}, "easy": {"8": entry("dvts", 3)}}
+    }
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(table))
+    config = SearchConfig(strategy="auto", n=8, beam_width=2, max_steps=4)
+    tree = new_tree("q", config, "hash", "7")
+    run_to_end(tree, FakePolicy(answer_prob=1.0, seed=2), config, "hash", auto_table=str(path))
+    auto = tree.meta["auto"]  # the easy bin rests on 3 problems: it does not count
+    assert auto["probe_samples"] == 0 and auto["n"] == 8 and auto["chosen"] == "beam" and auto["bin"] is None
+    assert "no samples spent on estimating the difficulty" in auto["reason"]
+    assert len(tree.root.children) == 8  # beam search's first step, N candidates, and no probe chains
+
+    table["bins"]["medium"]["8"] = entry("dvts", 12)  # two measured bins disagree: the difficulty is estimated
+    path.write_text(json.dumps(table))
+    tree = new_tree("q", config, "hash", "7")
+    run_to_end(tree, FakePolicy(answer_prob=1.0, seed=2), config, "hash", auto_table=str(path))
+    assert tree.meta["auto"]["probe_samples"] == 2 and tree.meta["auto"]["n"] == 6
+
+
 def test_the_difficulty_estimate_of_auto():
     from tts_explorer.strategies.auto import estimate_pass1
 

@@ -13,8 +13,11 @@ With a single probe chain the estimate is 1 when it answers, else 0.
 
 The table (`plot --table` writes one from eval results) gives per bin and budget the
 strategy, aggregation and selection with the best measured accuracy; without one, or for a
-bin it lacks, the paper's rule for policies under 7B applies: beam search. What was chosen
-and why is recorded in the tree (meta "auto").
+bin it lacks, the paper's rule for policies under 7B applies: beam search. Where every bin
+the table measured on at least MIN_BIN_PROBLEMS problems names the same choice at the
+budget, the difficulty cannot change it: no samples are spent on the estimate, and that
+choice runs with the whole budget. What was chosen and why is recorded in the tree (meta
+"auto").
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from .sampling import independent_chains
 
 DEFAULT_TABLE = asset("scaling", "compute_optimal.json")
 FALLBACK = {"strategy": "beam", "aggregation": None, "selection": None}
+MIN_BIN_PROBLEMS = 10  # a bin measured on fewer problems does not decide that the difficulty is moot
 
 
 def load_table(path: str | Path | None = None) -> dict:
@@ -67,32 +71,54 @@ def estimate_pass1(answers: list[str | None], k: int) -> tuple[float, int]:
     return (math.sqrt(pairs / (k * (k - 1) // 2)) if k > 1 else float(agreeing)), agreeing
 
 
+def settled(table: dict, budget: int) -> tuple[dict, int] | None:
+    """The table's entry and its budget where every bin measured on at least MIN_BIN_PROBLEMS
+    problems names the same strategy, aggregation and selection at this budget; else None."""
+    chosen = [choose(table, bin_, budget) for bin_ in table.get("bins", {})]
+    measured = [(entry, at) for entry, at in chosen if at is not None and _problems(entry) >= MIN_BIN_PROBLEMS]
+    choices = {(e.get("strategy"), e.get("aggregation"), e.get("selection")) for e, _ in measured}
+    return measured[0] if len(choices) == 1 else None
+
+
+def _problems(entry) -> float:
+    value = entry.get("problems") if isinstance(entry, dict) else None
+    return value if isinstance(value, (int, float)) else 0
+
+
 def auto(ctx):
     cfg = ctx.config
-    k = max(1, cfg.n // 4)
-    probe = dataclasses.replace(ctx, config=dataclasses.replace(cfg, n=k, strategy="best_of_n"))
-    yield from independent_chains(probe)
-    estimate, agreeing = estimate_pass1([n.answer for n in ctx.candidates()][:k], k)
-    bin_ = difficulty_bin(estimate)
-    entry, table_budget = choose(load_table(ctx.auto_table), bin_, cfg.n)
+    table = load_table(ctx.auto_table)
+    same = settled(table, cfg.n)
+    if same is not None:
+        (entry, table_budget), k, estimate, agreeing, bin_ = same, 0, None, 0, None
+    else:
+        k = max(1, cfg.n // 4)
+        probe = dataclasses.replace(ctx, config=dataclasses.replace(cfg, n=k, strategy="best_of_n"))
+        yield from independent_chains(probe)
+        estimate, agreeing = estimate_pass1([n.answer for n in ctx.candidates()][:k], k)
+        bin_ = difficulty_bin(estimate)
+        entry, table_budget = choose(table, bin_, cfg.n)
     named = entry["strategy"] if entry["strategy"] in STRATEGIES else FALLBACK["strategy"]
     strategy = get_strategy(named if STRATEGIES[named].choosable else FALLBACK["strategy"])
     remaining = cfg.n - k
     width = min(cfg.beam_width, remaining) if remaining else 1
     if strategy.width_divides:
         remaining -= remaining % width
-    reason = (
-        f"estimated Pass@1 {estimate:.2f} (at most {agreeing} of {k} samples agree): {bin_}; "
-        + (
+    if same is not None:
+        reason = (
+            f"at N={table_budget} {entry['strategy']} was best in the table for every difficulty measured on "
+            f"at least {MIN_BIN_PROBLEMS} problems: no samples spent on estimating the difficulty"
+        )
+    else:
+        reason = f"estimated Pass@1 {estimate:.2f} (at most {agreeing} of {k} samples agree): {bin_}; " + (
             f"at N={table_budget} {entry['strategy']} was best in the table "
             f"({100 * entry.get('accuracy', 0):.0f}% measured)"
             if table_budget
             else "no table entry for this difficulty: beam search, the rule for policies under 7B"
         )
-        + f"; it runs with the remaining budget N={remaining}"
-    )
+    reason += f"; it runs with {'the whole' if same is not None else 'the remaining'} budget N={remaining}"
     ctx.tree.meta["auto"] = {
-        "estimated_pass1": round(estimate, 3),
+        "estimated_pass1": None if estimate is None else round(estimate, 3),
         "bin": bin_,
         "probe_samples": k,
         "chosen": strategy.name,
