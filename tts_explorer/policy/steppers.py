@@ -40,7 +40,9 @@ def make_step(model):
     return LlamaStep(model) if lean else HFStep(model)
 
 
-class _Shape:
+class ModelShape:
+    """A decoder's layers, key/value heads, head width and dtype: the shape of its keys and values."""
+
     def __init__(self, model):
         config = model.config
         self.layers = config.num_hidden_layers
@@ -89,7 +91,7 @@ def _rotate_half(x):
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-class LlamaStep(_Shape):
+class LlamaStep(ModelShape):
     def __init__(self, model):
         super().__init__(model)
         inner = model.model
@@ -231,7 +233,7 @@ class LlamaStep(_Shape):
         return [logits[start:end] for start, end in spans]
 
 
-class HFStep(_Shape):
+class HFStep(ModelShape):
     """Any causal LM: the rows' full caches are handed to its transformers forward each step."""
 
     def __init__(self, model):

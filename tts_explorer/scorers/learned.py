@@ -366,14 +366,17 @@ class ProbePRM(TrlPRM):
         ids, ends = self.positions(path)
         text = self.encode(path).text
         offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+
+        def reaching(char: int, end: int) -> int:
+            """The first token that ends past character `char` (else `end`)."""
+            return next((i for i, (_, b) in enumerate(offsets) if b > char), end)
+
         starts, cuts, cursor = [], [], len(path.question)
         for step, end in zip(path.steps, ends):
             cursor += len(self.separator)
-            first = next((i for i, (a, b) in enumerate(offsets) if b > cursor), end)
-            starts.append(min(first, end))
+            starts.append(min(reaching(cursor, end), end))
             cursor += len(step)
-            cut = next((i for i, (a, b) in enumerate(offsets) if b > cursor), end)
-            cuts.append(max(min(cut, end), starts[-1]))
+            cuts.append(max(min(reaching(cursor, end), end), starts[-1]))
         return StepSpans(ids, starts, ends, path.question, list(path.steps), cuts)
 
     @torch.inference_mode()

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..policy.kv import Segment, kept_bytes
+from ..policy.steppers import ModelShape
 from . import step_features
 
 POOLS = ("last", "mean")
@@ -205,9 +206,9 @@ class ProbeModel(torch.nn.Module):
         last = out.hidden_states[-1]
         stats = self._token_stats(last, spans, past, hits) if self.spec.token_stats else None
         result = []
+        width = sum(h.shape[-1] for h in hidden) * len(self.spec.pool) + 3 * self.spec.token_stats
         for row, (s, p, (first, hit)) in enumerate(zip(spans, past, hits)):
             rows = [self._features(row, k, s, p, hit, hidden, stats) for k in range(first, len(s.starts))]
-            width = sum(h.shape[-1] for h in hidden) * len(self.spec.pool) + 3 * self.spec.token_stats
             new = torch.stack(rows) if rows else torch.zeros(0, width)
             features = torch.cat([hit.features[:first], new]) if hit is not None else new
             if keeping and len(s.cuts) == len(s.starts) and s.starts:
@@ -258,13 +259,10 @@ class ProbeModel(torch.nn.Module):
 
         if not widest:
             return DynamicCache()
-        config = self.backbone.config
-        heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-        dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        dtype = next(self.backbone.parameters()).dtype
+        shape = ModelShape(self.backbone)
         layers = []
-        for layer in range(config.num_hidden_layers):
-            keys = torch.zeros(len(hits), heads, widest, dim, dtype=dtype)
+        for layer in range(shape.layers):
+            keys = torch.zeros(len(hits), shape.kv_heads, widest, shape.head_dim, dtype=shape.dtype)
             values = torch.zeros_like(keys)
             for row, (_, hit) in enumerate(hits):
                 for segment in hit.segment.chain() if hit is not None else []:

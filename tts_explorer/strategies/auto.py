@@ -90,7 +90,11 @@ def auto(ctx):
     table = load_table(ctx.auto_table)
     same = settled(table, cfg.n)
     if same is not None:
-        (entry, table_budget), k, estimate, agreeing, bin_ = same, 0, None, 0, None
+        (entry, table_budget), k, estimate, bin_ = same, 0, None, None
+        why = (
+            f"at N={table_budget} {entry['strategy']} was best in the table for every difficulty measured on "
+            f"at least {MIN_BIN_PROBLEMS} problems: no samples spent on estimating the difficulty"
+        )
     else:
         k = max(1, cfg.n // 4)
         probe = dataclasses.replace(ctx, config=dataclasses.replace(cfg, n=k, strategy="best_of_n"))
@@ -98,25 +102,19 @@ def auto(ctx):
         estimate, agreeing = estimate_pass1([n.answer for n in ctx.candidates()][:k], k)
         bin_ = difficulty_bin(estimate)
         entry, table_budget = choose(table, bin_, cfg.n)
+        why = f"estimated Pass@1 {estimate:.2f} (at most {agreeing} of {k} samples agree): {bin_}; " + (
+            f"at N={table_budget} {entry['strategy']} was best in the table "
+            f"({100 * entry.get('accuracy', 0):.0f}% measured)"
+            if table_budget
+            else "no table entry for this difficulty: beam search, the rule for policies under 7B"
+        )
     named = entry["strategy"] if entry["strategy"] in STRATEGIES else FALLBACK["strategy"]
     strategy = get_strategy(named if STRATEGIES[named].choosable else FALLBACK["strategy"])
     remaining = cfg.n - k
     width = min(cfg.beam_width, remaining) if remaining else 1
     if strategy.width_divides:
         remaining -= remaining % width
-    if same is not None:
-        reason = (
-            f"at N={table_budget} {entry['strategy']} was best in the table for every difficulty measured on "
-            f"at least {MIN_BIN_PROBLEMS} problems: no samples spent on estimating the difficulty"
-        )
-    else:
-        reason = f"estimated Pass@1 {estimate:.2f} (at most {agreeing} of {k} samples agree): {bin_}; " + (
-            f"at N={table_budget} {entry['strategy']} was best in the table "
-            f"({100 * entry.get('accuracy', 0):.0f}% measured)"
-            if table_budget
-            else "no table entry for this difficulty: beam search, the rule for policies under 7B"
-        )
-    reason += f"; it runs with {'the whole' if same is not None else 'the remaining'} budget N={remaining}"
+    reason = f"{why}; it runs with {'the remaining' if k else 'the whole'} budget N={remaining}"
     ctx.tree.meta["auto"] = {
         "estimated_pass1": None if estimate is None else round(estimate, 3),
         "bin": bin_,
