@@ -33,6 +33,10 @@ def cli(*args, timeout=300):
         (["eval", "--data", "/no/such.jsonl"], "cannot read data file"),
         (["eval", "--data", "gsm8k_test_dev"], "shipped sets: easy, harder"),
         (["eval", "--data", "assets/problems/easy.jsonl", "--budgets", "4,x"], "comma-separated integers"),
+        (["eval", "--data", "assets/problems/easy.jsonl", "--parallel", "0"], "--parallel must be between 1 and 64"),
+        (["eval", "--data", "assets/problems/easy.jsonl", "--parallel", "9" * 20], "must be between 1 and 64"),
+        (["eval", "--data", "assets/problems/easy.jsonl", "--parallel", "9" * 8000], "invalid int value"),
+        (["eval", "--data", "assets/problems/easy.jsonl", "--parallel", "nan"], "invalid int value"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):
