@@ -2,7 +2,8 @@
 scripts/build_llama_server.sh) on the model's GGUF: the server is started on a free loopback
 port with the given slots and threads, eval runs against it through the server backend (its
 tokenizer named, so prompts and token counts are the model's), and the server is stopped.
-Rows name the model "GGUF @ 127.0.0.1:PORT"; label them in bench/heldout_report.py (FILE=LABEL).
+Rows name the model "NAME @ llama-server" (the registry's name of the model, else the GGUF's
+file name), whichever port the server got, so a stopped run resumes from its results file.
 
     python bench/served_eval.py --model gemma3-270m --slots 16 -- --data synthetic-s11 \
         --strategies greedy,majority --budgets 4,16 --template base_few_shot --out served.jsonl
@@ -13,8 +14,10 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import urllib.parse
 
 from tts_explorer.loopback import LlamaServer, usable_cores
+from tts_explorer.policy.embedded import WHEEL_MODELS
 from tts_explorer.policy.sources import gguf_file
 
 
@@ -31,8 +34,10 @@ def main() -> None:
 
 def served_eval(model: str, eval_args: list[str], slots: int = 16, threads: int | None = None) -> int:
     """eval's exit code, run with `model` served by llama-server."""
-    with LlamaServer(str(gguf_file(model)), slots=slots, threads=threads or usable_cores()) as server:
-        url = f"{server.url}?tokenizer={model}"
+    gguf = gguf_file(model)
+    name = WHEEL_MODELS[model].display if model in WHEEL_MODELS else gguf.name
+    with LlamaServer(str(gguf), slots=slots, threads=threads or usable_cores()) as server:
+        url = f"{server.url}?" + urllib.parse.urlencode({"tokenizer": model, "name": f"{name} @ llama-server"})
         return subprocess.run([sys.executable, "-m", "tts_explorer", "eval", "--models", url, *eval_args]).returncode
 
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tts_explorer.config import SearchConfig
+from tts_explorer.data import Problem
 from tts_explorer.errors import UserError
 from tts_explorer.events import Done, NodesAdded
 from tts_explorer.loopback import LlamaServer
@@ -15,6 +16,7 @@ from tts_explorer.policy import embedded
 from tts_explorer.policy.loading import load_policy
 from tts_explorer.policy.server import ServerPolicy
 from tts_explorer.processbench import Sample, score_samples
+from tts_explorer.scaling.grid import Grid, read_rows, run_grid
 from tts_explorer.scorers import ScorerEnv, make_scorer
 from tts_explorer.search import new_tree, run_to_end, search
 from tts_explorer.selection import apply_selection
@@ -86,6 +88,19 @@ def test_every_strategy_runs_through_the_server(policy, strategy):
     assert tree.meta["compute"]["generated_tokens"] > 0 and tree.meta["compute"]["policy_flops"] > 0
 
 
+def test_a_named_server_policy_resumes_its_results_on_another_port(server, tmp_path):
+    out = tmp_path / "served.jsonl"
+    grid = Grid(["greedy"], [1], ["-"], SearchConfig(max_steps=2, step_tokens=24, final_tokens=24, seed=0))
+    problems = [Problem(id="1", question=QUESTION, answer="8")]
+    url = "?tokenizer=embedded&name=SmolLM2+%40+llama-server"
+    first = run_grid(["a"], problems, grid, str(out), lambda m: ServerPolicy(server.url + url), progress=False)
+    assert [r["model"] for r in first] == ["SmolLM2 @ llama-server"]
+    with LlamaServer(str(embedded.embedded_gguf()), slots=1) as other:  # another port, the same name
+        assert other.url != server.url
+        again = run_grid(["a"], problems, grid, str(out), lambda m: ServerPolicy(other.url + url), progress=False)
+    assert again == first and len(read_rows(out)) == 1  # nothing made twice
+
+
 def test_the_chat_endpoint_when_no_tokenizer_is_on_disk(server):
     remote = ServerPolicy(server.url)
     assert remote.tokenizer is None
@@ -153,6 +168,8 @@ def test_a_server_that_dies_mid_search_is_one_clear_error(tmp_path):
         "params=inf",
         "params=-5",
         "params=<b>x</b>",
+        "name=two%0Alines",
+        "name=" + "x" * 201,
     ],
 )
 def test_bad_settings_in_the_server_url_are_one_clear_line(setting):

@@ -6,7 +6,9 @@ folder, a GGUF file or "embedded": the chat template is then applied here, byte 
 as the local engine does; without one, prompts go through the server's chat endpoint),
 `model=` (the served model's id, else the first the server lists), `params=` (parameter
 count, for FLOPs, where the server does not report it), `timeout=` (seconds per request),
-`max_n=` (the most choices one request asks for, default 16: llama-server refuses more).
+`max_n=` (the most choices one request asks for, default 16: llama-server refuses more),
+`name=` (the policy's name in trees and results files, default "MODEL @ HOST:PORT"; a
+stable name lets a results file resume whichever port the server listens on).
 
 generate: one /v1/completions request per distinct prompt asking for all its `n` samples
 (in requests of at most `max_n`); a server that returns fewer choices than asked
@@ -74,6 +76,17 @@ class _Calls:
                 conn.close()
 
 
+MAX_NAME_CHARS = 200
+
+
+def _name(text: str) -> str:
+    """A server URL's `name=`: one printable line of at most MAX_NAME_CHARS characters."""
+    name = text.strip()
+    if not name or len(name) > MAX_NAME_CHARS or not name.isprintable():
+        raise UserError(f"the server URL's name must be one printable line of 1 to {MAX_NAME_CHARS} characters")
+    return name
+
+
 class ServerPolicy:
     shares_searches = True  # the server's parallel slots batch the requests of several searches
 
@@ -86,6 +99,7 @@ class ServerPolicy:
         self.timeout = real_number(query.get("timeout", DEFAULT_TIMEOUT_S), "the server URL's timeout", 0.001, 86_400)
         self.max_n = whole_number(query.get("max_n", MAX_CHOICES), "the server URL's max_n", 1, 100_000)
         params = real_number(query["params"], "the server URL's params", 0, 1e15) if "params" in query else None
+        name = _name(query["name"]) if "name" in query else None
         self.meter = ComputeMeter()
         self._seed, self._requests = 0, 0
         self._seed_lock = threading.Lock()
@@ -98,7 +112,7 @@ class ServerPolicy:
             raise UserError(f"the server at {self.base} lists no model")
         meta = next((m.get("meta") or {} for m in models.get("data", []) if m.get("id") == self.model), {})
         self.n_params = int(params if params is not None else float(meta.get("n_params") or 0))
-        self.name = f"{self.model} @ {url.netloc}"
+        self.name = name or f"{self.model} @ {url.netloc}"
         self.tokenizer = _tokenizer(query.get("tokenizer")) if query.get("tokenizer") else None
 
     # --- HTTP -------------------------------------------------------------------------------
