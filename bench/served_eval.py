@@ -35,6 +35,8 @@ def main() -> None:
 def served_eval(model: str, eval_args: list[str], slots: int = 16, threads: int | None = None) -> int:
     """eval's exit code, run with `model` served by llama-server."""
     gguf = gguf_file(model)
+    if gguf is None:
+        raise SystemExit(f"not a registry model or a .gguf path: {model!r}")
     name = WHEEL_MODELS[model].display if model in WHEEL_MODELS else gguf.name
     with LlamaServer(str(gguf), slots=slots, threads=threads or usable_cores()) as server:
         url = f"{server.url}?" + urllib.parse.urlencode({"tokenizer": model, "name": f"{name} @ llama-server"})
