@@ -20,6 +20,7 @@ import warnings
 import torch
 
 from tts_explorer.policy.loading import load_policy
+from tts_explorer.policy.steppers import fused_matrices
 
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
 
@@ -37,16 +38,10 @@ def seconds(fn, x, reps: int = 30) -> float:
 
 def real_weights(model) -> dict[str, torch.Tensor]:
     """The weight of each kind of matrix the engine multiplies by (one block's, fused as the
-    engine fuses them: q/k/v, gate/up), and the output head's."""
-    block = model.model.layers[0]
-    attn, mlp = block.self_attn, block.mlp
-    return {
-        "qkv": torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]).detach(),
-        "o": attn.o_proj.weight.detach(),
-        "gate_up": torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]).detach(),
-        "down": mlp.down_proj.weight.detach(),
-        "lm_head": model.lm_head.weight.detach(),
-    }
+    engine fuses them), and the output head's."""
+    with torch.no_grad():
+        block = {name: weight for name, (weight, _) in fused_matrices(model.model.layers[0]).items()}
+    return block | {"lm_head": model.lm_head.weight.detach()}
 
 
 def captured_inputs(policy, rows: int) -> dict[str, torch.Tensor]:

@@ -86,6 +86,24 @@ class _Linear:
         return flat.view(*x.shape[:-1], self.out_features)
 
 
+def fused_matrices(layer) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+    """A Llama-family block's matrices as the lean step multiplies by them, (weight, bias) each:
+    q/k/v fused into "qkv", gate/up into "gate_up", then "o" and "down"."""
+    attn, mlp = layer.self_attn, layer.mlp
+    projections = (attn.q_proj, attn.k_proj, attn.v_proj)
+    qkv_bias = None
+    if any(p.bias is not None for p in projections):
+        zeros = [p.weight.new_zeros(p.weight.shape[0]) for p in projections]
+        qkv_bias = torch.cat([p.bias if p.bias is not None else zero for p, zero in zip(projections, zeros)])
+    gate_up_bias = None if mlp.gate_proj.bias is None else torch.cat([mlp.gate_proj.bias, mlp.up_proj.bias])
+    return {
+        "qkv": (torch.cat([p.weight for p in projections]), qkv_bias),
+        "o": (attn.o_proj.weight, attn.o_proj.bias),
+        "gate_up": (torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), gate_up_bias),
+        "down": (mlp.down_proj.weight, mlp.down_proj.bias),
+    }
+
+
 def _rotate_half(x):
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -103,28 +121,15 @@ class LlamaStep(ModelShape):
         self.blocks = []
         with torch.no_grad():
             for layer in inner.layers:
-                attn, mlp = layer.self_attn, layer.mlp
-                qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
-                qkv_bias = None
-                if any(p.bias is not None for p in (attn.q_proj, attn.k_proj, attn.v_proj)):
-                    qkv_bias = torch.cat(
-                        [
-                            p.bias if p.bias is not None else p.weight.new_zeros(p.weight.shape[0])
-                            for p in (attn.q_proj, attn.k_proj, attn.v_proj)
-                        ]
-                    )
-                gate_up_bias = None if mlp.gate_proj.bias is None else torch.cat([mlp.gate_proj.bias, mlp.up_proj.bias])
+                matrices = {name: _Linear(weight, bias) for name, (weight, bias) in fused_matrices(layer).items()}
                 self.blocks.append(
                     {
                         "norm_in": (layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon),
-                        "qkv": _Linear(qkv, qkv_bias),
-                        "o": _Linear(attn.o_proj.weight, attn.o_proj.bias),
                         "norm_post": (
                             layer.post_attention_layernorm.weight,
                             layer.post_attention_layernorm.variance_epsilon,
                         ),
-                        "gate_up": _Linear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), gate_up_bias),
-                        "down": _Linear(mlp.down_proj.weight, mlp.down_proj.bias),
+                        **matrices,
                     }
                 )
 

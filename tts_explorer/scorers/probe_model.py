@@ -176,6 +176,7 @@ class ProbeModel(torch.nn.Module):
     def __init__(self, backbone, head: ProbeHead, spec: ProbeSpec, name: str = "its backbone"):
         super().__init__()
         self.backbone, self.head, self.spec, self.name = backbone, head, spec, name
+        self.shape = ModelShape(backbone)  # of the kept paths' keys and values
         # a cache of past keys and values holds every layer's whole past: not for sliding-window layers
         self.resumable = not getattr(backbone.config, "sliding_window", None)
 
@@ -259,7 +260,7 @@ class ProbeModel(torch.nn.Module):
 
         if not widest:
             return DynamicCache()
-        shape = ModelShape(self.backbone)
+        shape = self.shape
         layers = []
         for layer in range(shape.layers):
             keys = torch.zeros(len(hits), shape.kv_heads, widest, shape.head_dim, dtype=shape.dtype)
