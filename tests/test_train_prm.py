@@ -130,8 +130,18 @@ def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, 
     assert len(config["calibration"]) == 2
     own = summary["evaluation"]["own_steps"]["sets"]
     assert all({"auc_gold", "reliability", "path_auc"} <= set(entry) for entry in own.values())
+    stages = [
+        "data",
+        "rollouts",
+        "features",
+        "fit",
+        "evaluation: ProcessBench F1",
+        "evaluation: the policy's own steps",
+    ]
+    assert list(summary["stage_minutes"]) == stages  # where a run's time goes, stage by stage
     card = (out / "README.md").read_text()
     assert "## Data and labels" in card and "## Held-out evaluation" in card and "train-prm" in card
+    assert "on a 2-core CPU: data " in card
     scorer = make_scorer("probe", ScorerEnv(), model=str(out))
     path = StepPath("Sam has 3 pens and buys 2 more. How many pens?", "", ("3 + 2 = 5 pens.", "The answer is 5."))
     scores = scorer.score_steps([path])[0]

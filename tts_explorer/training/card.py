@@ -42,6 +42,12 @@ def _reads(cfg: dict) -> str:
     )
 
 
+def _stages(summary: dict) -> str:
+    """ ": data 0.1, rollouts 30.2, ..." from the run's minutes per stage ("" for a card made before they were kept)."""
+    stages = summary.get("stage_minutes") or {}
+    return (": " + ", ".join(f"{stage} {minutes}" for stage, minutes in stages.items())) if stages else ""
+
+
 def model_card(summary: dict) -> str:
     cfg, data, fit = summary["config"], summary["data"], summary["fit"]
     evaluation = summary["evaluation"]
@@ -51,8 +57,9 @@ def model_card(summary: dict) -> str:
         "# Probe PRM on SmolLM2-135M-Instruct" if cfg["model"] == EMBEDDED else f"# Probe PRM on {summary['policy']}",
         "",
         f"A process reward model made by `tts-explorer train-prm` (seed {cfg['seed']}, {summary['minutes']} minutes "
-        "end to end on a 2-core CPU). Format `probe` (tts_explorer/scorers/probe_model.py): the text is the question, "
-        f"then each step followed by a blank line; a step's features are {_reads(cfg)} (scale {cal['scale']}, bias "
+        f"end to end on a 2-core CPU{_stages(summary)}). Format `probe` (tts_explorer/scorers/probe_model.py): "
+        "the text is the question, then each step followed by a blank line; "
+        f"a step's features are {_reads(cfg)} (scale {cal['scale']}, bias "
         f"{cal['bias']}, fitted on {cal['fitted_on_steps']} validation steps of the policy), so a score reads as the "
         f"probability that the step is right. The backbone is the policy itself ({summary['policy']}), frozen and "
         "shared with the search; this folder holds only the head.",

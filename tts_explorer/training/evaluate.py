@@ -253,16 +253,16 @@ def own_steps(policy, scorers, cfg: EvalConfig, work: Path, bar, sampling) -> di
     return result
 
 
-def evaluate(policy, checkpoint: str, cfg: EvalConfig, work: Path, bar, sampling) -> dict:
+def evaluate(policy, checkpoint: str, cfg: EvalConfig, work: Path, bar, sampling, lap=lambda stage: None) -> dict:
     """Everything above for the checkpoint; `sampling` (train-prm's config) says how the
-    policy's held-out steps are sampled."""
+    policy's held-out steps are sampled; `lap(stage)` is told as each part ends."""
     scorers = _scorers(policy, checkpoint, cfg)
-    return {
-        "config": asdict(cfg),
-        "template": sampling.template,
-        "processbench": processbench_f1(policy, scorers, cfg, bar, sampling.template),
-        "own_steps": own_steps(policy, scorers, cfg, work, bar, sampling),
-    }
+    out = {"config": asdict(cfg), "template": sampling.template}
+    out["processbench"] = processbench_f1(policy, scorers, cfg, bar, sampling.template)
+    lap("evaluation: ProcessBench F1")
+    out["own_steps"] = own_steps(policy, scorers, cfg, work, bar, sampling)
+    lap("evaluation: the policy's own steps")
+    return out
 
 
 def write_card(folder: Path, summary: dict) -> None:

@@ -162,6 +162,7 @@ def train(cfg: TrainConfig) -> dict:
     from .probe import calibrate, label_ablation, save, split_groups
 
     started = time.monotonic()
+    laps = _Laps()
     torch.manual_seed(cfg.seed)
     work = Path(cfg.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -170,7 +171,9 @@ def train(cfg: TrainConfig) -> dict:
     synthetic, gsm8k = problems(cfg)
     sequences = perturbed_sequences(cfg, synthetic, gsm8k)
     _log(f"problems: {len(synthetic)} synthetic, {len(gsm8k)} GSM8K; {len(sequences)} gold or perturbed chains")
+    laps("data")
     own, trees = policy_sequences(policy, cfg, synthetic, gsm8k, work)
+    laps("rollouts")
     sequences += own
     labelled = sum(1 for s in sequences for v in s.labels if v is not None)
     _log(f"sequences: {len(sequences)} with {labelled} labelled steps")
@@ -187,6 +190,7 @@ def train(cfg: TrainConfig) -> dict:
     )
     reader = make_scorer("probe", ScorerEnv(), model=str(placeholder))
     features = cached_features(reader, sequences, cfg, work)
+    laps("features")
     val_groups = split_groups(sequences, cfg.val_share, cfg.seed)
     val_rows = torch.tensor([sequences[i].group in val_groups for i in features.sequence.tolist()]).nonzero().squeeze(1)
     with _bar(len(set(cfg.ablation) | {cfg.labels}), "fit per label kind") as bar:
@@ -209,6 +213,7 @@ def train(cfg: TrainConfig) -> dict:
         f"validation AUC {report['val_auc']}; calibration (scale, bias) {calibration}; checkpoint in {out}"
     )
     probe = make_scorer("probe", ScorerEnv(policy=policy), model=str(out))
+    laps("fit")
     summary = {
         "config": asdict(cfg),
         "policy": policy.name,
@@ -218,10 +223,25 @@ def train(cfg: TrainConfig) -> dict:
         "ablation": ablation,
         "consistency": _same_scores(probe, head, calibration, sequences, features),
     }
-    summary["evaluation"] = evaluate(policy, str(out), EvalConfig(**cfg.evaluation), work, _bar, cfg)
+    summary["evaluation"] = evaluate(policy, str(out), EvalConfig(**cfg.evaluation), work, _bar, cfg, laps)
     summary["minutes"] = round((time.monotonic() - started) / 60, 1)
+    summary["stage_minutes"] = laps.minutes
     write_card(out, summary)
     return summary
+
+
+class _Laps:
+    """Minutes each stage of this run took (a resumed run counts only what it did again)."""
+
+    def __init__(self) -> None:
+        self.minutes: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def __call__(self, stage: str) -> None:
+        now = time.monotonic()
+        self.minutes[stage] = round((now - self._last) / 60, 1)
+        self._last = now
+        _log(f"{stage}: {self.minutes[stage]} min")
 
 
 def _backbone_ref(cfg: TrainConfig, folder: Path) -> str:
