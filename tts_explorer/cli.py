@@ -349,6 +349,7 @@ def cmd_train_prm(args) -> int:
         out=args.out,
         work=args.work,
         seed=args.seed,
+        parallel=args.parallel,
         layers=tuple(_ints(args.layers, "--layers")),
         hidden=args.hidden,
         labels=args.labels,
@@ -542,6 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--work", default=train_defaults.work, help="where the slow stages keep what they made")
     tp.add_argument("--seed", type=int, default=0)
     tp.add_argument(
+        "--parallel",
+        type=int,
+        default=train_defaults.parallel,
+        help="rollout trees sampled at once (they share the engine's decode loop)",
+    )
+    tp.add_argument(
         "--layers",
         default=",".join(map(str, train_defaults.layers)),
         help="hidden-state indices the probe reads (0 = embeddings)",
@@ -568,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--limit", type=int, default=2, help="problems")
     bench.add_argument("--strategies", default="best_of_n,beam,dvts")
     bench.add_argument("--budgets", default="4,16,64")
-    bench.add_argument("--beam-width", type=int, default=4)
+    bench.add_argument("--beam-width", type=int, default=SearchConfig.beam_width)
     bench.add_argument("--max-steps", type=int, default=6)
     bench.add_argument("--scorers", default="arithmetic,confidence,judge,mc-rollout")
     bench.add_argument("--model", default=EMBEDDED)

@@ -59,6 +59,7 @@ class TrainConfig:
     max_steps: int = 6
     step_tokens: int = 64
     final_tokens: int = 96
+    parallel: int = 4  # rollout trees sampled at once (bench/rollout_parallel.py)
     error_share: float = 0.6
     labels: str = "gold"  # what the policy's steps are trained on (labels.LABEL_KINDS)
     ablation: tuple[str, ...] = LABEL_KINDS  # label kinds compared in the model card
@@ -71,7 +72,7 @@ class TrainConfig:
     evaluation: dict = field(default_factory=dict)  # evaluate.EvalConfig fields; {} for the defaults
 
     def __post_init__(self) -> None:
-        for name in ("synthetic", "rollout_synthetic", "rollout_gsm8k", "n", "m", "max_steps", "hidden"):
+        for name in ("synthetic", "rollout_synthetic", "rollout_gsm8k", "n", "m", "max_steps", "hidden", "parallel"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise UserError(f"{name} must be a non-negative integer")
         if self.n < self.m or self.n % self.m:
