@@ -43,7 +43,7 @@ def _reads(cfg: dict) -> str:
 
 
 def _stages(summary: dict) -> str:
-    """ ": data 0.1, rollouts 30.2, ..." from the run's minutes per stage ("" for a card made before they were kept)."""
+    """The run's minutes per stage, as ": data 0.1, rollouts 30.2, ..." ("" in a card made before they were kept)."""
     stages = summary.get("stage_minutes") or {}
     return (": " + ", ".join(f"{stage} {minutes}" for stage, minutes in stages.items())) if stages else ""
 
@@ -178,7 +178,9 @@ def model_card(summary: dict) -> str:
         "## Reproduce",
         "",
         "```bash",
-        f"tts-explorer train-prm --out {cfg['out']} --work {cfg['work']}   # writes this folder; resumes from --work",
+        # a run before --parallel made its rollout trees one at a time
+        f"tts-explorer train-prm --out {cfg['out']} --work {cfg['work']} --parallel {cfg.get('parallel', 1)}"
+        "   # writes this folder; resumes from --work",
         "```",
         "",
     ]
