@@ -95,6 +95,22 @@ def test_build_samples_reports_the_kind_and_label():
 
 
 @pytest.mark.slow
+def test_rollout_trees_made_several_at_once_share_the_loop_and_are_written_in_order(tiny_policy, tmp_path):
+    from tts_explorer.training.pipeline import TrainConfig
+    from tts_explorer.training.rollouts import rollout_trees
+
+    items = [(f"p{i}", f"Sam has {i} pens and buys 2 more. How many pens?", str(i + 2)) for i in range(5)]
+    cfg = TrainConfig(model=str(tmp_path), template="default", parallel=3, max_steps=2, step_tokens=6, final_tokens=6)
+    path = tmp_path / "rollouts.jsonl"
+    shared = tiny_policy.batched_calls
+    trees = rollout_trees(tiny_policy, items, cfg, path, "rollouts", 4, 2, seed=0)
+    assert tiny_policy.batched_calls > shared  # turns of the decode loop that served several trees
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == [key for key, _, _ in items]
+    assert all(tree.candidates() and tree.question == q for tree, (_, q, _) in zip(trees, items))
+    again = rollout_trees(tiny_policy, items, cfg, path, "rollouts", 4, 2, seed=0)  # resumed: nothing made again
+    assert len(path.read_text().splitlines()) == 5 and [t.to_json() for t in again] == [t.to_json() for t in trees]
+
+
 def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, tmp_path):
     out, work = tmp_path / "probe", tmp_path / "work"
     done = subprocess.run(
