@@ -94,7 +94,6 @@ def test_build_samples_reports_the_kind_and_label():
     assert len(broken) > 50 and {s.kind for s in broken} == set(FAMILIES["semantic"])
 
 
-@pytest.mark.slow
 def test_rollout_trees_made_several_at_once_share_the_loop_and_are_written_in_order(tiny_policy, tmp_path):
     from tts_explorer.training.pipeline import TrainConfig
     from tts_explorer.training.rollouts import rollout_trees
@@ -111,6 +110,7 @@ def test_rollout_trees_made_several_at_once_share_the_loop_and_are_written_in_or
     assert len(path.read_text().splitlines()) == 5 and [t.to_json() for t in again] == [t.to_json() for t in trees]
 
 
+@pytest.mark.slow
 def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, tmp_path):
     out, work = tmp_path / "probe", tmp_path / "work"
     done = subprocess.run(
