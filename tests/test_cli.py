@@ -37,6 +37,10 @@ def cli(*args, timeout=300):
         (["eval", "--data", "assets/problems/easy.jsonl", "--parallel", "9" * 20], "must be between 1 and 64"),
         (["eval", "--data", "assets/problems/easy.jsonl", "--parallel", "9" * 8000], "invalid int value"),
         (["eval", "--data", "assets/problems/easy.jsonl", "--parallel", "nan"], "invalid int value"),
+        (["train-prm", "--parallel", "0"], "--parallel must be between 1 and 64"),
+        (["train-prm", "--parallel", "9" * 20], "must be between 1 and 64"),
+        (["train-prm", "--parallel", "9" * 8000], "invalid int value"),
+        (["train-prm", "--parallel", "nan"], "invalid int value"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

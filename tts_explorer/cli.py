@@ -30,7 +30,12 @@ from .strategies import STRATEGIES, get_strategy
 
 # the command line's choices from the registries; each flag's help from the settings' own field
 REGISTRIES = {"aggregation": AGGREGATIONS, "selection": SELECTIONS}
-MAX_PARALLEL = 64  # eval --parallel: problems searched at once
+MAX_PARALLEL = 64  # eval and train-prm --parallel: problems searched at once
+
+
+def _check_parallel(value: int) -> None:
+    if not 1 <= value <= MAX_PARALLEL:
+        raise UserError(f"--parallel must be between 1 and {MAX_PARALLEL}")
 
 
 def _search_args(parser: argparse.ArgumentParser) -> None:
@@ -147,8 +152,7 @@ def cmd_eval(args) -> int:
     )
     for strategy, n, _ in grid.cells():
         grid.config(strategy, n)  # every setting validated before anything is loaded
-    if not 1 <= args.parallel <= MAX_PARALLEL:
-        raise UserError(f"--parallel must be between 1 and {MAX_PARALLEL}")
+    _check_parallel(args.parallel)
     problems, skipped = [], []
     for data in (d.strip() for d in args.data.split(",") if d.strip()):
         found, bad = read_problems(data, args.limit)
@@ -344,6 +348,7 @@ def _compare(values: list[str]) -> tuple[tuple[str, str], ...]:
 def cmd_train_prm(args) -> int:
     from .training.pipeline import TrainConfig, train
 
+    _check_parallel(args.parallel)
     options = dict(
         model=args.model,
         out=args.out,
