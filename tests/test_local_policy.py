@@ -5,6 +5,7 @@ import torch
 
 from tts_explorer.errors import UserError
 from tts_explorer.policy.compute import ComputeMeter
+from tts_explorer.policy.kv import common_prefix_length
 from tts_explorer.policy.loading import load_policy
 from tts_explorer.policy.local import TransformersPolicy
 
@@ -134,6 +135,41 @@ def test_the_engine_reads_a_prompt_as_its_tokenizer_encodes_it(fixture, request)
     step_ids = text_ids[0, first : first + len("Tom has 8.")]  # one token per character
     expected_step = logprobs[first - 1 : first - 1 + len(step_ids)].gather(1, step_ids[:, None]).mean()
     assert steps[0] == pytest.approx(float(expected_step), abs=1e-4)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model_dir", "tiny_gemma_dir"])
+def test_step_logprobs_read_the_shared_few_shot_part_from_the_cache_and_equal_the_models_forward(fixture, request):
+    """Scoring given steps (the confidence scorer on a data set): the second problem's prompt
+    shares the first one's few-shot part, which is not fed again; every step's mean log-prob
+    still equals transformers' forward over the whole text (the lean Llama step and the
+    transformers step each)."""
+    policy = load_policy(str(request.getfixturevalue(fixture)), dtype="fp32")
+    shots = "Question: Ann has 2 pens and buys 3.\nAnswer: 2 + 3 = 5.\n\n" * 6
+    paths = [
+        (shots + "Question: Tom has 3 apples and buys 5 more.\nAnswer: ", ["Tom has 3 + 5 = 8.", "The answer is 8."]),
+        (shots + "Question: Kai has 9 cards and loses 4.\nAnswer: ", ["He has 9 - 4 = 6.", "The answer is 6."]),
+    ]
+    policy, meter = _fresh(policy), ComputeMeter()
+    fed = []
+    for prompt, steps in paths:
+        before = meter.prefill_tokens
+        got = policy.step_logprobs(prompt, steps, meter=meter)
+        fed.append(meter.prefill_tokens - before)
+        text = prompt + "".join(step + "\n\n" for step in steps)
+        ids, offsets = policy._prompt_encoding(text, offsets=True)
+        with torch.inference_mode():
+            logprobs = policy.model(torch.tensor([ids])).logits[0, :-1].float().log_softmax(-1)
+        start = len(prompt)
+        for step, value in zip(steps, got):
+            where = [i for i, (a, _) in enumerate(offsets) if start <= a < start + len(step)]
+            expected = logprobs[[i - 1 for i in where]].gather(1, torch.tensor(ids)[where, None]).mean()
+            assert value == pytest.approx(float(expected), abs=1e-4)
+            start += len(step) + 2
+    whole = len(policy._prompt_ids(paths[1][0] + "".join(s + "\n\n" for s in paths[1][1])))
+    shared = common_prefix_length(policy._prompt_ids(paths[0][0]), policy._prompt_ids(paths[1][0]))
+    assert shared > 100
+    assert fed[1] <= whole - shared + 1  # the few-shot part came from the cache
+    assert policy.step_logprobs(paths[0][0], []) == [] and policy.step_logprobs(paths[0][0], [""]) == [0.0]
 
 
 def test_a_new_prompt_reuses_the_leading_tokens_it_shares_with_a_kept_one(tiny_policy):

@@ -211,16 +211,21 @@ class TransformersPolicy:
                 self._roots.move_to_end(prompt)
                 return self._roots[prompt][0], None
         ids = self._prompt_ids(prompt, room)
+        return self._shared_state(ids, len(ids) - 1), ids  # at least one token stays pending
+
+    def _shared_state(self, ids: list[int], most: int) -> RowState:
+        """A state for `ids` holding the keys and values of the longest run of leading tokens (at
+        most `most`) it shares with a kept prompt, the rest of its tokens pending."""
         shared, source = 0, None
         if self.reuse_cache:
             for state, root_ids in self._roots.values():
                 common = common_prefix_length(ids, root_ids[: state.length])
                 if common > shared:
                     shared, source = common, state.cache
-        shared = min(shared, len(ids) - 1)  # at least one token stays pending
+        shared = min(shared, most)
         if source is None or shared < MIN_SHARED_TOKENS:
-            return empty_state(ids), ids
-        return RowState(source.head(shared), shared, tuple(ids[shared:]), tuple(ids)), ids
+            return empty_state(ids)
+        return RowState(source.head(shared), shared, tuple(ids[shared:]), tuple(ids))
 
     @_locked
     def warm(self, prompt: str) -> None:
@@ -512,21 +517,36 @@ class TransformersPolicy:
     def step_logprobs(
         self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None, role: str = "scorer"
     ) -> list[float]:
-        """Mean log-prob of each given step's tokens, each step following the earlier ones."""
+        """Mean log-prob of each given step's tokens, each step following the earlier ones. The
+        prompt is prefilled and kept as search prompts are (so the next path's prompt reads its
+        shared few-shot part from the cache); the step tokens are fed on top of it, in one
+        forward per PREFILL_CHUNK tokens, with the logits of every fed position."""
+        meter = meter or self.meter
         text, spans = prompt, []
         for step in steps:
             spans.append((len(text), len(text) + len(step)))
             text += step + "\n\n"
-        token_ids, offsets = self._prompt_encoding(text, offsets=True)  # read as the search reads it
-        ids = torch.tensor([token_ids])
-        logprobs = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
-        token_logprobs = logprobs.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1).tolist()
-        (meter or self.meter).add(role, self.flops_params, prefill=ids.shape[1])
-        out = []
-        for start, end in spans:
-            values = [token_logprobs[i - 1] for i, (a, b) in enumerate(offsets) if i > 0 and start <= a < end]
-            out.append(sum(values) / len(values) if values else 0.0)
-        return out
+        ids, offsets = self._prompt_encoding(text, offsets=True)  # read as the search reads it
+        counted = [[i for i, (a, _) in enumerate(offsets) if i > 0 and start <= a < end] for start, end in spans]
+        fed = [i for c in counted for i in c]
+        if not fed:
+            return [0.0] * len(steps)
+        self._prepare([prompt], meter, role)  # kept: the prompt's state, shared below
+        ids = ids[: fed[-1] + 1]  # nothing after the last step's last token is read
+        state = self._shared_state(ids, fed[0] - 1)  # the token before the first step's is fed
+        pending = list(state.pending)
+        batch = self.step.new_batch([state], spare=len(pending))
+        token_logprobs: list[float] = []
+        for start in range(0, len(pending), PREFILL_CHUNK):
+            chunk = pending[start : start + PREFILL_CHUNK]
+            at = state.next_pos + start
+            logits = self.step(torch.tensor([chunk]), torch.arange(at, at + len(chunk)).unsqueeze(0), batch, True)
+            targets = torch.tensor(ids[at + 1 : at + 1 + len(chunk)])
+            logprobs = torch.log_softmax(logits[0, : len(targets)], dim=-1)
+            token_logprobs += logprobs.gather(1, targets.unsqueeze(1)).squeeze(1).tolist()
+        meter.add(role, self.flops_params, prefill=len(pending))
+        offset = state.next_pos + 1  # token_logprobs[j] is that of token offset + j
+        return [sum(token_logprobs[i - offset] for i in c) / len(c) if c else 0.0 for c in counted]
 
     @_locked
     @torch.inference_mode()

@@ -1,5 +1,6 @@
 """One forward step of the model over a KVBatch: feed T tokens per row, return the logits
-of each row's last position, and leave the new keys/values in the batch.
+of each row's last position (or of every fed position, to score given text), and leave the
+new keys/values in the batch.
 
 LlamaStep is a lean forward for Llama-family decoders (Llama, SmolLM, Qwen2): the model's
 own weights, with q/k/v and gate/up each fused into one matrix multiply, and attention
@@ -198,13 +199,18 @@ class LlamaStep(ModelShape):
             out = sum(o * (lse - total).exp().unsqueeze(-1) for o, lse in parts)
         return out.to(q.dtype).reshape(rows, self.heads, tokens, dim)
 
-    def __call__(self, ids: torch.Tensor, positions: torch.Tensor, batch: KVBatch) -> torch.Tensor:
-        return self.forward([(ids, positions, batch)])[0]
+    def __call__(
+        self, ids: torch.Tensor, positions: torch.Tensor, batch: KVBatch, every_position: bool = False
+    ) -> torch.Tensor:
+        return self.forward([(ids, positions, batch)], every_position)[0]
 
     @torch.inference_mode()
-    def forward(self, parts: list[tuple[torch.Tensor, torch.Tensor, KVBatch]]) -> list[torch.Tensor]:
+    def forward(
+        self, parts: list[tuple[torch.Tensor, torch.Tensor, KVBatch]], every_position: bool = False
+    ) -> list[torch.Tensor]:
         """One step of several batches at once (the same T tokens per row in each): the matrix
-        products run on all their rows together, the attention on each batch's own cache."""
+        products run on all their rows together, the attention on each batch's own cache.
+        Logits [rows, vocab] of each row's last position, or [rows, T, vocab] with `every_position`."""
         tokens = parts[0][0].shape[1]
         ends = list(itertools.accumulate(ids.shape[0] for ids, _, _ in parts))
         spans = list(zip([0] + ends[:-1], ends))
@@ -234,7 +240,7 @@ class LlamaStep(ModelShape):
             x = x + block["o"](attn.transpose(1, 2).reshape(rows, tokens, q_size))
             gate, up = block["gate_up"](self._norm(x, block["norm_post"])).chunk(2, dim=-1)
             x = x + block["down"](F.silu(gate) * up)
-        logits = self.lm_head(self._norm(x[:, -1], self.final_norm)).float()
+        logits = self.lm_head(self._norm(x if every_position else x[:, -1], self.final_norm)).float()
         return [logits[start:end] for start, end in spans]
 
 
@@ -246,7 +252,9 @@ class HFStep(ModelShape):
         self.model = model
 
     @torch.inference_mode()
-    def __call__(self, ids: torch.Tensor, positions: torch.Tensor, batch: KVBatch) -> torch.Tensor:
+    def __call__(
+        self, ids: torch.Tensor, positions: torch.Tensor, batch: KVBatch, every_position: bool = False
+    ) -> torch.Tensor:
         from transformers import DynamicCache
 
         rows, tokens = ids.shape
@@ -274,13 +282,20 @@ class HFStep(ModelShape):
             dim=1,
         )
         out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=0 if every_position else 1,
         )
         batch.advance(tokens)
         for layer, cached in enumerate(cache.layers):
             batch.write(layer, cached.keys[:, :, -tokens:], cached.values[:, :, -tokens:])
-        return out.logits[:, -1].float()
+        return out.logits.float() if every_position else out.logits[:, -1].float()
 
-    def forward(self, parts: list[tuple[torch.Tensor, torch.Tensor, KVBatch]]) -> list[torch.Tensor]:
+    def forward(
+        self, parts: list[tuple[torch.Tensor, torch.Tensor, KVBatch]], every_position: bool = False
+    ) -> list[torch.Tensor]:
         """Several batches: one transformers forward each."""
-        return [self(ids, positions, batch) for ids, positions, batch in parts]
+        return [self(ids, positions, batch, every_position) for ids, positions, batch in parts]
