@@ -86,6 +86,21 @@ def test_platt_calibration_fixes_an_overconfident_head():
     assert fixed < 0.05 < raw
 
 
+def test_platt_calibration_stays_finite_where_the_head_separates_the_rows_perfectly():
+    """Platt's smoothed targets: on 20 separable rows the fitted scale stays finite, and no score
+    becomes exactly 0 or 1 (against plain 0/1 targets the scale would grow without bound)."""
+    head = ProbeHead(1)
+    head.net.weight.data.fill_(1.0)
+    head.net.bias.data.zero_()
+    x = torch.cat([torch.linspace(-3, -1, 10), torch.linspace(1, 3, 10)]).unsqueeze(1)
+    y = torch.cat([torch.zeros(10), torch.ones(10)])
+    scale, bias = calibrate(head, x, y)
+    scores = torch.sigmoid(scale * head.logits(x) + bias)  # each on its side, as sure as 10 rows allow
+    assert 0 < scale < 10 and abs(bias) < 1
+    assert 0.0 < float(scores.min()) and float(scores.max()) < 1.0
+    assert float(scores[:10].max()) < 0.25 and float(scores[10:].min()) > 0.75
+
+
 def test_a_probe_of_another_feature_version_is_refused(tmp_path):
     with pytest.raises(ValueError, match="train the probe again"):
         ProbeSpec.from_json({"layers": [1], "text_features": "calc-v0"})

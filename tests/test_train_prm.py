@@ -128,6 +128,8 @@ def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, 
             str(work),
             "--layers",
             "1,2",
+            "--parallel",
+            "1",  # one tree at a time: the same rollouts, hence the same head, however busy the machine
         ],
         capture_output=True,
         text=True,

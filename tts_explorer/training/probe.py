@@ -131,10 +131,16 @@ def fit(
 
 def calibrate(head: ProbeHead, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Platt scaling: (scale, bias) minimising the log loss of sigmoid(scale * logit + bias) on
-    held-out rows (the validation split); (1, 0) when they hold one class only."""
+    held-out rows (the validation split), against Platt's smoothed targets ((N+ + 1) / (N+ + 2)
+    for a right step, 1 / (N- + 2) for a wrong one), so that rows the head separates perfectly
+    give a finite scale, not one that grows until every score is exactly 0 or 1; (1, 0) when
+    they hold one class only."""
     labels = (y > 0.5).float()
     if len(labels) == 0 or labels.min() == labels.max():
         return 1.0, 0.0
+    right = float(labels.sum())
+    wrong = len(labels) - right
+    targets = torch.where(labels > 0, (right + 1) / (right + 2), 1 / (wrong + 2))
     with torch.no_grad():
         logits = head.logits(x)
     params = torch.tensor([1.0, 0.0], requires_grad=True)
@@ -143,7 +149,7 @@ def calibrate(head: ProbeHead, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
 
     def closure():
         optimizer.zero_grad()
-        loss = loss_fn(params[0] * logits + params[1], labels)
+        loss = loss_fn(params[0] * logits + params[1], targets)
         loss.backward()
         return loss
 
