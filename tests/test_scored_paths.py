@@ -96,3 +96,33 @@ def test_the_scorer_scores_a_growing_path_as_it_would_score_it_whole(tmp_path):
     grown = [growing.spans(StepPath(question, "", steps[:k])) for k in range(1, len(steps) + 1)]
     expected = len(grown[0].ids) + sum(len(b.ids) - a.cuts[-1] for a, b in zip(grown, grown[1:]))
     assert growing.env.meter.scorer_tokens == expected
+
+
+def test_train_prm_reads_a_questions_chains_one_per_batch_and_feeds_only_what_they_do_not_share(tmp_path):
+    """extract: the chains of a question asked several times (a rollout tree's leaves) go one per
+    batch, so each after the first extends the question and steps the scorer kept; the
+    features equal those of each chain read whole, and fewer tokens are fed."""
+    from tiny_prms import build_probe
+
+    from tts_explorer.training.labels import Sequence
+    from tts_explorer.training.probe import extract, reading_batches
+
+    folder = str(build_probe(tmp_path / "probe"))
+    question = "Tom has 3 apples and buys 5 more. He eats 2. How many are left?"
+    leaves = [
+        ["Tom has 3 + 5 = 8 apples.", "He eats 2, so 8 - 2 = 6.", "The answer is 6."],
+        ["Tom has 3 + 5 = 8 apples.", "He eats 2, so 8 - 2 = 5.", "The answer is 5."],
+        ["Tom has 3 + 5 = 9 apples.", "The answer is 7."],
+        ["He buys 5, so 3 + 5 = 8.", "8 - 2 = 6. The answer is 6."],
+    ]
+    sequences = [Sequence(question, steps, [1.0] * len(steps), [1] * len(steps), "rollouts", "q") for steps in leaves]
+    sequences.append(Sequence("Ann has 4 pens. She buys 2. How many?", ["4 + 2 = 6."], [1.0], [0], "perturbed", "a"))
+    batches = reading_batches(sequences, batch_size=2)
+    assert batches[0] == [4] and sorted(len(b) for b in batches[1:]) == [1, 1, 1, 1]  # one leaf per batch
+    shared = make_scorer("probe", ScorerEnv(), model=folder)
+    whole = make_scorer("probe", ScorerEnv(), model=folder, keep_paths_mb=0)
+    read, alone = extract(shared, sequences, batch_size=2), extract(whole, sequences, batch_size=2)
+    assert read.sequence.tolist() == alone.sequence.tolist() and read.step.tolist() == alone.step.tolist()
+    torch.testing.assert_close(read.x, alone.x, rtol=1e-4, atol=1e-5)
+    question = shared.spans(StepPath(question, "", tuple(leaves[0]))).starts[0]  # tokens before the first step
+    assert shared.env.meter.scorer_tokens <= whole.env.meter.scorer_tokens - 3 * question  # not fed for 3 leaves

@@ -40,23 +40,49 @@ class Features:
         return Features(self.x, torch.tensor(y, dtype=torch.float32), self.sequence, self.step)
 
 
+def _chars(sequence: Sequence) -> int:
+    return len(sequence.question) + sum(map(len, sequence.steps))
+
+
+def reading_batches(sequences: list[Sequence], batch_size: int = 16) -> list[list[int]]:
+    """The order the backbone reads the sequences in, as batches of indices. A question asked
+    once: shortest first, `batch_size` at a time. The chains of a question asked several times
+    (a rollout tree's leaves, with its perturbed gold chain): `batch_size` such questions at a
+    time, one chain of each per batch, so that every chain after a question's first extends
+    paths the scorer has kept (the question, and the steps it shares with a sibling) and only
+    the rest of it is fed."""
+    length = lambda i: _chars(sequences[i])  # noqa: E731
+    by_question: dict[str, list[int]] = {}
+    for i, sequence in enumerate(sequences):
+        by_question.setdefault(sequence.question, []).append(i)
+    once = sorted((m[0] for m in by_question.values() if len(m) == 1), key=length)
+    several = sorted((sorted(m, key=length) for m in by_question.values() if len(m) > 1), key=lambda m: length(m[0]))
+    batches = [once[k : k + batch_size] for k in range(0, len(once), batch_size)]
+    for w in range(0, len(several), batch_size):
+        window = several[w : w + batch_size]
+        batches += [[m[r] for m in window if r < len(m)] for r in range(max(map(len, window)))]
+    return batches
+
+
 def extract(scorer, sequences: list[Sequence], batch_size: int = 16, progress=None) -> Features:
     """Features of every labelled step, read through the probe scorer's own features (the same
-    text, positions and backbone code that score steps later)."""
-    xs, ys, owners, steps = [], [], [], []
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i].question) + sum(map(len, sequences[i].steps)))
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
+    text, positions and backbone code that score steps later), in reading_batches' order;
+    the rows come out shortest sequence first, whatever the reading order."""
+    read: dict[int, torch.Tensor] = {}
+    for chunk in reading_batches(sequences, batch_size):
         paths = [StepPath(sequences[i].question, "", tuple(sequences[i].steps)) for i in chunk]
         for i, features in zip(chunk, scorer.features(paths)):
-            for step, label in enumerate(sequences[i].labels):
-                if label is not None:
-                    xs.append(features[step].clone())  # a copy: a view would keep the whole path alive
-                    ys.append(label)
-                    owners.append(i)
-                    steps.append(step)
+            labelled = [k for k, label in enumerate(sequences[i].labels) if label is not None]
+            read[i] = features[labelled].clone()  # a copy: a view would keep the whole path alive
         if progress is not None:
             progress.update(len(chunk))
+    xs, ys, owners, steps = [], [], [], []
+    for i in sorted(range(len(sequences)), key=lambda i: _chars(sequences[i])):
+        labelled = [(k, label) for k, label in enumerate(sequences[i].labels) if label is not None]
+        xs += list(read[i])
+        ys += [label for _, label in labelled]
+        owners += [i] * len(labelled)
+        steps += [k for k, _ in labelled]
     if not xs:
         raise ValueError("no labelled steps to read features of")
     return Features(torch.stack(xs), torch.tensor(ys, dtype=torch.float32), torch.tensor(owners), torch.tensor(steps))
