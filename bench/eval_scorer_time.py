@@ -79,7 +79,7 @@ def main() -> None:
     )
     for label, (a, b) in (("now against before", (now, before)), ("before, sdpa against eager", (before, eager))):
         gaps = [abs(x - y) for xs, ys in zip(a, b) for x, y in zip(xs, ys)]
-        print(f"a step's mean log-prob, {label}: mean difference {sum(gaps) / len(gaps):.4f}, largest {max(gaps):.4f}")
+        print(f"a step's mean log-prob, {label}: mean difference {sum(gaps) / len(gaps):.1e}, largest {max(gaps):.1e}")
 
 
 if __name__ == "__main__":
