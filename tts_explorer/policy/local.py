@@ -21,7 +21,9 @@ Loading models lives in loading.py.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -527,7 +529,11 @@ class TransformersPolicy:
             spans.append((len(text), len(text) + len(step)))
             text += step + "\n\n"
         ids, offsets = self._prompt_encoding(text, offsets=True)  # read as the search reads it
-        counted = [[i for i, (a, _) in enumerate(offsets) if i > 0 and start <= a < end] for start, end in spans]
+        counted: list[list[int]] = [[] for _ in spans]  # each step's tokens, by where they start
+        for i, (a, _) in enumerate(offsets[1:], start=1):
+            k = bisect.bisect_right(spans, (a, math.inf)) - 1
+            if k >= 0 and a < spans[k][1]:
+                counted[k].append(i)
         fed = [i for c in counted for i in c]
         if not fed:
             return [0.0] * len(steps)

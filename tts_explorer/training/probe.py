@@ -73,7 +73,7 @@ def extract(scorer, sequences: list[Sequence], batch_size: int = 16, progress=No
         paths = [StepPath(sequences[i].question, "", tuple(sequences[i].steps)) for i in chunk]
         for i, features in zip(chunk, scorer.features(paths)):
             labelled = [k for k, label in enumerate(sequences[i].labels) if label is not None]
-            read[i] = features[labelled].clone()  # a copy: a view would keep the whole path alive
+            read[i] = features[labelled]  # indexing by a list copies: nothing keeps the whole path alive
         if progress is not None:
             progress.update(len(chunk))
     xs, ys, owners, steps = [], [], [], []
