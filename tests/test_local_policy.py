@@ -440,3 +440,23 @@ def test_stop_mid_call_keeps_the_rows_that_ended(newline_model_dir):
     tree, sizes = _streamed_search(policy, should_stop=lambda tree: len(tree) > 3)
     assert tree.meta["stopped"] and 4 <= len(tree) < 9
     assert not policy._runs and not policy._waiting
+
+
+def test_the_dtype_follows_the_cpu_whatever_gpu_there_is_and_a_bad_tts_dtype_is_one_line(monkeypatch):
+    import types
+
+    from tts_explorer.policy import loading
+    from tts_explorer.policy.loading import default_dtype
+
+    monkeypatch.delenv("TTS_DTYPE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the engine runs on the CPU all the same
+    for flags, dtype in (("flags: fpu avx2 fma", torch.float32), ("flags: avx2 avx512f avx512_bf16", torch.bfloat16)):
+        monkeypatch.setattr(loading, "Path", lambda _, f=flags: types.SimpleNamespace(read_text=lambda: f))
+        assert default_dtype() == dtype
+    monkeypatch.setenv("TTS_DTYPE", "fp32")
+    assert default_dtype() == torch.float32
+    for bad in ("int8", "x" * 10_000, "BF16 "):
+        monkeypatch.setenv("TTS_DTYPE", bad)
+        with pytest.raises(UserError, match="TTS_DTYPE must be one of bf16, fp32, fp16") as caught:
+            default_dtype()
+        assert "\n" not in str(caught.value) and len(str(caught.value)) < 120

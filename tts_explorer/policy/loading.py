@@ -34,12 +34,14 @@ log = logging.getLogger(__name__)
 
 
 def default_dtype() -> torch.dtype:
-    """bf16 where the CPU computes it natively (faster here), else fp32; $TTS_DTYPE overrides."""
+    """bf16 where the CPU computes it natively (faster here), else fp32; $TTS_DTYPE overrides.
+    The engine runs on the CPU whatever GPU the machine has, so only the CPU's flags count."""
     forced = os.environ.get("TTS_DTYPE")
     if forced:
-        return {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}[forced]
-    if torch.cuda.is_available():
-        return torch.bfloat16
+        dtypes = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
+        if forced not in dtypes:
+            raise UserError(f"TTS_DTYPE must be one of {', '.join(dtypes)}, not {forced[:40]!r}")
+        return dtypes[forced]
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
