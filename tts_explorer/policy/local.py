@@ -240,12 +240,20 @@ class TransformersPolicy:
             return state
         feed = list(state.pending[:-1])
         batch = self.step.new_batch([state], spare=len(feed))
-        for start in range(0, len(feed), PREFILL_CHUNK):
-            chunk = feed[start : start + PREFILL_CHUNK]
-            first = state.next_pos + start
-            self.step(torch.tensor([chunk]), torch.arange(first, first + len(chunk)).unsqueeze(0), batch)
+        for _ in self._feed(batch, feed, state.next_pos):
+            pass
         meter.add(role, self.flops_params, prefill=len(feed))
         return batch.extract(0, state.next_pos + len(feed), [state.pending[-1]], state.ids)
+
+    def _feed(self, batch, tokens: list[int], first: int, every_position: bool = False):
+        """Feed one row's `tokens` (positions from `first`) into `batch`, PREFILL_CHUNK at a time
+        (bounding the attention's memory on a long text); yields (position of the chunk's first
+        token, the step's logits) per chunk."""
+        for start in range(0, len(tokens), PREFILL_CHUNK):
+            chunk = tokens[start : start + PREFILL_CHUNK]
+            at = first + start
+            positions = torch.arange(at, at + len(chunk)).unsqueeze(0)
+            yield at, self.step(torch.tensor([chunk]), positions, batch, every_position)
 
     def _prepare(
         self, prompts: Sequence[str], meter: ComputeMeter, role: str, remember: bool = True, room: int = 0
@@ -521,8 +529,8 @@ class TransformersPolicy:
     ) -> list[float]:
         """Mean log-prob of each given step's tokens, each step following the earlier ones. The
         prompt is prefilled and kept as search prompts are (so the next path's prompt reads its
-        shared few-shot part from the cache); the step tokens are fed on top of it, in one
-        forward per PREFILL_CHUNK tokens, with the logits of every fed position."""
+        shared few-shot part from the cache); the step tokens are fed on top of it (_feed), with
+        the logits of every fed position."""
         meter = meter or self.meter
         text, spans = prompt, []
         for step in steps:
@@ -543,11 +551,8 @@ class TransformersPolicy:
         pending = list(state.pending)
         batch = self.step.new_batch([state], spare=len(pending))
         token_logprobs: list[float] = []
-        for start in range(0, len(pending), PREFILL_CHUNK):
-            chunk = pending[start : start + PREFILL_CHUNK]
-            at = state.next_pos + start
-            logits = self.step(torch.tensor([chunk]), torch.arange(at, at + len(chunk)).unsqueeze(0), batch, True)
-            targets = torch.tensor(ids[at + 1 : at + 1 + len(chunk)])
+        for at, logits in self._feed(batch, pending, state.next_pos, every_position=True):
+            targets = torch.tensor(ids[at + 1 : at + 1 + logits.shape[1]])
             logprobs = torch.log_softmax(logits[0, : len(targets)], dim=-1)
             token_logprobs += logprobs.gather(1, targets.unsqueeze(1)).squeeze(1).tolist()
         meter.add(role, self.flops_params, prefill=len(pending))
