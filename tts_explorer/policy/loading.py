@@ -33,15 +33,17 @@ from .sources import is_server
 log = logging.getLogger(__name__)
 
 
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}  # $TTS_DTYPE's and load_policy's names
+
+
 def default_dtype() -> torch.dtype:
     """bf16 where the CPU computes it natively (faster here), else fp32; $TTS_DTYPE overrides.
     The engine runs on the CPU whatever GPU the machine has, so only the CPU's flags count."""
     forced = os.environ.get("TTS_DTYPE")
     if forced:
-        dtypes = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
-        if forced not in dtypes:
-            raise UserError(f"TTS_DTYPE must be one of {', '.join(dtypes)}, not {forced[:40]!r}")
-        return dtypes[forced]
+        if forced not in DTYPES:
+            raise UserError(f"TTS_DTYPE must be one of {', '.join(DTYPES)}, not {forced[:40]!r}")
+        return DTYPES[forced]
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -142,7 +144,7 @@ def _load_policy(source: str, dtype: str | None, reuse_cache: bool) -> Policy:
     if not backend.local:
         return backend.load(source, None)
     torch.set_num_threads(usable_cores())
-    torch_dtype = {"bf16": torch.bfloat16, "fp32": torch.float32, None: None}[dtype] or default_dtype()
+    torch_dtype = DTYPES[dtype] if dtype else default_dtype()
     try:
         model, tokenizer, name = backend.load(source, torch_dtype)
     except UserError:
