@@ -1,8 +1,9 @@
 """Where a visitor's first node waits when several searches start at once on the local engine.
 
-Runs the searches of bench/server_load.py (beam search N=8, M=2, 6 steps, `arithmetic`, one
-problem each) on threads in this process, no page, after one warm-up search, and prints: each
-search's wait for its first node (its first NodesAdded event), the decode loop's turns until
+Runs the searches of bench/server_load.py (its SEARCH: beam search N=8, M=2, 6 steps,
+`arithmetic`, one problem each) on threads in this process, no page, after one warm-up
+search, and prints: each search's wait for its first node (its first NodesAdded event), the
+decode loop's turns until
 the last first node (when, how long, rows in the loop, calls joining), how long each joining
 call's prefill took, and the share of the forward's time spent in the attention over the
 whole run. Then the same searches one at a time, for their first nodes alone.
@@ -17,7 +18,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tts_explorer.config import SearchConfig
+from server_load import SEARCH, search_config  # bench/ is the script's folder
+
 from tts_explorer.data import read_problems
 from tts_explorer.events import NodesAdded
 from tts_explorer.policy import local, steppers
@@ -25,9 +27,7 @@ from tts_explorer.policy.loading import load_policy
 from tts_explorer.search import new_tree, search
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = SearchConfig(
-    strategy="beam", n=8, beam_width=2, max_steps=6, temperature=0.8, aggregation="min", selection="prm_vote"
-)
+CONFIG = search_config(8)
 
 
 class Trace:
@@ -79,9 +79,9 @@ class Trace:
 
 
 def first_node(policy, problem, t0: float) -> float:
-    tree = new_tree(problem.question, CONFIG, "arithmetic", problem.answer, policy.name)
+    tree = new_tree(problem.question, CONFIG, SEARCH["scorer"], problem.answer, policy.name)
     first = None
-    for event in search(tree, policy, CONFIG, "arithmetic"):
+    for event in search(tree, policy, CONFIG, SEARCH["scorer"]):
         if first is None and isinstance(event, NodesAdded):
             first = time.perf_counter() - t0
     return first

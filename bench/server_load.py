@@ -57,15 +57,11 @@ def run(client: Client, problem, model: str, n: int) -> tuple[int, str]:
     return tree.meta["compute"]["generated_tokens"], tree.question, first
 
 
-def in_process(problems, n: int) -> None:
-    """The same searches on the local engine, one after another and then on threads at once."""
+def search_config(n: int):
+    """SEARCH as the engine's SearchConfig (for the searches run in this process)."""
     from tts_explorer.config import SearchConfig
-    from tts_explorer.policy.loading import load_policy
-    from tts_explorer.search import new_tree, run_to_end
 
-    policy = load_policy()
-
-    config = SearchConfig(
+    return SearchConfig(
         strategy=SEARCH["strategy"],
         n=n,
         beam_width=SEARCH["m"],
@@ -74,6 +70,15 @@ def in_process(problems, n: int) -> None:
         aggregation=SEARCH["aggregation"],
         selection=SEARCH["selection"],
     )
+
+
+def in_process(problems, n: int) -> None:
+    """The same searches on the local engine, one after another and then on threads at once."""
+    from tts_explorer.policy.loading import load_policy
+    from tts_explorer.search import new_tree, run_to_end
+
+    policy = load_policy()
+    config = search_config(n)
 
     def one(problem) -> int:
         tree = new_tree(problem.question, config, SEARCH["scorer"], problem.answer, policy.name)
