@@ -269,18 +269,25 @@ def _shape(tree):
 
 
 def _concurrently(policy, *runs):
-    """Run the searches on threads, their first calls held until all wait, so they share a batch."""
+    """Run the searches on threads, their first calls held (the engine thread kept busy) until
+    all wait, so they share a batch."""
     import threading
     import time
 
+    from tts_explorer.policy import engine_thread
+
     out = [None] * len(runs)
     threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, runs[i]())) for i in range(len(runs))]
-    with policy._lock:
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 60
-        while len(policy._waiting) < len(runs) and time.monotonic() < deadline:
-            time.sleep(0.01)
+    release = threading.Event()
+    holder = threading.Thread(target=engine_thread.run, args=(release.wait,))
+    holder.start()
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while len(policy._waiting) < len(runs) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    holder.join()
     for thread in threads:
         thread.join(timeout=120)
     return out

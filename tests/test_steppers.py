@@ -169,3 +169,70 @@ def test_chains_inlined_in_their_rows_read_the_same(kind):
     batch.keep(compacted(2, {0}))
     child = batch.extract(0, int(position[1]) + 1, [90])
     assert child.cache.parent is c.cache and child.cache.length == 4 and child.length == len(fed[1])
+
+
+def test_batches_stepped_together_read_their_own_caches():
+    """Several calls' batches in one forward (as the decode loop steps several searches):
+    prefixes of two lengths, two batches with groups of two widths, one inlined, one with
+    nothing cached; rows leave one batch between turns. Every row's logits match the
+    model's forward on its own text, and match each batch stepped alone."""
+    model = _tiny("llama")
+    policy = TransformersPolicy(model, build_tokenizer())
+    step, meter = policy.step, policy.meter
+
+    def prefilled(ids, parent=None):
+        if parent is None:
+            return policy._prefill(empty_state(ids), meter, "policy").as_root()
+        return policy._prefill(RowState(parent.cache, parent.next_pos, tuple(ids)), meter, "policy")
+
+    first = prefilled([5, 9, 14, 3, 7, 21, 8, 11])
+    b1, b2 = prefilled([11, 30, 31, 32], first), prefilled([11, 33], first)
+    second = prefilled([6, 2, 40, 41, 12])
+    c1, c2 = prefilled([12, 50, 51], second), prefilled([12, 52, 53, 54, 55], second)
+    # a row of `first` itself reads no group: its state is the prefix
+    grouped = step.new_batch([b1, b2, first], spare=4).select(torch.tensor([0, 1, 0, 2, 1]))
+    assert grouped.prefix is first.cache and grouped.groups_k is not None
+    shorter = step.new_batch([second], spare=4).select(torch.tensor([0, 0, 0]))
+    assert shorter.prefix is second.cache and shorter.groups_k is None
+    inlined = step.new_batch([c1, c2], spare=4, inline=True)
+    assert inlined.start > 0 and inlined.groups_k is None
+    regrouped = step.new_batch([c1, c2], spare=4).select(torch.tensor([1, 0, 1]))
+    assert regrouped.prefix is second.cache and regrouped.group_width != grouped.group_width
+    bare = step.new_batch([empty_state([3])], spare=4)
+    assert bare.prefix is None
+    head, other = [5, 9, 14, 3, 7, 21, 8, 11], [6, 2, 40, 41, 12]
+    text = {id(b1): head + [30, 31, 32], id(b2): head + [33], id(first): head, id(c1): other + [50, 51]}
+    text.update({id(c2): other + [52, 53, 54, 55], id(second): other})
+    texts = {
+        "shorter": [other] * 3,
+        "grouped": [text[id(s)] for s in (b1, b2, b1, first, b2)],
+        "inlined": [text[id(c1)], text[id(c2)]],
+        "regrouped": [text[id(c2)], text[id(c1)], text[id(c2)]],
+        "bare": [[3]],
+    }
+    positions = {name: [len(t) - 1 for t in fed] for name, fed in texts.items()}
+    batches = {"shorter": shorter, "grouped": grouped, "inlined": inlined, "regrouped": regrouped, "bare": bare}
+    for turn in range(3):
+        if turn == 2:  # two rows of the grouped batch end
+            keep = compacted(5, {0, 3})
+            grouped.keep(keep)
+            texts["grouped"] = [texts["grouped"][i] for i in keep]
+            positions["grouped"] = [positions["grouped"][i] for i in keep]
+        alone = {}
+        for name, batch in batches.items():  # the same step of each batch alone, on a copy
+            copy = batch.select(torch.arange(batch.rows))
+            ids = torch.tensor([[t[-1]] for t in texts[name]])
+            alone[name] = step(ids, torch.tensor([[p] for p in positions[name]]), copy)
+        outputs = step.forward(
+            [
+                (torch.tensor([[t[-1]] for t in texts[name]]), torch.tensor([[p] for p in positions[name]]), batch)
+                for name, batch in batches.items()
+            ]
+        )
+        for (name, fed), logits in zip(texts.items(), outputs):
+            assert torch.allclose(logits, alone[name], atol=1e-5), (turn, name)
+            for row, ids in enumerate(fed):
+                assert torch.allclose(logits[row], _reference_logits(model, ids), atol=1e-4), (turn, name, row)
+        for name, fed in texts.items():
+            texts[name] = [ids + [60 + turn + row] for row, ids in enumerate(fed)]
+            positions[name] = [p + 1 for p in positions[name]]

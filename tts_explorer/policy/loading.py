@@ -23,7 +23,7 @@ import torch
 
 from ..errors import UserError, first_line
 from ..loopback import usable_cores
-from . import embedded
+from . import embedded, engine_thread
 from .base import Policy
 from .embedded import EMBEDDED
 from .local import TransformersPolicy
@@ -143,6 +143,11 @@ def _load_policy(source: str, dtype: str | None, reuse_cache: bool) -> Policy:
     backend = next(b for b in BACKENDS if b.matches(source))
     if not backend.local:
         return backend.load(source, None)
+    return engine_thread.run(_load_local, backend, source, dtype, reuse_cache)
+
+
+def _load_local(backend: Backend, source: str, dtype: str | None, reuse_cache: bool) -> Policy:
+    """The model read into this process, on the engine thread (its parallel work stays there)."""
     torch.set_num_threads(usable_cores())
     torch_dtype = DTYPES[dtype] if dtype else default_dtype()
     try:

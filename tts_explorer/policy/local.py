@@ -13,8 +13,9 @@ branch is freed when the next call does not continue it) up to KEPT_STATES_MB, t
 dropped first; a dropped state is recomputed exactly from its text. The forward step
 itself is in steppers.py.
 Searches share the model (for_search gives each a view with its own random stream) and one
-decode loop (continuous batching): a call that arrives while others run joins the loop at
-the next token, its rows fed in the same forward as theirs, and leaves it when its last row
+decode loop (continuous batching), turned on the engine thread with every other use of the
+model (engine_thread.py): a call that arrives while others run joins the loop at the next
+token, its rows fed in the same forward as theirs, and leaves it when its last row
 finishes; each call keeps its own sampling settings, meter, Stop and kept states.
 Loading models lives in loading.py.
 """
@@ -22,7 +23,6 @@ Loading models lives in loading.py.
 from __future__ import annotations
 
 import bisect
-import functools
 import math
 import threading
 import time
@@ -35,6 +35,7 @@ import torch
 from ..errors import UserError
 from .base import MAX_CONTEXT_TOKENS, Completion, StopRequested
 from .compute import ComputeMeter, flops_params
+from .engine_thread import keep_turning, on_engine, on_engine_thread
 from .kv import RowState, common_prefix_length, compacted, empty_state, kept_bytes
 from .steppers import make_step
 
@@ -98,17 +99,6 @@ def _pending_inputs(states: list[RowState]) -> tuple[torch.Tensor, torch.Tensor]
     return torch.tensor([[s.pending[0]] for s in states]), torch.tensor([[s.next_pos] for s in states])
 
 
-def _locked(method):
-    """Run a method under the policy's lock."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return wrapper
-
-
 class TransformersPolicy:
     streams_rows = True  # generate(on_row=...) hands over each row as it ends
     shares_searches = True  # calls from several searches share one decode loop
@@ -130,10 +120,8 @@ class TransformersPolicy:
         self._states: dict[str, RowState] = {}  # prompt + completion of each search's last call -> state
         self._owners: dict[str, int] = {}  # kept state -> the search that made it (_Job.owner)
         self._callers: dict[int, float] = {}  # search -> when it last called
-        self._lock = threading.RLock()  # one batch at a time
         self._waiting: list[_Job] = []  # calls waiting to join the decode loop
-        self._turn = threading.Condition()  # guards _waiting and _looping; a finished call is notified
-        self._looping = False  # a thread is running the decode loop
+        self._turn = threading.Condition()  # guards _waiting; a finished call is notified
         self._runs: list[_Run] = []  # calls in the decode loop
         self.batched_calls = 0  # decode-loop turns that ran the rows of several searches at once
 
@@ -146,7 +134,7 @@ class TransformersPolicy:
                 ids.update(source)
         return ids
 
-    @_locked
+    @on_engine
     def forget(self) -> None:
         """Drop every kept KV state (the next call starts from the bare model)."""
         self._roots.clear()
@@ -229,7 +217,7 @@ class TransformersPolicy:
             return empty_state(ids)
         return RowState(source.head(shared), shared, tuple(ids[shared:]), tuple(ids))
 
-    @_locked
+    @on_engine
     def warm(self, prompt: str) -> None:
         """Prefill `prompt` and keep it, so later prompts that start like it begin from its state."""
         self._prepare([prompt], self.meter, "policy")
@@ -312,11 +300,11 @@ class TransformersPolicy:
         on_row: Callable[[int, Completion], None] | None = None,
     ) -> list[list[Completion]]:
         """n[i] completions of each prompt. Calls from several threads (several searches) share
-        one decode loop: a call joins it at the next token, whatever the others are doing, and
-        leaves it when its last row finishes; each keeps its own meter, Stop and random stream
-        (`generator`, else the policy's), so a seeded search draws the same alone or beside others.
-        `on_row(row, completion)` is called (on the loop's thread) as each row ends, rows counted
-        across the prompts in order."""
+        one decode loop, turned on the engine thread (engine_thread.py): a call joins it at the
+        next token, whatever the others are doing, and leaves it when its last row finishes; each
+        keeps its own meter, Stop and random stream (`generator`, else the policy's), so a seeded
+        search draws the same alone or beside others. `on_row(row, completion)` is called (on
+        the engine thread) as each row ends, rows counted across the prompts in order."""
         if len(prompts) != len(n):
             raise ValueError("prompts and n differ in length")
         job = _Job(
@@ -330,22 +318,23 @@ class TransformersPolicy:
         )
         with self._turn:
             self._waiting.append(job)
-            while not job.finished and self._looping:  # another call's thread runs the loop
-                self._turn.wait()
-            runs_loop = not job.finished
-            self._looping |= runs_loop
-        if runs_loop:  # this thread runs the loop for every call until its own is done
-            try:
-                with self._lock:
-                    while not job.finished:
-                        self._loop_step()
-            finally:
-                with self._turn:
-                    self._looping = False
-                    self._turn.notify_all()  # a call still running: its thread takes the loop over
+        if on_engine_thread():  # called by work already on the engine thread: turn the loop here
+            while not job.finished:
+                self._loop_step()
+        else:
+            keep_turning(self._loop_turn)
+            with self._turn:
+                while not job.finished:
+                    self._turn.wait()
         if job.error is not None:
             raise job.error
         return job.results
+
+    def _loop_turn(self) -> bool:
+        """One turn of the decode loop (on the engine thread); whether calls remain in it."""
+        self._loop_step()
+        with self._turn:
+            return bool(self._runs or self._waiting)
 
     def _loop_step(self) -> None:
         """One turn of the decode loop: admit the waiting calls, then sample one token in every
@@ -522,7 +511,7 @@ class TransformersPolicy:
                 return (text, kept) if decode(list(kept), skip_special_tokens=False) == text else (text, None)
         return text, None
 
-    @_locked
+    @on_engine
     @torch.inference_mode()
     def step_logprobs(
         self, prompt: str, steps: Sequence[str], meter: ComputeMeter | None = None, role: str = "scorer"
@@ -559,7 +548,7 @@ class TransformersPolicy:
         offset = state.next_pos + 1  # token_logprobs[j] is that of token offset + j
         return [sum(token_logprobs[i - offset] for i in c) / len(c) if c else 0.0 for c in counted]
 
-    @_locked
+    @on_engine
     @torch.inference_mode()
     def choice_probs(
         self, prompts: Sequence[str], choices: Sequence[str], meter: ComputeMeter | None = None, role: str = "scorer"

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .kv import KVBatch
+from .stacked import SharedPart, Stacks, attend_part
 
 LEAN_MODEL_TYPES = {"llama", "qwen2"}
 
@@ -54,12 +55,6 @@ class ModelShape:
 
     def new_batch(self, states, spare: int, inline: bool = False) -> KVBatch:
         return KVBatch.gather(states, self.layers, self.kv_heads, self.head_dim, self.dtype, spare, inline)
-
-
-def _attend_part(q, k, v, mask, scale):
-    """Attention output and log-sum-exp ([B, H, L, D], [B, H, L]) of q over k/v."""
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=mask, scale=scale)
-    return out.float(), lse.float()
 
 
 class _Linear:
@@ -119,6 +114,7 @@ class LlamaStep(ModelShape):
         self.final_norm = (inner.norm.weight, inner.norm.variance_epsilon)
         self.lm_head = _Linear(model.lm_head.weight)
         self.scale = self.head_dim**-0.5
+        self._stacks = Stacks(self.layers, self.kv_heads, self.head_dim, self.dtype)
         self.blocks = []
         with torch.no_grad():
             for layer in inner.layers:
@@ -139,59 +135,34 @@ class LlamaStep(ModelShape):
         weight, eps = weight_eps
         return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype) * weight
 
-    def _masks(self, batch: KVBatch, tokens: int):
-        """Additive masks (0: may attend) for the own part ([B, 1, groups*T, length], causal
+    def _own_mask(self, batch: KVBatch, tokens: int):
+        """Additive mask (0: may attend) for a batch's own part, [B, 1, groups*T, length]: causal
         among the T new tokens, an inlined chain's padding blocked; None when T is 1 and nothing
-        is inlined: a row sees all its own tokens) and the group
-        part ([U, 1, C*groups*T, G], its real positions; None without groups)."""
-        groups = self.heads // self.kv_heads
-        blocked = torch.finfo(self.dtype).min
-        own = None
-        if tokens > 1 or batch.start:
-            allowed = batch.own_valid().unsqueeze(1).expand(batch.rows, tokens, batch.length).clone()
-            allowed[:, :, batch.length - tokens :] &= torch.ones(tokens, tokens, dtype=torch.bool).tril()
-            allowed = allowed.repeat(1, groups, 1).unsqueeze(1)
-            own = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, blocked)
-        group = None
-        if batch.groups_k is not None:
-            units, members = batch.slots.shape
-            allowed = batch.group_mask[:, None, None, :].expand(units, 1, members * groups * tokens, -1)
-            group = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, blocked)
-        return own, group
+        is inlined (a row sees all its own tokens)."""
+        if tokens == 1 and not batch.start:
+            return None
+        allowed = batch.own_valid().unsqueeze(1).expand(batch.rows, tokens, batch.length).clone()
+        allowed[:, :, batch.length - tokens :] &= torch.ones(tokens, tokens, dtype=torch.bool).tril()
+        allowed = allowed.repeat(1, self.heads // self.kv_heads, 1).unsqueeze(1)
+        return torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, torch.finfo(self.dtype).min)
 
-    def _attention(self, q, layer: int, batch: KVBatch, masks):
-        """Each row's queries against the shared prefix (all rows at once), its group's chain
-        (the rows of a group at once) and its own tokens, merged by log-sum-exp."""
+    def _attention(self, q, layer: int, batches: list[KVBatch], own_masks, shared: list[SharedPart]):
+        """Each row's queries against its own tokens (one call per batch), and against the
+        shared parts (the prefixes, the groups) of every batch at once, merged by log-sum-exp."""
         rows, _, tokens, dim = q.shape
-        groups = self.heads // self.kv_heads
-        width = groups * tokens
+        width = (self.heads // self.kv_heads) * tokens
         q = q.reshape(rows, self.kv_heads, width, dim)
-        own_mask, group_mask = masks
-        end = batch.length
-        parts = [_attend_part(q, batch.keys[layer][:, :, :end], batch.values[layer][:, :, :end], own_mask, self.scale)]
-        if batch.prefix is not None:
-            shared_q = q.transpose(0, 1).reshape(1, self.kv_heads, rows * width, dim)
-            p_out, p_lse = _attend_part(
-                shared_q,
-                batch.prefix.keys[layer].unsqueeze(0),
-                batch.prefix.values[layer].unsqueeze(0),
-                None,
-                self.scale,
+        at, own = 0, []
+        for batch, mask in zip(batches, own_masks):
+            end = batch.length
+            part_q, at = q[at : at + batch.rows], at + batch.rows
+            own.append(
+                attend_part(part_q, batch.keys[layer][:, :, :end], batch.values[layer][:, :, :end], mask, self.scale)
             )
-            p_out = p_out.reshape(self.kv_heads, rows, width, dim).transpose(0, 1)
-            p_lse = p_lse.reshape(self.kv_heads, rows, width).transpose(0, 1)
-            parts.append((p_out, p_lse))
-        if batch.groups_k is not None:
-            units, members = batch.slots.shape
-            group_q = q.index_select(0, batch.slots.reshape(-1)).reshape(units, members, self.kv_heads, width, dim)
-            group_q = group_q.transpose(1, 2).reshape(units, self.kv_heads, members * width, dim)
-            g_out, g_lse = _attend_part(group_q, batch.groups_k[layer], batch.groups_v[layer], group_mask, self.scale)
-            g_out = g_out.reshape(units, self.kv_heads, members, width, dim).transpose(1, 2)
-            g_out = g_out.reshape(units * members, self.kv_heads, width, dim).index_select(0, batch.slot_of)
-            g_lse = g_lse.reshape(units, self.kv_heads, members, width).transpose(1, 2)
-            g_lse = g_lse.reshape(units * members, self.kv_heads, width).index_select(0, batch.slot_of)
-            empty = ~batch.group_mask.any(dim=1)[batch.row_group]  # a row whose state is the prefix itself
-            parts.append((g_out, g_lse.masked_fill(empty[:, None, None], float("-inf"))))
+        parts = [own[0] if len(own) == 1 else tuple(torch.cat(t) for t in zip(*own))]
+        if shared:
+            flat = q.transpose(1, 2).reshape(rows * width, self.kv_heads, dim)
+            parts += [part.attend(flat, layer, self.scale) for part in shared]
         if len(parts) == 1:
             out = parts[0][0]
         else:
@@ -209,14 +180,20 @@ class LlamaStep(ModelShape):
         self, parts: list[tuple[torch.Tensor, torch.Tensor, KVBatch]], every_position: bool = False
     ) -> list[torch.Tensor]:
         """One step of several batches at once (the same T tokens per row in each): the matrix
-        products run on all their rows together, the attention on each batch's own cache.
+        products run on all their rows together, and so does the attention over their prefixes
+        and groups (stacked, see SharedPart); each batch's own tokens are read per batch.
         Logits [rows, vocab] of each row's last position, or [rows, T, vocab] with `every_position`."""
         tokens = parts[0][0].shape[1]
-        ends = list(itertools.accumulate(ids.shape[0] for ids, _, _ in parts))
+        batches = [batch for _, _, batch in parts]
+        ends = list(itertools.accumulate(batch.rows for batch in batches))
         spans = list(zip([0] + ends[:-1], ends))
-        for _, _, batch in parts:
+        for batch in batches:
             batch.advance(tokens)
-        masks = [self._masks(batch, tokens) for _, _, batch in parts]
+        own_masks = [self._own_mask(batch, tokens) for batch in batches]
+        width = (self.heads // self.kv_heads) * tokens
+        if len(batches) == 1:
+            self._stacks.forget()  # the batches stacked last have left the loop
+        shared = [p for p in (self._stacks.prefixes(batches, width), self._stacks.groups(batches, width)) if p]
         ids = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
         positions = parts[0][1] if len(parts) == 1 else torch.cat([p[1] for p in parts])
         rows = ids.shape[0]
@@ -232,11 +209,9 @@ class LlamaStep(ModelShape):
             v = v.view(rows, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
             q = q * cos + _rotate_half(q) * sin
             k = k * cos + _rotate_half(k) * sin
-            outs = []
-            for (start, end), (_, _, batch), mask in zip(spans, parts, masks):
+            for (start, end), batch in zip(spans, batches):
                 batch.write(index, k[start:end], v[start:end])
-                outs.append(self._attention(q[start:end], index, batch, mask))
-            attn = outs[0] if len(outs) == 1 else torch.cat(outs)
+            attn = self._attention(q, index, batches, own_masks, shared)
             x = x + block["o"](attn.transpose(1, 2).reshape(rows, tokens, q_size))
             gate, up = block["gate_up"](self._norm(x, block["norm_post"])).chunk(2, dim=-1)
             x = x + block["down"](F.silu(gate) * up)

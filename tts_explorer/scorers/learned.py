@@ -36,6 +36,7 @@ import torch
 
 from ..errors import UserError, first_line
 from ..policy.compute import flops_params
+from ..policy.engine_thread import on_engine
 from .base import Scorer, ScorerEnv, StepPath
 from .probe_model import SCORED_PATHS_MB, ProbeHead, ProbeModel, ProbeSpec, ScoredPaths, StepSpans
 
@@ -83,14 +84,18 @@ class LearnedPRM(Scorer):
         self.batch_size, self.device = batch_size, device
         key = (type(self), model, _stamp(model), dtype, trust_remote_code, device)
         if key not in _LOADED:  # loaded once per process, shared read-only by every search
-            loaded, tokenizer = self._load(
+            _LOADED[key] = self._loaded(
                 model, {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype], trust_remote_code
             )
-            _LOADED[key] = (loaded.to(device).eval(), tokenizer)
         self.model, self.tokenizer = _LOADED[key]
         self.flops_params = flops_params(self.model)  # what its FLOPs count (policy/compute.py)
 
     # --- loading -------------------------------------------------------------------
+    @on_engine
+    def _loaded(self, source: str, dtype, trust_remote_code: bool):
+        model, tokenizer = self._load(source, dtype, trust_remote_code)
+        return model.to(self.device).eval(), tokenizer
+
     def _load(self, source: str, dtype, trust_remote_code: bool):
         from transformers import AutoTokenizer
 
@@ -160,6 +165,7 @@ class LearnedPRM(Scorer):
             longest = max(longest, length)
         return out + ([current] if current else [])
 
+    @on_engine
     @torch.inference_mode()
     def score_steps(self, paths: list[StepPath]) -> list[list[float]]:
         out: list[list[float]] = []
@@ -379,6 +385,7 @@ class ProbePRM(TrlPRM):
             cuts.append(max(min(reaching(cursor, end), end), starts[-1]))
         return StepSpans(ids, starts, ends, path.question, list(path.steps), cuts)
 
+    @on_engine
     @torch.inference_mode()
     def features(self, paths: list[StepPath]) -> list[torch.Tensor]:
         """Per path, [steps, width] features (what the head reads), in batches."""
@@ -392,6 +399,7 @@ class ProbePRM(TrlPRM):
             self.env.meter.add("scorer", self.flops_params, prefill=fed)
         return out
 
+    @on_engine
     @torch.inference_mode()
     def score_steps(self, paths: list[StepPath]) -> list[list[float]]:
         return [self.model.scores(f).tolist() if len(f) else [] for f in self.features(paths)]
