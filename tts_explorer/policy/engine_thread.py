@@ -6,15 +6,16 @@ starts parallel work gets workers of its own. libgomp lets idle workers spin, re
 next parallel part, only while it manages no more threads than there are cores; past that
 they sleep after about a hundred spins, and waking them costs tens of microseconds per
 operation. A decode turn is thousands of small operations, so once a second thread has run
-model code every turn pays it (measured on 2 cores: a turn of 8 calls, 64 rows, 117 ms on
-the one thread that ever ran torch against 183 ms on a second one; `python
-bench/engine_thread.py`). So the page's handlers, the CLI and the server hand model work to
-this thread (`run`), and a decode loop asks to be turned (`keep_turning`) between the other
-tasks, so a scorer's forward waits one turn, not the whole loop.
+model code every turn pays it (`python bench/engine_thread.py` measures it; README, *Many
+visitors at once on the local engine*). So the page's handlers, the CLI and the server hand
+model work to this thread (`run`), and a decode loop asks to be turned (`keep_turning`)
+between the other tasks, so a scorer's forward waits one turn, not the whole loop. At exit
+the task in progress ends before the thread stops.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import threading
 from collections import deque
@@ -28,6 +29,7 @@ _lock = threading.Condition()
 _tasks: deque[tuple[Callable, tuple, dict, Future]] = deque()
 _turning: dict[Callable[[], bool], int] = {}  # called between tasks until it returns False: times asked
 _thread: threading.Thread | None = None
+_closing = False
 
 
 def on_engine_thread() -> bool:
@@ -63,11 +65,25 @@ def _start() -> None:
         _thread.start()
 
 
+@atexit.register
+def _close() -> None:
+    """At exit, let the task or turn in progress end and stop the thread: a daemon thread
+    stopped in the middle of a torch operation aborts the process as it ends."""
+    global _closing
+    with _lock:
+        _closing = True
+        _lock.notify_all()
+    if _thread is not None:
+        _thread.join(timeout=60)
+
+
 def _serve() -> None:
     while True:
         with _lock:
-            while not _tasks and not _turning:
+            while not _tasks and not _turning and not _closing:
                 _lock.wait()
+            if _closing:  # what is left is never done: the process is ending
+                return
             task = _tasks.popleft() if _tasks else None
             turning = dict(_turning)
         if task is not None:

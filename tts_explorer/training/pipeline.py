@@ -156,6 +156,7 @@ def train(cfg: TrainConfig) -> dict:
     """Run every stage; returns the summary written into the model card."""
     import torch
 
+    from ..policy import engine_thread  # the fits run where the model does (its docstring says why)
     from ..policy.loading import load_policy
     from ..scorers import ScorerEnv, make_scorer
     from ..scorers.probe_model import ProbeHead
@@ -195,11 +196,11 @@ def train(cfg: TrainConfig) -> dict:
     val_groups = split_groups(sequences, cfg.val_share, cfg.seed)
     val_rows = torch.tensor([sequences[i].group in val_groups for i in features.sequence.tolist()]).nonzero().squeeze(1)
     with _bar(len(set(cfg.ablation) | {cfg.labels}), "fit per label kind") as bar:
-        heads, ablation = label_ablation(features, sequences, val_rows, cfg, progress=bar)
+        heads, ablation = engine_thread.run(label_ablation, features, sequences, val_rows, cfg, progress=bar)
     head, report = heads[cfg.labels]
     own_val = torch.tensor([sequences[int(features.sequence[r])].mc is not None for r in val_rows.tolist()])
     calibration_rows = val_rows[own_val]
-    calibration = calibrate(head, features.x[calibration_rows], features.y[calibration_rows])
+    calibration = engine_thread.run(calibrate, head, features.x[calibration_rows], features.y[calibration_rows])
     out = Path(cfg.out)
     save(
         head,

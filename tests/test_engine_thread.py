@@ -1,0 +1,47 @@
+"""The engine thread: model work handed to it runs there, its errors come back to the caller,
+and a process that ends while it is busy ends cleanly (it finishes the task in progress)."""
+
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from tts_explorer.policy import engine_thread
+
+
+def test_work_runs_on_the_engine_thread_and_its_errors_come_back():
+    seen = engine_thread.run(lambda: threading.current_thread().name)
+    assert seen == "tts-engine" and not engine_thread.on_engine_thread()
+    assert engine_thread.run(lambda: engine_thread.run(lambda: 7)) == 7  # a task asking again runs at once
+
+    def fails():
+        raise ValueError("bad input")
+
+    with pytest.raises(ValueError, match="bad input"):
+        engine_thread.run(fails)
+    assert engine_thread.run(lambda: 1 + 1) == 2  # the thread lives on
+
+
+EXIT_WHILE_BUSY = """
+import threading, time, torch
+from tts_explorer.policy import engine_thread
+
+def work():
+    x = torch.randn(256, 256)
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        x = torch.tanh(x @ x)
+
+started = threading.Event()
+threading.Thread(target=lambda: (started.set(), engine_thread.run(work)), daemon=True).start()
+started.wait()
+time.sleep(0.3)
+print("main exits")
+"""
+
+
+def test_a_process_ending_while_the_engine_thread_computes_exits_cleanly():
+    done = subprocess.run([sys.executable, "-c", EXIT_WHILE_BUSY], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "terminate called" not in done.stderr and "main exits" in done.stdout
