@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import UserError
+from . import engine_thread
 from .base import MAX_CONTEXT_TOKENS, Completion, StopRequested
 from .compute import ComputeMeter, flops_params
 from .engine_thread import keep_turning, on_engine, on_engine_thread
@@ -113,7 +114,7 @@ class TransformersPolicy:
         self.flops_params = flops_params(model)  # what FLOPs count (compute.py)
         self.has_chat_template = getattr(tokenizer, "chat_template", None) is not None
         self.bos = _bos_first(tokenizer)
-        self.step = make_step(model)
+        self.step = engine_thread.run(make_step, model)  # its weights are packed where they will be read
         self.eos_ids = self._eos_ids()
         self.generator = _generator(0)
         self._roots: OrderedDict[str, tuple[RowState, tuple[int, ...]]] = OrderedDict()  # prompt -> state, ids

@@ -14,6 +14,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from .base import Completion, StopRequested
 from .compute import ComputeMeter
+from .engine_thread import on_engine
 from .local import TransformersPolicy
 
 
@@ -35,6 +36,7 @@ class NaivePolicy(TransformersPolicy):
     def __init__(self, model, tokenizer, name: str = "naive"):
         super().__init__(model, tokenizer, name=name, reuse_cache=False)
 
+    @on_engine
     @torch.inference_mode()
     def generate(
         self,
