@@ -12,7 +12,8 @@ prepacked once for oneDNN where PyTorch has it (same results, 1.6-1.8x faster ma
 products here than F.linear, which repacks on every call). It computes what the
 transformers forward computes, with far fewer operations per token on a CPU.
 `forward` steps several batches (several searches' calls) at once: the matrix products
-run on all their rows together, the attention on each batch's cache.
+run on all their rows together, and the attention over the batches' prefixes and groups in
+one call per part (stacked.py); each batch's own tokens are read per batch.
 HFStep runs any other causal LM through its transformers forward (one per batch).
 """
 
@@ -154,11 +155,9 @@ class LlamaStep(ModelShape):
         q = q.reshape(rows, self.kv_heads, width, dim)
         at, own = 0, []
         for batch, mask in zip(batches, own_masks):
-            end = batch.length
-            part_q, at = q[at : at + batch.rows], at + batch.rows
-            own.append(
-                attend_part(part_q, batch.keys[layer][:, :, :end], batch.values[layer][:, :, :end], mask, self.scale)
-            )
+            keys, values = batch.keys[layer][:, :, : batch.length], batch.values[layer][:, :, : batch.length]
+            own.append(attend_part(q[at : at + batch.rows], keys, values, mask, self.scale))
+            at += batch.rows
         parts = [own[0] if len(own) == 1 else tuple(torch.cat(t) for t in zip(*own))]
         if shared:
             flat = q.transpose(1, 2).reshape(rows * width, self.kv_heads, dim)
