@@ -1,5 +1,6 @@
 """The engine thread: model work handed to it runs there, its errors come back to the caller,
-and a process that ends while it is busy ends cleanly (it finishes the task in progress)."""
+a decode loop that fails ends its calls with the error, and a process that ends while the
+thread is busy ends cleanly (it finishes the task in progress)."""
 
 import subprocess
 import sys
@@ -45,3 +46,28 @@ def test_a_process_ending_while_the_engine_thread_computes_exits_cleanly():
     done = subprocess.run([sys.executable, "-c", EXIT_WHILE_BUSY], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-500:]
     assert "terminate called" not in done.stderr and "main exits" in done.stdout
+
+
+def test_a_failing_loop_turn_fails_its_calls_instead_of_leaving_them_waiting(tiny_policy):
+    from tts_explorer.policy.local import TransformersPolicy
+
+    policy = TransformersPolicy(tiny_policy.model, tiny_policy.tokenizer)
+
+    def broken_turn():
+        raise RuntimeError("the loop broke")
+
+    policy._loop_step = broken_turn
+    outcome = {}
+
+    def call():
+        try:
+            policy.generate(["Ann has 2 cats."], [2], max_tokens=4, temperature=0.0)
+        except RuntimeError as exc:
+            outcome["error"] = str(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(timeout=60)
+    assert not caller.is_alive() and outcome == {"error": "the loop broke"}
+    del policy._loop_step  # the real loop again: the same policy serves the next call
+    assert len(policy.generate(["Ann has 2 cats."], [2], max_tokens=4, temperature=0.0)[0]) == 2

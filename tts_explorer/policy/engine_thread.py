@@ -43,6 +43,8 @@ def run(fn: Callable[..., T], *args, **kwargs) -> T:
         return fn(*args, **kwargs)
     future: Future = Future()
     with _lock:
+        if _closing:
+            raise RuntimeError("the process is ending: no more model work")
         _start()
         _tasks.append((fn, args, kwargs, future))
         _lock.notify_all()

@@ -332,8 +332,18 @@ class TransformersPolicy:
         return job.results
 
     def _loop_turn(self) -> bool:
-        """One turn of the decode loop (on the engine thread); whether calls remain in it."""
-        self._loop_step()
+        """One turn of the decode loop (on the engine thread); whether calls remain in it. A
+        failure outside any one call's work ends every call with it (none waits forever)."""
+        try:
+            self._loop_step()
+        except Exception as exc:
+            for run in list(self._runs):
+                self._finish(run, exc)
+            with self._turn:
+                waiting, self._waiting = self._waiting, []
+            for job in waiting:
+                job.error = exc
+                self._done(job)
         with self._turn:
             return bool(self._runs or self._waiting)
 
