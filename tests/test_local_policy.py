@@ -467,3 +467,22 @@ def test_the_dtype_follows_the_cpu_whatever_gpu_there_is_and_a_bad_tts_dtype_is_
         with pytest.raises(UserError, match="TTS_DTYPE must be one of bf16, fp32, fp16") as caught:
             default_dtype()
         assert "\n" not in str(caught.value) and len(str(caught.value)) < 120
+
+
+def test_calls_ending_together_leave_nothing_stacked(tiny_policy):
+    """Two calls stepped together to their last token: their prefixes were stacked for the
+    shared attention, and the copies go when the loop has no calls left."""
+    from tts_explorer.policy import engine_thread
+    from tts_explorer.policy.compute import ComputeMeter
+
+    policy = _fresh(tiny_policy)
+    call = dict(n=[2], max_tokens=5, temperature=0.0, stop=None)
+    out = _concurrently(
+        policy,
+        lambda: policy.generate(["Ann has 2 cats."], meter=ComputeMeter(), **call),
+        lambda: policy.generate(["Bo has 5 dogs and 3 birds."], meter=ComputeMeter(), **call),
+    )
+    assert [len(c[0]) for c in out] == [2, 2] and all(x.n_tokens == 5 for c in out for x in c[0])
+    assert policy.batched_calls >= 4
+    engine_thread.run(lambda: None)  # the turn in which the calls ended is over
+    assert not policy.step._stacks._kept

@@ -344,6 +344,8 @@ class TransformersPolicy:
             for job in waiting:
                 job.error = exc
                 self._done(job)
+        if not self._runs:
+            self.step.release()  # nothing the step kept for the calls that left is read again
         with self._turn:
             return bool(self._runs or self._waiting)
 

@@ -57,6 +57,9 @@ class ModelShape:
     def new_batch(self, states, spare: int, inline: bool = False) -> KVBatch:
         return KVBatch.gather(states, self.layers, self.kv_heads, self.head_dim, self.dtype, spare, inline)
 
+    def release(self) -> None:
+        """Drop what the step keeps between forwards (the decode loop has no calls left)."""
+
 
 class _Linear:
     """x @ W.T + b with W prepacked for oneDNN when possible."""
@@ -131,6 +134,9 @@ class LlamaStep(ModelShape):
                     }
                 )
 
+    def release(self) -> None:
+        self._stacks.forget()
+
     @staticmethod
     def _norm(x, weight_eps):
         weight, eps = weight_eps
@@ -191,7 +197,7 @@ class LlamaStep(ModelShape):
         own_masks = [self._own_mask(batch, tokens) for batch in batches]
         width = (self.heads // self.kv_heads) * tokens
         if len(batches) == 1:
-            self._stacks.forget()  # the batches stacked last have left the loop
+            self.release()  # the batches stacked last have left the loop
         shared = [p for p in (self._stacks.prefixes(batches, width), self._stacks.groups(batches, width)) if p]
         ids = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
         positions = parts[0][1] if len(parts) == 1 else torch.cat([p[1] for p in parts])
