@@ -2,13 +2,13 @@
 one attention call per layer reads them for the rows of every batch stepped together.
 
 A decode loop steps several calls' batches at once (several searches, several visitors): read
-batch by batch, the attention costs a few calls per batch and layer, and on a CPU their
-fixed cost outweighs their arithmetic. Here the batches' prefixes are stacked into one tensor
+batch by batch, the attention costs a few calls and a dozen small operations per batch and
+layer, whose fixed cost on a CPU outweighs their arithmetic. Here the batches' prefixes are stacked into one tensor
 (padded to the longest, the padding masked), and so are their groups (right-aligned, as each
 batch holds them); each unit of the stack (a prefix, a group) is read by its rows' queries at
 once, gathered by index from the rows' queries. The stacked copies are kept while the loop
-steps the same batches (their prefixes and groups never change), so a turn copies nothing.
-"""
+steps the same batches (their prefixes and groups never change), so a turn copies nothing,
+and dropped when it steps others, one batch alone, or none (`forget`)."""
 
 from __future__ import annotations
 
