@@ -194,3 +194,30 @@ def test_an_unreachable_or_silent_server_is_one_clear_error():
         assert time.monotonic() - started < 5
     finally:
         silent.close()
+
+
+def test_the_benchmark_serves_each_budget_with_one_slot_per_candidate():
+    """`bench --server llama-server` compares the engine at N with llama-server run with N
+    parallel slots (-np N), one server at a time."""
+    import json
+    import urllib.request
+
+    from tts_explorer.benchmark import ServedPerBudget
+
+    def slots(policy) -> int:
+        base = policy.base.removesuffix("/v1")
+        with urllib.request.urlopen(base + "/props", timeout=10) as reply:
+            return json.load(reply)["total_slots"]
+
+    served = ServedPerBudget(embedded.embedded_gguf())
+    try:
+        two = served.for_budget(2)
+        assert served.for_budget(2) is two and slots(two) == 2
+        first = served.running
+        four = served.for_budget(4)
+        assert slots(four) == 4 and first.process.poll() is not None  # the 2-slot server was stopped
+        path = four.generate([QUESTION], [4], max_tokens=8, temperature=0.7)
+        assert len(path[0]) == 4
+    finally:
+        served.close()
+    assert served.running is None

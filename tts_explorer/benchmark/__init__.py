@@ -40,18 +40,44 @@ def _llama_cpp(policy, gguf):
     return LlamaCppPolicy(gguf, engine_parts(policy)[1], policy.flops_params, usable_cores(), name="llama.cpp"), None
 
 
+class ServedPerBudget:
+    """llama.cpp's own llama-server on the engine's GGUF with as many parallel slots as the
+    budget's concurrent requests (`-np N` for N candidates, the comparison the engine issue
+    asks for) and 1,024 tokens of context per slot; one server at a time, started when the
+    budget changes."""
+
+    def __init__(self, gguf):
+        self.gguf, self.running, self.policies = gguf, None, {}
+
+    def for_budget(self, n: int):
+        from ..loopback import LlamaServer, usable_cores
+        from ..policy.server import ServerPolicy
+
+        if n not in self.policies:
+            self.close()
+            self.running = LlamaServer(str(self.gguf), slots=n, context=1024 * n, threads=usable_cores()).start()
+            self.policies = {n: ServerPolicy(self.running.url + "?tokenizer=" + str(self.gguf))}
+        return self.policies[n]
+
+    def close(self) -> None:
+        if self.running is not None:
+            self.running.stop()
+        self.running, self.policies = None, {}
+
+
 def _server(server: str, gguf, stack, print_fn):
-    """The server backend: a URL, or "llama-server": llama.cpp's own, started here on the same GGUF."""
+    """The server backend: a URL, or "llama-server": llama.cpp's own, started here on the same
+    GGUF with one slot per candidate of each budget (ServedPerBudget)."""
     from ..errors import UserError
-    from ..loopback import LlamaServer, usable_cores
     from ..policy.server import ServerPolicy
 
     if server == "llama-server":
         if gguf is None:
             raise UserError("--server llama-server needs a GGUF model")
-        running = stack.enter_context(LlamaServer(str(gguf), slots=16, threads=usable_cores()))
-        print_fn(f"server: llama.cpp's llama-server on {running.url}, 16 parallel slots, the same GGUF")
-        return ServerPolicy(running.url + "?tokenizer=" + str(gguf))
+        served = ServedPerBudget(gguf)
+        stack.callback(served.close)
+        print_fn("server: llama.cpp's llama-server, the same GGUF, N parallel slots for a budget of N (-np N)")
+        return served
     print_fn(f"server: {server}")
     return ServerPolicy(server)
 

@@ -84,7 +84,8 @@ def measure(
     max_steps: int,
     max_n: dict[str, int],
 ):
-    """Yield, per strategy and budget, one Row per backend (a backend runs budgets up to max_n[backend])."""
+    """Yield, per strategy and budget, one Row per backend (a backend runs budgets up to
+    max_n[backend]; one with `for_budget(n)` gives the policy for each budget)."""
     for strategy in strategies:
         for n in budgets:
             config = bench_config(strategy, n, beam_width, max_steps)
@@ -92,6 +93,8 @@ def measure(
             for backend, policy in backends.items():
                 if n > max_n.get(backend, n):
                     continue
+                if hasattr(policy, "for_budget"):  # a server started with one slot per candidate
+                    policy = policy.for_budget(n)
                 totals = [run_one(policy, tokenizer, p, config) for p in problems]
                 group.append(
                     Row(
