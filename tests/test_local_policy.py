@@ -294,16 +294,20 @@ def _concurrently(policy, *runs):
 
 
 def test_searches_on_threads_share_batches_and_each_draws_as_it_would_alone(newline_model_dir):
-    """Two seeded searches whose calls run as one batch: each tree is the tree it grows alone
-    (its own random stream, meter and kept states), and the batches held both searches' rows."""
+    """Four seeded searches of four strategies whose calls share the decode loop (each beside
+    three others): each tree is the tree it grows alone (its own random stream, meter and kept
+    states; the attention over the calls' stacked prefixes and groups reads each its own), and
+    the loop's turns held several searches' rows."""
     policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
-    alone = [_search(policy, "Ann has 2 cats.", "beam", 1), _search(policy, "Bo has 5 dogs.", "best_of_n", 2)]
+    runs = [
+        ("Ann has 2 cats.", "beam", 1),
+        ("Bo has 5 dogs.", "best_of_n", 2),
+        ("Cy has 4 hens and 2 cows.", "dvts", 3),
+        ("Di has 9 pens.", "majority", 4),
+    ]
+    alone = [_search(policy, *run) for run in runs]
     policy.forget()
-    together = _concurrently(
-        policy,
-        lambda: _search(policy, "Ann has 2 cats.", "beam", 1),
-        lambda: _search(policy, "Bo has 5 dogs.", "best_of_n", 2),
-    )
+    together = _concurrently(policy, *[lambda run=run: _search(policy, *run) for run in runs])
     assert policy.batched_calls >= 1
     for one, shared in zip(alone, together):
         assert _shape(shared) == _shape(one)
