@@ -321,7 +321,7 @@ class TransformersPolicy:
             self._waiting.append(job)
         if on_engine_thread():  # called by work already on the engine thread: turn the loop here
             while not job.finished:
-                self._loop_step()
+                self._loop_turn()
         else:
             keep_turning(self._loop_turn)
             with self._turn:
