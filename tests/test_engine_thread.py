@@ -71,3 +71,29 @@ def test_a_failing_loop_turn_fails_its_calls_instead_of_leaving_them_waiting(tin
     assert not caller.is_alive() and outcome == {"error": "the loop broke"}
     del policy._loop_step  # the real loop again: the same policy serves the next call
     assert len(policy.generate(["Ann has 2 cats."], [2], max_tokens=4, temperature=0.0)[0]) == 2
+
+
+def test_a_load_asked_on_the_engine_thread_never_waits_for_another_callers_load(tiny_model_dir, tmp_path):
+    """A probe's backbone is loaded by work on the engine thread; another caller loading a
+    model at the same time waits for the engine thread: neither may wait for the other."""
+    import shutil
+    import time
+
+    from tts_explorer.policy.loading import load_policy
+
+    other = tmp_path / "another-tiny-llama"
+    shutil.copytree(tiny_model_dir, other)
+    loads = {}
+
+    def on_engine():
+        threading.Thread(target=lambda: loads.setdefault("other", load_policy(str(other), dtype="fp32"))).start()
+        time.sleep(0.5)  # the other caller is inside load_policy, waiting for this thread
+        return load_policy(str(tiny_model_dir), dtype="fp32")
+
+    done = threading.Thread(target=lambda: loads.setdefault("engine", engine_thread.run(on_engine)), daemon=True)
+    done.start()
+    done.join(timeout=120)
+    deadline = time.monotonic() + 120
+    while "other" not in loads and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert set(loads) == {"engine", "other"} and loads["engine"] is not loads["other"]

@@ -128,26 +128,30 @@ BACKENDS = (
     Backend("hub", lambda s: True, _hub),
 )
 
-_LOADING = threading.Lock()
+_LOADING = threading.Lock()  # a server's policy: one made at a time
 
 
 def load_policy(source: str = EMBEDDED, dtype: str | None = None, reuse_cache: bool = True) -> Policy:
-    """A loaded policy, shared by every caller in the process (read-only use); callers on
-    other threads wait for a load in progress instead of starting a second one."""
-    with _LOADING:
-        return _load_policy(source, dtype, reuse_cache)
+    """A loaded policy, shared by every caller in the process (read-only use). A model read
+    into this process is read on the engine thread (one at a time there, so a load asked for
+    by work already on it, a probe's backbone, never waits for another caller); callers of a
+    server wait for a load in progress instead of starting a second one."""
+    backend = next(b for b in BACKENDS if b.matches(source))
+    if not backend.local:
+        with _LOADING:
+            return _served(source)
+    return engine_thread.run(_load_local, backend.name, source, dtype, reuse_cache)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_policy(source: str, dtype: str | None, reuse_cache: bool) -> Policy:
-    backend = next(b for b in BACKENDS if b.matches(source))
-    if not backend.local:
-        return backend.load(source, None)
-    return engine_thread.run(_load_local, backend, source, dtype, reuse_cache)
+def _served(source: str) -> Policy:
+    return next(b for b in BACKENDS if b.matches(source)).load(source, None)
 
 
-def _load_local(backend: Backend, source: str, dtype: str | None, reuse_cache: bool) -> Policy:
-    """The model read into this process, on the engine thread (its parallel work stays there)."""
+@functools.lru_cache(maxsize=4)
+def _load_local(backend_name: str, source: str, dtype: str | None, reuse_cache: bool) -> Policy:
+    """The model read into this process (on the engine thread: its parallel work stays there)."""
+    backend = next(b for b in BACKENDS if b.name == backend_name)
     torch.set_num_threads(usable_cores())
     torch_dtype = DTYPES[dtype] if dtype else default_dtype()
     try:
