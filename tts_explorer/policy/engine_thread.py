@@ -43,8 +43,7 @@ def run(fn: Callable[..., T], *args, **kwargs) -> T:
         return fn(*args, **kwargs)
     future: Future = Future()
     with _lock:
-        if _closing:
-            raise RuntimeError("the process is ending: no more model work")
+        _refuse_when_closing()
         _start()
         _tasks.append((fn, args, kwargs, future))
         _lock.notify_all()
@@ -55,9 +54,15 @@ def keep_turning(turn: Callable[[], bool]) -> None:
     """Call `turn()` on the engine thread, between tasks, until it returns False after the
     last time it was asked (so work queued before asking is always seen by a turn)."""
     with _lock:
+        _refuse_when_closing()
         _start()
         _turning[turn] = _turning.get(turn, 0) + 1
         _lock.notify_all()
+
+
+def _refuse_when_closing() -> None:
+    if _closing:
+        raise RuntimeError("the process is ending: no more model work")
 
 
 def _start() -> None:
