@@ -47,22 +47,22 @@ class ServedPerBudget:
     budget changes."""
 
     def __init__(self, gguf):
-        self.gguf, self.running, self.policies = gguf, None, {}
+        self.gguf, self.running, self.slots, self.policy = gguf, None, 0, None
 
     def for_budget(self, n: int):
         from ..loopback import LlamaServer, usable_cores
         from ..policy.server import ServerPolicy
 
-        if n not in self.policies:
+        if n != self.slots:
             self.close()
             self.running = LlamaServer(str(self.gguf), slots=n, context=1024 * n, threads=usable_cores()).start()
-            self.policies = {n: ServerPolicy(self.running.url + "?tokenizer=" + str(self.gguf))}
-        return self.policies[n]
+            self.slots, self.policy = n, ServerPolicy(self.running.url + "?tokenizer=" + str(self.gguf))
+        return self.policy
 
     def close(self) -> None:
         if self.running is not None:
             self.running.stop()
-        self.running, self.policies = None, {}
+        self.running, self.slots, self.policy = None, 0, None
 
 
 def _server(server: str, gguf, stack, print_fn):

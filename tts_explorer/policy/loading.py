@@ -139,19 +139,18 @@ def load_policy(source: str = EMBEDDED, dtype: str | None = None, reuse_cache: b
     backend = next(b for b in BACKENDS if b.matches(source))
     if not backend.local:
         with _LOADING:
-            return _served(source)
-    return engine_thread.run(_load_local, backend.name, source, dtype, reuse_cache)
+            return _served(backend, source)
+    return engine_thread.run(_load_local, backend, source, dtype, reuse_cache)
 
 
 @functools.lru_cache(maxsize=4)
-def _served(source: str) -> Policy:
-    return next(b for b in BACKENDS if b.matches(source)).load(source, None)
+def _served(backend: Backend, source: str) -> Policy:
+    return backend.load(source, None)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_local(backend_name: str, source: str, dtype: str | None, reuse_cache: bool) -> Policy:
+def _load_local(backend: Backend, source: str, dtype: str | None, reuse_cache: bool) -> Policy:
     """The model read into this process (on the engine thread: its parallel work stays there)."""
-    backend = next(b for b in BACKENDS if b.name == backend_name)
     torch.set_num_threads(usable_cores())
     torch_dtype = DTYPES[dtype] if dtype else default_dtype()
     try:

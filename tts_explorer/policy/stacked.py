@@ -95,9 +95,10 @@ class Stacks:
     def _zeros(self, units: int, length: int) -> torch.Tensor:
         return torch.zeros(self.layers, units, self.kv_heads, length, self.head_dim, dtype=self.dtype)
 
-    def prefixes(self, batches: list[KVBatch], width: int) -> SharedPart | None:
-        """Every row's queries against its batch's prefix: one unit per batch that has one."""
-        owners = [(at, b) for at, b in zip(_starts(batches), batches) if b.prefix is not None]
+    def prefixes(self, batches: list[KVBatch], starts: list[int], width: int) -> SharedPart | None:
+        """Every row's queries against its batch's prefix: one unit per batch that has one
+        (`starts`: each batch's first row among all their rows)."""
+        owners = [(at, b) for at, b in zip(starts, batches) if b.prefix is not None]
         if not owners:
             return None
         if len(batches) == 1:
@@ -132,9 +133,9 @@ class Stacks:
         gather, back = _spread(slots, slot_of, width)
         return SharedPart(keys, values, mask, gather, back, empty if empty.any() else None, width)
 
-    def groups(self, batches: list[KVBatch], width: int) -> SharedPart | None:
+    def groups(self, batches: list[KVBatch], starts: list[int], width: int) -> SharedPart | None:
         """Every row's queries against its group's chain below the prefix: one unit per group."""
-        owners = [(at, b) for at, b in zip(_starts(batches), batches) if b.groups_k is not None]
+        owners = [(at, b) for at, b in zip(starts, batches) if b.groups_k is not None]
         if not owners:
             return None
         if len(batches) == 1:
@@ -168,18 +169,9 @@ class Stacks:
                 unit += count
         members = slots.shape[1]
         reads = allowed.any(dim=1)[slot_of // members]  # a row whose state is the prefix itself reads nothing
-        for at, b in zip(_starts(batches), batches):
+        for at, b in zip(starts, batches):
             if b.groups_k is None:
                 reads[at : at + b.rows] = False
         gather, back = _spread(slots, slot_of, width)
         mask = _additive(allowed, members * width, self.dtype)
         return SharedPart(keys, values, mask, gather, back, None if reads.all() else ~reads, width)
-
-
-def _starts(batches: list[KVBatch]) -> list[int]:
-    """The first row of each batch among all batches' rows."""
-    starts, at = [], 0
-    for b in batches:
-        starts.append(at)
-        at += b.rows
-    return starts

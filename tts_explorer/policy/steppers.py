@@ -198,7 +198,10 @@ class LlamaStep(ModelShape):
         width = (self.heads // self.kv_heads) * tokens
         if len(batches) == 1:
             self.release()  # the batches stacked last have left the loop
-        shared = [p for p in (self._stacks.prefixes(batches, width), self._stacks.groups(batches, width)) if p]
+        starts = [start for start, _ in spans]
+        shared = [
+            p for p in (self._stacks.prefixes(batches, starts, width), self._stacks.groups(batches, starts, width)) if p
+        ]
         ids = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
         positions = parts[0][1] if len(parts) == 1 else torch.cat([p[1] for p in parts])
         rows = ids.shape[0]
