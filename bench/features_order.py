@@ -37,7 +37,7 @@ def main() -> None:
     sequences = perturbed_sequences(cfg, synthetic, gsm8k) + policy_sequences(policy, cfg, synthetic, gsm8k, work)[0]
     folder = work / "reader"
     head = ProbeHead(cfg.spec().width(policy.model.config.hidden_size))
-    save(head, folder, _backbone_ref(cfg, folder), cfg.spec(), 0, {})
+    save(head, folder, _backbone_ref(cfg, folder), cfg.spec(), {})
     leaves = sum(s.source.startswith("rollouts") for s in sequences)
     print(f"{len(sequences)} sequences, {leaves} of them rollout leaves")
 

@@ -90,7 +90,7 @@ def main() -> None:
     ]
     hidden_size = policy.model.config.hidden_size
     folder = work / "probe-choice-reader"
-    save(ProbeHead(hidden_size * len(LAYERS)), folder, "embedded", list(LAYERS), 0, {})
+    save(ProbeHead(hidden_size * len(LAYERS)), folder, "embedded", list(LAYERS), {})
     reader = make_scorer("probe", ScorerEnv(), model=str(folder))
     train = extract(reader.model, reader, sequences)
     test = extract(reader.model, reader, held)

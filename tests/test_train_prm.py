@@ -111,6 +111,27 @@ def test_rollout_trees_made_several_at_once_share_the_loop_and_are_written_in_or
 
 
 @pytest.mark.slow
+def test_an_ensemble_is_one_head_giving_the_mean_of_its_heads_logits():
+    import torch
+
+    from tts_explorer.scorers.probe_model import ProbeHead
+    from tts_explorer.training.probe import ensemble
+
+    torch.manual_seed(0)
+    heads = [ProbeHead(6, 4) for _ in range(3)]
+    for head in heads:
+        head.mean.copy_(torch.arange(6.0))
+        head.std.fill_(2.0)
+    x = torch.randn(5, 6)
+    combined = ensemble(heads)
+    assert combined.net[0].out_features == 12
+    expected = torch.stack([h.logits(x) for h in heads]).mean(0)
+    assert torch.allclose(combined.logits(x), expected, atol=1e-6)
+    heads[1].std.fill_(3.0)  # heads that standardise differently cannot be merged this way
+    with pytest.raises(ValueError):
+        ensemble(heads)
+
+
 def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, tmp_path):
     out, work = tmp_path / "probe", tmp_path / "work"
     done = subprocess.run(
@@ -146,6 +167,11 @@ def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, 
     config = json.loads((out / "probe.json").read_text())
     assert config["pool"] == ["last", "mean"] and config["token_stats"] and config["text_features"]
     assert len(config["calibration"]) == 2
+    ensemble = summary["fit"]["ensemble"]  # --quick averages two heads, each reported beside their average
+    assert ensemble["seeds"] == [0, 1] and len(ensemble["heads"]) == 2
+    assert config["hidden"] == 2 * summary["config"]["hidden"]
+    assert summary["fit"]["val_auc"] == ensemble["val_auc"]
+    assert "seeds 0, 1, their logits averaged" in (out / "README.md").read_text()
     own = summary["evaluation"]["own_steps"]["sets"]
     assert all({"auc_gold", "reliability", "path_auc"} <= set(entry) for entry in own.values())
     stages = [

@@ -320,6 +320,7 @@ QUICK_TRAINING = dict(
     step_tokens=16,
     final_tokens=16,
     val_share=0.25,
+    ensemble=2,
 )
 QUICK_EVALUATION = dict(
     synthetic=12,
@@ -357,6 +358,7 @@ def cmd_train_prm(args) -> int:
         parallel=args.parallel,
         layers=tuple(_ints(args.layers, "--layers")),
         hidden=args.hidden,
+        ensemble=args.ensemble,
         labels=args.labels,
         template=args.template,
     )
@@ -559,6 +561,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="hidden-state indices the probe reads (0 = embeddings)",
     )
     tp.add_argument("--hidden", type=int, default=train_defaults.hidden, help="hidden units of the head (0: linear)")
+    tp.add_argument(
+        "--ensemble",
+        type=int,
+        default=train_defaults.ensemble,
+        help="heads fitted with successive seeds and averaged into one (1: a single head)",
+    )
     tp.add_argument(
         "--labels",
         default=train_defaults.labels,

@@ -12,8 +12,9 @@ run resumes where it was):
 4. features: what the probe reads of each step (probe_model.py), through its own scorer;
 5. the label ablation: a head fitted per label kind on the policy's steps (labels.LABEL_KINDS),
    compared on validation problems against gold-aligned labels;
-6. fit with the configured kind, Platt calibration on the validation problems, the
-   checkpoint, then the held-out evaluation (evaluate.py) and the model card.
+6. fit with the configured kind: the ablation's head and `ensemble - 1` more with the next
+   seeds, averaged into one head (probe.ensemble); Platt calibration on the validation
+   problems, the checkpoint, then the held-out evaluation (evaluate.py) and the model card.
 None of the training data comes from the held-out sets (evaluate.py) or assets/problems.
 """
 
@@ -68,6 +69,7 @@ class TrainConfig:
     token_stats: bool = True
     text_features: bool = True
     hidden: int = 256
+    ensemble: int = 5  # heads fitted with seeds seed, seed+1, ... and averaged (README: their spread)
     val_share: float = 0.15
     evaluation: dict = field(default_factory=dict)  # evaluate.EvalConfig fields; {} for the defaults
 
@@ -75,6 +77,8 @@ class TrainConfig:
         for name in ("synthetic", "rollout_synthetic", "rollout_gsm8k", "n", "m", "max_steps", "hidden", "parallel"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise UserError(f"{name} must be a non-negative integer")
+        if not isinstance(self.ensemble, int) or self.ensemble < 1 or (self.ensemble > 1 and self.hidden == 0):
+            raise UserError("ensemble must be a positive integer, 1 for a linear head (hidden 0)")
         if self.n < self.m or self.n % self.m:
             raise UserError(f"N={self.n} must be a multiple of M={self.m}")
         for kind in (self.labels, *self.ablation):
@@ -161,7 +165,7 @@ def train(cfg: TrainConfig) -> dict:
     from ..scorers import ScorerEnv, make_scorer
     from ..scorers.probe_model import ProbeHead
     from .evaluate import EvalConfig, evaluate, write_card
-    from .probe import calibrate, label_ablation, save, split_groups
+    from .probe import calibrate, fit_ensemble, label_ablation, save, split_groups
 
     started = time.monotonic()
     laps = _Laps()
@@ -187,7 +191,6 @@ def train(cfg: TrainConfig) -> dict:
         placeholder,
         _backbone_ref(cfg, placeholder),
         cfg.spec(),
-        0,
         {},
     )
     reader = make_scorer("probe", ScorerEnv(), model=str(placeholder))
@@ -198,6 +201,12 @@ def train(cfg: TrainConfig) -> dict:
     with _bar(len(set(cfg.ablation) | {cfg.labels}), "fit per label kind") as bar:
         heads, ablation = engine_thread.run(label_ablation, features, sequences, val_rows, cfg, progress=bar)
     head, report = heads[cfg.labels]
+    if cfg.ensemble > 1:
+        with _bar(cfg.ensemble - 1, "fit the ensemble's other heads") as bar:
+            head, report["ensemble"] = engine_thread.run(
+                fit_ensemble, head, features, sequences, val_rows, cfg, progress=bar
+            )
+        report = {**report, "val_auc": report["ensemble"]["val_auc"]}
     own_val = torch.tensor([sequences[int(features.sequence[r])].mc is not None for r in val_rows.tolist()])
     calibration_rows = val_rows[own_val]
     calibration = engine_thread.run(calibrate, head, features.x[calibration_rows], features.y[calibration_rows])
@@ -207,7 +216,6 @@ def train(cfg: TrainConfig) -> dict:
         out,
         _backbone_ref(cfg, out),
         cfg.spec(calibration),
-        cfg.hidden,
         {"trained_by": "tts-explorer train-prm", "seed": cfg.seed, "labels": cfg.labels},
     )
     _log(

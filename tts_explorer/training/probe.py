@@ -155,6 +155,29 @@ def fit(
     return head, report
 
 
+def ensemble(heads: list[ProbeHead]) -> ProbeHead:
+    """Heads fitted on the same rows with different seeds as one head whose logit is the mean of
+    theirs: their hidden units side by side, the output layer's weights divided by their number.
+    Exact for Linear-GELU-Linear heads that standardise alike (the same training rows)."""
+    if len(heads) == 1:
+        return heads[0]
+    first = heads[0]
+    if any(not torch.equal(h.mean, first.mean) or not torch.equal(h.std, first.std) for h in heads):
+        raise ValueError("an ensemble's heads must standardise their features alike")
+    if isinstance(first.net, torch.nn.Linear):
+        raise ValueError("an ensemble needs heads with a hidden layer")
+    hidden = sum(h.net[0].out_features for h in heads)
+    combined = ProbeHead(first.mean.shape[0], hidden)
+    with torch.no_grad():
+        combined.mean.copy_(first.mean)
+        combined.std.copy_(first.std)
+        combined.net[0].weight.copy_(torch.cat([h.net[0].weight for h in heads]))
+        combined.net[0].bias.copy_(torch.cat([h.net[0].bias for h in heads]))
+        combined.net[2].weight.copy_(torch.cat([h.net[2].weight for h in heads], dim=1) / len(heads))
+        combined.net[2].bias.copy_(torch.stack([h.net[2].bias for h in heads]).mean(0))
+    return combined.eval()
+
+
 def calibrate(head: ProbeHead, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Platt scaling: (scale, bias) minimising the log loss of sigmoid(scale * logit + bias) on
     held-out rows (the validation split), against Platt's smoothed targets ((N+ + 1) / (N+ + 2)
@@ -184,7 +207,7 @@ def calibrate(head: ProbeHead, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return scale, bias
 
 
-def save(head: ProbeHead, folder: Path, backbone: str, spec: ProbeSpec, hidden: int, extra: dict) -> None:
+def save(head: ProbeHead, folder: Path, backbone: str, spec: ProbeSpec, extra: dict) -> None:
     """The checkpoint in the probe format: probe.json and probe.safetensors."""
     from safetensors.torch import save_file
 
@@ -194,7 +217,7 @@ def save(head: ProbeHead, folder: Path, backbone: str, spec: ProbeSpec, hidden: 
         "backbone": backbone,
         **spec.to_json(),
         "features": int(head.mean.shape[0]),
-        "hidden": hidden,
+        "hidden": 0 if isinstance(head.net, torch.nn.Linear) else head.net[0].out_features,
         "input": "question, then each step followed by a blank line (the trl format); "
         "features per step as probe_model.py describes",
         **extra,
@@ -229,6 +252,30 @@ def validation_report(
     own = [(v, y) for v, y, s in zip(scores, labels, owners) if s.mc is not None]
     out["ece_own_raw"] = reliability([v for v, _ in own], [y for _, y in own])["ece"]
     return out
+
+
+def fit_ensemble(
+    first: ProbeHead, features: Features, sequences: list[Sequence], val_rows: torch.Tensor, cfg, progress=None
+):
+    """`first` (fitted with cfg.seed on cfg.labels) and cfg.ensemble - 1 heads fitted alike with
+    the next seeds, as one head (`ensemble`); with each head's validation report and the
+    ensemble's, since one seed's head can differ from another's by several points."""
+    labelled, gold = features.relabelled(sequences, cfg.labels), features.relabelled(sequences, "gold")
+    heads = [first]
+    for offset in range(1, cfg.ensemble):
+        heads.append(fit(labelled, val_rows, cfg.hidden, cfg.seed + offset)[0])
+        if progress is not None:
+            progress.update(1)
+    head = ensemble(heads)
+    with torch.no_grad():
+        scores = head(features.x[val_rows]).tolist()
+    reports = {
+        "heads": [validation_report(h, features, gold, sequences, val_rows) for h in heads],
+        "ensemble": validation_report(head, features, gold, sequences, val_rows),
+        "val_auc": roc_auc(scores, [v > 0.5 for v in labelled.y[val_rows].tolist()]),
+        "seeds": [cfg.seed + k for k in range(cfg.ensemble)],
+    }
+    return head, reports
 
 
 def label_ablation(features: Features, sequences: list[Sequence], val_rows: torch.Tensor, cfg, progress=None):
