@@ -26,20 +26,30 @@ def main() -> None:
     parser.add_argument("--model", default="gemma3-270m", help="a registry model or a .gguf path")
     parser.add_argument("--slots", type=int, default=16)
     parser.add_argument("--threads", type=int, default=usable_cores())
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="seconds a request may wait (the page's 120 s ended a run whose requests queued behind other jobs)",
+    )
     parser.add_argument("eval_args", nargs=argparse.REMAINDER, help="-- then the eval arguments (not --models)")
     args = parser.parse_args()
     rest = args.eval_args[1:] if args.eval_args[:1] == ["--"] else args.eval_args
-    sys.exit(served_eval(args.model, rest, args.slots, args.threads))
+    sys.exit(served_eval(args.model, rest, args.slots, args.threads, args.timeout))
 
 
-def served_eval(model: str, eval_args: list[str], slots: int = 16, threads: int | None = None) -> int:
+def served_eval(
+    model: str, eval_args: list[str], slots: int = 16, threads: int | None = None, timeout: float = 900.0
+) -> int:
     """eval's exit code, run with `model` served by llama-server."""
     gguf = gguf_file(model)
     if gguf is None:
         raise SystemExit(f"not a registry model or a .gguf path: {model!r}")
     name = WHEEL_MODELS[model].display if model in WHEEL_MODELS else gguf.name
     with LlamaServer(str(gguf), slots=slots, threads=threads or usable_cores()) as server:
-        url = f"{server.url}?" + urllib.parse.urlencode({"tokenizer": model, "name": f"{name} @ llama-server"})
+        url = f"{server.url}?" + urllib.parse.urlencode(
+            {"tokenizer": model, "name": f"{name} @ llama-server", "timeout": timeout}
+        )
         return subprocess.run([sys.executable, "-m", "tts_explorer", "eval", "--models", url, *eval_args]).returncode
 
 

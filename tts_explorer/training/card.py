@@ -35,6 +35,8 @@ def _reads(cfg: dict) -> str:
             "answer relates to what was computed, and the same for the steps before it)"
         )
     head = "a linear layer" if cfg["hidden"] == 0 else f"an MLP with {cfg['hidden']} hidden units"
+    if cfg.get("ensemble", 1) > 1:
+        head = f"{cfg['ensemble']} MLPs with {cfg['hidden']} hidden units each, their logits averaged"
     return (
         f"the backbone's hidden states of layers {layers} (0 = embeddings), {pools}"
         + "".join(f"; {e}" for e in extras)
@@ -196,9 +198,8 @@ def _ensemble_lines(ensemble: dict | None) -> list[str]:
     rows.append((f"**the {len(ensemble['heads'])} averaged (shipped)**", ensemble["ensemble"]))
     return [
         f"The head is {len(ensemble['heads'])} heads fitted alike with seeds {', '.join(map(str, ensemble['seeds']))}, "
-        "their logits averaged (one MLP with their hidden units side by side): one seed's head differs from "
-        "another's by several points, and the average is at least as good as their mean on every measure "
-        "(validation problems; the ensemble's validation AUC is the one above):",
+        "their logits averaged (one MLP with their hidden units side by side), each beside the average on the "
+        "validation problems (the ensemble's validation AUC is the one above):",
         "",
         "| head | AUC, own steps (synthetic) | AUC, own steps (GSM8K) | AUC, semantic-error chains | ECE (raw) |",
         "|---|---|---|---|---|",
