@@ -168,11 +168,12 @@ class LlamaStep(ModelShape):
         if shared:
             flat = q.transpose(1, 2).reshape(rows * width, self.kv_heads, dim)
             parts += [part.attend(flat, layer, self.scale) for part in shared]
-        if len(parts) == 1:
-            out = parts[0][0]
-        else:
-            total = torch.logsumexp(torch.stack([lse for _, lse in parts]), dim=0)
-            out = sum(o * (lse - total).exp().unsqueeze(-1) for o, lse in parts)
+        out, lse = parts[0]  # the own part: never empty (a row reads at least its own token)
+        for at, (o, part_lse) in enumerate(parts[1:], start=2):
+            # softmax over the union of the keys: each part's share is sigmoid of the log-sum-exp gap
+            out = torch.lerp(o, out, torch.sigmoid(lse - part_lse).unsqueeze(-1))
+            if at < len(parts):
+                lse = torch.logaddexp(lse, part_lse)
         return out.to(q.dtype).reshape(rows, self.heads, tokens, dim)
 
     def __call__(
