@@ -19,8 +19,8 @@ from ..settings import UPLOAD_LIMIT_BYTES
 from .tree_view import as_value, tree_view
 
 # held-out set B (README, "New strategies on set B"): every strategy at N = 1, 4, 16 with the current
-# defaults, the larger Gemma 3 270M's greedy as a reference line; the table `auto` reads
-# (assets/scaling/compute_optimal.json) is made from the same files by `plot --table`
+# defaults, the larger Gemma 3 270M's greedy and majority votes (N = 4, 16, 64) as reference lines;
+# the table `auto` reads (assets/scaling/compute_optimal.json) is made from the same files by `plot --table`
 SHIPPED = tuple(
     asset("scaling", "set-b", name)
     for name in (
@@ -29,6 +29,7 @@ SHIPPED = tuple(
         "smollm2-new-strategies-n16.jsonl",
         "smollm2-new-strategies-n4.jsonl",
         "gemma3-270m-greedy.jsonl",
+        "gemma3-270m-llama-server.jsonl",
     )
 )
 CELL_COLUMNS = [
