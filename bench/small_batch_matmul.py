@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import torch
 
@@ -61,22 +62,22 @@ def main() -> None:
         "milliseconds per forward's matrix products (the output head not included):"
     )
     print(f"{'rows':>5} {'bf16':>8} {'int4':>8} {'int8':>8} {'bf16/int4':>10}")
+
+    def run_bf16(inputs):
+        for packed, (_, inner) in zip(bf16, matrices):
+            torch.ops.mkldnn._linear_pointwise(inputs[inner], packed, None, "none", [], "")
+
+    def run_int4(inputs):
+        for (packed, scales_zeros), (_, inner) in zip(int4, matrices):
+            torch.ops.aten._weight_int4pack_mm_for_cpu(inputs[inner], packed, GROUP, scales_zeros)
+
+    def run_int8(inputs):
+        for (weight, scales), (_, inner) in zip(int8, matrices):
+            torch.ops.aten._weight_int8pack_mm(inputs[inner], weight, scales)
+
     for rows in (int(r) for r in args.rows.split(",")):
         inputs = {inner: torch.randn(rows, inner, dtype=torch.bfloat16) for _, inner in block}
-
-        def run_bf16():
-            for packed, (_, inner) in zip(bf16, matrices):
-                torch.ops.mkldnn._linear_pointwise(inputs[inner], packed, None, "none", [], "")
-
-        def run_int4():
-            for (packed, scales_zeros), (_, inner) in zip(int4, matrices):
-                torch.ops.aten._weight_int4pack_mm_for_cpu(inputs[inner], packed, GROUP, scales_zeros)
-
-        def run_int8():
-            for (weight, scales), (_, inner) in zip(int8, matrices):
-                torch.ops.aten._weight_int8pack_mm(inputs[inner], weight, scales)
-
-        a, b, c = median_ms(run_bf16), median_ms(run_int4), median_ms(run_int8)
+        a, b, c = (median_ms(partial(run, inputs)) for run in (run_bf16, run_int4, run_int8))
         print(f"{rows:>5} {a:>8.2f} {b:>8.2f} {c:>8.2f} {a / b:>9.2f}x", flush=True)
 
 
