@@ -172,6 +172,7 @@ def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, 
     assert config["hidden"] == 2 * summary["config"]["hidden"]
     assert summary["fit"]["val_auc"] == ensemble["val_auc"]
     assert "seeds 0, 1, their logits averaged" in (out / "README.md").read_text()
+    assert "--ensemble 2   # writes this folder" in (out / "README.md").read_text()  # the card's command reproduces it
     own = summary["evaluation"]["own_steps"]["sets"]
     assert all({"auc_gold", "reliability", "path_auc"} <= set(entry) for entry in own.values())
     stages = [

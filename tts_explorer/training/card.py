@@ -99,13 +99,10 @@ def model_card(summary: dict) -> str:
         "them, never trained on): ROC-AUC against gold-aligned labels on the policy's steps, ROC-AUC on perturbed "
         "chains with a semantic error, and the ECE of the raw (uncalibrated) scores on the policy's steps.",
         "",
-        "| labels | AUC, own steps (synthetic) | AUC, own steps (GSM8K) | AUC, semantic-error chains | ECE (raw) |",
-        "|---|---|---|---|---|",
-        *[
-            f"| {kind}{' (shipped)' if kind == cfg['labels'] else ''} | {_num(r['auc_own_synthetic'])} | "
-            f"{_num(r['auc_own_gsm8k'])} | {_num(r['auc_semantic_chains'])} | {_num(r['ece_own_raw'])} |"
-            for kind, r in summary["ablation"].items()
-        ],
+        *_validation_table(
+            "labels",
+            [(f"{kind}{' (shipped)' if kind == cfg['labels'] else ''}", r) for kind, r in summary["ablation"].items()],
+        ),
         "",
         "## Fit",
         "",
@@ -183,7 +180,8 @@ def model_card(summary: dict) -> str:
         "```bash",
         # a run before --parallel made its rollout trees one at a time
         f"tts-explorer train-prm --out {cfg['out']} --work {cfg['work']} --parallel {cfg.get('parallel', 1)}"
-        "   # writes this folder; resumes from --work",
+        + (f" --ensemble {cfg['ensemble']}" if cfg.get("ensemble", 1) > 1 else "")
+        + "   # writes this folder; resumes from --work",
         "```",
         "",
     ]
@@ -201,12 +199,19 @@ def _ensemble_lines(ensemble: dict | None) -> list[str]:
         "their logits averaged (one MLP with their hidden units side by side), each beside the average on the "
         "validation problems (the ensemble's validation AUC is the one above):",
         "",
-        "| head | AUC, own steps (synthetic) | AUC, own steps (GSM8K) | AUC, semantic-error chains | ECE (raw) |",
+        *_validation_table("head", rows),
+        "",
+    ]
+
+
+def _validation_table(first: str, rows: list[tuple[str, dict]]) -> list[str]:
+    """Heads' validation reports (training/probe.validation_report) as a table, one row per (name, report)."""
+    return [
+        f"| {first} | AUC, own steps (synthetic) | AUC, own steps (GSM8K) | AUC, semantic-error chains | ECE (raw) |",
         "|---|---|---|---|---|",
         *[
             f"| {name} | {_num(r['auc_own_synthetic'])} | {_num(r['auc_own_gsm8k'])} | "
             f"{_num(r['auc_semantic_chains'])} | {_num(r['ece_own_raw'])} |"
             for name, r in rows
         ],
-        "",
     ]
