@@ -20,18 +20,15 @@ from tts_explorer.loopback import LlamaServer, usable_cores
 from tts_explorer.policy.embedded import WHEEL_MODELS
 from tts_explorer.policy.sources import gguf_file
 
+TIMEOUT_S = 900.0  # a request's wait: the page's 120 s ended a run whose requests queued behind other jobs
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="gemma3-270m", help="a registry model or a .gguf path")
     parser.add_argument("--slots", type=int, default=16)
     parser.add_argument("--threads", type=int, default=usable_cores())
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=900.0,
-        help="seconds a request may wait (the page's 120 s ended a run whose requests queued behind other jobs)",
-    )
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds a request may wait")
     parser.add_argument("eval_args", nargs=argparse.REMAINDER, help="-- then the eval arguments (not --models)")
     args = parser.parse_args()
     rest = args.eval_args[1:] if args.eval_args[:1] == ["--"] else args.eval_args
@@ -39,7 +36,7 @@ def main() -> None:
 
 
 def served_eval(
-    model: str, eval_args: list[str], slots: int = 16, threads: int | None = None, timeout: float = 900.0
+    model: str, eval_args: list[str], slots: int = 16, threads: int | None = None, timeout: float = TIMEOUT_S
 ) -> int:
     """eval's exit code, run with `model` served by llama-server."""
     gguf = gguf_file(model)
