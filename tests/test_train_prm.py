@@ -132,6 +132,30 @@ def test_an_ensemble_is_one_head_giving_the_mean_of_its_heads_logits():
         ensemble(heads)
 
 
+@pytest.mark.parametrize("ensemble", [0, -1, 9, 10**9, 2.5, "5", None, float("nan")])
+def test_a_bad_ensemble_size_is_one_line_before_anything_runs(ensemble):
+    from tts_explorer.errors import UserError
+    from tts_explorer.training.pipeline import TrainConfig
+
+    with pytest.raises(UserError, match="ensemble must be an integer from 1 to 8"):
+        TrainConfig(ensemble=ensemble)
+    with pytest.raises(UserError, match="needs heads with hidden units"):
+        TrainConfig(ensemble=2, hidden=0)
+
+
+def test_the_command_line_refuses_a_bad_ensemble_size_in_one_short_line():
+    for value, first in (("9", "error: ensemble must be an integer from 1 to 8"), ("1" + "0" * 8000, None)):
+        done = subprocess.run(
+            [sys.executable, "-m", "tts_explorer", "train-prm", "--ensemble", value],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and len(lines[0]) <= 310
+        assert lines[0] == first if first else lines[0].startswith("error: argument --ensemble: invalid int value")
+
+
 def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, tmp_path):
     out, work = tmp_path / "probe", tmp_path / "work"
     done = subprocess.run(

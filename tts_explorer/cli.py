@@ -426,11 +426,17 @@ def cmd_app(args) -> int:
     return 0
 
 
+MAX_ERROR_CHARS = 300  # argparse quotes a bad value whole: an 8,000-digit --seed would fill the screen
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: `error: ...` and exit code 2, as every bad input here."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {message}\n")
+        line = " ".join(message.split())
+        if len(line) > MAX_ERROR_CHARS:
+            line = line[: MAX_ERROR_CHARS - 1] + "…"
+        self.exit(2, f"error: {line}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

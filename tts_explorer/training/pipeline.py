@@ -40,6 +40,7 @@ from .rollouts import log as _log
 from .rollouts import rollout_trees
 from .synth import generate
 
+MAX_ENSEMBLE = 8  # heads averaged at most: 8 x 3.6 MB of the probe's head, each fitted in about half a minute
 DEFAULT_OUT = "artifacts/train-prm/checkpoint"  # the shipped one: --out assets/prm/smollm2-135m-probe
 
 
@@ -77,8 +78,10 @@ class TrainConfig:
         for name in ("synthetic", "rollout_synthetic", "rollout_gsm8k", "n", "m", "max_steps", "hidden", "parallel"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise UserError(f"{name} must be a non-negative integer")
-        if not isinstance(self.ensemble, int) or self.ensemble < 1 or (self.ensemble > 1 and self.hidden == 0):
-            raise UserError("ensemble must be a positive integer, 1 for a linear head (hidden 0)")
+        if not isinstance(self.ensemble, int) or not 1 <= self.ensemble <= MAX_ENSEMBLE:
+            raise UserError(f"ensemble must be an integer from 1 to {MAX_ENSEMBLE}")
+        if self.ensemble > 1 and self.hidden == 0:
+            raise UserError("an ensemble needs heads with hidden units (--hidden > 0)")
         if self.n < self.m or self.n % self.m:
             raise UserError(f"N={self.n} must be a multiple of M={self.m}")
         for kind in (self.labels, *self.ablation):
