@@ -95,17 +95,11 @@ def deepconf_pool(paths: list[list], warmup: int, q: float) -> tuple[list, int, 
     return kept, generated, spared
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default="assets/problems/synthetic-s11.jsonl")
-    parser.add_argument("--limit", type=int, default=53)
-    parser.add_argument("--n", type=int, default=16)
-    parser.add_argument("--warmup", type=int, default=SearchConfig.warmup)
-    parser.add_argument("--quantile", type=float, default=SearchConfig.confidence_quantile)
-    parser.add_argument("--out", required=True, help="the chains' trees, one JSON line per problem (resumed)")
-    args = parser.parse_args()
-    problems, _ = read_problems(args.data, args.limit)
-    out = Path(args.out)
+def sampled_chains(data: str, limit: int, n: int, out: Path) -> tuple[list, dict[str, SearchTree]]:
+    """(problems, their trees of n independent chains by problem id), sampled with eval's set-B
+    settings (README, "Held-out set B"; eval's majority rows come from such chains) where `out`
+    does not hold them yet, and appended to it."""
+    problems, _ = read_problems(data, limit)
     trees = {}
     if out.exists():
         for line in out.read_text().splitlines():
@@ -116,8 +110,7 @@ def main() -> None:
         from tts_explorer.policy.loading import load_policy
 
         policy = load_policy()
-        # eval's set-B settings (README, "Held-out set B"); majority rows come from these chains
-        config = SearchConfig(strategy="majority", n=args.n, beam_width=4, max_steps=6, step_tokens=64, final_tokens=96)
+        config = SearchConfig(strategy="majority", n=n, beam_width=4, max_steps=6, step_tokens=64, final_tokens=96)
         with out.open("a") as sink:
             for index, problem in enumerate(missing):
                 tree = new_tree(problem.question, config, "-", problem.answer, policy.name)
@@ -127,6 +120,19 @@ def main() -> None:
                 sink.flush()
                 trees[problem.id] = tree
                 print(f"[{index + 1}/{len(missing)}] {problem.id}", file=sys.stderr, flush=True)
+    return problems, trees
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default="assets/problems/synthetic-s11.jsonl")
+    parser.add_argument("--limit", type=int, default=53)
+    parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=SearchConfig.warmup)
+    parser.add_argument("--quantile", type=float, default=SearchConfig.confidence_quantile)
+    parser.add_argument("--out", required=True, help="the chains' trees, one JSON line per problem (resumed)")
+    args = parser.parse_args()
+    problems, trees = sampled_chains(args.data, args.limit, args.n, Path(args.out))
     comparer = Comparer()
     hits: dict[str, list[bool]] = {}
     tokens: dict[str, list[int]] = {}

@@ -1,0 +1,133 @@
+"""Which way of choosing an answer from scored candidates is best? Chosen on one split, read on another.
+
+For each problem, N independent chains are sampled once with eval's set-B settings (the trees of
+`bench/confidence_votes.py`, shared with it and resumed), scored once by the default PRM, and the
+answer is then chosen from that one pool by every rule: majority vote, PRM-Max and PRM-Vote under
+each aggregation of a path's step scores, and votes weighted by a power of the path score (between
+PRM-Vote, power 1, and PRM-Max, the limit). Each rule's accuracy is printed for a development
+split and a test split side by side, with 95% intervals and the rule the development split picks,
+so a rule is chosen where it is not measured.
+
+    python bench/selection_choice.py \
+        --dev assets/problems/synthetic-s13.jsonl=assets/scaling/s13-chains.jsonl \
+        --test assets/problems/synthetic-s11.jsonl=assets/scaling/set-b/confidence-votes-chains.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from confidence_votes import chains, sampled_chains, vote
+
+from tts_explorer.answers import Comparer
+from tts_explorer.scaling.stats import wilson
+from tts_explorer.selection import AGGREGATIONS
+from tts_explorer.treefile import read_tree
+
+POWERS = (2, 4, 8, 16)
+
+
+def scored_trees(problems, trees, scorer: str, out: Path) -> dict:
+    """The trees scored by `scorer` (min aggregation; the step scores are what the rules read),
+    from `out` where it holds them, else scored here and appended to it."""
+    scored = {}
+    if out.exists():
+        for line in out.read_text().splitlines():
+            tree = read_tree(line)
+            scored[tree.meta["problem_id"]] = tree
+    missing = [p for p in problems if p.id not in scored]
+    if missing:
+        from tts_explorer.policy.loading import load_policy
+        from tts_explorer.rescore import rescore
+
+        policy = load_policy()
+        with out.open("a") as sink:
+            for index, problem in enumerate(missing):
+                tree = rescore(trees[problem.id], scorer, "min", policy)
+                tree.meta["problem_id"] = problem.id
+                sink.write(tree.to_json() + "\n")
+                sink.flush()
+                scored[problem.id] = tree
+                print(f"scored [{index + 1}/{len(missing)}] {problem.id}", file=sys.stderr, flush=True)
+    return scored
+
+
+def rules() -> dict:
+    """name -> (pool of (answer, step scores) -> [(answer, weight)] for a weighted vote)."""
+    out = {"majority": lambda pool: [(a, 1.0) for a, _ in pool]}
+    for name, aggregation in AGGREGATIONS.items():
+        fold = aggregation.fold
+
+        def best(pool, fold=fold):
+            top = max(fold(s) for _, s in pool)
+            return [(a, 1.0) for a, s in pool if fold(s) == top][:1]
+
+        out[f"{name}: PRM-Max"] = best
+        out[f"{name}: PRM-Vote"] = lambda pool, fold=fold: [(a, fold(s)) for a, s in pool]
+        for power in POWERS:
+            out[f"{name}: vote of score^{power}"] = lambda pool, fold=fold, p=power: [
+                (a, fold(s) ** p) for a, s in pool
+            ]
+    return out
+
+
+def accuracy(problems, trees, comparer: Comparer) -> dict[str, list[bool]]:
+    hits: dict[str, list[bool]] = {}
+    for problem in problems:
+        pool = [
+            (path[-1].answer, [n.score for n in path if n.score is not None])
+            for path in chains(trees[problem.id])
+            if path[-1].answer is not None
+        ]
+        pool = [(a, s) for a, s in pool if s]
+        hits.setdefault("coverage (any chain right)", []).append(
+            any(comparer.equivalent(a, problem.answer) for a, _ in pool)
+        )
+        for name, weigh in rules().items():
+            answer = vote(weigh(pool), comparer) if pool else None
+            hits.setdefault(name, []).append(answer is not None and comparer.equivalent(answer, problem.answer))
+    return hits
+
+
+def split(spec: str, limit: int, n: int, scorer: str):
+    data, _, chains_file = spec.partition("=")
+    problems, trees = sampled_chains(data, limit, n, Path(chains_file))
+    scored = scored_trees(problems, trees, scorer, Path(chains_file + f".{scorer}.jsonl"))
+    return data, problems, scored
+
+
+def label(values: list[bool]) -> str:
+    low, high = wilson(sum(values), len(values))
+    return f"{100 * sum(values) / len(values):.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dev", required=True, help="PROBLEMS.jsonl=CHAINS.jsonl (chains resumed or sampled)")
+    parser.add_argument("--test", required=True, help="PROBLEMS.jsonl=CHAINS.jsonl")
+    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--n", type=int, default=16)
+    parser.add_argument("--scorer", default="smollm-probe")
+    args = parser.parse_args()
+    comparer = Comparer()
+    results = []
+    for spec in (args.dev, args.test):
+        data, problems, scored = split(spec, args.limit, args.n, args.scorer)
+        results.append((data, len(problems), accuracy(problems, scored, comparer)))
+    (dev_name, dev_n, dev), (test_name, test_n, test) = results
+    print(f"best-of-{args.n} pools scored by {args.scorer}: dev {dev_name} ({dev_n}), test {test_name} ({test_n})")
+    print(f"{'selection':<32}{'dev':>22}{'test':>22}")
+    for name in dev:
+        print(f"{name:<32}{label(dev[name]):>22}{label(test[name]):>22}")
+    chosen = max((name for name in dev if not name.startswith("coverage")), key=lambda k: sum(dev[k]))
+    print(f"chosen on dev: {chosen} ({label(dev[chosen])}); on test {label(test[chosen])}")
+    base = test["majority"]
+    won = sum(c and not b for c, b in zip(test[chosen], base))
+    lost = sum(b and not c for c, b in zip(test[chosen], base))
+    print(f"on test against majority: right where it is wrong {won}, the other way {lost}")
+
+
+if __name__ == "__main__":
+    main()
