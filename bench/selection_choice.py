@@ -22,8 +22,9 @@ from pathlib import Path
 from confidence_votes import chains, sampled_chains, vote
 
 from tts_explorer.answers import Comparer
+from tts_explorer.config import SearchConfig
 from tts_explorer.scaling.stats import wilson
-from tts_explorer.selection import AGGREGATIONS
+from tts_explorer.selection import AGGREGATIONS, SELECTIONS
 from tts_explorer.treefile import read_tree
 
 POWERS = (2, 4, 8, 16)
@@ -64,8 +65,8 @@ def rules() -> dict:
             top = max(fold(s) for _, s in pool)
             return [(a, 1.0) for a, s in pool if fold(s) == top][:1]
 
-        out[f"{name}: PRM-Max"] = best
-        out[f"{name}: PRM-Vote"] = lambda pool, fold=fold: [(a, fold(s)) for a, s in pool]
+        out[f"{name}: {SELECTIONS['prm_max'].label}"] = best
+        out[f"{name}: {SELECTIONS['prm_vote'].label}"] = lambda pool, fold=fold: [(a, fold(s)) for a, s in pool]
         for power in POWERS:
             out[f"{name}: vote of score^{power}"] = lambda pool, fold=fold, p=power: [
                 (a, fold(s) ** p) for a, s in pool
@@ -118,15 +119,19 @@ def main() -> None:
         results.append((data, len(problems), accuracy(problems, scored, comparer)))
     (dev_name, dev_n, dev), (test_name, test_n, test) = results
     print(f"best-of-{args.n} pools scored by {args.scorer}: dev {dev_name} ({dev_n}), test {test_name} ({test_n})")
-    print(f"{'selection':<32}{'dev':>22}{'test':>22}")
+    default = f"{SearchConfig.aggregation}: {SELECTIONS[SearchConfig.selection].label}"  # the shipped rule
+    print(f"{'selection':<32}{'dev':>22}{'test':>22}   test against {default} (won / lost)")
     for name in dev:
-        print(f"{name:<32}{label(dev[name]):>22}{label(test[name]):>22}")
+        print(f"{name:<32}{label(dev[name]):>22}{label(test[name]):>22}   {paired(test[name], test[default])}")
     chosen = max((name for name in dev if not name.startswith("coverage")), key=lambda k: sum(dev[k]))
     print(f"chosen on dev: {chosen} ({label(dev[chosen])}); on test {label(test[chosen])}")
-    base = test["majority"]
-    won = sum(c and not b for c, b in zip(test[chosen], base))
-    lost = sum(b and not c for c, b in zip(test[chosen], base))
-    print(f"on test against majority: right where it is wrong {won}, the other way {lost}")
+    print(f"on test against majority (won / lost): {paired(test[chosen], test['majority'])}")
+
+
+def paired(rule: list[bool], base: list[bool]) -> str:
+    """Problems `rule` gets right where `base` does not, and the other way."""
+    won = sum(r and not b for r, b in zip(rule, base))
+    return f"{won} / {sum(b and not r for r, b in zip(rule, base))}"
 
 
 if __name__ == "__main__":
