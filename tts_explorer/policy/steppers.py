@@ -212,12 +212,11 @@ class LlamaStep(ModelShape):
         q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
         for index, block in enumerate(self.blocks):
             h = self._norm(x, block["norm_in"])
-            q, k, v = block["qkv"](h).split([q_size, kv_size, kv_size], dim=-1)
-            q = q.view(rows, tokens, self.heads, self.head_dim).transpose(1, 2)
-            k = k.view(rows, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
+            qk, v = block["qkv"](h).split([q_size + kv_size, kv_size], dim=-1)
+            # queries and keys rotated together: one set of elementwise ops for both
+            qk = qk.view(rows, tokens, self.heads + self.kv_heads, self.head_dim).transpose(1, 2)
+            q, k = (qk * cos + _rotate_half(qk) * sin).split([self.heads, self.kv_heads], dim=1)
             v = v.view(rows, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
             for (start, end), batch in zip(spans, batches):
                 batch.write(index, k[start:end], v[start:end])
             attn = self._attention(q, index, batches, own_masks, shared)
