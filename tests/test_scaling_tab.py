@@ -75,5 +75,6 @@ def test_the_shipped_results_are_set_b_whole_cells(app_url):
     cells = table["data"]
     assert {"particles (smollm-probe)", "rebase (smollm-probe)", "deepconf", "greedy"} <= {c[1] for c in cells}
     assert {c[4] for c in cells if c[3] == "all"} == {100}  # a cell stopped part-way is left out
+    assert {4, 16, 64} <= {c[2] for c in cells}
     assert any(c[0].startswith("Gemma") for c in cells)  # the larger model: the reference lines
     assert optimal["data"] and all(is_choosable(r[2]) for r in optimal["data"])

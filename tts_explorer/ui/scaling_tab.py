@@ -28,6 +28,7 @@ SHIPPED = tuple(
         "smollm2-three_shot-n4.jsonl",
         "smollm2-new-strategies-n16.jsonl",
         "smollm2-new-strategies-n4.jsonl",
+        "smollm2-n64.jsonl",
         "gemma3-270m-greedy.jsonl",
         "gemma3-270m-llama-server.jsonl",
     )
