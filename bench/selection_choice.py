@@ -25,6 +25,7 @@ from tts_explorer.answers import Comparer
 from tts_explorer.config import SearchConfig
 from tts_explorer.scaling.stats import wilson
 from tts_explorer.selection import AGGREGATIONS, SELECTIONS
+from tts_explorer.training.evaluate import paired_auc
 from tts_explorer.treefile import read_tree
 
 POWERS = (2, 4, 8, 16)
@@ -74,15 +75,36 @@ def rules() -> dict:
     return out
 
 
-def accuracy(problems, trees, comparer: Comparer) -> dict[str, list[bool]]:
-    hits: dict[str, list[bool]] = {}
+def pools(problems, trees) -> list[list[tuple[str, list[float]]]]:
+    """Each problem's finished chains that have scores: (answer, step scores)."""
+    out = []
     for problem in problems:
         pool = [
             (path[-1].answer, [n.score for n in path if n.score is not None])
             for path in chains(trees[problem.id])
             if path[-1].answer is not None
         ]
-        pool = [(a, s) for a, s in pool if s]
+        out.append([(a, s) for a, s in pool if s])
+    return out
+
+
+def path_auc(problems, trees, comparer: Comparer) -> dict[str, str]:
+    """Per aggregation: the path score's ROC-AUC between right and wrong chains of the same problem
+    (pairs pooled over the problems that have both, as train-prm's held-out evaluation counts it)."""
+    out = {}
+    for name, aggregation in AGGREGATIONS.items():
+        groups = [
+            [(aggregation.fold(s), comparer.equivalent(a, problem.answer)) for a, s in pool]
+            for problem, pool in zip(problems, pools(problems, trees))
+        ]
+        auc, both = paired_auc(groups)
+        out[name] = f"{auc:.3f} ({both} problems)"
+    return out
+
+
+def accuracy(problems, trees, comparer: Comparer) -> dict[str, list[bool]]:
+    hits: dict[str, list[bool]] = {}
+    for problem, pool in zip(problems, pools(problems, trees)):
         hits.setdefault("coverage (any chain right)", []).append(
             any(comparer.equivalent(a, problem.answer) for a, _ in pool)
         )
@@ -116,8 +138,10 @@ def main() -> None:
     results = []
     for spec in (args.dev, args.test):
         data, problems, scored = split(spec, args.limit, args.n, args.scorer)
-        results.append((data, len(problems), accuracy(problems, scored, comparer)))
-    (dev_name, dev_n, dev), (test_name, test_n, test) = results
+        results.append(
+            (data, len(problems), accuracy(problems, scored, comparer), path_auc(problems, scored, comparer))
+        )
+    (dev_name, dev_n, dev, dev_auc), (test_name, test_n, test, test_auc) = results
     print(f"best-of-{args.n} pools scored by {args.scorer}: dev {dev_name} ({dev_n}), test {test_name} ({test_n})")
     default = f"{SearchConfig.aggregation}: {SELECTIONS[SearchConfig.selection].label}"  # the shipped rule
     print(f"{'selection':<32}{'dev':>22}{'test':>22}   test against {default} (won / lost)")
@@ -126,6 +150,8 @@ def main() -> None:
     chosen = max((name for name in dev if not name.startswith("coverage")), key=lambda k: sum(dev[k]))
     print(f"chosen on dev: {chosen} ({label(dev[chosen])}); on test {label(test[chosen])}")
     print(f"on test against majority (won / lost): {paired(test[chosen], test['majority'])}")
+    for name in AGGREGATIONS:
+        print(f"path AUC within problems, {name}: dev {dev_auc[name]}, test {test_auc[name]}")
 
 
 def paired(rule: list[bool], base: list[bool]) -> str:
