@@ -95,11 +95,9 @@ def deepconf_pool(paths: list[list], warmup: int, q: float) -> tuple[list, int, 
     return kept, generated, spared
 
 
-def sampled_chains(data: str, limit: int, n: int, out: Path) -> tuple[list, dict[str, SearchTree]]:
-    """(problems, their trees of n independent chains by problem id), sampled with eval's set-B
-    settings (README, "Held-out set B"; eval's majority rows come from such chains) where `out`
-    does not hold them yet, and appended to it."""
-    problems, _ = read_problems(data, limit)
+def kept_trees(problems, out: Path, make: Callable, what: str) -> dict[str, SearchTree]:
+    """Trees by problem id, read from `out` (one JSON line each) where it holds them, the missing
+    ones made by make(policy, problem) on the embedded policy and appended to it (resumable)."""
     trees = {}
     if out.exists():
         for line in out.read_text().splitlines():
@@ -110,17 +108,30 @@ def sampled_chains(data: str, limit: int, n: int, out: Path) -> tuple[list, dict
         from tts_explorer.policy.loading import load_policy
 
         policy = load_policy()
-        config = SearchConfig(strategy="majority", n=n, beam_width=4, max_steps=6, step_tokens=64, final_tokens=96)
         with out.open("a") as sink:
             for index, problem in enumerate(missing):
-                tree = new_tree(problem.question, config, "-", problem.answer, policy.name)
-                run_to_end(tree, policy, config, "-")
+                tree = make(policy, problem)
                 tree.meta["problem_id"] = problem.id
                 sink.write(tree.to_json() + "\n")
                 sink.flush()
                 trees[problem.id] = tree
-                print(f"[{index + 1}/{len(missing)}] {problem.id}", file=sys.stderr, flush=True)
-    return problems, trees
+                print(f"{what} [{index + 1}/{len(missing)}] {problem.id}", file=sys.stderr, flush=True)
+    return trees
+
+
+def sampled_chains(data: str, limit: int, n: int, out: Path) -> tuple[list, dict[str, SearchTree]]:
+    """(problems, their trees of n independent chains by problem id), sampled with eval's set-B
+    settings (README, "Held-out set B"; eval's majority rows come from such chains) where `out`
+    does not hold them yet, and appended to it."""
+    problems, _ = read_problems(data, limit)
+    config = SearchConfig(strategy="majority", n=n, beam_width=4, max_steps=6, step_tokens=64, final_tokens=96)
+
+    def sample(policy, problem) -> SearchTree:
+        tree = new_tree(problem.question, config, "-", problem.answer, policy.name)
+        run_to_end(tree, policy, config, "-")
+        return tree
+
+    return problems, kept_trees(problems, out, sample, "sampled")
 
 
 def main() -> None:

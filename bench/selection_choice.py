@@ -16,17 +16,15 @@ so a rule is chosen where it is not measured.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from confidence_votes import chains, sampled_chains, vote
+from confidence_votes import chains, kept_trees, sampled_chains, vote
 
 from tts_explorer.answers import Comparer
 from tts_explorer.config import SearchConfig
 from tts_explorer.scaling.stats import wilson
 from tts_explorer.selection import AGGREGATIONS, SELECTIONS
 from tts_explorer.training.evaluate import paired_auc
-from tts_explorer.treefile import read_tree
 
 POWERS = (2, 4, 8, 16)
 
@@ -34,26 +32,9 @@ POWERS = (2, 4, 8, 16)
 def scored_trees(problems, trees, scorer: str, out: Path) -> dict:
     """The trees scored by `scorer` (min aggregation; the step scores are what the rules read),
     from `out` where it holds them, else scored here and appended to it."""
-    scored = {}
-    if out.exists():
-        for line in out.read_text().splitlines():
-            tree = read_tree(line)
-            scored[tree.meta["problem_id"]] = tree
-    missing = [p for p in problems if p.id not in scored]
-    if missing:
-        from tts_explorer.policy.loading import load_policy
-        from tts_explorer.rescore import rescore
+    from tts_explorer.rescore import rescore
 
-        policy = load_policy()
-        with out.open("a") as sink:
-            for index, problem in enumerate(missing):
-                tree = rescore(trees[problem.id], scorer, "min", policy)
-                tree.meta["problem_id"] = problem.id
-                sink.write(tree.to_json() + "\n")
-                sink.flush()
-                scored[problem.id] = tree
-                print(f"scored [{index + 1}/{len(missing)}] {problem.id}", file=sys.stderr, flush=True)
-    return scored
+    return kept_trees(problems, out, lambda policy, p: rescore(trees[p.id], scorer, "min", policy), "scored")
 
 
 def rules() -> dict:
@@ -98,7 +79,7 @@ def path_auc(problems, trees, comparer: Comparer) -> dict[str, str]:
             for problem, pool in zip(problems, pools(problems, trees))
         ]
         auc, both = paired_auc(groups)
-        out[name] = f"{auc:.3f} ({both} problems)"
+        out[name] = "- (no problem with both)" if auc is None else f"{auc:.3f} ({both} problems)"
     return out
 
 
