@@ -69,27 +69,26 @@ def pools(problems, trees) -> list[list[tuple[str, list[float]]]]:
     return out
 
 
-def path_auc(problems, trees, comparer: Comparer) -> dict[str, str]:
+def path_auc(problems, pooled, comparer: Comparer) -> dict[str, str]:
     """Per aggregation: the path score's ROC-AUC between right and wrong chains of the same problem
     (pairs pooled over the problems that have both, as train-prm's held-out evaluation counts it)."""
+    right = [[comparer.equivalent(a, problem.answer) for a, _ in pool] for problem, pool in zip(problems, pooled)]
     out = {}
     for name, aggregation in AGGREGATIONS.items():
-        groups = [
-            [(aggregation.fold(s), comparer.equivalent(a, problem.answer)) for a, s in pool]
-            for problem, pool in zip(problems, pools(problems, trees))
-        ]
+        groups = [[(aggregation.fold(s), ok) for (_, s), ok in zip(pool, oks)] for pool, oks in zip(pooled, right)]
         auc, both = paired_auc(groups)
         out[name] = "- (no problem with both)" if auc is None else f"{auc:.3f} ({both} problems)"
     return out
 
 
-def accuracy(problems, trees, comparer: Comparer) -> dict[str, list[bool]]:
+def accuracy(problems, pooled, comparer: Comparer) -> dict[str, list[bool]]:
     hits: dict[str, list[bool]] = {}
-    for problem, pool in zip(problems, pools(problems, trees)):
+    chooses = rules()
+    for problem, pool in zip(problems, pooled):
         hits.setdefault("coverage (any chain right)", []).append(
             any(comparer.equivalent(a, problem.answer) for a, _ in pool)
         )
-        for name, weigh in rules().items():
+        for name, weigh in chooses.items():
             answer = vote(weigh(pool), comparer) if pool else None
             hits.setdefault(name, []).append(answer is not None and comparer.equivalent(answer, problem.answer))
     return hits
@@ -119,8 +118,9 @@ def main() -> None:
     results = []
     for spec in (args.dev, args.test):
         data, problems, scored = split(spec, args.limit, args.n, args.scorer)
+        pooled = pools(problems, scored)
         results.append(
-            (data, len(problems), accuracy(problems, scored, comparer), path_auc(problems, scored, comparer))
+            (data, len(problems), accuracy(problems, pooled, comparer), path_auc(problems, pooled, comparer))
         )
     (dev_name, dev_n, dev, dev_auc), (test_name, test_n, test, test_auc) = results
     print(f"best-of-{args.n} pools scored by {args.scorer}: dev {dev_name} ({dev_n}), test {test_name} ({test_n})")
