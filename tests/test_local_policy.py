@@ -38,6 +38,36 @@ def test_prefix_reuse_gives_the_same_greedy_tokens(tiny_policy):
     assert meter_plain.prefill_tokens > 2 * meter_reuse.prefill_tokens
 
 
+def test_a_continuation_whose_state_was_evicted_is_recomputed_exactly(newline_model_dir, monkeypatch):
+    """Kept continuations over KEPT_STATES_MB are evicted (oldest first); the next step of an
+    evicted path prefills it again from the kept prompt and samples what the kept state would
+    have: the same tokens, the same log-probs (each run drawing from one seeded stream)."""
+    from tts_explorer.policy import local
+
+    model, tokenizer = _model_and_tokenizer(newline_model_dir)
+    root = "Tom has 3 apples and buys 5 more.\n"
+
+    def steps(policy, meter):
+        view, prompt, out, kept = policy.for_search(seed=7), root, [], []
+        for _ in range(4):
+            completion = view.generate([prompt], [1], max_tokens=12, temperature=1.0, stop="\n", meter=meter)[0][0]
+            out.append(completion)
+            prompt += completion.text
+            kept.append(prompt in policy._states)
+        return out, kept
+
+    meter_kept, meter_evicted = ComputeMeter(), ComputeMeter()
+    a, kept = steps(TransformersPolicy(model, tokenizer), meter_kept)
+    assert all(kept[:-1]), [c.stop_reason for c in a]  # each step continued a kept state
+    monkeypatch.setattr(local, "KEPT_STATES_MB", 0)  # every continuation evicted as soon as kept
+    b, kept = steps(TransformersPolicy(model, tokenizer), meter_evicted)
+    assert not any(kept)
+    assert [(c.text, c.token_ids) for c in b] == [(c.text, c.token_ids) for c in a]
+    assert [c.logprob_sum for c in b] == pytest.approx([c.logprob_sum for c in a], abs=1e-4)
+    # a kept state feeds only its one pending token; each miss feeds the path's tokens again
+    assert meter_evicted.prefill_tokens > meter_kept.prefill_tokens
+
+
 def test_batched_candidates_match_single_runs(tiny_policy):
     policy = _fresh(tiny_policy)
     prompts = [policy.chat_prompt([{"role": "user", "content": q}]) for q in ("How many pens?", "Yes or No?")]
