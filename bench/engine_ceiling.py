@@ -1,12 +1,13 @@
 """How fast the embedded engine could generate on this machine, from its matrix products
-alone, against how fast it does: the best fp32 matrix product torch reaches here (a large
-square one), the model's multiply-adds per token (every weight matrix a token goes through,
-the output head included), the tokens per second those two allow, the engine's own matrix
-products timed on the real weights at a batch's width, and raw generation measured (64 rows,
-no stop string). Then int8 dynamic quantization (torch.ao's `linear_dynamic`, deprecated
-by PyTorch) on the same matrices and real inputs (the hidden states of a 64-token prompt
-captured in the transformers forward): its speed-up and its error per matrix. Run it
-alone: it times the CPU.
+alone, against how fast it does: the best matrix product torch reaches here in the engine's
+dtype (bf16 where the CPU computes it natively, else fp32; a large square one), the model's
+multiply-adds per token (every weight matrix a token goes through, the output head included),
+the tokens per second those two allow, the engine's own matrix products timed on the real
+weights at a batch's width, and raw generation measured (64 rows, no stop string). Then int8
+dynamic quantization (torch.ao's `linear_dynamic`, deprecated by PyTorch) on the same matrices
+and real inputs (the hidden states of a 64-token prompt captured in the transformers
+forward): its speed-up and its error per matrix, beside the engine's own dtype's error (both
+against the fp32 product). Everything runs on the engine thread. Run it alone: it times the CPU.
 
     python bench/engine_ceiling.py [--rows 64] [--tokens 64]
 """
@@ -19,6 +20,7 @@ import warnings
 
 import torch
 
+from tts_explorer.policy import engine_thread
 from tts_explorer.policy.loading import load_policy
 from tts_explorer.policy.steppers import fused_matrices
 
@@ -73,14 +75,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=64)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    size = 2048
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    peak = 2 * size**3 / seconds(lambda x: x @ b, a, 10) / 1e9
-    print(f"torch fp32 matrix product {size}x{size}: {peak:.1f} GFLOP/s on {torch.get_num_threads()} threads")
-
     policy = load_policy()
+    engine_thread.run(measure, policy, args)  # every torch call on the engine thread, as the decode loop runs
+
+
+def measure(policy, args) -> None:
+    torch.manual_seed(0)
     step = policy.step
+    dtype = str(step.dtype).removeprefix("torch.").replace("float32", "fp32").replace("bfloat16", "bf16")
+    size = 2048
+    a, b = torch.randn(size, size, dtype=step.dtype), torch.randn(size, size, dtype=step.dtype)
+    peak = 2 * size**3 / seconds(lambda x: x @ b, a, 10) / 1e9
+    print(f"torch {dtype} matrix product {size}x{size}: {peak:.1f} GFLOP/s on {torch.get_num_threads()} threads")
     matrices = {name: step.blocks[0][name] for name in ("qkv", "o", "gate_up", "down")} | {"lm_head": step.lm_head}
     weights = real_weights(policy.model)
     per_layer = sum(weights[n].numel() for n in ("qkv", "o", "gate_up", "down"))
@@ -92,11 +98,12 @@ def main() -> None:
 
     inputs = captured_inputs(policy, args.rows)
     spent, spent_q = 0.0, 0.0
-    print(f"\nat {args.rows} rows (real weights and inputs)  fp32 ms  GFLOP/s   int8 ms  speed-up  int8 error")
+    head = f"{dtype:>4} ms  GFLOP/s  {dtype:>4} error   int8 ms  speed-up  int8 error"
+    print(f"\nat {args.rows} rows (real weights and inputs)  {head}")
     for name, linear in matrices.items():
         x = inputs[name].reshape(-1, inputs[name].shape[-1])[: args.rows].float().contiguous()
-        w = weights[name]
-        t = seconds(linear, x)
+        w = weights[name].float()
+        t = seconds(linear, x.to(step.dtype))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's quantized tensors are deprecated: measured, not shipped
             scale = (w.abs().amax(1) / 127).clamp(min=1e-12)
@@ -104,16 +111,18 @@ def main() -> None:
             packed = torch.ops.quantized.linear_prepack(q, None)
         quantized = lambda v, packed=packed: torch.ops.quantized.linear_dynamic(v, packed, True)  # noqa: E731
         tq = seconds(quantized, x)
-        exact = linear(x)
+        exact = x @ w.T
         error = ((quantized(x) - exact).norm() / exact.norm()).item()
+        own_error = ((linear(x.to(step.dtype)).float() - exact).norm() / exact.norm()).item()
         count = 1 if name == "lm_head" else blocks
         spent, spent_q = spent + t * count, spent_q + tq * count
         gflops = 2 * w.numel() * args.rows / t / 1e9
         shape = f"{name:<8} {tuple(w.shape)!s:<15} x {count:<2}"
-        print(f"{shape:<44}{t * 1e3:7.3f}  {gflops:7.1f}  {tq * 1e3:8.3f}  {t / tq:7.2f}x  {error:9.2%}")
+        errors = f"{own_error:10.2%}  {tq * 1e3:8.3f}  {t / tq:7.2f}x  {error:9.2%}"
+        print(f"{shape:<44}{t * 1e3:7.3f}  {gflops:7.1f}  {errors}")
     ceiling = args.rows / spent
-    print(f"matrix products of one {args.rows}-row step: {spent * 1e3:.1f} ms fp32, {spent_q * 1e3:.1f} ms int8")
-    allowed = f"{ceiling:.0f} fp32, {args.rows / spent_q:.0f} int8"
+    print(f"matrix products of one {args.rows}-row step: {spent * 1e3:.1f} ms {dtype}, {spent_q * 1e3:.1f} ms int8")
+    allowed = f"{ceiling:.0f} {dtype}, {args.rows / spent_q:.0f} int8"
     print(f"tokens per second the engine's matrix products allow at {args.rows} rows: {allowed}")
 
     prompt = policy.chat_prompt([{"role": "user", "content": QUESTION}])
