@@ -18,7 +18,11 @@ import torch
 HEAD_DIM, KV_HEADS = 64, 3
 SCALE = HEAD_DIM**-0.5
 SHAPES = {  # name: (batch, queries per KV head, keys)
+    "own, 4 rows x 48 keys": (4, 3, 48),
     "own, 8 rows x 50 keys": (8, 3, 50),
+    "own, 16 rows x 48 keys": (16, 3, 48),
+    "own, 64 rows x 16 keys": (64, 3, 16),
+    "own, 64 rows x 48 keys": (64, 3, 48),
     "own, 64 rows x 90 keys": (64, 3, 90),
     "prefix, 8 rows x 400 keys": (1, 24, 400),
     "prefix, 64 rows x 400 keys": (1, 192, 400),
