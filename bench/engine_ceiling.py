@@ -21,7 +21,7 @@ import warnings
 import torch
 
 from tts_explorer.policy import engine_thread
-from tts_explorer.policy.loading import load_policy
+from tts_explorer.policy.loading import DTYPES, load_policy
 from tts_explorer.policy.steppers import fused_matrices
 
 QUESTION = "Tom has 3 apples and buys 5 more. How many apples does he have now?"
@@ -82,7 +82,7 @@ def main() -> None:
 def measure(policy, args) -> None:
     torch.manual_seed(0)
     step = policy.step
-    dtype = str(step.dtype).removeprefix("torch.").replace("float32", "fp32").replace("bfloat16", "bf16")
+    dtype = {torch_dtype: name for name, torch_dtype in DTYPES.items()}[step.dtype]  # the names TTS_DTYPE takes
     size = 2048
     a, b = torch.randn(size, size, dtype=step.dtype), torch.randn(size, size, dtype=step.dtype)
     peak = 2 * size**3 / seconds(lambda x: x @ b, a, 10) / 1e9
