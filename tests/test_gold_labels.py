@@ -9,7 +9,7 @@ import torch
 
 from tts_explorer.diagnose import reliability
 from tts_explorer.scorers.probe_model import ProbeHead, ProbeSpec
-from tts_explorer.scorers.step_features import NAMES, VERSION, path_features, problem_values
+from tts_explorer.scorers.step_features import NAMES, VERSION, VERSIONS, path_features, problem_values
 from tts_explorer.training.evaluate import paired_auc
 from tts_explorer.training.gold import gold_labels
 from tts_explorer.training.probe import calibrate
@@ -43,8 +43,8 @@ def test_gsm8k_values_rounding_and_words():
 
 def test_step_features_see_what_a_calculator_sees():
     rows = path_features(QUESTION, ["Sam has 4 * 6 = 24 pens.", "24 - 5 = 18 pens are left.", "The answer is 18."])
-    named = [dict(zip(NAMES, row)) for row in rows]
-    assert len(rows[0]) == len(NAMES)
+    named = [dict(zip(VERSIONS[VERSION], row)) for row in rows]
+    assert len(rows[0]) == len(VERSIONS[VERSION])
     assert named[0]["eq_wrong"] == 0 and named[0]["results_one_op"] == 1 and named[0]["before_wrong"] == 0
     assert named[1]["eq_wrong"] == 1 and named[2]["before_wrong"] == 1  # carried to later steps
     assert named[2]["answer_step"] == 1 and named[2]["answer_is_last_result"] == 1
@@ -52,11 +52,28 @@ def test_step_features_see_what_a_calculator_sees():
     assert made_up["claims_unknown"] == 1
 
 
+def test_step_features_count_the_stated_numbers_a_path_has_not_used():
+    # 4, 6 and 5 stated; an answer after 4 * 6 alone left 5 unused (a premature answer)
+    early = [
+        dict(zip(VERSIONS["calc-v2"], r)) for r in path_features(QUESTION, ["4 * 6 = 24 pens.", "The answer is 24."])
+    ]
+    assert [r["given_unused_count"] for r in early] == [1 / 3, 1 / 3]
+    assert early[0]["answer_with_given_unused"] == 0 and early[1]["answer_with_given_unused"] == 1
+    whole = [dict(zip(VERSIONS["calc-v2"], r)) for r in path_features(QUESTION, GOLD)]
+    assert [r["given_unused_any"] for r in whole] == [1, 0, 0] and whole[2]["answer_with_given_unused"] == 0
+    assert path_features("A 20% tip on $50.", ["0.2 * 50 = 10."])[0][-4] == 0  # a percentage used as its fraction
+    # the probes trained before calc-v2 read the same first columns and no more
+    old = path_features(QUESTION, GOLD, "calc-v1")
+    assert [r[: len(NAMES)] for r in path_features(QUESTION, GOLD)] == old and len(old[0]) == len(NAMES)
+    with pytest.raises(ValueError, match="unknown text features"):
+        path_features(QUESTION, GOLD, "calc-v0")
+
+
 def test_step_features_are_bounded_on_hostile_text():
     hostile = ["1" * 666 + "=" + " " * 1332 + "a", "9" * 8000, "1+" * 4000, "= " * 4000, "<b>" * 2000]
     started = time.perf_counter()
     rows = path_features("1 2 3 " * 1300, hostile * 4)
-    assert len(rows) == 20 and all(len(r) == len(NAMES) for r in rows)
+    assert len(rows) == 20 and all(len(r) == len(VERSIONS[VERSION]) for r in rows)
     assert time.perf_counter() - started < 20  # bounded (generous for a loaded machine)
 
 
@@ -113,5 +130,8 @@ def test_a_probe_of_another_feature_version_is_refused(tmp_path):
             "calibration": [0.5, -1],
         }
     )
-    assert spec.width(10) == 20 + 3 + len(NAMES) and spec.calibration == (0.5, -1.0)
+    assert spec.width(10) == 20 + 3 + len(VERSIONS[VERSION]) and spec.calibration == (0.5, -1.0)
     assert ProbeSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    assert ProbeSpec.from_json({"layers": [1], "text_features": "calc-v1"}).width(10) == 10 + len(NAMES)
+    with pytest.raises(ValueError, match="train the probe again"):
+        ProbeSpec.from_json({"layers": [1], "text_features": ["calc-v1"]})  # not a name: one line, no TypeError

@@ -132,6 +132,61 @@ def test_an_ensemble_is_one_head_giving_the_mean_of_its_heads_logits():
         ensemble(heads)
 
 
+def test_the_rank_term_learns_to_put_right_chains_above_wrong_ones_where_step_labels_cannot():
+    """Step labels are coin flips; whether a chain's answer is right is written in its last
+    step's first feature. Cross-entropy alone cannot rank the chains of a problem; with the
+    rank term the held-out problems' right chains outscore their wrong ones."""
+    import torch
+
+    from tts_explorer.training.evaluate import paired_auc
+    from tts_explorer.training.labels import Sequence
+    from tts_explorer.training.probe import Features, fit, ranked_chains
+
+    rng = random.Random(0)
+    sequences, rows, owners, steps = [], [], [], []
+    for p in range(60):
+        shared = [rng.gauss(0, 1) for _ in range(4)]  # every chain of a problem starts with the same step
+        for c in range(4):
+            right = c < 2
+            last = [(1.0 if right else -1.0) + rng.gauss(0, 0.3)] + [rng.gauss(0, 1) for _ in range(3)]
+            labels = [None if c else float(rng.random() < 0.5), float(rng.random() < 0.5)]
+            sequences.append(
+                Sequence(
+                    f"q{p}", ["first", f"last {c}"], labels, [0, 0], "rollouts/synthetic", f"g{p}", answer_right=right
+                )
+            )
+            for k, features in ((0, shared), (1, last)):
+                if labels[k] is not None:
+                    rows.append(features)
+                    owners.append(len(sequences) - 1)
+                    steps.append(k)
+    x = torch.tensor(rows)
+    features = Features(
+        x,
+        torch.tensor([sequences[i].labels[k] for i, k in zip(owners, steps)]),
+        torch.tensor(owners),
+        torch.tensor(steps),
+    )
+    chains = ranked_chains(features, sequences)
+    assert chains.rows.shape == (240, 2) and int(chains.right.sum()) == 120
+    assert len(set(chains.rows[:, 0].tolist())) == 60  # a shared first step is read from one row
+    val_rows = torch.tensor([r for r, i in enumerate(owners) if int(sequences[i].group[1:]) >= 45])
+
+    def held_out_auc(head):
+        with torch.no_grad():
+            scores = head.logits(x).tolist()
+        groups = {}
+        for chain, right, problem in zip(chains.rows.tolist(), chains.right.tolist(), chains.problem.tolist()):
+            if chain[0] in set(val_rows.tolist()):
+                groups.setdefault(problem, []).append((min(scores[r] for r in chain), right))
+        return paired_auc(list(groups.values()))[0]
+
+    plain, report = fit(features, val_rows, 8, 0, batch=8, chains=chains, rank_weight=0.0)
+    ranked, ranked_report = fit(features, val_rows, 8, 0, batch=8, chains=chains, rank_weight=2.0)
+    assert report["rank_weight"] == 0.0 and ranked_report["ranked_problems"] == [45, 15]
+    assert held_out_auc(ranked) > 0.9 and held_out_auc(ranked) > held_out_auc(plain) + 0.2
+
+
 @pytest.mark.parametrize("ensemble", [0, -1, 9, 10**9, 2.5, "5", None, float("nan")])
 def test_a_bad_ensemble_size_is_one_line_before_anything_runs(ensemble):
     from tts_explorer.errors import UserError

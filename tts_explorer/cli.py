@@ -360,6 +360,7 @@ def cmd_train_prm(args) -> int:
         hidden=args.hidden,
         ensemble=args.ensemble,
         labels=args.labels,
+        rank_weight=args.rank_weight,
         template=args.template,
     )
     evaluation = {"compare": _compare(args.compare)}
@@ -578,6 +579,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=train_defaults.labels,
         help="what the policy's steps are trained on: gold, "
         "mc-soft, mc-hard or gold+mc-soft (all are compared in the model card)",
+    )
+    tp.add_argument(
+        "--rank-weight",
+        type=float,
+        default=train_defaults.rank_weight,
+        help="weight of the pairwise term ranking a problem's right chains above its wrong ones (0: none)",
     )
     tp.add_argument("--template", default=DEFAULT_TEMPLATE, help="the prompt the policy's steps are sampled with")
     tp.add_argument(

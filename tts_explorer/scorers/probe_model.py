@@ -12,8 +12,8 @@ Features of one step, concatenated in this order:
 - with `token_stats`: the backbone's own view of the step's tokens (mean and min token
   log-probability, mean entropy of the next-token distribution), what the `confidence`
   scorer reads, here over the trl text;
-- with `text_features`: the calculator's features of the step (step_features.py, whose
-  VERSION must match).
+- with `text_features`: the calculator's features of the step (step_features.py, in the
+  version named, one of its VERSIONS).
 The head standardises them, then a linear layer or a one-hidden-layer MLP gives a logit;
 the score is sigmoid(scale * logit + bias), where (scale, bias) is the Platt calibration
 fitted on a validation split ((1, 0) when none was fitted).
@@ -49,7 +49,7 @@ class ProbeSpec:
     layers: tuple[int, ...]
     pool: tuple[str, ...] = ("last",)
     token_stats: bool = False
-    text_features: str | None = None  # step_features.VERSION, or None
+    text_features: str | None = None  # one of step_features.VERSIONS, or None
     calibration: tuple[float, float] = (1.0, 0.0)  # (scale, bias) on the head's logit
 
     def __post_init__(self) -> None:
@@ -57,17 +57,17 @@ class ProbeSpec:
             raise ValueError("layers must be hidden-state indices (0 = the embeddings)")
         if not self.pool or any(p not in POOLS for p in self.pool):
             raise ValueError(f"pool must be some of {', '.join(POOLS)}")
-        if self.text_features not in (None, step_features.VERSION):
+        if self.text_features is not None and self.text_features not in tuple(step_features.VERSIONS):
             raise ValueError(
-                f"text features {self.text_features!r} are not this version's "
-                f"({step_features.VERSION}): train the probe again"
+                f"text features {str(self.text_features)[:40]!r} are not a version this release reads "
+                f"({', '.join(step_features.VERSIONS)}): train the probe again"
             )
 
     def width(self, hidden_size: int) -> int:
         return (
             hidden_size * len(self.layers) * len(self.pool)
             + 3 * self.token_stats
-            + len(step_features.NAMES) * (self.text_features is not None)
+            + (len(step_features.VERSIONS[self.text_features]) if self.text_features is not None else 0)
         )
 
     def to_json(self) -> dict:
@@ -215,7 +215,9 @@ class ProbeModel(torch.nn.Module):
             if keeping and len(s.cuts) == len(s.starts) and s.starts:
                 self._keep(scored, s, p, hit, features, inputs["cache"], row, widest, last[row], hidden, stats)
             if self.spec.text_features is not None:
-                text = torch.tensor(step_features.path_features(s.question, s.steps), dtype=torch.float32)
+                text = torch.tensor(
+                    step_features.path_features(s.question, s.steps, self.spec.text_features), dtype=torch.float32
+                )
                 features = torch.cat([features, text], dim=1)
             result.append(features)
         if keeping:

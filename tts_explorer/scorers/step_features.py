@@ -89,7 +89,6 @@ def stated_results(step: str) -> list[Fraction]:
     return results + numbers(outside)
 
 
-VERSION = "calc-v1"
 MAX_KNOWN = 40
 SMALL = {Fraction(v) for v in (1, 2, 3, 4, 5, 6, 7, 10, 12, 24, 52, 60, 100, 1000)}  # units, halves, dozens
 NAMES = (
@@ -112,6 +111,9 @@ NAMES = (
     "before_unknown",
     "before_any_answer",
 )
+UNUSED_NAMES = ("given_unused_share", "given_unused_any", "answer_with_given_unused", "given_unused_count")
+VERSIONS = {"calc-v1": NAMES, "calc-v2": NAMES + UNUSED_NAMES}  # version -> its columns, in order
+VERSION = "calc-v2"  # what train-prm's probes read (calc-v1: the probes before it, still read)
 
 
 def _one_op(value: Fraction, known: list[Fraction]) -> bool:
@@ -125,8 +127,23 @@ def _one_op(value: Fraction, known: list[Fraction]) -> bool:
     return False
 
 
-def path_features(question: str, steps: list[str]) -> list[list[float]]:
-    """One row of len(NAMES) floats per step."""
+def stated_quantities(question: str) -> list[set[Fraction]]:
+    """Each number the problem writes in digits, as the values a step may write it as (a
+    percentage: its number or its fraction)."""
+    out = []
+    for match in _NUMBER.finditer(question[:MAX_TEXT]):
+        if len(match.group(1)) + len(match.group(2) or "") <= MAX_DIGITS:
+            value = Fraction(match.group(1).replace(",", "") + (match.group(2) or ""))
+            out.append({value, value / 100} if match.group(3) else {value})
+    return out
+
+
+def path_features(question: str, steps: list[str], version: str = VERSION) -> list[list[float]]:
+    """One row of len(VERSIONS[version]) floats per step."""
+    if version not in VERSIONS:
+        raise ValueError(f"unknown text features {version!r}; known: {', '.join(VERSIONS)}")
+    stated = stated_quantities(question)
+    written: set[Fraction] = set()
     given = problem_values(question)
     known: list[Fraction] = sorted(given)[:MAX_KNOWN]
     computed: list[Fraction] = []
@@ -165,6 +182,15 @@ def path_features(question: str, steps: list[str]) -> list[list[float]]:
             before_unknown,
             before_answer,
         ]
+        if version != "calc-v1":
+            written.update(numbers(step))
+            unused = sum(not (alternatives & written) for alternatives in stated)
+            row += [
+                unused / max(len(stated), 1),
+                float(unused > 0),
+                float(answer_step and unused > 0),
+                min(unused, 3) / 3,
+            ]
         rows.append(row)
         seen_texts.add(step.strip())
         before_wrong = max(before_wrong, float(wrong > 0))

@@ -33,6 +33,7 @@ class Sequence:
     group: str  # the problem it belongs to (splits never cut a problem in two)
     kind: str = ""  # a perturbed sample's perturbation, or "correct"
     mc: list[float | None] | None = None  # per step, the Monte-Carlo value (policy steps only)
+    answer_right: bool | None = None  # a policy chain: whether its answer is the reference
 
 
 def mc_labels(tree: SearchTree) -> dict[int, tuple[float, int]]:
@@ -72,6 +73,7 @@ def tree_sequences(
                 source,
                 group,
                 mc=[values[n.id][0] if f else None for n, f in zip(path, fresh)],
+                answer_right=bool(leaf.correct),
             )
         )
         seen.update(n.id for n in path)

@@ -54,7 +54,7 @@ class TrainConfig:
     gsm8k: str = GSM8K_TRAIN  # a shipped set's name (assets.DATASETS) or a path
     synthetic: int = 3000  # problems with gold steps, each kept or perturbed
     gsm8k_rows: tuple[int, int] = (1000, 2000)  # train rows [a, b) for gold steps
-    rollout_synthetic: int = 300  # problems (the first of the synthetic ones) with rollout trees
+    rollout_synthetic: int = 600  # problems (the first of the synthetic ones) with rollout trees
     rollout_gsm8k: int = 60  # GSM8K rows (from gsm8k_rows) with rollout trees
     n: int = 8  # leaves of a rollout tree
     m: int = 2  # rollouts behind each first step
@@ -64,6 +64,7 @@ class TrainConfig:
     parallel: int = 4  # rollout trees sampled at once (bench/rollout_parallel.py)
     error_share: float = 0.6
     labels: str = "gold"  # what the policy's steps are trained on (labels.LABEL_KINDS)
+    rank_weight: float = 0.5  # the pairwise term on a problem's right and wrong chains (probe.rank_loss; 0: none)
     ablation: tuple[str, ...] = LABEL_KINDS  # label kinds compared in the model card
     layers: tuple[int, ...] = (16, 22, 28)  # chosen by bench/probe_choice.py (README)
     pool: tuple[str, ...] = ("last", "mean")
@@ -82,6 +83,10 @@ class TrainConfig:
             raise UserError(f"ensemble must be an integer from 1 to {MAX_ENSEMBLE}")
         if self.ensemble > 1 and self.hidden == 0:
             raise UserError("an ensemble needs heads with hidden units (--hidden > 0)")
+        if isinstance(self.rank_weight, bool) or not isinstance(self.rank_weight, (int, float)):
+            raise UserError("rank_weight must be a number from 0 to 100")
+        if not 0 <= self.rank_weight <= 100:
+            raise UserError("rank_weight must be a number from 0 to 100")
         if self.n < self.m or self.n % self.m:
             raise UserError(f"N={self.n} must be a multiple of M={self.m}")
         for kind in (self.labels, *self.ablation):

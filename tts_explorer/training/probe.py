@@ -4,8 +4,11 @@ and the checkpoint written in the `probe` learned format (scorers/learned.py).
 Features are read through the format's own scorer (the same text, the same positions, the
 same backbone code that will score steps later), so a trained head scores exactly what it
 was trained on. Fitting: standardised features, binary cross-entropy on the labels (0/1, or
-soft Monte-Carlo values), AdamW, early stopping on a validation split that never cuts a
-problem in two; seeded. Then Platt scaling of the head's logit on that validation split.
+soft Monte-Carlo values), plus, with a rank weight, a pairwise term on the policy's chains of
+one problem (a chain whose answer is right should outscore one whose answer is wrong, by a
+soft minimum of its steps' logits: what a search's `min` aggregation ranks them by); AdamW,
+early stopping on a validation split that never cuts a problem in two; seeded. Then Platt
+scaling of the head's logit on that validation split.
 """
 
 from __future__ import annotations
@@ -88,6 +91,62 @@ def extract(scorer, sequences: list[Sequence], batch_size: int = 16, progress=No
     return Features(torch.stack(xs), torch.tensor(ys, dtype=torch.float32), torch.tensor(owners), torch.tensor(steps))
 
 
+@dataclass
+class Chains:
+    """The policy's chains of the problems where some end right and some wrong: per chain the
+    feature rows of its steps in order (-1 pads), whether its answer is right, its problem."""
+
+    rows: torch.Tensor  # [chains, longest] long
+    right: torch.Tensor  # [chains] bool
+    problem: torch.Tensor  # [chains] long
+
+
+RANK_PROBLEMS = 32  # problems whose chains each training batch ranks
+
+
+def ranked_chains(features: Features, sequences: list[Sequence]) -> Chains | None:
+    """The chains a rank term compares (a chain's step held by an earlier chain of its problem
+    is read from that chain's row: the same text up to it, so the same features); None if no
+    problem has both right and wrong chains."""
+    row_of: dict[tuple[str, tuple[str, ...]], int] = {}
+    for row, (i, k) in enumerate(zip(features.sequence.tolist(), features.step.tolist())):
+        if sequences[i].answer_right is not None:
+            row_of[(sequences[i].group, tuple(sequences[i].steps[: k + 1]))] = row
+    by_problem: dict[str, list[tuple[list[int], bool]]] = {}
+    for s in sequences:
+        rows = [row_of.get((s.group, tuple(s.steps[: k + 1]))) for k in range(len(s.steps))]
+        if s.answer_right is not None and rows and None not in rows:
+            by_problem.setdefault(s.group, []).append((rows, s.answer_right))
+    chains = [
+        (rows, right, p)
+        for p, members in enumerate(m for m in by_problem.values() if len({r for _, r in m}) == 2)
+        for rows, right in members
+    ]
+    if not chains:
+        return None
+    longest = max(len(rows) for rows, _, _ in chains)
+    return Chains(
+        torch.tensor([rows + [-1] * (longest - len(rows)) for rows, _, _ in chains]),
+        torch.tensor([right for _, right, _ in chains]),
+        torch.tensor([p for _, _, p in chains]),
+    )
+
+
+def rank_loss(head: ProbeHead, x: torch.Tensor, chains: Chains, problems: torch.Tensor) -> torch.Tensor:
+    """Mean over `problems` of the mean over their (right, wrong) chain pairs of
+    softplus(score(wrong) - score(right)), a chain's score the soft minimum of its steps' logits."""
+    keep = torch.isin(chains.problem, problems)
+    rows, right = chains.rows[keep], chains.right[keep]
+    _, problem = torch.unique(chains.problem[keep], return_inverse=True)
+    logits = head.logits(x[rows.clamp_min(0).flatten()]).view(rows.shape).masked_fill(rows < 0, float("inf"))
+    score = -torch.logsumexp(-logits, dim=1)
+    pairs = (problem[:, None] == problem[None, :]) & right[:, None] & ~right[None, :]  # [right one, wrong one]
+    owner = problem[:, None].expand_as(pairs)[pairs]
+    per_problem = torch.bincount(owner).float()
+    losses = torch.nn.functional.softplus(score[None, :] - score[:, None])[pairs]
+    return (losses / per_problem[owner]).sum() / len(per_problem)
+
+
 def split_groups(sequences: list[Sequence], share: float, seed: int) -> set[str]:
     """The problems (groups) held out for validation: about `share` of them, seeded."""
     groups = sorted({s.group for s in sequences})
@@ -106,11 +165,19 @@ def fit(
     batch: int = 512,
     patience: int = 4,
     progress=None,
+    chains: Chains | None = None,
+    rank_weight: float = 0.0,
 ):
-    """(head, report) trained on the rows not in val_rows, stopped at the best validation loss."""
+    """(head, report) trained on the rows not in val_rows, stopped at the best validation loss
+    (with `chains` and a rank weight, binary cross-entropy + rank_weight * rank_loss, each on its
+    split's problems)."""
     torch.manual_seed(seed)
     train_rows = torch.ones(len(features.y), dtype=torch.bool)
     train_rows[val_rows] = False
+    ranking = chains is not None and rank_weight > 0
+    if ranking:
+        held = ~train_rows[chains.rows[:, 0]]
+        train_problems, val_problems = chains.problem[~held].unique(), chains.problem[held].unique()
     x, y = features.x[train_rows], features.y[train_rows]
     xv, yv = features.x[val_rows], features.y[val_rows]
     head = ProbeHead(x.shape[1], hidden)
@@ -124,11 +191,17 @@ def fit(
         head.train()
         for idx in torch.randperm(len(y), generator=generator).split(batch):
             optimizer.zero_grad()
-            loss_fn(head.logits(x[idx]), y[idx]).backward()
+            loss = loss_fn(head.logits(x[idx]), y[idx])
+            if ranking and len(train_problems):
+                chosen = train_problems[torch.randperm(len(train_problems), generator=generator)[:RANK_PROBLEMS]]
+                loss = loss + rank_weight * rank_loss(head, features.x, chains, chosen)
+            loss.backward()
             optimizer.step()
         head.eval()
         with torch.no_grad():
             val_loss = loss_fn(head.logits(xv), yv).item() if len(yv) else 0.0
+            if ranking and len(val_problems):
+                val_loss += rank_weight * rank_loss(head, features.x, chains, val_problems).item()
         history.append(round(val_loss, 5))
         if progress is not None:
             progress.update(1)
@@ -151,6 +224,8 @@ def fit(
         "val_loss": round(best, 5),
         "val_auc": roc_auc(scores, [v > 0.5 for v in yv.tolist()]),
         "history": history,
+        "rank_weight": rank_weight if ranking else 0.0,
+        "ranked_problems": [len(train_problems), len(val_problems)] if ranking else [0, 0],
     }
     return head, report
 
@@ -261,9 +336,12 @@ def fit_ensemble(
     the next seeds, as one head (`ensemble`); with each head's validation report and the
     ensemble's, since one seed's head can differ from another's by several points."""
     labelled, gold = features.relabelled(sequences, cfg.labels), features.relabelled(sequences, "gold")
+    chains = ranked_chains(features, sequences)
     heads = [first]
     for offset in range(1, cfg.ensemble):
-        heads.append(fit(labelled, val_rows, cfg.hidden, cfg.seed + offset)[0])
+        heads.append(
+            fit(labelled, val_rows, cfg.hidden, cfg.seed + offset, chains=chains, rank_weight=cfg.rank_weight)[0]
+        )
         if progress is not None:
             progress.update(1)
     head = ensemble(heads)
@@ -282,9 +360,17 @@ def label_ablation(features: Features, sequences: list[Sequence], val_rows: torc
     """A head fitted per label kind (cfg.labels and cfg.ablation), each on the same steps and
     features: ({kind: (head, fit report)}, {kind: validation report})."""
     gold = features.relabelled(sequences, "gold")
+    chains = ranked_chains(features, sequences)
     heads, table = {}, {}
     for kind in dict.fromkeys([cfg.labels, *cfg.ablation]):
-        head, report = fit(features.relabelled(sequences, kind), val_rows, cfg.hidden, cfg.seed)
+        head, report = fit(
+            features.relabelled(sequences, kind),
+            val_rows,
+            cfg.hidden,
+            cfg.seed,
+            chains=chains,
+            rank_weight=cfg.rank_weight,
+        )
         heads[kind] = (head, report)
         table[kind] = {**validation_report(head, features, gold, sequences, val_rows), "epochs": report["epochs"]}
         if progress is not None:
