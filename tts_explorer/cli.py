@@ -361,6 +361,7 @@ def cmd_train_prm(args) -> int:
         ensemble=args.ensemble,
         labels=args.labels,
         rank_weight=args.rank_weight,
+        last_separator=args.last_separator,
         template=args.template,
     )
     evaluation = {"compare": _compare(args.compare)}
@@ -585,6 +586,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=train_defaults.rank_weight,
         help="weight of the pairwise term ranking a problem's right chains above its wrong ones (0: none)",
+    )
+    tp.add_argument(
+        "--last-separator",
+        choices=("alone", "followed"),
+        default=train_defaults.last_separator,
+        help="tokenize a text's last separator as its end, or as when another step follows (so a step reads "
+        "the same whether or not it is the last, as a search reads it)",
     )
     tp.add_argument("--template", default=DEFAULT_TEMPLATE, help="the prompt the policy's steps are sampled with")
     tp.add_argument(

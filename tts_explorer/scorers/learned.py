@@ -136,19 +136,21 @@ class LearnedPRM(Scorer):
                 f"this path is {len(encoded.text)} characters long: the {self.name} PRM reads at "
                 f"most {MAX_TOKENS} tokens"
             )
-        enc = self.tokenizer(encoded.text, add_special_tokens=False, return_offsets_mapping=True)
-        if len(enc["input_ids"]) > MAX_TOKENS:
-            raise UserError(
-                f"this path is {len(enc['input_ids'])} tokens long: the {self.name} PRM reads at most {MAX_TOKENS}"
-            )
-        spans = enc["offset_mapping"]
+        ids, spans = self.tokenize(encoded.text)
+        if len(ids) > MAX_TOKENS:
+            raise UserError(f"this path is {len(ids)} tokens long: the {self.name} PRM reads at most {MAX_TOKENS}")
         where = []
         for char in encoded.offsets:
             index = next((i for i, (a, b) in enumerate(spans) if a <= char < b), None)
             if index is None:
                 raise ValueError(f"no token covers character {char} of the {self.name} input")
             where.append(index)
-        return enc["input_ids"], where
+        return ids, where
+
+    def tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """(token ids, each token's character span) of the format's text."""
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return enc["input_ids"], enc["offset_mapping"]
 
     def batches(self, encoded: list) -> list[list[int]]:
         """Indices of `encoded` (each with its token ids first) in batches of at most batch_size
@@ -317,6 +319,7 @@ class SkyworkPRM(LearnedPRM):
 
 
 PROBE_CONFIG, PROBE_WEIGHTS = "probe.json", "probe.safetensors"
+FOLLOWER = "A"  # what a step's text starts with, to tokenize a separator as when a step follows it
 
 
 class ProbePRM(TrlPRM):
@@ -370,8 +373,7 @@ class ProbePRM(TrlPRM):
         first token (where "mean" pooling and the token statistics start) and the first token
         after its text (where its separator starts)."""
         ids, ends = self.positions(path)
-        text = self.encode(path).text
-        offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        offsets = self.tokenize(self.encode(path).text)[1]
 
         def reaching(char: int, end: int) -> int:
             """The first token that ends past character `char` (else `end`)."""
@@ -384,6 +386,19 @@ class ProbePRM(TrlPRM):
             cursor += len(step)
             cuts.append(max(min(reaching(cursor, end), end), starts[-1]))
         return StepSpans(ids, starts, ends, path.question, list(path.steps), cuts)
+
+    def tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """As the trl format tokenizes it, or, where the spec says "followed", with the text's last
+        separator tokenized as when another step follows it (a blank line at the end of a text is
+        one token, before a step two): then a step reads the same whether or not it is the last,
+        as a search reads every new step and training reads most steps."""
+        if self.model.spec.last_separator == "alone":
+            return super().tokenize(text)
+        ids, offsets = super().tokenize(text + FOLLOWER)
+        kept = sum(1 for start, _ in offsets if start < len(text))
+        if kept and offsets[kept - 1][1] > len(text):  # the follower merged into the separator
+            return super().tokenize(text)
+        return ids[:kept], offsets[:kept]
 
     @on_engine
     @torch.inference_mode()

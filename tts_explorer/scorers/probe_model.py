@@ -51,10 +51,13 @@ class ProbeSpec:
     token_stats: bool = False
     text_features: str | None = None  # one of step_features.VERSIONS, or None
     calibration: tuple[float, float] = (1.0, 0.0)  # (scale, bias) on the head's logit
+    last_separator: str = "alone"  # the text's last separator tokenized as its end, or "followed" (ProbePRM.tokenize)
 
     def __post_init__(self) -> None:
         if not self.layers or min(self.layers) < 0:
             raise ValueError("layers must be hidden-state indices (0 = the embeddings)")
+        if self.last_separator not in ("alone", "followed"):
+            raise ValueError('last_separator must be "alone" or "followed"')
         if not self.pool or any(p not in POOLS for p in self.pool):
             raise ValueError(f"pool must be some of {', '.join(POOLS)}")
         if self.text_features is not None and self.text_features not in tuple(step_features.VERSIONS):
@@ -86,6 +89,7 @@ class ProbeSpec:
             bool(config.get("token_stats", False)),
             config.get("text_features"),
             tuple(float(v) for v in config.get("calibration", (1.0, 0.0))),
+            config.get("last_separator", "alone"),
         )
 
 

@@ -32,7 +32,8 @@ def _reads(cfg: dict) -> str:
             "the calculator's features of the step (tts_explorer/scorers/step_features.py: are its "
             "calculations exact, are their operands and results values the problem states or earlier "
             "steps computed, or one operation away from them, does it state numbers from nowhere, how its "
-            "answer relates to what was computed, and the same for the steps before it)"
+            "answer relates to what was computed, the same for the steps before it, and how many of the "
+            "numbers the problem states the path has not written yet)"
         )
     head = "a linear layer" if cfg["hidden"] == 0 else f"an MLP with {cfg['hidden']} hidden units"
     if cfg.get("ensemble", 1) > 1:
@@ -106,7 +107,15 @@ def model_card(summary: dict) -> str:
         "",
         "## Fit",
         "",
-        f"Binary cross-entropy, AdamW, early stopping on the validation problems: {fit['train_steps']} training and "
+        "Binary cross-entropy"
+        + (
+            f" plus {fit['rank_weight']} x a pairwise term on the policy's chains of one problem (softplus of a wrong "
+            "chain's score minus a right one's, a chain's score the soft minimum of its steps' logits; "
+            f"{fit['ranked_problems'][0]} training and {fit['ranked_problems'][1]} validation problems with both)"
+            if fit.get("rank_weight")
+            else ""
+        )
+        + f", AdamW, early stopping on the validation problems: {fit['train_steps']} training and "
         f"{fit['val_steps']} validation steps, {fit['epochs']} epochs, validation loss {fit['val_loss']}, validation "
         f"AUC {_num(fit['val_auc'])}. Loading this folder through the learned-PRM loader gives the fitted head's "
         f"scores to within {summary['consistency']:.1e}.",

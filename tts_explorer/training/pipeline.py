@@ -70,6 +70,7 @@ class TrainConfig:
     pool: tuple[str, ...] = ("last", "mean")
     token_stats: bool = True
     text_features: bool = True
+    last_separator: str = "alone"  # how the probe tokenizes a text's last separator (ProbeSpec.last_separator)
     hidden: int = 256
     ensemble: int = 1  # heads fitted with seeds seed, seed+1, ... and averaged (5 measured, not better: README)
     val_share: float = 0.15
@@ -101,7 +102,12 @@ class TrainConfig:
         from ..scorers.step_features import VERSION
 
         return ProbeSpec(
-            tuple(self.layers), tuple(self.pool), self.token_stats, VERSION if self.text_features else None, calibration
+            tuple(self.layers),
+            tuple(self.pool),
+            self.token_stats,
+            VERSION if self.text_features else None,
+            calibration,
+            self.last_separator,
         )
 
 
