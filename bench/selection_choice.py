@@ -1,12 +1,13 @@
 """Which way of choosing an answer from scored candidates is best? Chosen on one split, read on another.
 
 For each problem, N independent chains are sampled once with eval's set-B settings (the trees of
-`bench/confidence_votes.py`, shared with it and resumed), scored once by the default PRM, and the
-answer is then chosen from that one pool by every rule: majority vote, PRM-Max and PRM-Vote under
-each aggregation of a path's step scores, and votes weighted by a power of the path score (between
-PRM-Vote, power 1, and PRM-Max, the limit). Each rule's accuracy is printed for a development
-split and a test split side by side, with 95% intervals and the rule the development split picks,
-so a rule is chosen where it is not measured.
+`bench/confidence_votes.py`, shared with it and resumed), scored once by the default PRM (or
+`--scorer`, with `--scorer-model` for a learned format's folder), and the answer is then chosen
+from that one pool by every rule: majority vote, PRM-Max and PRM-Vote under each aggregation of
+a path's step scores, and votes weighted by a power of the path score (between PRM-Vote, power
+1, and PRM-Max, the limit). Each rule's accuracy is printed for a development split and a test
+split side by side, with 95% intervals and the rule the development split picks, so a rule is
+chosen where it is not measured.
 
     python bench/selection_choice.py \
         --dev assets/problems/synthetic-s13.jsonl=assets/scaling/s13-chains.jsonl \
@@ -29,12 +30,15 @@ from tts_explorer.training.evaluate import paired_auc
 POWERS = (2, 4, 8, 16)
 
 
-def scored_trees(problems, trees, scorer: str, out: Path) -> dict:
-    """The trees scored by `scorer` (min aggregation; the step scores are what the rules read),
-    from `out` where it holds them, else scored here and appended to it."""
+def scored_trees(problems, trees, scorer: str, out: Path, options: dict | None = None) -> dict:
+    """The trees scored by `scorer` (min aggregation; the step scores are what the rules read; a
+    learned format's model in `options`), from `out` where it holds them, else scored here and
+    appended to it."""
     from tts_explorer.rescore import rescore
 
-    return kept_trees(problems, out, lambda policy, p: rescore(trees[p.id], scorer, "min", policy), "scored")
+    return kept_trees(
+        problems, out, lambda policy, p: rescore(trees[p.id], scorer, "min", policy, scorer_options=options), "scored"
+    )
 
 
 def rules() -> dict:
@@ -94,10 +98,14 @@ def accuracy(problems, pooled, comparer: Comparer) -> dict[str, list[bool]]:
     return hits
 
 
-def split(spec: str, limit: int, n: int, scorer: str):
+def split(spec: str, limit: int, n: int, scorer: str, model: str | None):
+    """(data, problems, their chains scored), the scores kept beside the chains file, named by the
+    scorer (a learned format's model: by its folder's name)."""
     data, _, chains_file = spec.partition("=")
     problems, trees = sampled_chains(data, limit, n, Path(chains_file))
-    scored = scored_trees(problems, trees, scorer, Path(chains_file + f".{scorer}.jsonl"))
+    label = scorer if model is None else f"{scorer}-{Path(model).name}"
+    options = None if model is None else {"model": model}
+    scored = scored_trees(problems, trees, scorer, Path(chains_file + f".{label}.jsonl"), options)
     return data, problems, scored
 
 
@@ -113,11 +121,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--scorer", default="smollm-probe")
+    parser.add_argument("--scorer-model", help="a learned format's model folder (the scores kept by its name)")
     args = parser.parse_args()
     comparer = Comparer()
     results = []
     for spec in (args.dev, args.test):
-        data, problems, scored = split(spec, args.limit, args.n, args.scorer)
+        data, problems, scored = split(spec, args.limit, args.n, args.scorer, args.scorer_model)
         pooled = pools(problems, scored)
         results.append(
             (data, len(problems), accuracy(problems, pooled, comparer), path_auc(problems, pooled, comparer))

@@ -314,3 +314,35 @@ def test_the_shipped_probe_loads_scores_and_refuses_a_foreign_policy(tiny_policy
     assert combined.score_last([wrong])[0] < 0.05 * 1.0001  # the verifier's 0.05 times the probe's score
     with pytest.raises(UserError, match="uses another tokenizer"):
         make_scorer("smollm-probe", ScorerEnv(policy=tiny_policy))
+
+
+def test_a_followed_last_separator_reads_a_new_step_as_training_reads_it_inside_a_path(tmp_path):
+    """A search scores each new step as the last of its path, training mostly reads steps with
+    another after them; with the "alone" reading the two differ (a blank line ending the text is
+    one token, before a step two), with "followed" they are the same, kept paths or not."""
+    import shutil
+
+    from tts_explorer.policy.loading import load_policy
+    from tts_explorer.scorers.shipped import SHIPPED_PROBE
+
+    followed = tmp_path / "followed"
+    followed.mkdir()
+    for name in ("probe.json", "probe.safetensors"):
+        shutil.copy(SHIPPED_PROBE / name, followed / name)
+    config = json.loads((followed / "probe.json").read_text())
+    assert config.get("last_separator", "alone") == "alone"  # the shipped probe reads as before
+    (followed / "probe.json").write_text(json.dumps({**config, "last_separator": "followed"}))
+    smollm = load_policy()
+    question = "Kai practices 18 songs each week. How many songs in 8 weeks?"
+    steps = ("In 8 weeks, Kai practices 18 * 8 = 144 songs.", "The answer is 144.")
+    path = StepPath(question, "", steps)
+    for folder, same in ((str(SHIPPED_PROBE), False), (str(followed), True)):
+        for keep in (0, 128):  # every path read whole, or each new step fed after the kept path
+            scorer = make_scorer("probe", ScorerEnv(policy=smollm), model=folder, keep_paths_mb=keep)
+            as_searched = [scorer.score_last([StepPath(question, "", steps[: k + 1])])[0] for k in range(len(steps))]
+            whole = make_scorer("probe", ScorerEnv(policy=smollm), model=folder, keep_paths_mb=0).score_steps([path])[0]
+            assert as_searched[-1] == pytest.approx(whole[-1], abs=0.01)  # the last step: read alike
+            assert (abs(as_searched[0] - whole[0]) < 0.01) == same, (folder, keep, as_searched, whole)
+    alone, reads_followed = (make_scorer("probe", ScorerEnv(policy=smollm), model=f) for f in (SHIPPED_PROBE, followed))
+    one_step = StepPath(question, "", steps[:1])
+    assert len(reads_followed.spans(one_step).ids) == len(alone.spans(one_step).ids) + 1  # "\n", "\n" for "\n\n"

@@ -70,7 +70,9 @@ class TrainConfig:
     pool: tuple[str, ...] = ("last", "mean")
     token_stats: bool = True
     text_features: bool = True
-    last_separator: str = "alone"  # how the probe tokenizes a text's last separator (ProbeSpec.last_separator)
+    last_separator: str = (
+        "followed"  # how the probe tokenizes a text's last separator (ProbeSpec.last_separator; README)
+    )
     hidden: int = 256
     ensemble: int = 1  # heads fitted with seeds seed, seed+1, ... and averaged (5 measured, not better: README)
     val_share: float = 0.15
