@@ -548,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--out", required=True)
     sy.set_defaults(func=cmd_synth)
     train_defaults = _train_defaults()
+    from .scorers.probe_model import LAST_SEPARATORS  # loaded with the defaults' module
+
     tp = commands.add_parser(
         "train-prm",
         help="train the probe PRM on the policy's own steps and perturbed gold "
@@ -589,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tp.add_argument(
         "--last-separator",
-        choices=("alone", "followed"),
+        choices=LAST_SEPARATORS,
         default=train_defaults.last_separator,
         help="tokenize a text's last separator as its end, or as when another step follows (so a step reads "
         "the same whether or not it is the last, as a search reads it)",

@@ -41,6 +41,7 @@ from ..policy.steppers import ModelShape
 from . import step_features
 
 POOLS = ("last", "mean")
+LAST_SEPARATORS = ("alone", "followed")  # how a text's last separator is tokenized (ProbePRM.tokenize)
 SCORED_PATHS_MB = 128  # one scorer's (one search's) kept paths' keys and values, each segment counted once
 
 
@@ -56,8 +57,8 @@ class ProbeSpec:
     def __post_init__(self) -> None:
         if not self.layers or min(self.layers) < 0:
             raise ValueError("layers must be hidden-state indices (0 = the embeddings)")
-        if self.last_separator not in ("alone", "followed"):
-            raise ValueError('last_separator must be "alone" or "followed"')
+        if self.last_separator not in LAST_SEPARATORS:
+            raise ValueError(f"last_separator must be one of {', '.join(LAST_SEPARATORS)}")
         if not self.pool or any(p not in POOLS for p in self.pool):
             raise ValueError(f"pool must be some of {', '.join(POOLS)}")
         if self.text_features is not None and self.text_features not in tuple(step_features.VERSIONS):
