@@ -59,6 +59,8 @@ def main() -> None:
     fold_of = {g: i % args.folds for i, g in enumerate(groups)}
     row_fold = torch.tensor([fold_of[sequences[i].group] for i in features.sequence.tolist()])
     chains = ranked_chains(features, sequences)
+    if chains is None:
+        raise SystemExit("no rollout problem in this work folder has both right and wrong chains: nothing to rank")
     chain_fold = row_fold[chains.rows[:, 0]]
     chain_source = [sequences[int(features.sequence[r])].source for r in chains.rows[:, 0].tolist()]
     scores: dict[tuple[str, float], dict[int, list[tuple[float, bool]]]] = {}

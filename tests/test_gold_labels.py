@@ -135,3 +135,7 @@ def test_a_probe_of_another_feature_version_is_refused(tmp_path):
     assert ProbeSpec.from_json({"layers": [1], "text_features": "calc-v1"}).width(10) == 10 + len(NAMES)
     with pytest.raises(ValueError, match="train the probe again"):
         ProbeSpec.from_json({"layers": [1], "text_features": ["calc-v1"]})  # not a name: one line, no TypeError
+    for reading in (["followed"], 1, None, "<b>followed</b>", " " * 8000):  # a probe.json no train-prm wrote
+        with pytest.raises(ValueError, match="^last_separator must be one of alone, followed$"):
+            ProbeSpec.from_json({"layers": [1], "last_separator": reading})
+    assert ProbeSpec.from_json({"layers": [1]}).last_separator == "alone"  # probes before the key read as before

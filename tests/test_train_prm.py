@@ -211,6 +211,33 @@ def test_the_command_line_refuses_a_bad_ensemble_size_in_one_short_line():
         assert lines[0] == first if first else lines[0].startswith("error: argument --ensemble: invalid int value")
 
 
+@pytest.mark.parametrize("weight", [-0.5, 100.5, 1e308, float("nan"), float("inf"), "0.5", None, True, [1]])
+def test_a_bad_rank_weight_is_one_line_before_anything_runs(weight):
+    from tts_explorer.errors import UserError
+    from tts_explorer.training.pipeline import TrainConfig
+
+    with pytest.raises(UserError, match="^rank_weight must be a number from 0 to 100$"):
+        TrainConfig(rank_weight=weight)
+    assert TrainConfig(rank_weight=0).rank_weight == 0 and TrainConfig(rank_weight=100.0).rank_weight == 100.0
+
+
+def test_the_command_line_refuses_a_bad_rank_weight_or_reading_in_one_short_line():
+    for flag, value, start in (
+        ("--rank-weight", "nan", "error: rank_weight must be a number from 0 to 100"),
+        ("--rank-weight", "9" * 8000, "error: rank_weight must be a number from 0 to 100"),
+        ("--rank-weight", "<b>1</b>", "error: argument --rank-weight: invalid float value"),
+        ("--last-separator", " " * 8000, "error: argument --last-separator: invalid choice"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "tts_explorer", "train-prm", flag, value],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(start), (flag, lines[:2])
+
+
 def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, tmp_path):
     out, work = tmp_path / "probe", tmp_path / "work"
     done = subprocess.run(

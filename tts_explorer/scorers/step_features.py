@@ -57,17 +57,21 @@ MAX_TEXT = 4000  # characters of a step or problem read (longer text: its start)
 MAX_DIGITS = 30  # a longer run of digits is not read as a number
 
 
-def numbers(text: str) -> list[Fraction]:
-    """The numbers written in `text` as digits; a percentage gives its number and its fraction."""
+def _written(text: str) -> list[list[Fraction]]:
+    """Each number written in `text` as digits, as the values it stands for: its number, and for
+    a percentage also its fraction (a run of over MAX_DIGITS digits is not a value a word
+    problem states or computes)."""
     out = []
     for match in _NUMBER.finditer(text[:MAX_TEXT]):
-        if len(match.group(1)) + len(match.group(2) or "") > MAX_DIGITS:
-            continue  # not a value a word problem states or computes
-        value = Fraction(match.group(1).replace(",", "") + (match.group(2) or ""))
-        out.append(value)
-        if match.group(3):
-            out.append(value / 100)
+        if len(match.group(1)) + len(match.group(2) or "") <= MAX_DIGITS:
+            value = Fraction(match.group(1).replace(",", "") + (match.group(2) or ""))
+            out.append([value, value / 100] if match.group(3) else [value])
     return out
+
+
+def numbers(text: str) -> list[Fraction]:
+    """The numbers written in `text` as digits; a percentage gives its number and its fraction."""
+    return [value for values in _written(text) for value in values]
 
 
 def problem_values(question: str) -> set[Fraction]:
@@ -127,22 +131,11 @@ def _one_op(value: Fraction, known: list[Fraction]) -> bool:
     return False
 
 
-def stated_quantities(question: str) -> list[set[Fraction]]:
-    """Each number the problem writes in digits, as the values a step may write it as (a
-    percentage: its number or its fraction)."""
-    out = []
-    for match in _NUMBER.finditer(question[:MAX_TEXT]):
-        if len(match.group(1)) + len(match.group(2) or "") <= MAX_DIGITS:
-            value = Fraction(match.group(1).replace(",", "") + (match.group(2) or ""))
-            out.append({value, value / 100} if match.group(3) else {value})
-    return out
-
-
 def path_features(question: str, steps: list[str], version: str = VERSION) -> list[list[float]]:
     """One row of len(VERSIONS[version]) floats per step."""
     if version not in VERSIONS:
         raise ValueError(f"unknown text features {version!r}; known: {', '.join(VERSIONS)}")
-    stated = stated_quantities(question)
+    stated = [set(values) for values in _written(question)]  # a step may write each as any of its values
     written: set[Fraction] = set()
     given = problem_values(question)
     known: list[Fraction] = sorted(given)[:MAX_KNOWN]

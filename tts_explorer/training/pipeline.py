@@ -70,9 +70,7 @@ class TrainConfig:
     pool: tuple[str, ...] = ("last", "mean")
     token_stats: bool = True
     text_features: bool = True
-    last_separator: str = (
-        "followed"  # how the probe tokenizes a text's last separator (ProbeSpec.last_separator; README)
-    )
+    last_separator: str = "followed"  # how the probe reads a text's last separator (ProbeSpec; README)
     hidden: int = 256
     ensemble: int = 1  # heads fitted with seeds seed, seed+1, ... and averaged (5 measured, not better: README)
     val_share: float = 0.15
@@ -86,9 +84,8 @@ class TrainConfig:
             raise UserError(f"ensemble must be an integer from 1 to {MAX_ENSEMBLE}")
         if self.ensemble > 1 and self.hidden == 0:
             raise UserError("an ensemble needs heads with hidden units (--hidden > 0)")
-        if isinstance(self.rank_weight, bool) or not isinstance(self.rank_weight, (int, float)):
-            raise UserError("rank_weight must be a number from 0 to 100")
-        if not 0 <= self.rank_weight <= 100:
+        weight = self.rank_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 100:
             raise UserError("rank_weight must be a number from 0 to 100")
         if self.n < self.m or self.n % self.m:
             raise UserError(f"N={self.n} must be a multiple of M={self.m}")
