@@ -3,8 +3,9 @@ strategy asked for has reached in the first file (an eval stopped part-way leave
 without some cells; comparing on the same problems keeps the rows paired). Then each cell's
 generated tokens per problem and, with --paired S, how many problems each cell gets right where
 S's row of the same model and budget is wrong, and the other way round; with --paired-main, each
-cell of another file against the first file's cell of the same strategy, budget and scorer
-(two settings of one strategy, say `--aggregation min` and `last`, one file each).
+cell of another file against the first file's cell of the same strategy and budget (and scorer,
+where the first file has that strategy with several): two settings of one strategy, say
+`--aggregation min` and `last`, or two scorers, one file each.
 
     python bench/heldout_report.py --strategies greedy,majority,best_of_n,beam \
         assets/scaling/set-b/smollm2-three_shot-n16.jsonl \
@@ -30,7 +31,7 @@ def main() -> None:
     parser.add_argument(
         "--paired-main",
         action="store_true",
-        help="compare each other file's cell with the first file's of the same strategy, budget and scorer",
+        help="compare each other file's cell with the first file's of the same strategy and budget",
     )
     args = parser.parse_args()
     wanted = args.strategies.split(",")
@@ -57,10 +58,16 @@ def main() -> None:
         other = base.get((model, n))
         if other is not None and strategy != args.paired:
             line += f"; against {args.paired}: " + _wins_losses(cell, other)
-        first = main_cells.get((strategy, n, scorer))
+        first = main_cells.get((strategy, n, scorer)) or _only_cell(main_cells, strategy, n)
         if args.paired_main and first is not None and not next(iter(cell.values())).get("main"):
             line += f"; against {args.main}'s: " + _wins_losses(cell, first)
         print(line)
+
+
+def _only_cell(main_cells: dict, strategy: str, n: int) -> dict | None:
+    """The first file's cell of this strategy and budget where it has one scorer for them, else None."""
+    found = [cell for (s, budget, _), cell in main_cells.items() if (s, budget) == (strategy, n)]
+    return found[0] if len(found) == 1 else None
 
 
 def _wins_losses(cell: dict, other: dict) -> str:
