@@ -3,6 +3,7 @@ train-prm command on a tiny model, read back through the learned-PRM loader."""
 
 import json
 import random
+import re
 import subprocess
 import sys
 
@@ -292,7 +293,10 @@ def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, 
     assert list(summary["stage_minutes"]) == stages  # where a run's time goes, stage by stage
     card = (out / "README.md").read_text()
     assert "## Data and labels" in card and "## Held-out evaluation" in card and "train-prm" in card
-    assert "on a 2-core CPU: data " in card
+    code = summary["code"]  # the commit of the code that made it, which the card checks out to reproduce it
+    assert code and re.fullmatch(r"[0-9a-f]{7,40}(\+changes)?", code) and f"git checkout {code[:7]}" in card
+    assert "on a 2-core CPU: data " in card and "not written yet" in card  # calc-v2's features, described
+    assert "earlier run's work folder" not in card and not summary["stages_reused"]
     scorer = make_scorer("probe", ScorerEnv(), model=str(out))
     path = StepPath("Sam has 3 pens and buys 2 more. How many pens?", "", ("3 + 2 = 5 pens.", "The answer is 5."))
     scores = scorer.score_steps([path])[0]
@@ -317,7 +321,12 @@ def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, 
         text=True,
         timeout=600,
     )
-    assert again.returncode == 0 and json.loads((out / "metrics.json").read_text())["fit"] == summary["fit"]  # seeded
+    resumed = json.loads((out / "metrics.json").read_text())
+    assert again.returncode == 0 and resumed["fit"] == summary["fit"]  # seeded
+    # the card says what this run did not make itself
+    reused = ["evaluation: the policy's own steps", "features", "rollouts"]
+    assert resumed["stages_reused"] == reused
+    assert "from an earlier run's work folder: " + "; ".join(reused) in (out / "README.md").read_text()
 
 
 @pytest.mark.slow
@@ -329,6 +338,9 @@ def test_the_shipped_probe_loads_scores_and_refuses_a_foreign_policy(tiny_policy
     assert (SHIPPED_PROBE / "probe.safetensors").stat().st_size < 20_000_000
     card = (SHIPPED_PROBE / "README.md").read_text()
     assert "tts-explorer train-prm --out assets/prm/smollm2-135m-probe" in card and "## Held-out evaluation" in card
+    # made by older code (calc-v1 features, defaults since changed): the card checks that code out and
+    # describes only the features its head reads
+    assert "git checkout 7045702" in card and "not written yet" not in card
     smollm = load_policy()
     scorer = make_scorer("smollm-probe", ScorerEnv(policy=smollm))
     assert scorer.model.backbone is smollm.model  # the backbone is the search's policy, shared, not a copy

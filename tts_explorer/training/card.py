@@ -19,7 +19,8 @@ def _scorers(evaluation: dict) -> list[str]:
     return [*FIXED_ORDER, *(name for name, _ in evaluation["config"].get("compare", ()))]
 
 
-def _reads(cfg: dict) -> str:
+def _reads(cfg: dict, spec: dict) -> str:
+    """What the head reads; `spec` is the checkpoint's probe.json recipe (absent in older summaries)."""
     layers = ", ".join(str(i) for i in cfg["layers"])
     pools = " and ".join(
         {"last": "at the last token of its separator", "mean": "averaged over its tokens"}[p] for p in cfg["pool"]
@@ -32,8 +33,12 @@ def _reads(cfg: dict) -> str:
             "the calculator's features of the step (tts_explorer/scorers/step_features.py: are its "
             "calculations exact, are their operands and results values the problem states or earlier "
             "steps computed, or one operation away from them, does it state numbers from nowhere, how its "
-            "answer relates to what was computed, the same for the steps before it, and how many of the "
-            "numbers the problem states the path has not written yet)"
+            "answer relates to what was computed, the same for the steps before it"
+            + (
+                ", and how many of the numbers the problem states the path has not written yet)"
+                if spec.get("text_features", "calc-v1") != "calc-v1"
+                else ")"
+            )
         )
     head = "a linear layer" if cfg["hidden"] == 0 else f"an MLP with {cfg['hidden']} hidden units"
     if cfg.get("ensemble", 1) > 1:
@@ -48,9 +53,16 @@ def _reads(cfg: dict) -> str:
 
 
 def _stages(summary: dict) -> str:
-    """The run's minutes per stage, as ": data 0.1, rollouts 30.2, ..." ("" in a card made before they were kept)."""
+    """The run's minutes per stage, as ": data 0.1, rollouts 30.2, ..." ("" in a card made before they were kept),
+    and the stages that read what an earlier run made."""
     stages = summary.get("stage_minutes") or {}
-    return (": " + ", ".join(f"{stage} {minutes}" for stage, minutes in stages.items())) if stages else ""
+    if not stages:
+        return ""
+    line = ": " + ", ".join(f"{stage} {minutes}" for stage, minutes in stages.items())
+    reused = summary.get("stages_reused") or []
+    if reused:
+        line += f"; read, in part or whole, from an earlier run's work folder: {'; '.join(reused)}"
+    return line
 
 
 def model_card(summary: dict) -> str:
@@ -62,9 +74,10 @@ def model_card(summary: dict) -> str:
         "# Probe PRM on SmolLM2-135M-Instruct" if cfg["model"] == EMBEDDED else f"# Probe PRM on {summary['policy']}",
         "",
         f"A process reward model made by `tts-explorer train-prm` (seed {cfg['seed']}, {summary['minutes']} minutes "
-        f"end to end on a 2-core CPU{_stages(summary)}). Format `probe` (tts_explorer/scorers/probe_model.py): "
+        f"in the run that wrote it, on a 2-core CPU{_stages(summary)}). "
+        "Format `probe` (tts_explorer/scorers/probe_model.py): "
         "the text is the question, then each step followed by a blank line; "
-        f"a step's features are {_reads(cfg)} (scale {cal['scale']}, bias "
+        f"a step's features are {_reads(cfg, summary.get('spec') or {})} (scale {cal['scale']}, bias "
         f"{cal['bias']}, fitted on {cal['fitted_on_steps']} validation steps of the policy), so a score reads as the "
         f"probability that the step is right. The backbone is the policy itself ({summary['policy']}), frozen and "
         "shared with the search; this folder holds only the head.",
@@ -189,6 +202,7 @@ def model_card(summary: dict) -> str:
         "## Reproduce",
         "",
         "```bash",
+        *_checkout(summary.get("code")),
         # a run before --parallel made its rollout trees one at a time
         f"tts-explorer train-prm --out {cfg['out']} --work {cfg['work']} --parallel {cfg.get('parallel', 1)}"
         + (f" --ensemble {cfg['ensemble']}" if cfg.get("ensemble", 1) > 1 else "")
@@ -197,6 +211,15 @@ def model_card(summary: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _checkout(code: str | None) -> list[str]:
+    """The line that checks out the code a run used (train-prm's defaults change between releases)."""
+    if not code:
+        return []
+    commit, _, changed = code.partition("+")
+    note = "the code it was made with" + (", plus changes not committed then" if changed else "")
+    return [f"git checkout {commit}   # {note}; train-prm's defaults change between releases"]
 
 
 def _ensemble_lines(ensemble: dict | None) -> list[str]:

@@ -171,6 +171,11 @@ def tree_scores(tree, scorers: dict, root_prompt: str) -> dict[str, dict[int, fl
     return out
 
 
+def eval_rollouts_file(work: Path, template: str) -> Path:
+    """Where the held-out rollout trees are kept (appended as they are made)."""
+    return work / f"eval_rollouts-{template}.jsonl"
+
+
 def own_steps(policy, scorers, cfg: EvalConfig, work: Path, bar, sampling) -> dict:
     """Per held-out set, every scorer on the policy's own steps (rollout trees sampled as
     `sampling` says: template, max_steps, step_tokens, final_tokens): AUC against gold-aligned
@@ -195,7 +200,7 @@ def own_steps(policy, scorers, cfg: EvalConfig, work: Path, bar, sampling) -> di
             policy,
             keyed,
             sampling,
-            work / f"eval_rollouts-{template}.jsonl",
+            eval_rollouts_file(work, template),
             f"rollouts ({set_name})",
             cfg.n,
             cfg.m,

@@ -135,7 +135,7 @@ def policy_sequences(policy, cfg: TrainConfig, synthetic, gsm8k, work: Path) -> 
         policy,
         [(key, q, a) for key, q, _, a in roll],
         cfg,
-        work / f"rollouts-{cfg.template}.jsonl",
+        rollouts_file(cfg, work),
         "rollouts (train)",
         cfg.n,
         cfg.m,
@@ -149,18 +149,28 @@ def policy_sequences(policy, cfg: TrainConfig, synthetic, gsm8k, work: Path) -> 
     return sequences, trees
 
 
-def cached_features(reader, sequences: list[Sequence], cfg: TrainConfig, work: Path):
-    """The features of every labelled step, kept in the work folder for the same data and spec."""
+def rollouts_file(cfg: TrainConfig, work: Path) -> Path:
+    """Where the policy's rollout trees are kept (appended as they are made)."""
+    return work / f"rollouts-{cfg.template}.jsonl"
+
+
+def features_file(sequences: list[Sequence], cfg: TrainConfig, work: Path) -> Path:
+    """Where the features of these sequences are kept, keyed by the data, backbone and spec."""
     import hashlib
-
-    import torch
-
-    from .probe import Features, extract
 
     key = hashlib.sha256(
         json.dumps([cfg.model, cfg.spec().to_json(), [(s.question, s.steps, s.labels) for s in sequences]]).encode()
     ).hexdigest()[:16]
-    path = work / f"features-{key}.pt"
+    return work / f"features-{key}.pt"
+
+
+def cached_features(reader, sequences: list[Sequence], cfg: TrainConfig, work: Path):
+    """The features of every labelled step, kept in the work folder for the same data and spec."""
+    import torch
+
+    from .probe import Features, extract
+
+    path = features_file(sequences, cfg, work)
     if path.exists():
         return Features(**torch.load(path))
     with _bar(len(sequences), "features") as bar:
@@ -177,7 +187,7 @@ def train(cfg: TrainConfig) -> dict:
     from ..policy.loading import load_policy
     from ..scorers import ScorerEnv, make_scorer
     from ..scorers.probe_model import ProbeHead
-    from .evaluate import EvalConfig, evaluate, write_card
+    from .evaluate import EvalConfig, eval_rollouts_file, evaluate, write_card
     from .probe import calibrate, fit_ensemble, label_ablation, save, split_groups
 
     started = time.monotonic()
@@ -191,6 +201,7 @@ def train(cfg: TrainConfig) -> dict:
     sequences = perturbed_sequences(cfg, synthetic, gsm8k)
     _log(f"problems: {len(synthetic)} synthetic, {len(gsm8k)} GSM8K; {len(sequences)} gold or perturbed chains")
     laps("data")
+    laps.reused_if("rollouts", rollouts_file(cfg, work).exists())
     own, trees = policy_sequences(policy, cfg, synthetic, gsm8k, work)
     laps("rollouts")
     sequences += own
@@ -207,6 +218,7 @@ def train(cfg: TrainConfig) -> dict:
         {},
     )
     reader = make_scorer("probe", ScorerEnv(), model=str(placeholder))
+    laps.reused_if("features", features_file(sequences, cfg, work).exists())
     features = cached_features(reader, sequences, cfg, work)
     laps("features")
     val_groups = split_groups(sequences, cfg.val_share, cfg.seed)
@@ -243,22 +255,52 @@ def train(cfg: TrainConfig) -> dict:
         "data": _data_summary(sequences, features, trees),
         "fit": report,
         "calibration": {"scale": calibration[0], "bias": calibration[1], "fitted_on_steps": len(calibration_rows)},
+        "spec": cfg.spec(calibration).to_json(),  # what probe.json says the head reads
         "ablation": ablation,
         "consistency": _same_scores(probe, head, calibration, sequences, features),
     }
+    laps.reused_if("evaluation: the policy's own steps", eval_rollouts_file(work, cfg.template).exists())
+    summary["code"] = code_commit()
     summary["evaluation"] = evaluate(policy, str(out), EvalConfig(**cfg.evaluation), work, _bar, cfg, laps)
     summary["minutes"] = round((time.monotonic() - started) / 60, 1)
     summary["stage_minutes"] = laps.minutes
+    summary["stages_reused"] = sorted(laps.reused)
     write_card(out, summary)
     return summary
 
 
+def code_commit() -> str | None:
+    """The git commit of the code that runs (with "+changes" where its files differ from it), so a
+    card can say which code made its checkpoint; None outside a git checkout."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[2]
+    if not (repo / ".git").exists():  # an installed package (a venv inside a checkout is not its code)
+        return None
+    try:
+        head, changes = (
+            subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20)
+            for args in (["rev-parse", "--short", "HEAD"], ["status", "--porcelain", "--", "tts_explorer"])
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode or not head.stdout.strip():
+        return None
+    return head.stdout.strip() + ("+changes" if changes.stdout.strip() else "")
+
+
 class _Laps:
-    """Minutes each stage of this run took (a resumed run counts only what it did again)."""
+    """Minutes each stage of this run took (a resumed run counts only what it did again), and
+    the stages that read what an earlier run left in the work folder."""
 
     def __init__(self) -> None:
         self.minutes: dict[str, float] = {}
+        self.reused: set[str] = set()
         self._last = time.monotonic()
+
+    def reused_if(self, stage: str, found: bool) -> None:
+        if found:
+            self.reused.add(stage)
 
     def __call__(self, stage: str) -> None:
         now = time.monotonic()
