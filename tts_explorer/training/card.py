@@ -203,8 +203,9 @@ def model_card(summary: dict) -> str:
         "",
         "```bash",
         *_checkout(summary.get("code")),
-        # a run before --parallel made its rollout trees one at a time
-        f"tts-explorer train-prm --out {cfg['out']} --work {cfg['work']} --parallel {cfg.get('parallel', 1)}"
+        # a run before --parallel made its rollout trees one at a time, and its code has no such flag
+        f"tts-explorer train-prm --out {cfg['out']} --work {cfg['work']}"
+        + (f" --parallel {cfg['parallel']}" if "parallel" in cfg else "")
         + (f" --ensemble {cfg['ensemble']}" if cfg.get("ensemble", 1) > 1 else "")
         + "   # writes this folder; resumes from --work",
         "```",
