@@ -158,26 +158,6 @@ def test_dvts_rule_for_finished_and_unfinished_siblings(seed):
                 assert tree.nodes[child].subtree == node.subtree
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_under_min_siblings_tied_on_their_prefix_are_ranked_by_their_own_step(seed):
-    """Under `min` siblings share their path score wherever their own steps score above the
-    prefix's weakest one; DVTS then keeps the sibling whose own step scores highest, not the
-    first one sampled."""
-    tree, events, _ = run("dvts", n=8, m=4, steps=5, seed=seed, aggregation="min", answer_prob=0.1)
-    tied_groups = 0
-    for event in added_by_iteration(events)[1:]:
-        new = nodes_of(tree, event)
-        for subtree in {x.subtree for x in new}:
-            siblings = [x for x in new if x.subtree == subtree]
-            top = max(x.agg_score for x in siblings)
-            tied = [x for x in siblings if x.agg_score == top]
-            tied_groups += len(tied) > 1
-            kept = [x for x in siblings if x.status != "pruned"]
-            best = max(tied, key=lambda x: x.score)
-            assert best in kept  # of the tied, the best own step goes on (or ends its subtree)
-    assert tied_groups  # the hash scorer's scores make ties under min on every seed tried
-
-
 BY_HAND = {"last": lambda v: v[-1], "min": min, "avg": lambda v: sum(v) / len(v), "prod": math.prod}
 
 

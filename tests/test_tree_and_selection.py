@@ -129,10 +129,6 @@ def test_missing_scores_rank_last_everywhere():
     tree.add(0, text="The answer is 3.", score=0.4, agg_score=0.4, stop_reason="answer", answer="3", status="finished")
     order = [n.id for n in sorted(tree.candidates(), key=by_score, reverse=True)]
     assert order == [3, 2, 1]
-    # a path score tied (siblings under `min` share their prefix's weakest step): the own step decides
-    tied = SearchTree("q")
-    weak, strong = (tied.add(0, text=t, score=s, agg_score=0.2) for t, s in (("a", 0.5), ("b", 0.9)))
-    assert sorted(tied.nodes.values(), key=by_score, reverse=True)[0] is strong
     assert [row[0] for row in candidate_rows(tree)] == order
     assert sorted(_ranks(tree), key=_ranks(tree).get) == order
     assert apply_selection(tree, "prm_max") == ("3", 3)

@@ -84,12 +84,11 @@ def rank_value(score: float | None) -> float:
     return float("-inf") if score is None else score
 
 
-def by_score(node: Node) -> tuple[float, float]:
-    """Sort key of a node: its path score, then its own step's score (missing scores last when
-    sorted best first). Siblings often tie on the path score: under `min` it is their shared
-    prefix's weakest step wherever their own steps score above it, and the tie is then broken by
-    what differs, the step itself, rather than by the order the steps were sampled in."""
-    return rank_value(node.agg_score), rank_value(node.score)
+def by_score(node: Node) -> float:
+    """Sort key of a node by its path score (missing scores last when sorted best first). Equal
+    scores keep the order the nodes were made in; breaking such ties by the node's own step (siblings
+    under `min` often share their prefix's weakest step) was measured and not adopted (README)."""
+    return rank_value(node.agg_score)
 
 
 def steps_confidence(steps: Sequence[Node]) -> float:
