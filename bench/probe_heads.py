@@ -23,7 +23,14 @@ import torch
 
 from tts_explorer.scorers.step_features import VERSION, VERSIONS
 from tts_explorer.training.evaluate import paired_auc
-from tts_explorer.training.pipeline import TrainConfig, cached_features, perturbed_sequences, policy_sequences, problems
+from tts_explorer.training.pipeline import (
+    TrainConfig,
+    cached_features,
+    features_file,
+    perturbed_sequences,
+    policy_sequences,
+    problems,
+)
 from tts_explorer.training.probe import Features, fit, ranked_chains
 
 
@@ -52,7 +59,7 @@ def main() -> None:
     work = Path(args.work)
     synthetic, gsm8k = problems(cfg)
     sequences = perturbed_sequences(cfg, synthetic, gsm8k) + policy_sequences(None, cfg, synthetic, gsm8k, work)[0]
-    features = cached_features(_NoReader(), sequences, cfg, work)
+    features = cached_features(_NoReader(), sequences, features_file(sequences, cfg, work))
     extra = len(VERSIONS[VERSION]) - len(VERSIONS["calc-v1"])
     groups = sorted({s.group for s in sequences})
     random.Random(cfg.seed).shuffle(groups)

@@ -300,6 +300,7 @@ def test_train_prm_runs_end_to_end_and_the_loader_reads_it_back(tiny_model_dir, 
     else:  # a copy without git history (CI's, an unpacked sdist): no commit to name
         assert code is None and "git checkout" not in card
     assert "on a 2-core CPU: data " in card and "not written yet" in card  # calc-v2's features, described
+    assert "tokenized as when another step follows it, last step or not" in card  # the spec's reading, described
     assert "earlier run's work folder" not in card and not summary["stages_reused"]
     scorer = make_scorer("probe", ScorerEnv(), model=str(out))
     path = StepPath("Sam has 3 pens and buys 2 more. How many pens?", "", ("3 + 2 = 5 pens.", "The answer is 5."))

@@ -43,7 +43,7 @@ def _reads(cfg: dict, spec: dict) -> str:
     head = "a linear layer" if cfg["hidden"] == 0 else f"an MLP with {cfg['hidden']} hidden units"
     if cfg.get("ensemble", 1) > 1:
         head = f"{cfg['ensemble']} MLPs with {cfg['hidden']} hidden units each, their logits averaged"
-    if cfg.get("last_separator") == "followed":
+    if spec.get("last_separator") == "followed":
         extras.append("each step's blank line tokenized as when another step follows it, last step or not")
     return (
         f"the backbone's hidden states of layers {layers} (0 = embeddings), {pools}"

@@ -164,13 +164,12 @@ def features_file(sequences: list[Sequence], cfg: TrainConfig, work: Path) -> Pa
     return work / f"features-{key}.pt"
 
 
-def cached_features(reader, sequences: list[Sequence], cfg: TrainConfig, work: Path):
-    """The features of every labelled step, kept in the work folder for the same data and spec."""
+def cached_features(reader, sequences: list[Sequence], path: Path):
+    """The features of every labelled step, kept at `path` (features_file: one per data and spec)."""
     import torch
 
     from .probe import Features, extract
 
-    path = features_file(sequences, cfg, work)
     if path.exists():
         return Features(**torch.load(path))
     with _bar(len(sequences), "features") as bar:
@@ -218,8 +217,9 @@ def train(cfg: TrainConfig) -> dict:
         {},
     )
     reader = make_scorer("probe", ScorerEnv(), model=str(placeholder))
-    laps.reused_if("features", features_file(sequences, cfg, work).exists())
-    features = cached_features(reader, sequences, cfg, work)
+    features_path = features_file(sequences, cfg, work)
+    laps.reused_if("features", features_path.exists())
+    features = cached_features(reader, sequences, features_path)
     laps("features")
     val_groups = split_groups(sequences, cfg.val_share, cfg.seed)
     val_rows = torch.tensor([sequences[i].group in val_groups for i in features.sequence.tolist()]).nonzero().squeeze(1)
