@@ -16,14 +16,11 @@ prefix (a beam's M children read their parent's once); and each row's own tokens
 buffer with room for the tokens still to be decoded, so feeding a token writes one slot in
 place. Where every state has one row, a state's chain below the prefix is copied into the
 start of its row's own buffer instead (one attention call fewer). A finished row's new state
-is its own tokens, copied once, under its state's segment. The own buffers of batches that a
-decode loop steps together may lie in one RowPool (each batch a range of its rows), so that
-one attention call per layer reads every batch's own tokens.
+is its own tokens, copied once, under its state's segment.
 """
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -124,47 +121,6 @@ def empty_state(pending: list[int]) -> RowState:
     return RowState(cache=None, next_pos=0, pending=tuple(pending), ids=tuple(pending))
 
 
-class RowPool:
-    """Own-token buffers of several batches in one pair of tensors [layers, rows, kv_heads,
-    columns, head_dim]: each batch holds a range of its rows (its own buffers are views of it)
-    and gives the range back when it is freed or outgrows the columns. The pool's memory is
-    only touched as ranges are taken: a range is zeroed when taken (a masked position must
-    hold a finite number: zero weight times NaN is NaN), rows no batch holds are not."""
-
-    def __init__(self, layers: int, rows: int, kv_heads: int, columns: int, head_dim: int, dtype: torch.dtype):
-        self.keys = torch.empty(layers, rows, kv_heads, columns, head_dim, dtype=dtype)
-        self.values = torch.empty_like(self.keys)
-        self.taken: dict[int, int] = {}  # first row -> rows, of each range in use
-
-    @property
-    def rows(self) -> int:
-        return self.keys.shape[1]
-
-    @property
-    def columns(self) -> int:
-        return self.keys.shape[3]
-
-    def take(self, rows: int, columns: int) -> int | None:
-        """The first row of a free range of `rows` rows, now taken; None when none is free or
-        the pool's rows are narrower than `columns`."""
-        if columns > self.columns:
-            return None
-        at = 0
-        for start in sorted(self.taken):
-            if start - at >= rows:
-                break
-            at = start + self.taken[start]
-        if at + rows > self.rows:
-            return None
-        self.taken[at] = rows
-        self.keys[:, at : at + rows].zero_()
-        self.values[:, at : at + rows].zero_()
-        return at
-
-    def give(self, start: int) -> None:
-        self.taken.pop(start, None)
-
-
 class KVBatch:
     """A batch's cache in three parts.
 
@@ -175,37 +131,15 @@ class KVBatch:
     and own keys and values [layers, B, kv_heads, capacity, head_dim], filled up to `length`,
     the same for every row (all rows start together). Each part is one tensor: a large one
     is its own memory mapping, returned to the system when freed, and rows leaving the batch
-    are compacted in place (`keep`), so a decode loop allocates its buffers once. With a
-    `pool`, the own buffers of a batch whose rows stay (`inline`), or of the batch `select`
-    makes of it, are a range of the pool's rows where one is free (`pool_row`: its first)."""
+    are compacted in place (`keep`), so a decode loop allocates its buffers once."""
 
-    def __init__(
-        self, prefix, groups_k, groups_v, group_mask, bases, row_group, keys, values, length, inlined=None, pool=None
-    ):
+    def __init__(self, prefix, groups_k, groups_v, group_mask, bases, row_group, keys, values, length, inlined=None):
         self.prefix, self.groups_k, self.groups_v, self.group_mask = prefix, groups_k, groups_v, group_mask
         self.bases, self._keys, self._values, self.length = bases, keys, values, length
         # [B, start]: real positions of the chains inlined at the start of the own buffers
         self.inlined = inlined if inlined is not None else torch.zeros(len(row_group), 0, dtype=torch.bool)
         self.start = self.inlined.shape[1]  # where this batch's own tokens begin
-        self.home = pool  # the pool this batch's rows (or those of a batch selected from it) may live in
-        self.pool, self.pool_row, self._give_back = None, 0, None
         self.set_rows(row_group)
-
-    def _in_pool(self, columns: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Own buffers for this batch's rows, `columns` wide, in a free range of its home pool
-        (given back when the batch is freed); None when no range is free."""
-        pool = self.home
-        at = pool.take(self.rows, columns) if pool is not None else None
-        if at is None:
-            return None
-        self.pool, self.pool_row = pool, at
-        self._give_back = weakref.finalize(self, pool.give, at)
-        return pool.keys[:, at : at + self.rows], pool.values[:, at : at + self.rows]
-
-    def _leave_pool(self) -> None:
-        if self._give_back is not None:
-            self._give_back()
-        self.pool, self._give_back = None, None
 
     @classmethod
     def gather(
@@ -217,15 +151,12 @@ class KVBatch:
         dtype: torch.dtype,
         spare: int,
         inline: bool = False,
-        pool: RowPool | None = None,
     ) -> KVBatch:
         """One row per state, with room for `spare` own tokens. The chain every state shares is
         the prefix (the root segment itself, no copy, when that is all they share); each
         state's chain below it is copied once into its group, or with `inline` (each state
         will have one row: a group would be read by one row only) into the start of its row's
-        own buffer, so that the row's attention reads both in one call. With `pool`: the own
-        buffers in the pool when the rows stay (`inline`), else those of the batch selected
-        from this one (see KVBatch)."""
+        own buffer, so that the row's attention reads both in one call."""
         chains = [s.cache.chain() if s.cache is not None else [] for s in states]
         shared = 0
         while all(len(c) > shared for c in chains) and all(c[shared] is chains[0][shared] for c in chains):
@@ -249,23 +180,13 @@ class KVBatch:
         bases = [s.cache for s in states]
         rows = torch.arange(len(states))
         if inline and width:
-            batch = cls(prefix, None, None, group_mask[:, :0], bases, rows, None, None, width, group_mask, pool)
-            batch._own_buffers((layers, len(states), kv_heads, width + spare, head_dim), dtype, pooled=True)
-            batch._keys[:, :, :, :width] = groups_k  # the padding too: zeros, never stale
-            batch._values[:, :, :, :width] = groups_v
-            return batch
-        batch = cls(prefix, groups_k, groups_v, group_mask, bases, rows, None, None, 0, None, pool)
-        batch._own_buffers((layers, len(states), kv_heads, spare, head_dim), dtype, pooled=inline)
-        return batch
-
-    def _own_buffers(self, shape: tuple[int, ...], dtype: torch.dtype, pooled: bool) -> None:
-        """Own keys and values of `shape` [layers, rows, kv_heads, columns, head_dim]: a range
-        of the home pool when `pooled` and one is free, else new zeroed tensors."""
-        buffers = self._in_pool(shape[3]) if pooled else None
-        if buffers is None:
-            keys = torch.zeros(shape, dtype=dtype)
-            buffers = keys, torch.zeros_like(keys)
-        self._keys, self._values = buffers
+            own_k = torch.zeros(layers, len(states), kv_heads, width + spare, head_dim, dtype=dtype)
+            own_k[:, :, :, :width] = groups_k
+            own_v = torch.zeros_like(own_k)
+            own_v[:, :, :, :width] = groups_v
+            return cls(prefix, None, None, group_mask[:, :0], bases, rows, own_k, own_v, width, group_mask)
+        own_k = torch.zeros(layers, len(states), kv_heads, spare, head_dim, dtype=dtype)
+        return cls(prefix, groups_k, groups_v, group_mask, bases, rows, own_k, own_k.clone(), 0)
 
     @property
     def keys(self) -> torch.Tensor:
@@ -318,7 +239,6 @@ class KVBatch:
         need = self.length + tokens
         if need > self._keys.shape[3]:
             self._keys, self._values = (_grown(b, self.length, 2 * need) for b in (self._keys, self._values))
-            self._leave_pool()  # its rows now have buffers of their own
         self.length = need
 
     def write(self, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:
@@ -328,29 +248,19 @@ class KVBatch:
         self._values[layer, : self.rows, :, start : self.length] = values
 
     def select(self, rows: torch.Tensor) -> KVBatch:
-        """A batch of `rows` of this one (rows may repeat), in a range of the home pool where
-        one is free; the prefix and groups are shared."""
-        batch = KVBatch(
+        """A batch of `rows` of this one (rows may repeat); the prefix and groups are shared."""
+        return KVBatch(
             self.prefix,
             self.groups_k,
             self.groups_v,
             self.group_mask,
             self.bases,
             self.row_group.index_select(0, rows),
-            None,
-            None,
+            self.keys.index_select(1, rows),
+            self.values.index_select(1, rows),
             self.length,
             self.inlined.index_select(0, rows),
-            self.home,
         )
-        buffers = batch._in_pool(self._keys.shape[3])
-        if buffers is None:
-            buffers = self.keys.index_select(1, rows), self.values.index_select(1, rows)
-        else:
-            for target, source in zip(buffers, (self.keys, self.values)):
-                target[:, :, :, : self.length] = source[:, :, :, : self.length].index_select(1, rows)
-        batch._keys, batch._values = buffers
-        return batch
 
     @torch.inference_mode()
     def keep(self, rows: list[int]) -> None:

@@ -396,9 +396,7 @@ class TransformersPolicy:
             self._done(job)
             return None
         one_each = [u for _, u in rows] == list(range(len(states)))  # no state repeated: its chain goes in its row
-        # a call that joins a running loop puts its rows in the step's row pool, where the
-        # others that joined are: their own tokens are read in one attention call
-        batch = self.step.new_batch(states, spare=max_tokens + 1, inline=one_each, pooled=bool(self._runs))
+        batch = self.step.new_batch(states, spare=max_tokens + 1, inline=one_each)
         job.meter.add(role, self.flops_params, prefill=len(states))  # each state's pending token, fed next
         return _Run(job, states, rows, batch, one_each)
 

@@ -8,9 +8,7 @@ layer, whose fixed cost on a CPU outweighs their arithmetic. Here the batches' p
 batch holds them); each unit of the stack (a prefix, a group) is read by its rows' queries at
 once, gathered by index from the rows' queries. The stacked copies are kept while the loop
 steps the same batches (their prefixes and groups never change), so a turn copies nothing,
-and dropped when it steps others, one batch alone, or none (`forget`). The batches' own
-tokens, which grow every step, are read together where the batches live in one row pool
-(kv.RowPool): the pool itself is the stack, one unit per pool row."""
+and dropped when it steps others, one batch alone, or none (`forget`)."""
 
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .kv import KVBatch, RowPool, _copy_layers
+from .kv import KVBatch, _copy_layers
 
 
 def attend_part(q, k, v, mask, scale):
@@ -72,33 +70,6 @@ def _additive(allowed: torch.Tensor, queries: int, dtype: torch.dtype) -> torch.
     """[U, K] allowed keys as an additive mask [U, 1, queries, K] (a broadcast view)."""
     mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
     return mask[:, None, None, :].expand(allowed.shape[0], 1, queries, allowed.shape[1])
-
-
-def pooled_own(pool: RowPool | None, batches: list[KVBatch], starts: list[int], width: int) -> SharedPart | None:
-    """The own tokens of the batches that live in `pool`, read as one unit per pool row (rows of
-    no batch here read their first position, unused); None unless two batches live there.
-    `starts`: each batch's first row among all their rows; one token per row this step."""
-    members = [(at, b) for at, b in zip(starts, batches) if pool is not None and b.pool is pool]
-    if len(members) < 2:
-        return None
-    rows = sum(b.rows for b in batches)
-    high = max(b.pool_row + b.rows for _, b in members)
-    longest = max(b.length for _, b in members)
-    slots = torch.zeros(high, 1, dtype=torch.long)  # pool row -> the row whose queries it reads
-    slot_of = torch.zeros(rows, dtype=torch.long)  # row -> its pool row
-    allowed = torch.zeros(high, longest, dtype=torch.bool)
-    allowed[:, 0] = True
-    empty = torch.ones(rows, dtype=torch.bool)
-    for at, b in members:
-        own = torch.arange(b.rows)
-        slots[b.pool_row + own, 0] = at + own
-        slot_of[at : at + b.rows] = b.pool_row + own
-        allowed[b.pool_row : b.pool_row + b.rows, : b.length] = b.own_valid()
-        empty[at : at + b.rows] = False
-    gather, back = _spread(slots, slot_of, width)
-    keys, values = pool.keys[:, :high, :, :longest], pool.values[:, :high, :, :longest]
-    mask = _additive(allowed, width, pool.keys.dtype)
-    return SharedPart(keys, values, mask, gather, back, empty if empty.any() else None, width)
 
 
 class Stacks:

@@ -13,8 +13,7 @@ products here than F.linear, which repacks on every call). It computes what the
 transformers forward computes, with far fewer operations per token on a CPU.
 `forward` steps several batches (several searches' calls) at once: the matrix products
 run on all their rows together, and the attention over the batches' prefixes and groups in
-one call per part (stacked.py); the own tokens of the batches that live in the step's row
-pool (those of calls that joined a running loop) in one call, any other batch's per batch.
+one call per part (stacked.py); each batch's own tokens are read per batch.
 HFStep runs any other causal LM through its transformers forward (one per batch).
 """
 
@@ -25,12 +24,10 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from .kv import KVBatch, RowPool
-from .stacked import SharedPart, Stacks, attend_part, pooled_own
+from .kv import KVBatch
+from .stacked import SharedPart, Stacks, attend_part
 
 LEAN_MODEL_TYPES = {"llama", "qwen2"}
-# the row pool's size: a page of 8 visitors' beam searches at N=8, steps of up to 127 tokens
-POOL_ROWS, POOL_COLUMNS = 64, 128
 
 
 def make_step(model):
@@ -57,9 +54,7 @@ class ModelShape:
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.dtype = next(model.parameters()).dtype
 
-    def new_batch(self, states, spare: int, inline: bool = False, pooled: bool = False) -> KVBatch:
-        """A batch of `states` (KVBatch.gather); `pooled`: its rows may live in the step's row
-        pool, for a step that reads pooled batches together."""
+    def new_batch(self, states, spare: int, inline: bool = False) -> KVBatch:
         return KVBatch.gather(states, self.layers, self.kv_heads, self.head_dim, self.dtype, spare, inline)
 
     def release(self) -> None:
@@ -124,7 +119,6 @@ class LlamaStep(ModelShape):
         self.lm_head = _Linear(model.lm_head.weight)
         self.scale = self.head_dim**-0.5
         self._stacks = Stacks(self.layers, self.kv_heads, self.head_dim, self.dtype)
-        self._pool: RowPool | None = None
         self.blocks = []
         with torch.no_grad():
             for layer in inner.layers:
@@ -142,13 +136,6 @@ class LlamaStep(ModelShape):
 
     def release(self) -> None:
         self._stacks.forget()
-        self._pool = None  # its memory goes with the last batch in it
-
-    def new_batch(self, states, spare: int, inline: bool = False, pooled: bool = False) -> KVBatch:
-        if pooled and self._pool is None:
-            self._pool = RowPool(self.layers, POOL_ROWS, self.kv_heads, POOL_COLUMNS, self.head_dim, self.dtype)
-        pool = self._pool if pooled else None
-        return KVBatch.gather(states, self.layers, self.kv_heads, self.head_dim, self.dtype, spare, inline, pool)
 
     @staticmethod
     def _norm(x, weight_eps):
@@ -166,34 +153,22 @@ class LlamaStep(ModelShape):
         allowed = allowed.repeat(1, self.heads // self.kv_heads, 1).unsqueeze(1)
         return torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, torch.finfo(self.dtype).min)
 
-    def _attention(
-        self, q, layer: int, batches: list[KVBatch], own_masks, shared: list[SharedPart], pooled: SharedPart | None
-    ):
-        """Each row's queries against its own tokens (one call for the batches in the row pool,
-        `pooled`, one per other batch), and against the shared parts (the prefixes, the groups)
-        of every batch at once, merged by log-sum-exp."""
+    def _attention(self, q, layer: int, batches: list[KVBatch], own_masks, shared: list[SharedPart]):
+        """Each row's queries against its own tokens (one call per batch), and against the
+        shared parts (the prefixes, the groups) of every batch at once, merged by log-sum-exp."""
         rows, _, tokens, dim = q.shape
         width = (self.heads // self.kv_heads) * tokens
         q = q.reshape(rows, self.kv_heads, width, dim)
-        flat = q.transpose(1, 2).reshape(rows * width, self.kv_heads, dim) if shared or pooled else None
         at, own = 0, []
         for batch, mask in zip(batches, own_masks):
-            if pooled is None or batch.pool is not self._pool:
-                keys, values = batch.keys[layer][:, :, : batch.length], batch.values[layer][:, :, : batch.length]
-                own.append((at, attend_part(q[at : at + batch.rows], keys, values, mask, self.scale)))
+            keys, values = batch.keys[layer][:, :, : batch.length], batch.values[layer][:, :, : batch.length]
+            own.append(attend_part(q[at : at + batch.rows], keys, values, mask, self.scale))
             at += batch.rows
-        if pooled is None:
-            parts = [own[0][1] if len(own) == 1 else tuple(torch.cat(t) for t in zip(*(o for _, o in own)))]
-        else:
-            parts = [pooled.attend(flat, layer, self.scale)]
-            if own:  # the other batches' rows; a pooled batch's row reads nothing here
-                out = q.new_zeros(rows, self.kv_heads, width, dim, dtype=torch.float32)
-                lse = out.new_full((rows, self.kv_heads, width), float("-inf"))
-                for at, (o, part_lse) in own:
-                    out[at : at + len(o)], lse[at : at + len(o)] = o, part_lse
-                parts.append((out, lse))
-        parts += [part.attend(flat, layer, self.scale) for part in shared]
-        out, lse = parts[0]  # each row reads its own tokens in the first two parts (at least its own token)
+        parts = [own[0] if len(own) == 1 else tuple(torch.cat(t) for t in zip(*own))]
+        if shared:
+            flat = q.transpose(1, 2).reshape(rows * width, self.kv_heads, dim)
+            parts += [part.attend(flat, layer, self.scale) for part in shared]
+        out, lse = parts[0]  # the own part: never empty (a row reads at least its own token)
         for at, (o, part_lse) in enumerate(parts[1:], start=2):
             # softmax over the union of the keys: each part's share is sigmoid of the log-sum-exp gap
             out = torch.lerp(o, out, torch.sigmoid(lse - part_lse).unsqueeze(-1))
@@ -223,12 +198,11 @@ class LlamaStep(ModelShape):
         own_masks = [self._own_mask(batch, tokens) for batch in batches]
         width = (self.heads // self.kv_heads) * tokens
         if len(batches) == 1:
-            self._stacks.forget()  # the batches stacked last have left the loop
+            self.release()  # the batches stacked last have left the loop
         starts = [start for start, _ in spans]
         shared = [
             p for p in (self._stacks.prefixes(batches, starts, width), self._stacks.groups(batches, starts, width)) if p
         ]
-        pooled = pooled_own(self._pool, batches, starts, width) if tokens == 1 else None
         ids = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
         positions = parts[0][1] if len(parts) == 1 else torch.cat([p[1] for p in parts])
         rows = ids.shape[0]
@@ -245,7 +219,7 @@ class LlamaStep(ModelShape):
             v = v.view(rows, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
             for (start, end), batch in zip(spans, batches):
                 batch.write(index, k[start:end], v[start:end])
-            attn = self._attention(q, index, batches, own_masks, shared, pooled)
+            attn = self._attention(q, index, batches, own_masks, shared)
             x = x + block["o"](attn.transpose(1, 2).reshape(rows, tokens, q_size))
             gate, up = block["gate_up"](self._norm(x, block["norm_post"])).chunk(2, dim=-1)
             x = x + block["down"](F.silu(gate) * up)
