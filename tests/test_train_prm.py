@@ -385,8 +385,11 @@ def test_a_followed_last_separator_reads_a_new_step_as_training_reads_it_inside_
             scorer = make_scorer("probe", ScorerEnv(policy=smollm), model=folder, keep_paths_mb=keep)
             as_searched = [scorer.score_last([StepPath(question, "", steps[: k + 1])])[0] for k in range(len(steps))]
             whole = make_scorer("probe", ScorerEnv(policy=smollm), model=folder, keep_paths_mb=0).score_steps([path])[0]
-            assert as_searched[-1] == pytest.approx(whole[-1], abs=0.01)  # the last step: read alike
-            assert (abs(as_searched[0] - whole[0]) < 0.01) == same, (folder, keep, as_searched, whole)
+            # the last step: read alike, to bf16's rounding (a step fed after a kept path and the
+            # path read whole differed by 0.014 on an Intel Xeon with AMX, under 0.01 on an AMD EPYC);
+            # the first step: alike only with "followed" (read "alone" it differs by about 0.5)
+            assert as_searched[-1] == pytest.approx(whole[-1], abs=0.03), (folder, keep, as_searched, whole)
+            assert (abs(as_searched[0] - whole[0]) < 0.03) == same, (folder, keep, as_searched, whole)
     alone, reads_followed = (make_scorer("probe", ScorerEnv(policy=smollm), model=f) for f in (SHIPPED_PROBE, followed))
     one_step = StepPath(question, "", steps[:1])
     assert len(reads_followed.spans(one_step).ids) == len(alone.spans(one_step).ids) + 1  # "\n", "\n" for "\n\n"
