@@ -17,7 +17,6 @@ checkpoint to ship.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -27,24 +26,21 @@ from tts_explorer.perturb import FAMILIES
 from tts_explorer.policy.embedded import EMBEDDED
 from tts_explorer.policy.loading import load_policy
 from tts_explorer.processbench import roc_auc
-from tts_explorer.scorers import ScorerEnv, make_scorer
-from tts_explorer.scorers.probe_model import ProbeHead
-from tts_explorer.training.pipeline import TrainConfig, cached_features, features_file, perturbed_sequences, problems
-from tts_explorer.training.probe import Features, fit, save, split_groups
+from tts_explorer.training.pipeline import (
+    TrainConfig,
+    cached_features,
+    feature_reader,
+    features_file,
+    perturbed_sequences,
+    problems,
+)
+from tts_explorer.training.probe import Features, fit, split_groups
 
 # (name, model, layers read): the same relative depths (about 0.53, 0.73, 0.93 of the blocks)
 BACKBONES = [
     ("SmolLM2-135M", EMBEDDED, (16, 22, 28)),
     ("Gemma 3 270M", "gemma3-270m", (10, 13, 17)),
 ]
-
-
-def backbone_ref(model: str, folder: Path) -> str:
-    """The probe folder's name for its backbone: "embedded", or the converted model's folder."""
-    if model == EMBEDDED:
-        return EMBEDDED
-    policy = load_policy(model)
-    return os.path.relpath(Path(policy.model.name_or_path).resolve(), folder.resolve())
 
 
 def family_auc(scores: list[float], labels: list[bool], kinds: list[str], family: str | None) -> float:
@@ -73,15 +69,7 @@ def main() -> None:
         synthetic, gsm8k = problems(cfg)
         sequences = perturbed_sequences(cfg, synthetic, gsm8k)
         policy = load_policy(model)
-        folder = work / f"reader-{model}"
-        save(
-            ProbeHead(cfg.spec().width(policy.model.config.hidden_size)),
-            folder,
-            backbone_ref(model, folder),
-            cfg.spec(),
-            {},
-        )
-        reader = make_scorer("probe", ScorerEnv(), model=str(folder))
+        reader = feature_reader(cfg, policy, work / f"reader-{model}")
         started = time.perf_counter()
         features = cached_features(reader, sequences, features_file(sequences, cfg, work))
         seconds = time.perf_counter() - started

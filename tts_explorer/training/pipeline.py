@@ -185,7 +185,6 @@ def train(cfg: TrainConfig) -> dict:
     from ..policy import engine_thread  # the fits run where the model does (its docstring says why)
     from ..policy.loading import load_policy
     from ..scorers import ScorerEnv, make_scorer
-    from ..scorers.probe_model import ProbeHead
     from .evaluate import EvalConfig, eval_rollouts_file, evaluate, write_card
     from .probe import calibrate, fit_ensemble, label_ablation, save, split_groups
 
@@ -207,16 +206,7 @@ def train(cfg: TrainConfig) -> dict:
     labelled = sum(1 for s in sequences for v in s.labels if v is not None)
     _log(f"sequences: {len(sequences)} with {labelled} labelled steps")
 
-    # the backbone and a placeholder head, read through the probe format's own scorer
-    placeholder = work / "reader"
-    save(
-        ProbeHead(cfg.spec().width(policy.model.config.hidden_size)),
-        placeholder,
-        _backbone_ref(cfg, placeholder),
-        cfg.spec(),
-        {},
-    )
-    reader = make_scorer("probe", ScorerEnv(), model=str(placeholder))
+    reader = feature_reader(cfg, policy, work / "reader")
     features_path = features_file(sequences, cfg, work)
     laps.reused_if("features", features_path.exists())
     features = cached_features(reader, sequences, features_path)
@@ -309,13 +299,31 @@ class _Laps:
         _log(f"{stage}: {self.minutes[stage]} min")
 
 
+def feature_reader(cfg: TrainConfig, policy, folder: Path):
+    """The probe format's own scorer over the backbone with a placeholder head (saved in `folder`):
+    it reads features exactly as the trained probe will."""
+    from ..scorers import ScorerEnv, make_scorer
+    from ..scorers.probe_model import ProbeHead
+    from .probe import save
+
+    head = ProbeHead(cfg.spec().width(policy.model.config.hidden_size))
+    save(head, folder, _backbone_ref(cfg, folder), cfg.spec(), {})
+    return make_scorer("probe", ScorerEnv(), model=str(folder))
+
+
 def _backbone_ref(cfg: TrainConfig, folder: Path) -> str:
-    """How the checkpoint names its backbone: "embedded", or a path relative to the checkpoint."""
+    """How the checkpoint names its backbone: "embedded", or a path relative to the checkpoint (a
+    model named by a registry, as gemma3-270m is, by the folder it was converted into)."""
     if cfg.model == EMBEDDED:
         return EMBEDDED
     import os
 
-    return os.path.relpath(Path(cfg.model).resolve(), folder.resolve())
+    source = Path(cfg.model)
+    if not source.exists():
+        from ..policy.loading import load_policy
+
+        source = Path(load_policy(cfg.model).model.name_or_path)
+    return os.path.relpath(source.resolve(), folder.resolve())
 
 
 def _data_summary(sequences: list[Sequence], features, trees: list[SearchTree]) -> dict:
