@@ -229,7 +229,7 @@ def train(cfg: TrainConfig) -> dict:
     save(
         head,
         out,
-        _backbone_ref(cfg, out),
+        _backbone_ref(cfg, policy, out),
         cfg.spec(calibration),
         {"trained_by": "tts-explorer train-prm", "seed": cfg.seed, "labels": cfg.labels},
     )
@@ -307,22 +307,19 @@ def feature_reader(cfg: TrainConfig, policy, folder: Path):
     from .probe import save
 
     head = ProbeHead(cfg.spec().width(policy.model.config.hidden_size))
-    save(head, folder, _backbone_ref(cfg, folder), cfg.spec(), {})
+    save(head, folder, _backbone_ref(cfg, policy, folder), cfg.spec(), {})
     return make_scorer("probe", ScorerEnv(), model=str(folder))
 
 
-def _backbone_ref(cfg: TrainConfig, folder: Path) -> str:
-    """How the checkpoint names its backbone: "embedded", or a path relative to the checkpoint (a
-    model named by a registry, as gemma3-270m is, by the folder it was converted into)."""
+def _backbone_ref(cfg: TrainConfig, policy, folder: Path) -> str:
+    """How the checkpoint names its backbone (`policy`, loaded from cfg.model): "embedded", or a
+    path relative to the checkpoint (a model named by a registry, as gemma3-270m is, by the folder
+    it was converted into)."""
     if cfg.model == EMBEDDED:
         return EMBEDDED
     import os
 
-    source = Path(cfg.model)
-    if not source.exists():
-        from ..policy.loading import load_policy
-
-        source = Path(load_policy(cfg.model).model.name_or_path)
+    source = Path(cfg.model) if Path(cfg.model).exists() else Path(policy.model.name_or_path)
     return os.path.relpath(source.resolve(), folder.resolve())
 
 
