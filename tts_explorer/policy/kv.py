@@ -241,6 +241,13 @@ class KVBatch:
             self._keys, self._values = (_grown(b, self.length, 2 * need) for b in (self._keys, self._values))
         self.length = need
 
+    def own_views(self, tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """After `advance(tokens)`: the live rows' own keys and values [layers, B, kv_heads,
+        length, head_dim] and their last `tokens` positions, where a forward stores the new
+        keys and values (views, taken once per forward rather than sliced per layer)."""
+        keys, values = self._keys[:, : self.rows, :, : self.length], self._values[:, : self.rows, :, : self.length]
+        return keys, values, keys[:, :, :, -tokens:], values[:, :, :, -tokens:]
+
     def write(self, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Store keys/values [B, kv_heads, T, head_dim] of the T positions taken by the last advance."""
         start = self.length - keys.shape[2]

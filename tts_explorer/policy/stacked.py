@@ -20,16 +20,16 @@ from .kv import KVBatch, _copy_layers
 
 
 def attend_part(q, k, v, mask, scale):
-    """Attention output and log-sum-exp ([B, H, L, D], [B, H, L]) of q over k/v."""
+    """Attention output (q's dtype) and log-sum-exp (float) ([B, H, L, D], [B, H, L]) of q over k/v."""
     out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, attn_mask=mask, scale=scale)
-    return out.float(), lse.float()
+    return out, lse
 
 
 @dataclass
 class SharedPart:
     """Keys and values that units of rows read together, per layer [U, kv_heads, K, head_dim];
     `mask` [U, 1, M*width, K] additive (None: every key real); `gather` [U*M*width]: which of
-    the rows' flattened queries [rows*width] each unit's M members ask (padding members repeat
+    the rows' queries [rows*width] (per kv head) each unit's M members ask (padding members repeat
     a row, their results unused; None: the queries as they are); `back` [rows*width]: where
     each query's result lands (None: where it is); `empty` [rows]: rows that read nothing here."""
 
@@ -41,20 +41,23 @@ class SharedPart:
     empty: torch.Tensor | None
     width: int  # queries per row and kv head: query heads per kv head times tokens
 
-    def attend(self, flat: torch.Tensor, layer: int, scale: float):
-        """Output [rows, kv_heads, width, D] and log-sum-exp [rows, kv_heads, width] of the rows'
-        queries `flat` [rows*width, kv_heads, D] over this part (an empty row's: -inf)."""
-        _, kv_heads, dim = flat.shape
+    def attend(self, across: torch.Tensor, layer: int, scale: float):
+        """Output [rows, kv_heads, width, D] and log-sum-exp [rows, kv_heads, width] (views) of
+        the rows' queries `across` [kv_heads, rows*width, D] over this part (an empty row's:
+        -inf). Queries and results stay laid out per kv head: picking a unit's queries and
+        putting its results back are copies along one dimension, and a part that needs
+        neither copies nothing."""
+        kv_heads, _, dim = across.shape
         keys = self.keys[layer]
-        q = flat if self.gather is None else flat.index_select(0, self.gather)
-        q = q.view(keys.shape[0], -1, kv_heads, dim).transpose(1, 2)
+        q = across if self.gather is None else across.index_select(1, self.gather)
+        q = q.view(kv_heads, keys.shape[0], -1, dim).transpose(0, 1)
         out, lse = attend_part(q, keys, self.values[layer], self.mask, scale)
-        out = out.transpose(1, 2).reshape(-1, kv_heads, dim)
-        lse = lse.transpose(1, 2).reshape(-1, kv_heads)
+        out = out.float().transpose(0, 1).reshape(kv_heads, -1, dim)
+        lse = lse.transpose(0, 1).reshape(kv_heads, -1)
         if self.back is not None:
-            out, lse = out.index_select(0, self.back), lse.index_select(0, self.back)
-        out = out.view(-1, self.width, kv_heads, dim).transpose(1, 2)
-        lse = lse.view(-1, self.width, kv_heads).transpose(1, 2)
+            out, lse = out.index_select(1, self.back), lse.index_select(1, self.back)
+        out = out.view(kv_heads, -1, self.width, dim).transpose(0, 1)
+        lse = lse.view(kv_heads, -1, self.width).transpose(0, 1)
         if self.empty is not None:
             lse = lse.masked_fill(self.empty[:, None, None], float("-inf"))
         return out, lse

@@ -82,6 +82,8 @@ class _Linear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is None:
             return F.linear(x, self.weight, self.bias)
+        if x.dim() == 2:
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
         flat = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), self.packed, self.bias, "none", [], "")
         return flat.view(*x.shape[:-1], self.out_features)
 
@@ -104,9 +106,17 @@ def fused_matrices(layer) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]
     }
 
 
-def _rotate_half(x):
+def _halves_swapped(x):
+    """x with the two halves of its last dimension swapped (one copy)."""
     half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x.unflatten(-1, (2, half)).flip(-2).flatten(-2)
+
+
+def _signed_sin(sin):
+    """sin with its first half negated: rotate_half(x) * sin == _halves_swapped(x) * _signed_sin(sin),
+    exactly (a sign moved from one factor to the other)."""
+    half = sin.shape[-1] // 2
+    return torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
 
 
 class LlamaStep(ModelShape):
@@ -139,8 +149,14 @@ class LlamaStep(ModelShape):
 
     @staticmethod
     def _norm(x, weight_eps):
+        """RMSNorm as transformers computes it (in float, rounded to x's dtype, times the weight),
+        in fewer operations: the layer norm of [x, -x], whose mean is 0 and whose variance is
+        x's mean square, is x / sqrt(mean(x^2) + eps) in its first half; one fused kernel where
+        rms_norm is several on a CPU (each small operation costs more after a matrix product
+        has streamed its weights through the caches)."""
         weight, eps = weight_eps
-        return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype) * weight
+        width = x.shape[-1]
+        return F.layer_norm(torch.cat((x, -x), dim=-1), (2 * width,), eps=eps)[..., :width] * weight
 
     def _own_mask(self, batch: KVBatch, tokens: int):
         """Additive mask (0: may attend) for a batch's own part, [B, 1, groups*T, length]: causal
@@ -153,21 +169,25 @@ class LlamaStep(ModelShape):
         allowed = allowed.repeat(1, self.heads // self.kv_heads, 1).unsqueeze(1)
         return torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, torch.finfo(self.dtype).min)
 
-    def _attention(self, q, layer: int, batches: list[KVBatch], own_masks, shared: list[SharedPart]):
-        """Each row's queries against its own tokens (one call per batch), and against the
-        shared parts (the prefixes, the groups) of every batch at once, merged by log-sum-exp."""
+    def _attention(self, q, layer: int, owns: list, own_masks, sizes: list[int], shared: list[SharedPart]):
+        """Each row's queries against its own tokens (one call per batch: `owns`, each batch's
+        own_views, `sizes` its rows), and against the shared parts (the prefixes, the groups)
+        of every batch at once, merged by log-sum-exp."""
         rows, _, tokens, dim = q.shape
         width = (self.heads // self.kv_heads) * tokens
         q = q.reshape(rows, self.kv_heads, width, dim)
-        at, own = 0, []
-        for batch, mask in zip(batches, own_masks):
-            keys, values = batch.keys[layer][:, :, : batch.length], batch.values[layer][:, :, : batch.length]
-            own.append(attend_part(q[at : at + batch.rows], keys, values, mask, self.scale))
-            at += batch.rows
-        parts = [own[0] if len(own) == 1 else tuple(torch.cat(t) for t in zip(*own))]
+        if len(owns) == 1:
+            out, lse = attend_part(q, owns[0][0][layer], owns[0][1][layer], own_masks[0], self.scale)
+        else:
+            own = [
+                attend_part(part, keys[layer], values[layer], mask, self.scale)
+                for part, (keys, values, _, _), mask in zip(q.split(sizes), owns, own_masks)
+            ]
+            out, lse = torch.cat([o for o, _ in own]), torch.cat([lse for _, lse in own])
+        parts = [(out.float(), lse)]
         if shared:
-            flat = q.transpose(1, 2).reshape(rows * width, self.kv_heads, dim)
-            parts += [part.attend(flat, layer, self.scale) for part in shared]
+            across = q.transpose(0, 1).reshape(self.kv_heads, rows * width, dim)
+            parts += [part.attend(across, layer, self.scale) for part in shared]
         out, lse = parts[0]  # the own part: never empty (a row reads at least its own token)
         for at, (o, part_lse) in enumerate(parts[1:], start=2):
             # softmax over the union of the keys: each part's share is sigmoid of the log-sum-exp gap
@@ -196,6 +216,8 @@ class LlamaStep(ModelShape):
         for batch in batches:
             batch.advance(tokens)
         own_masks = [self._own_mask(batch, tokens) for batch in batches]
+        owns = [batch.own_views(tokens) for batch in batches]
+        sizes = [batch.rows for batch in batches]
         width = (self.heads // self.kv_heads) * tokens
         if len(batches) == 1:
             self.release()  # the batches stacked last have left the loop
@@ -206,24 +228,28 @@ class LlamaStep(ModelShape):
         ids = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
         positions = parts[0][1] if len(parts) == 1 else torch.cat([p[1] for p in parts])
         rows = ids.shape[0]
-        x = self.embed(ids)
+        x = self.embed(ids).view(rows * tokens, -1)  # hidden states of every fed token, one per row
         cos, sin = self.rotary(x, positions)
-        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        cos, sin = cos.unsqueeze(1), _signed_sin(sin.unsqueeze(1))
         q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
         for index, block in enumerate(self.blocks):
             h = self._norm(x, block["norm_in"])
             qk, v = block["qkv"](h).split([q_size + kv_size, kv_size], dim=-1)
             # queries and keys rotated together: one set of elementwise ops for both
             qk = qk.view(rows, tokens, self.heads + self.kv_heads, self.head_dim).transpose(1, 2)
-            q, k = (qk * cos + _rotate_half(qk) * sin).split([self.heads, self.kv_heads], dim=1)
+            q, k = (qk * cos + _halves_swapped(qk) * sin).split([self.heads, self.kv_heads], dim=1)
             v = v.view(rows, tokens, self.kv_heads, self.head_dim).transpose(1, 2)
-            for (start, end), batch in zip(spans, batches):
-                batch.write(index, k[start:end], v[start:end])
-            attn = self._attention(q, index, batches, own_masks, shared)
-            x = x + block["o"](attn.transpose(1, 2).reshape(rows, tokens, q_size))
+            for (_, _, new_k, new_v), part_k, part_v in zip(owns, k.split(sizes), v.split(sizes)):
+                new_k[index].copy_(part_k)
+                new_v[index].copy_(part_v)
+            attn = self._attention(q, index, owns, own_masks, sizes, shared)
+            x = x + block["o"](attn.transpose(1, 2).reshape(rows * tokens, q_size))
             gate, up = block["gate_up"](self._norm(x, block["norm_post"])).chunk(2, dim=-1)
             x = x + block["down"](F.silu(gate) * up)
-        logits = self.lm_head(self._norm(x if every_position else x[:, -1], self.final_norm)).float()
+        last = x if every_position else x.view(rows, tokens, -1)[:, -1]
+        logits = self.lm_head(self._norm(last, self.final_norm)).float()
+        if every_position:
+            logits = logits.view(rows, tokens, -1)
         return [logits[start:end] for start, end in spans]
 
 
