@@ -149,14 +149,8 @@ class LlamaStep(ModelShape):
 
     @staticmethod
     def _norm(x, weight_eps):
-        """RMSNorm as transformers computes it (in float, rounded to x's dtype, times the weight),
-        in fewer operations: the layer norm of [x, -x], whose mean is 0 and whose variance is
-        x's mean square, is x / sqrt(mean(x^2) + eps) in its first half; one fused kernel where
-        rms_norm is several on a CPU (each small operation costs more after a matrix product
-        has streamed its weights through the caches)."""
         weight, eps = weight_eps
-        width = x.shape[-1]
-        return F.layer_norm(torch.cat((x, -x), dim=-1), (2 * width,), eps=eps)[..., :width] * weight
+        return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype) * weight
 
     def _own_mask(self, batch: KVBatch, tokens: int):
         """Additive mask (0: may attend) for a batch's own part, [B, 1, groups*T, length]: causal
