@@ -236,3 +236,25 @@ def test_batches_stepped_together_read_their_own_caches():
         for name, fed in texts.items():
             texts[name] = [ids + [60 + turn + row] for row, ids in enumerate(fed)]
             positions[name] = [p + 1 for p in positions[name]]
+
+
+def test_the_steps_rotation_and_norm_are_transformers_own_arithmetic_to_the_bit():
+    """The lean step samples the trees the transformers forward's arithmetic gives: its query/key
+    rotation (a half swap times a sine with its first half negated) and its RMSNorm equal
+    transformers' in bf16 bit for bit, not merely within a tolerance."""
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm, rotate_half
+
+    from tts_explorer.policy.steppers import _halves_swapped, _signed_sin
+
+    torch.manual_seed(0)
+    qk = torch.randn(3, 6, 5, 64).to(torch.bfloat16)
+    cos, sin = (torch.randn(3, 1, 5, 64).to(torch.bfloat16) for _ in range(2))
+    assert torch.equal(qk * cos + _halves_swapped(qk) * _signed_sin(sin), qk * cos + rotate_half(qk) * sin)
+    norm = LlamaRMSNorm(576, eps=1e-5).to(torch.bfloat16)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    # magnitudes spread over orders, as a model's hidden states are: where a norm computed another
+    # way (a layer norm of [x, -x], say) rounds some values differently, as it did on the real model
+    x = (torch.randn(64, 576) * torch.exp(torch.randn(64, 576) * 2)).to(torch.bfloat16)
+    with torch.inference_mode():
+        assert torch.equal(LlamaStep._norm(x, (norm.weight, norm.variance_epsilon)), norm(x))
