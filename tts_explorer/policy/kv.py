@@ -245,7 +245,7 @@ class KVBatch:
         """After `advance(tokens)`: the live rows' own keys and values [layers, B, kv_heads,
         length, head_dim] and their last `tokens` positions, where a forward stores the new
         keys and values (views, taken once per forward rather than sliced per layer)."""
-        keys, values = self._keys[:, : self.rows, :, : self.length], self._values[:, : self.rows, :, : self.length]
+        keys, values = self.keys[:, :, :, : self.length], self.values[:, :, :, : self.length]
         return keys, values, keys[:, :, :, -tokens:], values[:, :, :, -tokens:]
 
     def write(self, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:

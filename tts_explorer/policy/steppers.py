@@ -62,10 +62,11 @@ class ModelShape:
 
 
 class _Linear:
-    """x @ W.T + b with W prepacked for oneDNN when possible."""
+    """x @ W.T + b for x [rows, in] (the lean step keeps its hidden states two-dimensional), with
+    W prepacked for oneDNN when possible."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
-        self.weight, self.bias, self.out_features = weight, bias, weight.shape[0]
+        self.weight, self.bias = weight, bias
         self.packed = None
         if weight.device.type == "cpu" and torch.backends.mkldnn.is_available():
             try:
@@ -82,10 +83,7 @@ class _Linear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is None:
             return F.linear(x, self.weight, self.bias)
-        if x.dim() == 2:
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
-        flat = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), self.packed, self.bias, "none", [], "")
-        return flat.view(*x.shape[:-1], self.out_features)
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
 
 
 def fused_matrices(layer) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
@@ -170,14 +168,11 @@ class LlamaStep(ModelShape):
         rows, _, tokens, dim = q.shape
         width = (self.heads // self.kv_heads) * tokens
         q = q.reshape(rows, self.kv_heads, width, dim)
-        if len(owns) == 1:
-            out, lse = attend_part(q, owns[0][0][layer], owns[0][1][layer], own_masks[0], self.scale)
-        else:
-            own = [
-                attend_part(part, keys[layer], values[layer], mask, self.scale)
-                for part, (keys, values, _, _), mask in zip(q.split(sizes), owns, own_masks)
-            ]
-            out, lse = torch.cat([o for o, _ in own]), torch.cat([lse for _, lse in own])
+        own = [
+            attend_part(part, keys[layer], values[layer], mask, self.scale)
+            for part, (keys, values, _, _), mask in zip(q.split(sizes), owns, own_masks)
+        ]
+        out, lse = own[0] if len(own) == 1 else tuple(torch.cat(part) for part in zip(*own))
         parts = [(out.float(), lse)]
         if shared:
             across = q.transpose(0, 1).reshape(self.kv_heads, rows * width, dim)
@@ -205,13 +200,13 @@ class LlamaStep(ModelShape):
         Logits [rows, vocab] of each row's last position, or [rows, T, vocab] with `every_position`."""
         tokens = parts[0][0].shape[1]
         batches = [batch for _, _, batch in parts]
-        ends = list(itertools.accumulate(batch.rows for batch in batches))
+        sizes = [batch.rows for batch in batches]
+        ends = list(itertools.accumulate(sizes))
         spans = list(zip([0] + ends[:-1], ends))
         for batch in batches:
             batch.advance(tokens)
         own_masks = [self._own_mask(batch, tokens) for batch in batches]
         owns = [batch.own_views(tokens) for batch in batches]
-        sizes = [batch.rows for batch in batches]
         width = (self.heads // self.kv_heads) * tokens
         if len(batches) == 1:
             self.release()  # the batches stacked last have left the loop
