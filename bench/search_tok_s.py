@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from tts_explorer.benchmark.parts import engine_parts
-from tts_explorer.benchmark.search_speed import bench_config, run_one
+from tts_explorer.benchmark.search_speed import bench_config, measure, run_one
 from tts_explorer.data import read_problems
 from tts_explorer.policy.loading import load_policy
 
@@ -34,16 +34,12 @@ def main() -> None:
     run_one(policy, tokenizer, problems[0], bench_config("beam", 4, 4, 2))  # warm-up
     for cell in args.cells:
         strategy, n = cell.split(":")
-        config = bench_config(strategy, int(n), 4, 6)
-        tokens = seconds = 0.0
-        for problem in problems:
-            generated, took, _, _ = run_one(policy, tokenizer, problem, config)
-            tokens, seconds = tokens + generated, seconds + took
-        print(
-            f"{strategy} N={n}, {len(problems)} problems: {int(tokens)} tokens in {seconds:.2f} s = "
-            f"{tokens / seconds:.1f} tok/s",
-            flush=True,
-        )
+        for (row,) in measure({"engine": policy}, tokenizer, problems, [strategy], [int(n)], 4, 6, {}):
+            print(
+                f"{strategy} N={n}, {row.problems} problems: {row.tokens} tokens in {row.seconds:.2f} s = "
+                f"{row.tokens_per_s:.1f} tok/s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
