@@ -520,3 +520,127 @@ def test_calls_ending_together_leave_nothing_stacked(tiny_policy):
     assert policy.batched_calls >= 4
     engine_thread.run(lambda: None)  # the turn in which the calls ended is over
     assert not policy.step._stacks._kept
+
+
+def test_a_row_going_on_in_place_samples_what_one_call_per_step_samples(tiny_model_dir):
+    """Continuous batching across a chain's steps: with `next_step`, a row that stops on its
+    stop string goes on to its next step in the same call, in place. One seeded row draws the
+    same tokens, with the same log-probs, as one call per step continuing the last (the tiny
+    random model reads its whole context, and its samples hold an "F" every ~20 characters:
+    the stop here); each step's state is kept under the step before's, and continuing the path
+    from it reads what a fresh prefill of the same text reads."""
+    model, tokenizer = _model_and_tokenizer(tiny_model_dir)
+    root, stop = "Tom has 3 apples and buys 5 more.\n", "F"
+    per_step, prompt = [], root
+    view = TransformersPolicy(model, tokenizer).for_search(seed=2)
+    for _ in range(3):  # (its third step samples a special token, which the text drops: no going on after it)
+        completion = view.generate([prompt], [1], max_tokens=40, temperature=1.0, stop=stop)[0][0]
+        per_step.append(completion)
+        if completion.stop_reason != "stop":
+            break
+        prompt += completion.text
+    assert sum(c.stop_reason == "stop" for c in per_step) >= 2  # the chain has steps to go on to
+
+    policy = TransformersPolicy(model, tokenizer)
+    view = policy.for_search(seed=2)
+    ended = []
+
+    def next_step(row, completion):
+        return (40, stop) if len(ended) + 1 < len(per_step) else None
+
+    ((last,),) = view.generate([root], [1], 40, 1.0, stop, on_row=lambda *done: ended.append(done), next_step=next_step)
+    assert [c.text for _, c in ended] == [c.text for c in per_step] and last.text == per_step[-1].text
+    assert [c.logprob_sum for _, c in ended] == pytest.approx([c.logprob_sum for c in per_step], abs=1e-4)
+    assert all(row == 0 for row, _ in ended)
+    first, second = root + per_step[0].text, root + per_step[0].text + per_step[1].text
+    assert policy._states[second].cache.parent is policy._states[first].cache
+    meter = ComputeMeter()
+    ((kept,),) = view.generate([second], [1], max_tokens=12, temperature=0.0, stop=None, meter=meter)
+    assert meter.prefill_tokens == 1
+    ((fresh,),) = TransformersPolicy(model, tokenizer).generate([second], [1], 12, 0.0, stop=None)
+    assert (kept.text, kept.token_ids) == (fresh.text, fresh.token_ids)
+    assert kept.logprob_sum == pytest.approx(fresh.logprob_sum, abs=1e-4)
+
+
+def test_rows_going_on_in_place_leave_one_by_one_and_match_their_own_greedy_paths(tiny_model_dir):
+    """Several prompts' rows go on for different numbers of steps in one call (rows of one prompt
+    sharing its state, rows leaving while others go on): each row's steps are its prompt's greedy
+    path taken one call per step."""
+    model, tokenizer = _model_and_tokenizer(tiny_model_dir)
+    prompts, stop = ["Tom has 3 apples and buys 5 more.\n", "Ann has 2 cats.\n"], "F"
+    steps = {0: 3, 1: 1, 2: 2}  # row -> steps it takes; rows 0 and 1 are the first prompt's
+    expected = []
+    for row, prompt in enumerate(prompts[:1] * 2 + prompts[1:]):
+        path, text = [], prompt
+        for _ in range(steps[row]):
+            ((c,),) = TransformersPolicy(model, tokenizer).generate([text], [1], 30, 0.0, stop=stop)
+            path.append((c.text, round(c.logprob_sum, 3)))
+            if c.stop_reason != "stop":
+                break
+            text += c.text
+        expected.append(path)
+    assert len(expected[0]) == 3 and len(expected[2]) == 2  # the greedy paths stop on "F"
+    got = {row: [] for row in steps}
+
+    def next_step(row, completion):
+        return (30, stop) if len(got[row]) + 1 < steps[row] else None
+
+    TransformersPolicy(model, tokenizer).generate(
+        prompts,
+        [2, 1],
+        max_tokens=30,
+        temperature=0.0,
+        stop=stop,
+        on_row=lambda row, c: got[row].append((c.text, round(c.logprob_sum, 3))),
+        next_step=next_step,
+    )
+    assert [got[row] for row in steps] == expected
+
+
+def _chains_search(policy, n, seed=3):
+    """A seeded best-of-N search (confidence scorer); its events and the policy's calls."""
+    from tts_explorer.config import SearchConfig
+    from tts_explorer.search import RunLimits, new_tree, search
+
+    calls = []
+    generate = policy.generate
+    policy.generate = lambda *a, **k: calls.append(1) or generate(*a, **k)
+    config = SearchConfig(strategy="best_of_n", n=n, max_steps=4, step_tokens=24, final_tokens=24, seed=seed)
+    tree = new_tree("Ann has 2 cats.", config, "confidence")
+    try:
+        events = list(search(tree, policy, config, "confidence", limits=RunLimits()))
+    finally:
+        del policy.generate
+    return tree, events, len(calls)
+
+
+def test_independent_chains_go_on_without_waiting_for_the_iteration(newline_model_dir):
+    """Best-of-N's chains grow in one call where the engine lets rows go on in place: a chain
+    starts its next step as soon as its last one ends. The tree is what one call per iteration
+    grows (the same draws for one chain), every chain runs to its end, each step is scored, and
+    IterationDone comes once per iteration in order, the last with nothing left."""
+    from tts_explorer.events import IterationDone, NodesScored
+
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    tree, events, calls = _chains_search(policy, 6)
+    assert calls == 1
+    done = [e for e in events if isinstance(e, IterationDone)]
+    depth = {0: 0}
+    for node in list(tree)[1:]:
+        depth[node.id] = depth[node.parent] + 1
+        assert node.iteration == depth[node.id] - 1 and node.score is not None
+        assert len(node.children) == (0 if node.terminal else 1)
+    assert max(depth.values()) >= 3 and len(tree.nodes[0].children) == 6
+    assert all(tree.nodes[i].terminal for i in depth if i and depth[i] == 4)
+    assert [e.iteration for e in done] == list(range(max(depth.values()))) and done[-1].active == 0
+    scored = {i for e in events if isinstance(e, NodesScored) for i in e.ids}
+    assert scored == set(depth) - {0}
+    for e in done:  # every step of an iteration is scored before it is announced done
+        before = {i for x in events[: events.index(e)] if isinstance(x, NodesScored) for i in x.ids}
+        assert {i for i in depth if i and depth[i] - 1 == e.iteration} <= before
+
+    one, _, _ = _chains_search(policy, 1, seed=5)  # a chain of four steps
+    policy.continues_rows = False
+    per_iteration, _, calls = _chains_search(policy, 1, seed=5)
+    assert calls == 4
+    assert _nested(one) == _nested(per_iteration)

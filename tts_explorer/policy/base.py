@@ -42,6 +42,8 @@ class Policy(Protocol):
     n_params: int  # for FLOPs (2 x parameters x tokens); 0 when unknown
     meter: ComputeMeter  # counts calls made without a meter of their own
     # optional: streams_rows = True where generate takes on_row(row, completion), called as each row ends
+    # optional: continues_rows = True where generate also takes next_step(row, completion), which
+    # may send a row that stopped on its stop string on to a next step in the same call
     # optional: shares_searches = True where several searches may call generate at once and run faster
     # together than one after another (a shared decode loop, a server's parallel slots)
 

@@ -234,11 +234,12 @@ class KVBatch:
         return self.group_mask.shape[1]
 
     def advance(self, tokens: int) -> None:
-        """Take the next `tokens` own positions of every row (growing the buffers when needed);
-        a forward then stores their keys and values with `write`."""
+        """Take the next `tokens` own positions of every row (growing the buffers when needed:
+        the live rows only, so rows that left free their room); a forward then stores their keys
+        and values with `write`."""
         need = self.length + tokens
         if need > self._keys.shape[3]:
-            self._keys, self._values = (_grown(b, self.length, 2 * need) for b in (self._keys, self._values))
+            self._keys, self._values = (_grown(b, self.rows, self.length, 2 * need) for b in (self._keys, self._values))
         self.length = need
 
     def own_views(self, tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -280,13 +281,22 @@ class KVBatch:
         self.inlined = self.inlined[rows]
         self.set_rows(self.row_group[rows])
 
-    def extract(self, row: int, next_pos: int, pending: list[int], ids: tuple[int, ...] = ()) -> RowState:
+    def extract(
+        self,
+        row: int,
+        next_pos: int,
+        pending: list[int],
+        ids: tuple[int, ...] = (),
+        since: int | None = None,
+        parent: Segment | None = None,
+    ) -> RowState:
         """One row's state: its own tokens copied into a segment under its group's state
-        (`ids`: every token the state stands for)."""
-        base = self.bases[int(self.row_group[row])]
-        if self.length == self.start:
+        (`ids`: every token the state stands for); with `since`, its own tokens from that
+        position on, under `parent` (a row that went on past an earlier state of its own)."""
+        start, end = (self.start, self.length) if since is None else (since, self.length)
+        base = self.bases[int(self.row_group[row])] if since is None else parent
+        if end == start:
             return RowState(base, next_pos, tuple(pending), ids)
-        start, end = self.start, self.length
         own = Segment(self._keys[:, row, :, start:end].clone(), self._values[:, row, :, start:end].clone(), base)
         return RowState(own, next_pos, tuple(pending), ids)
 
@@ -311,9 +321,10 @@ def _copy_layers(target: torch.Tensor, source) -> None:
             target[layer].copy_(part)
 
 
-def _grown(buffer: torch.Tensor, filled: int, capacity: int) -> torch.Tensor:
+def _grown(buffer: torch.Tensor, rows: int, filled: int, capacity: int) -> torch.Tensor:
+    """The first `rows` rows of an own buffer, their `filled` positions copied, with room for `capacity`."""
     shape = list(buffer.shape)
-    shape[3] = capacity
+    shape[1], shape[3] = rows, capacity
     bigger = buffer.new_zeros(shape)
-    bigger[:, :, :, :filled].copy_(buffer[:, :, :, :filled])
+    bigger[:, :, :, :filled].copy_(buffer[:, :rows, :, :filled])
     return bigger

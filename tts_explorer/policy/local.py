@@ -59,6 +59,7 @@ class _Job:
     meter: ComputeMeter
     generator: torch.Generator | None
     on_row: Callable[[int, Completion], None] | None = None  # told of each row as it ends
+    next_step: Callable[[int, Completion], tuple[int, str | None] | None] | None = None  # a row goes on?
     results: list[list[Completion]] | None = None
     error: BaseException | None = None
     finished: bool = False
@@ -72,8 +73,12 @@ class _Job:
 
 class _Run:
     """A call in the decode loop: its batch, the rows still sampling (`live`: batch position ->
-    row), each row's tokens so far, and what the next forward feeds (`inputs`: first each
-    distinct state's pending token, then each live row's last sampled token)."""
+    row), each row's tokens of its current step and that step's limits (max tokens, stop), and
+    what the next forward feeds (`inputs`: first each distinct state's pending token, then each
+    live row's last sampled token). A row that goes on to a next step (`next_step`) keeps its
+    place: `texts`, `ids`, `since` and `parents` say where its current step starts (its prompt
+    and the steps before, the tokens that state stands for, its first own position, and the
+    state's segment when one was kept)."""
 
     def __init__(self, job: _Job, states: list[RowState], rows: list[tuple[int, int]], batch, one_each: bool):
         self.job, self.states, self.rows, self.batch = job, states, rows, batch  # rows: (prompt index, state index)
@@ -83,6 +88,12 @@ class _Run:
         self.live = list(range(len(rows)))
         self.tokens: list[list[int]] = [[] for _ in rows]
         self.logprob_sums = [0.0] * len(rows)
+        max_tokens, _, _, stop, _, _ = job.kind
+        self.limits = [(max_tokens, stop)] * len(rows)
+        self.texts = [job.prompts[i] for i, _ in rows]
+        self.ids = [states[u].ids for _, u in rows]
+        self.since: list[int | None] = [None] * len(rows)  # None: from the batch's start, under its group
+        self.parents: list = [None] * len(rows)
         self.done: dict[int, Completion] = {}
         self.new_states: dict[str, RowState] = {}  # prompt + completion -> its state
         self.logits: torch.Tensor | None = None
@@ -102,6 +113,7 @@ def _pending_inputs(states: list[RowState]) -> tuple[torch.Tensor, torch.Tensor]
 
 class TransformersPolicy:
     streams_rows = True  # generate(on_row=...) hands over each row as it ends
+    continues_rows = True  # generate(next_step=...) lets a row go on to its next step in place
     shares_searches = True  # calls from several searches share one decode loop
 
     def __init__(self, model, tokenizer, name: str = "local", reuse_cache: bool = True):
@@ -299,13 +311,19 @@ class TransformersPolicy:
         role: str = "policy",
         generator: torch.Generator | None = None,
         on_row: Callable[[int, Completion], None] | None = None,
+        next_step: Callable[[int, Completion], tuple[int, str | None] | None] | None = None,
     ) -> list[list[Completion]]:
         """n[i] completions of each prompt. Calls from several threads (several searches) share
         one decode loop, turned on the engine thread (engine_thread.py): a call joins it at the
         next token, whatever the others are doing, and leaves it when its last row finishes; each
         keeps its own meter, Stop and random stream (`generator`, else the policy's), so a seeded
         search draws the same alone or beside others. `on_row(row, completion)` is called (on
-        the engine thread) as each row ends, rows counted across the prompts in order."""
+        the engine thread) as each row ends, rows counted across the prompts in order.
+        `next_step(row, completion)`, called just before, for a row that stopped on its stop
+        string and can go on in place, returns (max_tokens, stop) of the row's next step, its
+        prompt the row's text so far, or None to end it: the row keeps its place in the batch
+        instead of waiting for a next call (continuous batching across a chain's steps); the call
+        returns each row's last completion."""
         if len(prompts) != len(n):
             raise ValueError("prompts and n differ in length")
         job = _Job(
@@ -316,6 +334,7 @@ class TransformersPolicy:
             meter or self.meter,
             generator,
             on_row,
+            next_step,
         )
         with self._turn:
             self._waiting.append(job)
@@ -404,7 +423,7 @@ class TransformersPolicy:
         """Sample one token in each of the run's live rows; finished rows leave (with their
         continuation's state kept), and the rest are fed at the next forward."""
         job = run.job
-        max_tokens, temperature, top_p, stop, keep_state, role = job.kind
+        _, temperature, top_p, _, keep_state, role = job.kind
         sampled, logprobs = self._sample(run.logits, temperature, top_p, self._draws(run, temperature))
         run.logits = None
         job.meter.add(role, self.flops_params, generated=len(run.live))
@@ -415,28 +434,34 @@ class TransformersPolicy:
             ids = run.tokens[row]
             ids.append(token)
             run.logprob_sums[row] += logprob_list[pos]
+            max_tokens, stop = run.limits[row]
             reason = self._stop_reason(ids, token, stop, len(ids) >= max_tokens)
             if not reason:
                 continue
-            ended.append(pos)
             text, kept = self._text(ids, stop, reason)
-            run.done[row] = Completion(text, len(ids), run.logprob_sums[row], reason, kept or ())
-            if job.on_row is not None:
-                job.on_row(row, run.done[row])
+            completion = Completion(text, len(ids), run.logprob_sums[row], reason, kept or ())
             fed = len(ids) - 1  # the batch holds the keys and values of all but the last token
-            if (
-                keep_state
-                and self.reuse_cache
-                and reason != "eos"
-                and kept is not None
-                and len(kept) > fed
-                and kept[:fed] == tuple(ids[:fed])
-            ):
-                prompt_index, u = run.rows[row]
-                key = job.prompts[prompt_index] + text
-                run.new_states[key] = run.batch.extract(
-                    pos, int(run.next_pos[pos]), list(kept[fed:]), run.states[u].ids + kept
+            fits = reason != "eos" and kept is not None and len(kept) > fed and kept[:fed] == tuple(ids[:fed])
+            state = None
+            if fits and keep_state and self.reuse_cache:
+                state = run.batch.extract(
+                    pos, int(run.next_pos[pos]), list(kept[fed:]), run.ids[row] + kept, run.since[row], run.parents[row]
                 )
+                run.new_states[run.texts[row] + text] = state
+            # in place where the step's text ends with its last token (a stop inside a token: next call)
+            going_on = job.next_step is not None and reason == "stop" and kept == tuple(ids)
+            limits = job.next_step(row, completion) if going_on else None
+            if job.on_row is not None:
+                job.on_row(row, completion)
+            if limits is None:
+                ended.append(pos)
+                run.done[row] = completion
+                continue
+            run.limits[row], run.tokens[row], run.logprob_sums[row] = limits, [], 0.0
+            run.texts[row] += text
+            run.ids[row] += kept
+            if state is not None:
+                run.since[row], run.parents[row] = run.batch.length, state.cache
         if len(run.done) == len(run.rows):
             self._finish(run)
             return

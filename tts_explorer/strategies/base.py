@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..answers import extract_answer
 from ..config import SearchConfig
-from ..events import NodesAdded, NodesPruned, NodesScored
+from ..events import IterationDone, NodesAdded, NodesPruned, NodesScored
 from ..policy.base import Completion, StopRequested
 from ..policy.compute import ComputeMeter
 from ..prompts import STEP_SEPARATOR, path_prompt
@@ -72,52 +73,46 @@ def _classify(text: str, reason: str, final: bool) -> tuple[str, str, str | None
     return step, "step", None
 
 
-def expand(
-    ctx: SearchContext,
-    parents: list[Node],
-    counts: list[int],
-    iteration: int,
-    final: bool,
-    subtrees: list[int | None] | None = None,
-):
-    """Sample counts[i] next steps for each parent in one batch and add them to the tree,
-    yielding NodesAdded; returns the new nodes in row order. Where the policy hands over each
-    row as it ends (`streams_rows`), its step is added at once (the page draws a first node
-    before the call's longest row ends), and at the call's end each parent's new children are
-    put back in row order (rows are exchangeable samples: an order that does not depend on
-    their lengths keeps "the first k chains" a fair sample); their ids stay in the order the
-    rows ended."""
-    cfg = ctx.config
-    prompts = [path_prompt(ctx.root_prompt, ctx.tree.steps(p.id)) for p in parents]
-    rows = [parent for parent, k in zip(parents, counts) for _ in range(k)]
+def _limits(cfg: SearchConfig, final: bool) -> tuple[int, str | None]:
+    """(max tokens, stop string) of a step: the last iteration's runs to the end."""
+    return (cfg.final_tokens, None) if final else (cfg.step_tokens, STEP_SEPARATOR)
+
+
+def _add(ctx: SearchContext, parent: Node, completion: Completion, iteration: int, final: bool, subtree) -> Node:
+    """The completion as a new child of `parent`, classified (a step, an answer, EOS, the limit)."""
+    step, reason, answer = _classify(completion.text, completion.stop_reason, final)
+    return ctx.tree.add(
+        parent.id,
+        text=step,
+        n_tokens=completion.n_tokens,
+        mean_logprob=round(completion.mean_logprob, 4),
+        iteration=iteration + ctx.iteration_offset,
+        stop_reason=reason,
+        answer=answer,
+        subtree=subtree,
+        status="finished" if reason != "step" else "active",
+    )
+
+
+def _ended_rows(ctx: SearchContext, prompts: list[str], counts: list[int], final: bool, next_step=None):
+    """One policy call for `counts[i]` continuations of each prompt; yields lists of
+    (row, completion): each row as it ends where the policy hands it over then (`streams_rows`),
+    else all at the end. `next_step` goes to a policy that lets rows go on (`continues_rows`)."""
+    max_tokens, stop = _limits(ctx.config, final)
     call = dict(
-        max_tokens=cfg.final_tokens if final else cfg.step_tokens,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        stop=None if final else STEP_SEPARATOR,
+        max_tokens=max_tokens,
+        temperature=ctx.config.temperature,
+        top_p=ctx.config.top_p,
+        stop=stop,
         meter=ctx.meter,
         role="policy",
     )
-
-    def add(row: int, completion: Completion) -> Node:
-        step, reason, answer = _classify(completion.text, completion.stop_reason, final)
-        return ctx.tree.add(
-            rows[row].id,
-            text=step,
-            n_tokens=completion.n_tokens,
-            mean_logprob=round(completion.mean_logprob, 4),
-            iteration=iteration + ctx.iteration_offset,
-            stop_reason=reason,
-            answer=answer,
-            subtree=rows[row].subtree if subtrees is None else subtrees[row],
-            status="finished" if reason != "step" else "active",
-        )
-
     if not getattr(ctx.policy, "streams_rows", False):
         results = ctx.policy.generate(prompts, counts, should_stop=ctx.should_stop, **call)
-        added = [add(row, c) for row, c in enumerate(c for completions in results for c in completions)]
-        yield NodesAdded([n.id for n in added], iteration)
-        return added
+        yield list(enumerate(c for completions in results for c in completions))
+        return
+    if next_step is not None and getattr(ctx.policy, "continues_rows", False):
+        call["next_step"] = next_step
     ended: queue.SimpleQueue = queue.SimpleQueue()
     outcome: dict = {}
     abandoned = threading.Event()  # the search's consumer went away mid-call
@@ -135,25 +130,128 @@ def expand(
 
     caller = threading.Thread(target=sample, name="expand", daemon=True)
     caller.start()
-    new: dict[int, Node] = {}
     try:
         while (done := ended.get()) is not None:
-            row, completion = done
-            new[row] = add(row, completion)
-            yield NodesAdded([new[row].id], iteration)
+            yield [done]
     finally:
         abandoned.set()
         caller.join()
-    added = [new[row] for row in sorted(new)]
+    if "error" in outcome:
+        raise outcome["error"]
+
+
+def _in_row_order(ctx: SearchContext, added: dict[int, Node]) -> None:
+    """Put each parent's new children (rows of one call: `added`, row -> node) back in row order:
+    rows are exchangeable samples, and an order that does not depend on their lengths keeps
+    "the first k chains" a fair sample; their ids stay in the order the rows ended."""
     by_parent: dict[int, list[int]] = {}
-    for node in added:
-        by_parent.setdefault(node.parent, []).append(node.id)
+    for row in sorted(added):
+        by_parent.setdefault(added[row].parent, []).append(added[row].id)
     for parent_id, ids in by_parent.items():  # each parent once, however many rows it had
         parent, mine = ctx.tree.nodes[parent_id], set(ids)
         parent.children = [c for c in parent.children if c not in mine] + ids
-    if "error" in outcome:
-        raise outcome["error"]
-    return added
+
+
+def expand(
+    ctx: SearchContext,
+    parents: list[Node],
+    counts: list[int],
+    iteration: int,
+    final: bool,
+    subtrees: list[int | None] | None = None,
+):
+    """Sample counts[i] next steps for each parent in one batch and add them to the tree,
+    yielding NodesAdded; returns the new nodes in row order. Where the policy hands over each
+    row as it ends (`streams_rows`), its step is added at once (the page draws a first node
+    before the call's longest row ends)."""
+    prompts = [path_prompt(ctx.root_prompt, ctx.tree.steps(p.id)) for p in parents]
+    rows = [parent for parent, k in zip(parents, counts) for _ in range(k)]
+    new: dict[int, Node] = {}
+    try:
+        for ended in _ended_rows(ctx, prompts, counts, final):
+            for row, completion in ended:
+                subtree = rows[row].subtree if subtrees is None else subtrees[row]
+                new[row] = _add(ctx, rows[row], completion, iteration, final, subtree)
+            yield NodesAdded([new[row].id for row, _ in ended], iteration)
+    finally:
+        _in_row_order(ctx, new)
+    return [new[row] for row in sorted(new)]
+
+
+SCORE_AFTER_NODES = 16  # chains growing side by side: their new steps are scored this many at a time,
+SCORE_AFTER_S = 0.5  # or once the oldest has waited this long (each scoring is a pass of its own)
+
+
+def grow_chains(ctx: SearchContext, parents: list[Node], counts: list[int], iteration: int):
+    """Grow counts[i] chains from each parent, each step after step to its end (an answer, EOS,
+    the token limit, the last iteration), independently of one another, nothing pruned. Where
+    the policy lets a row go on in place (`continues_rows`) one call serves every chain, and a
+    chain starts its next step as soon as its last one ends instead of waiting for the slowest
+    chain of the iteration (continuous batching); a chain the policy could not continue, and
+    every chain elsewhere, waits for the next call, one per iteration. New steps are scored as
+    they come (SCORE_AFTER_*); IterationDone(k) is yielded once no chain is at iteration k or
+    before. Returns the new nodes."""
+    cfg = ctx.config
+    last = cfg.max_steps - 1
+    waiting = {iteration: list(zip(parents, counts))}  # iteration -> (parent, chains) for a next call
+    growing = {iteration: sum(counts)}  # iteration -> chains at it or waiting for it
+    reached, announced, new, unscored, since = iteration, iteration, [], [], None
+    while waiting:
+        depth = min(waiting)
+        call = waiting.pop(depth)
+        rows = [parent for parent, k in call for _ in range(k)]  # each row's last node
+        at = [depth] * len(rows)  # each row's iteration, moved on by the policy's thread
+        went_on: set[tuple[int, int]] = set()
+
+        def next_step(row: int, completion: Completion, at=at, went_on=went_on):
+            if _classify(completion.text, completion.stop_reason, at[row] == last)[1] != "step":
+                return None
+            went_on.add((row, at[row]))
+            at[row] += 1
+            return _limits(cfg, at[row] == last)
+
+        prompts = [path_prompt(ctx.root_prompt, ctx.tree.steps(parent.id)) for parent, _ in call]
+        seen = [depth] * len(rows)  # each row's iteration, as its steps arrive here
+        first: dict[int, Node] = {}
+        try:
+            for ended in _ended_rows(ctx, prompts, [k for _, k in call], depth == last, next_step):
+                added = []
+                for row, completion in ended:
+                    d = seen[row]
+                    node = _add(ctx, rows[row], completion, d, d == last, rows[row].subtree)
+                    first.setdefault(row, node)
+                    added.append(node)
+                    growing[d] -= 1
+                    seen[row] = d + 1
+                    if not node.terminal:
+                        growing[d + 1] = growing.get(d + 1, 0) + 1
+                        reached = max(reached, d + 1)
+                        if (row, d) in went_on:
+                            rows[row] = node
+                        else:
+                            waiting.setdefault(d + 1, []).append((node, 1))
+                new += added
+                unscored += added
+                yield NodesAdded([n.id for n in added], depth)
+                since = since or time.monotonic()
+                if len(unscored) >= SCORE_AFTER_NODES or time.monotonic() - since >= SCORE_AFTER_S:
+                    yield from _score_now(ctx, unscored, depth)
+                    since = None
+                while announced <= reached and growing.get(announced, 0) == 0:
+                    yield from _score_now(ctx, unscored, announced)
+                    yield IterationDone(announced, cfg.max_steps, sum(growing.values()))
+                    announced += 1
+        finally:
+            _in_row_order(ctx, first)
+    return new
+
+
+def _score_now(ctx: SearchContext, nodes: list[Node], iteration: int):
+    """Score the nodes waiting for it (emptying the list) and yield NodesScored."""
+    if nodes:
+        score(ctx, nodes)
+        yield NodesScored([n.id for n in nodes], iteration)
+        nodes.clear()
 
 
 SCORE_CHUNK = 256  # nodes scored between two checks of the run's limits
