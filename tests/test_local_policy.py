@@ -644,3 +644,22 @@ def test_independent_chains_go_on_without_waiting_for_the_iteration(newline_mode
     per_iteration, _, calls = _chains_search(policy, 1, seed=5)
     assert calls == 4
     assert _nested(one) == _nested(per_iteration)
+
+
+def test_stop_while_chains_go_on_in_place_keeps_their_steps_and_leaves_nothing_behind(newline_model_dir):
+    """Stop in the middle of best-of-N's one call, after chains went on in place: the steps
+    that ended stay in the tree (their chains' later steps among them), the call leaves the
+    decode loop, and none of its states is kept."""
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    turns = []
+
+    def stop():
+        turns.append(1)
+        return len(turns) > 40
+
+    tree = _search(policy, "Bo has 5 dogs.", "best_of_n", 5, should_stop=stop)
+    assert tree.meta["stopped"]
+    steps = list(tree)[1:]
+    assert any(tree.nodes[n.parent].parent is not None for n in steps)  # a chain went on in place
+    assert any(not n.terminal and not n.children for n in steps)  # and was stopped in its next step
+    assert not policy._runs and not policy._waiting and not policy._states
