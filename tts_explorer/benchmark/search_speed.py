@@ -53,17 +53,17 @@ def bench_config(strategy: str, n: int, beam_width: int, max_steps: int) -> Sear
 
 
 def run_one(
-    policy, tokenizer, problem: Problem, config: SearchConfig, warm: bool = False
+    policy, tokenizer, problem: Problem, config: SearchConfig, warm: bool = False, scorer: str = SCORER
 ) -> tuple[int, float, float, float]:
     """(generated tokens, seconds, prefill ratio, seconds to the first scored node) of one search,
     started cold, or with the template's shared part prefilled as the app does (warm)."""
     policy.forget()
     if warm:
         policy.warm(load_template().warm_up_prompt(policy))
-    tree = new_tree(problem.question, config, SCORER, problem.answer, policy.name)
+    tree = new_tree(problem.question, config, scorer, problem.answer, policy.name)
     started = time.perf_counter()
     first = None
-    for event in search(tree, policy, config, SCORER):
+    for event in search(tree, policy, config, scorer):
         if first is None and isinstance(event, NodesScored):
             first = time.perf_counter() - started
     seconds = time.perf_counter() - started
@@ -83,9 +83,11 @@ def measure(
     beam_width: int,
     max_steps: int,
     max_n: dict[str, int],
+    scorer: str = SCORER,
 ):
     """Yield, per strategy and budget, one Row per backend (a backend runs budgets up to
-    max_n[backend]; one with `for_budget(n)` gives the policy for each budget)."""
+    max_n[backend]; one with `for_budget(n)` gives the policy for each budget), each search
+    scored by `scorer`."""
     for strategy in strategies:
         for n in budgets:
             config = bench_config(strategy, n, beam_width, max_steps)
@@ -95,7 +97,7 @@ def measure(
                     continue
                 if hasattr(policy, "for_budget"):  # a server started with one slot per candidate
                     policy = policy.for_budget(n)
-                totals = [run_one(policy, tokenizer, p, config) for p in problems]
+                totals = [run_one(policy, tokenizer, p, config, scorer=scorer) for p in problems]
                 group.append(
                     Row(
                         backend,
