@@ -597,15 +597,15 @@ def test_rows_going_on_in_place_leave_one_by_one_and_match_their_own_greedy_path
     assert [got[row] for row in steps] == expected
 
 
-def _chains_search(policy, n, seed=3):
-    """A seeded best-of-N search (confidence scorer); its events and the policy's calls."""
+def _chains_search(policy, n, seed=3, strategy="best_of_n", **settings):
+    """A seeded search of chains (confidence scorer); its events and the policy's calls."""
     from tts_explorer.config import SearchConfig
     from tts_explorer.search import RunLimits, new_tree, search
 
     calls = []
     generate = policy.generate
     policy.generate = lambda *a, **k: calls.append(1) or generate(*a, **k)
-    config = SearchConfig(strategy="best_of_n", n=n, max_steps=4, step_tokens=24, final_tokens=24, seed=seed)
+    config = SearchConfig(strategy=strategy, n=n, max_steps=4, step_tokens=24, final_tokens=24, seed=seed, **settings)
     tree = new_tree("Ann has 2 cats.", config, "confidence")
     try:
         events = list(search(tree, policy, config, "confidence", limits=RunLimits()))
@@ -663,3 +663,31 @@ def test_stop_while_chains_go_on_in_place_keeps_their_steps_and_leaves_nothing_b
     assert any(tree.nodes[n.parent].parent is not None for n in steps)  # a chain went on in place
     assert any(not n.terminal and not n.children for n in steps)  # and was stopped in its next step
     assert not policy._runs and not policy._waiting and not policy._states
+
+
+def test_deepconf_stops_its_chains_in_place_as_one_call_per_iteration_does(newline_model_dir):
+    """DeepConf's main phase grows its chains in one call, a chain stopped on the engine's thread
+    as soon as its running confidence falls below the warm-up's threshold: the stopped steps are
+    pruned, below the threshold, without children, the others at or above it; with one chain in
+    each phase the tree is the one that one call per iteration grows."""
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    settings = dict(strategy="deepconf", warmup=3, confidence_quantile=0.9)
+    tree, _, calls = _chains_search(policy, 12, seed=4, **settings)
+    meta = tree.meta["deepconf"]
+    assert calls == 2  # the warm-up's chains, then the main phase's
+    main_chains = set(tree.nodes[0].children[3:])  # the warm-up's 3 chains come first
+    main = [n for n in tree if n.id and tree.path(n.id)[0].id in main_chains]
+    assert len(main_chains) == 9
+    stopped = [n for n in tree if n.status == "pruned"]
+    assert meta["stopped"] == len(stopped) > 0
+    assert all(n.confidence < meta["threshold"] and not n.children for n in stopped)
+    assert all(n.confidence >= meta["threshold"] for n in main if n.status != "pruned" and not n.terminal)
+
+    settings["warmup"] = 1  # one chain in each phase: the same draws both ways
+    one, _, _ = _chains_search(policy, 2, seed=7, **settings)
+    assert one.meta["deepconf"]["stopped"] == 1  # the main chain is stopped after a step
+    policy.continues_rows = False
+    per_iteration, _, calls = _chains_search(policy, 2, seed=7, **settings)
+    assert calls > 2
+    assert _nested(one) == _nested(per_iteration)
+    assert one.meta["deepconf"] == per_iteration.meta["deepconf"]

@@ -78,6 +78,11 @@ def _limits(cfg: SearchConfig, final: bool) -> tuple[int, str | None]:
     return (cfg.final_tokens, None) if final else (cfg.step_tokens, STEP_SEPARATOR)
 
 
+def _mean_logprob(completion: Completion) -> float:
+    """A step's mean token log-prob as its node keeps it."""
+    return round(completion.mean_logprob, 4)
+
+
 def _add(ctx: SearchContext, parent: Node, completion: Completion, iteration: int, final: bool, subtree) -> Node:
     """The completion as a new child of `parent`, classified (a step, an answer, EOS, the limit)."""
     step, reason, answer = _classify(completion.text, completion.stop_reason, final)
@@ -85,7 +90,7 @@ def _add(ctx: SearchContext, parent: Node, completion: Completion, iteration: in
         parent.id,
         text=step,
         n_tokens=completion.n_tokens,
-        mean_logprob=round(completion.mean_logprob, 4),
+        mean_logprob=_mean_logprob(completion),
         iteration=iteration + ctx.iteration_offset,
         stop_reason=reason,
         answer=answer,
@@ -182,17 +187,26 @@ SCORE_AFTER_NODES = 16  # chains growing side by side: their new steps are score
 SCORE_AFTER_S = 0.5  # or once the oldest has waited this long (each scoring is a pass of its own)
 
 
-def grow_chains(ctx: SearchContext, parents: list[Node], counts: list[int], iteration: int):
+def grow_chains(
+    ctx: SearchContext,
+    parents: list[Node],
+    counts: list[int],
+    iteration: int,
+    last: int | None = None,
+    keep: Callable[[list[float | None]], bool] | None = None,
+):
     """Grow counts[i] chains from each parent, each step after step to its end (an answer, EOS,
-    the token limit, the last iteration), independently of one another, nothing pruned. Where
-    the policy lets a row go on in place (`continues_rows`) one call serves every chain, and a
-    chain starts its next step as soon as its last one ends instead of waiting for the slowest
-    chain of the iteration (continuous batching); a chain the policy could not continue, and
-    every chain elsewhere, waits for the next call, one per iteration. New steps are scored as
-    they come (SCORE_AFTER_*); IterationDone(k) is yielded once no chain is at iteration k or
-    before. Returns the new nodes."""
+    the token limit, iteration `last`, by default the config's last), independently of one
+    another. Where the policy lets a row go on in place (`continues_rows`) one call serves every
+    chain, and a chain starts its next step as soon as its last one ends instead of waiting for
+    the slowest chain of the iteration (continuous batching); a chain the policy could not
+    continue, and every chain elsewhere, waits for the next call, one per iteration. `keep`,
+    given the mean token log-probs of a chain's path (its new step last), may stop a chain after
+    a step that is not its last: that step is pruned. New steps are scored as they come
+    (SCORE_AFTER_*); IterationDone(k) is yielded once no chain is at iteration k or before.
+    Returns the new nodes."""
     cfg = ctx.config
-    last = cfg.max_steps - 1
+    last = cfg.max_steps - 1 if last is None else last
     waiting = {iteration: list(zip(parents, counts))}  # iteration -> (parent, chains) for a next call
     growing = {iteration: sum(counts)}  # iteration -> chains at it or waiting for it
     reached, announced, new, unscored, since = iteration, iteration, [], [], None
@@ -200,11 +214,15 @@ def grow_chains(ctx: SearchContext, parents: list[Node], counts: list[int], iter
         depth = min(waiting)
         call = waiting.pop(depth)
         rows = [parent for parent, k in call for _ in range(k)]  # each row's last node
-        at = [depth] * len(rows)  # each row's iteration, moved on by the policy's thread
+        # the policy's thread moves these on: each row's iteration and its path's mean log-probs
+        at, means = [depth] * len(rows), [[n.mean_logprob for n in ctx.tree.path(p.id)] for p in rows]
         went_on: set[tuple[int, int]] = set()
 
-        def next_step(row: int, completion: Completion, at=at, went_on=went_on):
+        def next_step(row: int, completion: Completion, at=at, means=means, went_on=went_on):
             if _classify(completion.text, completion.stop_reason, at[row] == last)[1] != "step":
+                return None
+            means[row].append(_mean_logprob(completion))
+            if keep is not None and not keep(means[row]):
                 return None
             went_on.add((row, at[row]))
             at[row] += 1
@@ -215,7 +233,7 @@ def grow_chains(ctx: SearchContext, parents: list[Node], counts: list[int], iter
         first: dict[int, Node] = {}
         try:
             for ended in _ended_rows(ctx, prompts, [k for _, k in call], depth == last, next_step):
-                added = []
+                added, stopped = [], []
                 for row, completion in ended:
                     d = seen[row]
                     node = _add(ctx, rows[row], completion, d, d == last, rows[row].subtree)
@@ -223,23 +241,28 @@ def grow_chains(ctx: SearchContext, parents: list[Node], counts: list[int], iter
                     added.append(node)
                     growing[d] -= 1
                     seen[row] = d + 1
-                    if not node.terminal:
-                        growing[d + 1] = growing.get(d + 1, 0) + 1
-                        reached = max(reached, d + 1)
-                        if (row, d) in went_on:
-                            rows[row] = node
-                        else:
-                            waiting.setdefault(d + 1, []).append((node, 1))
+                    if node.terminal:
+                        continue
+                    if (row, d) in went_on:
+                        rows[row] = node
+                    elif keep is None or keep([n.mean_logprob for n in ctx.tree.path(node.id)]):
+                        waiting.setdefault(d + 1, []).append((node, 1))
+                    else:
+                        stopped.append(node)
+                        continue
+                    growing[d + 1] = growing.get(d + 1, 0) + 1
+                    reached = max(reached, d + 1)
                 new += added
                 unscored += added
                 yield NodesAdded([n.id for n in added], depth)
+                yield from prune(stopped, depth)
                 since = since or time.monotonic()
                 if len(unscored) >= SCORE_AFTER_NODES or time.monotonic() - since >= SCORE_AFTER_S:
                     yield from _score_now(ctx, unscored, depth)
                     since = None
                 while announced <= reached and growing.get(announced, 0) == 0:
                     yield from _score_now(ctx, unscored, announced)
-                    yield IterationDone(announced, cfg.max_steps, sum(growing.values()))
+                    yield IterationDone(announced, last + 1, sum(growing.values()))
                     announced += 1
         finally:
             _in_row_order(ctx, first)

@@ -7,8 +7,9 @@ confidence is the mean of its last two steps' (DeepConf's sliding window, over s
 the policy interface reports log-probs per step). First `warmup` chains run to the end; the
 threshold is the `confidence_quantile` quantile of their lowest running confidence (0.1:
 keep chains at least as confident as the least confident tenth of the warm-up). Then the
-other N - warmup chains run side by side, and at every step a chain whose running confidence
-is below the threshold is stopped (pruned, its confidence kept on the node). Finished chains
+other N - warmup chains run side by side (each going on as soon as its step ends:
+grow_chains), and after every step a chain whose running confidence is below the threshold is
+stopped (pruned, its confidence kept on the node). Finished chains
 vote with their path confidence (selection "confidence_vote"). No scorer is needed; what was
 learned and what was saved is recorded in the tree (meta "deepconf").
 """
@@ -18,22 +19,22 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from ..events import IterationDone
-from .base import SearchContext, expand_and_score, prune
+from .base import SearchContext, grow_chains
 from .sampling import independent_chains
 
 WINDOW = 2  # steps in the running confidence
 
 
-def window_confidence(steps) -> float:
-    """The mean of the given steps' confidences, exp(mean token log-prob) (0 when none is known)."""
-    values = [math.exp(min(0.0, n.mean_logprob)) for n in steps if n.mean_logprob is not None]
+def window_confidence(logprobs) -> float:
+    """The mean of the last WINDOW steps' confidences, exp(mean token log-prob), of a path's mean
+    log-probs (None where unknown; 0 when none is known)."""
+    values = [math.exp(min(0.0, lp)) for lp in list(logprobs)[-WINDOW:] if lp is not None]
     return sum(values) / len(values) if values else 0.0
 
 
 def running_confidence(ctx: SearchContext, node) -> float:
     """The mean confidence of the last WINDOW steps of the node's path."""
-    return window_confidence(ctx.tree.path(node.id)[-WINDOW:])
+    return window_confidence(n.mean_logprob for n in ctx.tree.path(node.id))
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -55,27 +56,25 @@ def deepconf(ctx: SearchContext):
             node.confidence = round(value, 4)
         lowest.append(min(values, default=0.0))
     threshold = quantile(lowest, cfg.confidence_quantile)
-    active, counts, stopped, saved = [ctx.start], [cfg.n - warmup], 0, 0
     # the main phase's iterations follow the warm-up's (expand adds the search's own offset)
     offset = max((n.iteration for n in ctx.tree if n.id not in before), default=ctx.iteration_offset) + 1
     offset -= ctx.iteration_offset
-    for iteration in range(cfg.max_steps if counts[0] > 0 else 0):
-        final = iteration == cfg.max_steps - 1
-        new = yield from expand_and_score(ctx, active, counts, offset + iteration, final)
-        live = []
-        for node in new:
-            node.confidence = round(running_confidence(ctx, node), 4)
-            if not node.terminal:
-                live.append(node)
-        low = [n for n in live if n.confidence < threshold]
-        stopped += len(low)
-        saved += len(low) * (cfg.max_steps - 1 - iteration) * cfg.step_tokens  # at most, had they run on
-        active = [n for n in live if n.confidence >= threshold]
-        counts = [1] * len(active)
-        yield from prune(low, offset + iteration)
-        yield IterationDone(offset + iteration, offset + cfg.max_steps, len(active))
-        if not active:
-            break
+    main = []
+    if cfg.n > warmup:
+        main = yield from grow_chains(
+            ctx,
+            [ctx.start],
+            [cfg.n - warmup],
+            offset,
+            last=offset + cfg.max_steps - 1,
+            keep=lambda logprobs: window_confidence(logprobs) >= threshold,
+        )
+    for node in main:
+        node.confidence = round(running_confidence(ctx, node), 4)
+    low = [n for n in main if n.status == "pruned"]
+    stopped = len(low)
+    # at most what they would have generated had they run on
+    saved = sum((offset + cfg.max_steps - 1 - (n.iteration - ctx.iteration_offset)) * cfg.step_tokens for n in low)
     ctx.selection = "confidence_vote"
     ctx.tree.meta["deepconf"] = {
         "warmup": warmup,
