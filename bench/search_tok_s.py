@@ -1,6 +1,7 @@
 """The engine's tokens per second inside the bench's searches (`tts-explorer bench`'s settings:
-beam width 4, 6 steps, the arithmetic scorer or `--scorer`, seed 0, each search started cold) on the first K
-problems of `assets/problems/easy.jsonl`, engine only, after one short warm-up search. To compare
+beam width 4, 6 steps, the arithmetic scorer or `--scorer`, seed 0, each search started cold)
+on the first K problems of `assets/problems/easy.jsonl`, engine only, after one short warm-up
+search. To compare
 two versions of the engine on the same sampled trees, run it from a checkout of each in turn
 (`PYTHONPATH=CHECKOUT python CHECKOUT/bench/search_tok_s.py ...`), alternating, nothing else
 running: when the tokens printed are the same, so are the trees, and the seconds compare the

@@ -9,9 +9,9 @@ threshold is the `confidence_quantile` quantile of their lowest running confiden
 keep chains at least as confident as the least confident tenth of the warm-up). Then the
 other N - warmup chains run side by side (each going on as soon as its step ends:
 grow_chains), and after every step a chain whose running confidence is below the threshold is
-stopped (pruned, its confidence kept on the node). Finished chains
-vote with their path confidence (selection "confidence_vote"). No scorer is needed; what was
-learned and what was saved is recorded in the tree (meta "deepconf").
+stopped (pruned, its confidence kept on the node). Finished chains vote with their path
+confidence (selection "confidence_vote"). No scorer is needed; what was learned and what was
+saved is recorded in the tree (meta "deepconf").
 """
 
 from __future__ import annotations

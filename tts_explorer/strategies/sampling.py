@@ -2,8 +2,9 @@
 best-of-N) and the rollout tree that labels steps Math-Shepherd style.
 
 Independent chains grow N chains side by side, each unfinished step getting exactly one
-child, nothing pruned; a chain goes on as soon as its step ends (grow_chains). They differ in N, temperature,
-whether a scorer runs and how the answer is chosen (see strategies/__init__.py). The
+child, nothing pruned; a chain goes on as soon as its step ends (grow_chains). They differ
+in N, temperature, whether a scorer runs and how the answer is chosen (see
+strategies/__init__.py). The
 rollout tree samples N/M first steps and M continuations of each, every one then run to
 its end as a chain: each first step is backed by M rollouts, the N leaves are the budget.
 """
