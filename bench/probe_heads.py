@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--recipes", default=f"calc-v1:0,{VERSION}:0,calc-v1:0.5,{VERSION}:0.5")
     args = parser.parse_args()
+    if args.folds < 3:  # a head needs folds to fit on besides the one it stops on and the one it scores
+        parser.error("--folds must be 3 or more (fit, early stopping and scoring each take a fold)")
     cfg = TrainConfig(work=args.work)
     work = Path(args.work)
     synthetic, gsm8k = problems(cfg)

@@ -17,7 +17,7 @@ from tts_explorer.cli import main as cli
 from tts_explorer.data import read_problems
 from tts_explorer.scaling.stats import wilson
 
-TEMPLATES = ("zero_shot", "one_shot", "two_shot", "three_shot", "default")
+TEMPLATES = ("zero_shot", "one_shot", "two_shot", "three_shot", "default", "eight_shot")
 
 
 def main() -> None:

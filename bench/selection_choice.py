@@ -9,6 +9,15 @@ a path's step scores, and votes weighted by a power of the path score (between P
 split side by side, with 95% intervals and the rule the development split picks, so a rule is
 chosen where it is not measured.
 
+Where the problems carry gold steps (the generator's files), the pools are also read by process:
+a chain is process-right when the gold-aligned labeller (training/gold.py, the labels train-prm
+trains on) passes every step of it. The bench prints how many right answers come through a step
+the labeller calls wrong (its "wrong" is reliable: README, "The shipped PRM"), the coverage by
+process-right chains, what an oracle of process reaches (a process-right chain's answer where
+there is one, else majority), and the path score's ROC-AUC within problems against process
+rather than against the answer: a PRM that judges steps must score a right answer reached
+through a wrong step low.
+
     python bench/selection_choice.py \
         --dev assets/problems/synthetic-s13.jsonl=assets/scaling/s13-chains.jsonl \
         --test assets/problems/synthetic-s11.jsonl=assets/scaling/set-b/confidence-votes-chains.jsonl
@@ -23,9 +32,11 @@ from confidence_votes import chains, kept_trees, sampled_chains, vote
 
 from tts_explorer.answers import Comparer
 from tts_explorer.config import SearchConfig
+from tts_explorer.data import read_rows
 from tts_explorer.scaling.stats import wilson
 from tts_explorer.selection import AGGREGATIONS, SELECTIONS
 from tts_explorer.training.evaluate import paired_auc
+from tts_explorer.training.gold import gold_labels
 
 POWERS = (2, 4, 8, 16)
 
@@ -98,6 +109,41 @@ def accuracy(problems, pooled, comparer: Comparer) -> dict[str, list[bool]]:
     return hits
 
 
+def process_view(data: str, problems, trees, comparer: Comparer, chosen: list[bool]) -> str:
+    """The pools read by process (module docstring), with where `chosen` (the shipped rule's hits)
+    is right, or a line saying the problems carry no gold steps."""
+    gold = {str(row.get("id")): row.get("steps") for row in read_rows(data, 0, 10**6)}
+    if not all(isinstance(gold.get(p.id), list) for p in problems):
+        return "process: the problems carry no gold steps"
+    right = process_right = lucky = covered = oracle = hits_with = 0
+    groups = []
+    fold = AGGREGATIONS[SearchConfig.aggregation].fold
+    for problem, hit in zip(problems, chosen):
+        finished = [path for path in chains(trees[problem.id]) if path[-1].answer is not None]
+        kinds = []
+        for path in finished:
+            steps = [n.text for n in path]
+            ok = comparer.equivalent(path[-1].answer, problem.answer)
+            sound = all(gold_labels(problem.question, gold[problem.id], problem.answer, steps))
+            kinds.append((path, ok, sound))
+            right, lucky, process_right = right + ok, lucky + (ok and not sound), process_right + sound
+        has = any(sound for _, _, sound in kinds)
+        majority = vote([(path[-1].answer, 1.0) for path, _, _ in kinds], comparer) if kinds else None
+        covered, hits_with = covered + has, hits_with + (has and hit)
+        oracle += has or (majority is not None and comparer.equivalent(majority, problem.answer))
+        scored = [(path, sound) for path, _, sound in kinds if any(n.score is not None for n in path)]
+        groups.append([(fold([n.score for n in path if n.score is not None]), sound) for path, sound in scored])
+    auc, both = paired_auc(groups)
+    n = len(problems)
+    return (
+        f"process: {right} chains with the right answer, {lucky} of them through a step the labeller calls wrong; "
+        f"{process_right} process-right chains; coverage by them {100 * covered / n:.1f}%, "
+        f"an oracle of process (else majority) {100 * oracle / n:.1f}%; the shipped rule right on {hits_with} "
+        f"problems with a process-right chain, {sum(chosen) - hits_with} without; path AUC within problems "
+        f"({SearchConfig.aggregation}) against process " + ("-" if auc is None else f"{auc:.3f} ({both} problems)")
+    )
+
+
 def split(spec: str, limit: int, n: int, scorer: str, model: str | None):
     """(data, problems, their chains scored), the scores kept beside the chains file, named by the
     scorer (a learned format's model: by its folder's name)."""
@@ -124,16 +170,23 @@ def main() -> None:
     parser.add_argument("--scorer-model", help="a learned format's model folder (the scores kept by its name)")
     args = parser.parse_args()
     comparer = Comparer()
+    default = f"{SearchConfig.aggregation}: {SELECTIONS[SearchConfig.selection].label}"  # the shipped rule
     results = []
     for spec in (args.dev, args.test):
         data, problems, scored = split(spec, args.limit, args.n, args.scorer, args.scorer_model)
         pooled = pools(problems, scored)
+        hits = accuracy(problems, pooled, comparer)
         results.append(
-            (data, len(problems), accuracy(problems, pooled, comparer), path_auc(problems, pooled, comparer))
+            (
+                data,
+                len(problems),
+                hits,
+                path_auc(problems, pooled, comparer),
+                process_view(data, problems, scored, comparer, hits[default]),
+            )
         )
-    (dev_name, dev_n, dev, dev_auc), (test_name, test_n, test, test_auc) = results
+    (dev_name, dev_n, dev, dev_auc, dev_process), (test_name, test_n, test, test_auc, test_process) = results
     print(f"best-of-{args.n} pools scored by {args.scorer}: dev {dev_name} ({dev_n}), test {test_name} ({test_n})")
-    default = f"{SearchConfig.aggregation}: {SELECTIONS[SearchConfig.selection].label}"  # the shipped rule
     print(f"{'selection':<32}{'dev':>22}{'test':>22}   test against {default} (won / lost)")
     for name in dev:
         print(f"{name:<32}{label(dev[name]):>22}{label(test[name]):>22}   {paired(test[name], test[default])}")
@@ -142,6 +195,7 @@ def main() -> None:
     print(f"on test against majority (won / lost): {paired(test[chosen], test['majority'])}")
     for name in AGGREGATIONS:
         print(f"path AUC within problems, {name}: dev {dev_auc[name]}, test {test_auc[name]}")
+    print(f"dev {dev_process}\ntest {test_process}")
 
 
 def paired(rule: list[bool], base: list[bool]) -> str:
