@@ -3,8 +3,8 @@
 The examples are gold solutions of synthetic problems of seed 0 (training data: train-prm
 reads the same problems; no held-out set or development split uses seed 0): the first problem
 of each of the K most frequent calculation shapes (the operators of its gold steps in order,
-e.g. "* +" for a multiplication then an addition), so the prompt shows one, two and three
-calculation chains of every kind the generator makes, each ending "The answer is N.".
+e.g. "* +" for a multiplication then an addition): with the default 8, the one- and
+two-calculation solutions the generator makes most often, each ending "The answer is N.".
 The system prompt is the default template's.
 
     python bench/generator_shots.py [--shapes 8] [--name eight_shot]
