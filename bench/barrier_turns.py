@@ -7,6 +7,14 @@ independent unit, a chain (best-of-N, majority: the longest root-to-leaf path) o
 strategy that no longer waits could save at most, in turns; a turn without the barrier holds
 more rows, so time falls by less.
 
+Beam search keeps its iterations: which candidates survive is decided over the whole iteration.
+But once enough of an iteration's candidates have ended, some survivors are certain: a candidate
+that has ended, at most keep - 1 of whose rivals rank above it or have not ended yet, survives
+whatever the others score (and with at least keep ended candidates that go on, as many survive
+as always, each spawning N/keep children). For beam cells the bench also prints the turns of a
+beam search whose certain survivors start their children at once, the rest at the barrier: the
+same survivors, so the same search, in fewer turns (read from the same trees).
+
     python bench/barrier_turns.py [--limit 6] [dvts:64 best_of_n:64 ...]
 """
 
@@ -19,6 +27,7 @@ from tts_explorer.benchmark.search_speed import SCORER, bench_config
 from tts_explorer.data import read_problems
 from tts_explorer.policy.loading import load_policy
 from tts_explorer.search import new_tree, search
+from tts_explorer.selection import by_score
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +50,32 @@ def turns(tree) -> tuple[int, int]:
     return barrier, max((sum(p.n_tokens for p in tree.path(n.id)) for n in nodes if not n.children), default=0)
 
 
+def early_start_turns(tree, keep: int, n: int) -> int:
+    """Turns of the tree's beam search when each certain survivor (module docstring) starts its
+    children as soon as it is certain, the others at their iteration's end."""
+    active, start, end = [tree.nodes[0]], {0: 0}, 0
+    while active:
+        rows = [tree.nodes[c] for parent in active for c in parent.children]  # the iteration's row order
+        if not rows:
+            break
+        ends = {r.id: start[r.parent] + r.n_tokens for r in rows}
+        rank = {r.id: k for k, r in enumerate(sorted(rows, key=by_score, reverse=True))}  # ties: row order
+        barrier = max(ends.values())
+        survivors = sorted((r for r in rows if not r.terminal), key=by_score, reverse=True)[:keep]
+        certain: dict[int, int] = {}
+        for t in sorted(set(ends.values())) if n % keep == 0 else []:  # unequal shares: not before the end
+            ended = sorted((r for r in rows if ends[r.id] <= t and not r.terminal), key=lambda r: rank[r.id])
+            waiting = sum(ends[r.id] > t for r in rows)
+            if len(ended) >= keep:
+                for above, r in enumerate(ended):
+                    if above + waiting <= keep - 1:
+                        certain.setdefault(r.id, t)
+        for survivor in survivors:
+            start[survivor.id] = certain.get(survivor.id, barrier)
+        end, active = max(end, barrier), survivors
+    return end
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=6, help="problems")
@@ -51,14 +86,22 @@ def main() -> None:
     for cell in args.cells:
         strategy, n = cell.split(":")
         config = bench_config(strategy, int(n), 4, 6)
-        totals = [0, 0]
+        totals = [0, 0, 0]
         for problem in problems:
             policy.forget()
             tree = new_tree(problem.question, config, SCORER, problem.answer, policy.name)
             for _ in search(tree, policy, config, SCORER):
                 pass
-            totals = [t + x for t, x in zip(totals, turns(tree))]
-        barrier, alone = totals
+            early = early_start_turns(tree, config.n // config.beam_width, config.n) if strategy == "beam" else 0
+            totals = [t + x for t, x in zip(totals, (*turns(tree), early))]
+        barrier, alone, early = totals
+        if strategy == "beam":
+            print(
+                f"beam N={n}, {len(problems)} problems: {barrier} turns with the barrier, {early} with certain "
+                f"survivors started at once ({1 - early / max(barrier, 1):.0%} fewer)",
+                flush=True,
+            )
+            continue
         print(
             f"{strategy} N={n}, {len(problems)} problems: {barrier} turns with the barrier, {alone} "
             f"without it ({1 - alone / max(barrier, 1):.0%} fewer)",
