@@ -293,7 +293,7 @@ class KVBatch:
         """One row's state: its own tokens copied into a segment under its group's state
         (`ids`: every token the state stands for); with `since`, its own tokens from that
         position on, under `parent` (a row that went on past an earlier state of its own)."""
-        start, end = (self.start, self.length) if since is None else (since, self.length)
+        start, end = self.start if since is None else since, self.length
         base = self.bases[int(self.row_group[row])] if since is None else parent
         if end == start:
             return RowState(base, next_pos, tuple(pending), ids)

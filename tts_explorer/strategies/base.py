@@ -214,16 +214,18 @@ def grow_chains(
         depth = min(waiting)
         call = waiting.pop(depth)
         rows = [parent for parent, k in call for _ in range(k)]  # each row's last node
-        # the policy's thread moves these on: each row's iteration and its path's mean log-probs
-        at, means = [depth] * len(rows), [[n.mean_logprob for n in ctx.tree.path(p.id)] for p in rows]
+        # the policy's thread moves these on: each row's iteration and, for `keep`, its path's mean log-probs
+        at = [depth] * len(rows)
+        means = [[n.mean_logprob for n in ctx.tree.path(p.id)] for p in rows] if keep is not None else []
         went_on: set[tuple[int, int]] = set()
 
         def next_step(row: int, completion: Completion, at=at, means=means, went_on=went_on):
             if _classify(completion.text, completion.stop_reason, at[row] == last)[1] != "step":
                 return None
-            means[row].append(_mean_logprob(completion))
-            if keep is not None and not keep(means[row]):
-                return None
+            if keep is not None:
+                means[row].append(_mean_logprob(completion))
+                if not keep(means[row]):
+                    return None
             went_on.add((row, at[row]))
             at[row] += 1
             return _limits(cfg, at[row] == last)
