@@ -10,6 +10,7 @@ own business. Backends: the local engine (local.py), an OpenAI-compatible server
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,52 @@ class Completion:
         return self.logprob_sum / max(self.n_tokens, 1)
 
 
+PARK = "park"  # next_step's answer for a row that ends here but whose state may start rows later (Forks)
+
+
+class Forks:
+    """The rows a call starts later from rows of its own (forks_rows): next_step answers PARK
+    for a row that ends its step but may be continued; the engine keeps that row's state and
+    adds it to `parked`; `fork(row, count, limits, key)` then asks for `count` new rows from it
+    (limits: (max_tokens, stop) of their step; key: an int naming the draw, so their samples
+    come from a random stream of their own, whenever they join), numbered after the call's
+    rows so far (`next_row`: the caller numbers them before asking); `drop(rows)` lets parked
+    states go; the call returns once its rows are done and `close()` was called. Thread-safe:
+    the caller asks, the engine's thread takes the requests at its next turn."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._requests: list[tuple] = []
+        self.parked: set[int] = set()  # written by the engine's thread before on_row
+        self.next_row = 0  # set by the call to its number of rows
+        self.closed = False
+        self.wake: Callable[[], None] = lambda: None  # set by the call: turn its loop
+
+    def fork(self, row: int, count: int, limits: tuple[int, str | None], key: int) -> range:
+        with self._lock:
+            rows = range(self.next_row, self.next_row + count)
+            self.next_row += count
+            self._requests.append(("fork", row, count, limits, key, rows.start))
+        self.wake()
+        return rows
+
+    def drop(self, rows: Sequence[int]) -> None:
+        with self._lock:
+            self._requests.append(("drop", list(rows)))
+        self.wake()
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+        self.wake()
+
+    def take(self) -> tuple[list[tuple], bool]:
+        """The requests made since the last take, and whether the caller has closed."""
+        with self._lock:
+            requests, self._requests = self._requests, []
+            return requests, self.closed
+
+
 class Policy(Protocol):
     name: str  # shown to users and recorded in trees and results
     n_params: int  # for FLOPs (2 x parameters x tokens); 0 when unknown
@@ -44,6 +91,8 @@ class Policy(Protocol):
     # optional: streams_rows = True where generate takes on_row(row, completion), called as each row ends
     # optional: continues_rows = True where generate also takes next_step(row, completion), which
     # may send a row that stopped on its stop string on to a next step in the same call
+    # optional: forks_rows = True where generate also takes forks=Forks(), which starts new rows
+    # of a call of one prompt from rows of it that parked (next_step answered PARK)
     # optional: shares_searches = True where several searches may call generate at once and run faster
     # together than one after another (a shared decode loop, a server's parallel slots)
 

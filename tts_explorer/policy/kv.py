@@ -133,12 +133,30 @@ class KVBatch:
     is its own memory mapping, returned to the system when freed, and rows leaving the batch
     are compacted in place (`keep`), so a decode loop allocates its buffers once."""
 
-    def __init__(self, prefix, groups_k, groups_v, group_mask, bases, row_group, keys, values, length, inlined=None):
+    def __init__(
+        self,
+        prefix,
+        groups_k,
+        groups_v,
+        group_mask,
+        bases,
+        row_group,
+        keys,
+        values,
+        length,
+        inlined=None,
+        source=None,
+        first_valid=None,
+    ):
         self.prefix, self.groups_k, self.groups_v, self.group_mask = prefix, groups_k, groups_v, group_mask
         self.bases, self._keys, self._values, self.length = bases, keys, values, length
         # [B, start]: real positions of the chains inlined at the start of the own buffers
         self.inlined = inlined if inlined is not None else torch.zeros(len(row_group), 0, dtype=torch.bool)
         self.start = self.inlined.shape[1]  # where this batch's own tokens begin
+        self.source = source  # the segment the prefix was made from (None: none): joining states descend from it
+        # [B]: each row's first real own position (above 0 for a row that joined later: `add_rows`)
+        self.first_valid = first_valid if first_valid is not None else torch.zeros(len(row_group), dtype=torch.long)
+        self.late = bool(self.first_valid.any())
         self.set_rows(row_group)
 
     @classmethod
@@ -161,7 +179,8 @@ class KVBatch:
         shared = 0
         while all(len(c) > shared for c in chains) and all(c[shared] is chains[0][shared] for c in chains):
             shared += 1
-        prefix = chains[0][shared - 1].flattened() if shared else None
+        source = chains[0][shared - 1] if shared else None
+        prefix = source.flattened() if shared else None
         below = [c[shared:] for c in chains]
         sizes = [sum(s.length for s in chain) for chain in below]
         width = max(sizes)
@@ -184,9 +203,9 @@ class KVBatch:
             own_k[:, :, :, :width] = groups_k
             own_v = torch.zeros_like(own_k)
             own_v[:, :, :, :width] = groups_v
-            return cls(prefix, None, None, group_mask[:, :0], bases, rows, own_k, own_v, width, group_mask)
+            return cls(prefix, None, None, group_mask[:, :0], bases, rows, own_k, own_v, width, group_mask, source)
         own_k = torch.zeros(layers, len(states), kv_heads, spare, head_dim, dtype=dtype)
-        return cls(prefix, groups_k, groups_v, group_mask, bases, rows, own_k, own_k.clone(), 0)
+        return cls(prefix, groups_k, groups_v, group_mask, bases, rows, own_k, own_k.clone(), 0, source=source)
 
     @property
     def keys(self) -> torch.Tensor:
@@ -222,8 +241,17 @@ class KVBatch:
         return len(self.row_group)
 
     def own_valid(self) -> torch.Tensor:
-        """[B, length]: which own positions hold a row's keys (all but an inlined chain's padding)."""
-        return torch.cat([self.inlined, torch.ones(self.rows, self.length - self.start, dtype=torch.bool)], dim=1)
+        """[B, length]: which own positions hold a row's keys (all but an inlined chain's padding
+        and the positions before a late row's chain)."""
+        valid = torch.cat([self.inlined, torch.ones(self.rows, self.length - self.start, dtype=torch.bool)], dim=1)
+        if self.late:
+            valid &= torch.arange(self.length) >= self.first_valid.unsqueeze(1)
+        return valid
+
+    @property
+    def masked(self) -> bool:
+        """Whether some own positions hold no keys of their row (own_valid is not all True)."""
+        return self.start > 0 or self.late
 
     @property
     def prefix_length(self) -> int:
@@ -268,6 +296,8 @@ class KVBatch:
             self.values.index_select(1, rows),
             self.length,
             self.inlined.index_select(0, rows),
+            self.source,
+            self.first_valid.index_select(0, rows),
         )
 
     @torch.inference_mode()
@@ -279,7 +309,48 @@ class KVBatch:
                 self._keys[:, to, :, : self.length] = self._keys[:, source, :, : self.length]
                 self._values[:, to, :, : self.length] = self._values[:, source, :, : self.length]
         self.inlined = self.inlined[rows]
+        self.first_valid = self.first_valid[rows]
+        self.late = bool(self.first_valid.any())
         self.set_rows(self.row_group[rows])
+
+    @torch.inference_mode()
+    def add_rows(self, cache: Segment | None, count: int) -> None:
+        """`count` new rows after the live ones, continuing the state whose last segment is
+        `cache`: a state whose chain runs through this batch's prefix (one extracted from a row of
+        it). Its chain below the prefix is copied once per row to the end of the own positions
+        so far, and the positions before it are masked: the rows join a batch `length` positions
+        in, and take the next ones with the others. For a batch without groups, and a chain
+        below the prefix of at most `length` positions (true of any state made in this batch:
+        its tokens took positions of it)."""
+        if self.groups_k is not None:
+            raise ValueError("rows join only a batch without groups")
+        below, segment = [], cache
+        while segment is not None and segment is not self.source:
+            below.append(segment)
+            segment = segment.parent
+        if segment is not self.source:
+            raise ValueError("a joining state must descend from the batch's prefix")
+        size = sum(s.length for s in below)
+        if size > self.length:
+            raise ValueError(f"a joining chain of {size} positions does not fit the batch's {self.length}")
+        rows, first = self.rows, self.length - size
+        if rows + count > self._keys.shape[1]:
+            self._keys, self._values = (
+                _grown(b, rows, self.length, b.shape[3], room=2 * (rows + count)) for b in (self._keys, self._values)
+            )
+        for buffer in (self._keys, self._values):
+            buffer[:, rows, :, :first].zero_()
+        at = first
+        for segment in reversed(below):
+            _copy_layers(self._keys[:, rows, :, at : at + segment.length], segment.keys)
+            _copy_layers(self._values[:, rows, :, at : at + segment.length], segment.values)
+            at += segment.length
+        for buffer in (self._keys, self._values):
+            buffer[:, rows + 1 : rows + count, :, : self.length] = buffer[:, rows : rows + 1, :, : self.length]
+        self.inlined = torch.cat([self.inlined, torch.ones(count, self.start, dtype=torch.bool)])
+        self.first_valid = torch.cat([self.first_valid, torch.full((count,), first, dtype=torch.long)])
+        self.late = self.late or first > 0
+        self.set_rows(torch.cat([self.row_group, torch.zeros(count, dtype=self.row_group.dtype)]))
 
     def extract(
         self,
@@ -321,10 +392,11 @@ def _copy_layers(target: torch.Tensor, source) -> None:
             target[layer].copy_(part)
 
 
-def _grown(buffer: torch.Tensor, rows: int, filled: int, capacity: int) -> torch.Tensor:
-    """The first `rows` rows of an own buffer, their `filled` positions copied, with room for `capacity`."""
+def _grown(buffer: torch.Tensor, rows: int, filled: int, capacity: int, room: int | None = None) -> torch.Tensor:
+    """The first `rows` rows of an own buffer, their `filled` positions copied, with room for
+    `capacity` positions (and `room` rows: by default `rows`)."""
     shape = list(buffer.shape)
-    shape[1], shape[3] = rows, capacity
+    shape[1], shape[3] = room or rows, capacity
     bigger = buffer.new_zeros(shape)
     bigger[:, :, :, :filled].copy_(buffer[:, :rows, :, :filled])
     return bigger

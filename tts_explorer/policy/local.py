@@ -34,7 +34,7 @@ import torch
 
 from ..errors import UserError
 from . import engine_thread
-from .base import MAX_CONTEXT_TOKENS, Completion, StopRequested
+from .base import MAX_CONTEXT_TOKENS, PARK, Completion, Forks, StopRequested
 from .compute import ComputeMeter, flops_params
 from .engine_thread import keep_turning, on_engine, on_engine_thread
 from .kv import RowState, common_prefix_length, compacted, empty_state, kept_bytes
@@ -59,7 +59,8 @@ class _Job:
     meter: ComputeMeter
     generator: torch.Generator | None
     on_row: Callable[[int, Completion], None] | None = None  # told of each row as it ends
-    next_step: Callable[[int, Completion], tuple[int, str | None] | None] | None = None  # a row goes on?
+    next_step: Callable[[int, Completion], tuple[int, str | None] | str | None] | None = None  # a row goes on?
+    forks: Forks | None = None  # rows that start later from parked rows of the call
     results: list[list[Completion]] | None = None
     error: BaseException | None = None
     finished: bool = False
@@ -94,6 +95,8 @@ class _Run:
         self.ids = [states[u].ids for _, u in rows]
         self.since: list[int | None] = [None] * len(rows)  # None: from the batch's start, under its group
         self.parents: list = [None] * len(rows)
+        self.streams: list[torch.Generator | None] = [None] * len(rows)  # a forked row's own random stream
+        self.parked: dict[int, tuple[RowState, str]] = {}  # row -> its state and text, for forks
         self.done: dict[int, Completion] = {}
         self.new_states: dict[str, RowState] = {}  # prompt + completion -> its state
         self.logits: torch.Tensor | None = None
@@ -137,6 +140,11 @@ class TransformersPolicy:
         self._turn = threading.Condition()  # guards _waiting; a finished call is notified
         self._runs: list[_Run] = []  # calls in the decode loop
         self.batched_calls = 0  # decode-loop turns that ran the rows of several searches at once
+
+    @property
+    def forks_rows(self) -> bool:
+        """generate(forks=...) starts rows from parked rows' kept states: only where states are kept."""
+        return self.reuse_cache
 
     def _eos_ids(self) -> set[int]:
         ids = set()
@@ -311,7 +319,8 @@ class TransformersPolicy:
         role: str = "policy",
         generator: torch.Generator | None = None,
         on_row: Callable[[int, Completion], None] | None = None,
-        next_step: Callable[[int, Completion], tuple[int, str | None] | None] | None = None,
+        next_step: Callable[[int, Completion], tuple[int, str | None] | str | None] | None = None,
+        forks: Forks | None = None,
     ) -> list[list[Completion]]:
         """n[i] completions of each prompt. Calls from several threads (several searches) share
         one decode loop, turned on the engine thread (engine_thread.py): a call joins it at the
@@ -323,9 +332,16 @@ class TransformersPolicy:
         string and can go on in place, returns (max_tokens, stop) of the row's next step, its
         prompt the row's text so far, or None to end it: the row keeps its place in the batch
         instead of waiting for a next call (continuous batching across a chain's steps); the call
-        returns each row's last completion."""
+        returns each row's last completion. With `forks` (a call of one prompt), next_step may
+        answer PARK: the row ends and its state is kept for rows the caller starts from it later
+        (Forks.fork), which join this batch at the next token (a subtree's next expansion
+        without waiting for the other subtrees'); the call returns once `forks` is closed."""
         if len(prompts) != len(n):
             raise ValueError("prompts and n differ in length")
+        if forks is not None:
+            if len({p for p, k in zip(prompts, n) if k > 0}) != 1:
+                raise ValueError("forks need a call of one prompt")
+            forks.next_row, forks.wake = sum(n), lambda: keep_turning(self._loop_turn)
         job = _Job(
             list(prompts),
             list(n),
@@ -335,6 +351,7 @@ class TransformersPolicy:
             generator,
             on_row,
             next_step,
+            forks,
         )
         with self._turn:
             self._waiting.append(job)
@@ -365,8 +382,8 @@ class TransformersPolicy:
                 self._done(job)
         if not self._runs:
             self.step.release()  # nothing the step kept for the calls that left is read again
-        with self._turn:
-            return bool(self._runs or self._waiting)
+        with self._turn:  # a call whose rows all parked waits for its forks without turning the loop
+            return bool(self._waiting or any(run.live for run in self._runs))
 
     def _loop_step(self) -> None:
         """One turn of the decode loop: admit the waiting calls, then sample one token in every
@@ -386,8 +403,14 @@ class TransformersPolicy:
             for run in list(self._runs):
                 if run.job.should_stop is not None and run.job.should_stop():
                     self._finish(run, StopRequested())  # its rows leave the loop now
-                elif run.logits is not None:
-                    self._sample_step(run)
+                else:
+                    if run.logits is not None:
+                        self._sample_step(run)
+                    if run.job.forks is not None and run in self._runs:
+                        try:
+                            self._take_forks(run)
+                        except Exception as exc:  # a request that does not fit its call: that call's error
+                            self._finish(run, exc)
             feeding = [run for run in self._runs if run.inputs is not None]
             if feeding:
                 outputs = self.step.forward([(*run.inputs, run.batch) for run in feeding])
@@ -451,6 +474,11 @@ class TransformersPolicy:
             # in place where the step's text ends with its last token (a stop inside a token: next call)
             going_on = job.next_step is not None and reason == "stop" and kept == tuple(ids)
             limits = job.next_step(row, completion) if going_on else None
+            if limits == PARK:
+                limits = None
+                if state is not None and job.forks is not None:
+                    run.parked[row] = (state, run.texts[row] + text)
+                    job.forks.parked.add(row)
             if job.on_row is not None:
                 job.on_row(row, completion)
             if limits is None:
@@ -462,7 +490,7 @@ class TransformersPolicy:
             run.ids[row] += kept
             if state is not None:
                 run.since[row], run.parents[row] = run.batch.length, state.cache
-        if len(run.done) == len(run.rows):
+        if len(run.done) == len(run.rows) and job.forks is None:
             self._finish(run)
             return
         next_pos = run.next_pos
@@ -472,8 +500,54 @@ class TransformersPolicy:
             run.live = [run.live[p] for p in order]
             keep = torch.tensor(order, dtype=torch.long)
             next_pos, sampled = next_pos[keep], sampled[keep]
-        run.inputs = (sampled.unsqueeze(1), next_pos.unsqueeze(1))
+        run.inputs = (sampled.unsqueeze(1), next_pos.unsqueeze(1)) if run.live else None
         run.next_pos = next_pos + 1
+
+    def _take_forks(self, run: _Run) -> None:
+        """The caller's fork and drop requests since the last turn; the call ends once closed
+        with no row left."""
+        requests, closed = run.job.forks.take()
+        for request in requests:
+            if request[0] == "drop":
+                for row in request[1]:
+                    _, key = run.parked.pop(row, (None, None))
+                    run.new_states.pop(key, None)
+            else:
+                self._join(run, *request[1:])
+        if closed and not run.live:
+            self._finish(run)
+
+    def _join(self, run: _Run, row: int, count: int, limits: tuple[int, str | None], key: int, first: int) -> None:
+        """`count` new rows (numbered from `first`) from parked `row`'s state, fed its pending
+        token at the next forward."""
+        job = run.job
+        state, text = run.parked.pop(row)
+        if len(state.pending) != 1 or len(run.rows) != first:
+            raise ValueError("a fork's state or numbering does not match its call")
+        since = run.batch.length  # the new rows' own tokens start here
+        run.batch.add_rows(state.cache, count)
+        job.prompts.append(text)
+        seed = hash(((job.generator or self.generator).initial_seed(), key)) & (2**63 - 1)
+        stream = _generator(seed)
+        run.rows += [(len(job.prompts) - 1, 0)] * count
+        for values, value in (
+            (run.limits, limits),
+            (run.texts, text),
+            (run.ids, state.ids),
+            (run.since, since),
+            (run.parents, state.cache),
+            (run.streams, stream),
+        ):
+            values += [value] * count
+        run.tokens += [[] for _ in range(count)]
+        run.logprob_sums += [0.0] * count
+        run.live += range(first, first + count)
+        tokens, positions = torch.tensor([[state.pending[0]]] * count), torch.tensor([[state.next_pos]] * count)
+        if run.inputs is not None:
+            tokens, positions = torch.cat([run.inputs[0], tokens]), torch.cat([run.inputs[1], positions])
+        run.inputs = (tokens, positions)
+        run.next_pos = torch.cat([run.next_pos, torch.full((count,), state.next_pos + 1)])
+        job.meter.add(job.kind[5], self.flops_params, prefill=count)
 
     def _finish(self, run: _Run, error: BaseException | None = None) -> None:
         """The run leaves the loop; its call gets its completions (keeping their states) or `error`."""
@@ -504,9 +578,13 @@ class TransformersPolicy:
         rows in, and whatever other calls share the loop); None when greedy."""
         if temperature <= 0:
             return None
-        order = sorted(range(len(run.live)), key=run.live.__getitem__)
+        streams: dict[int, tuple[torch.Generator, list[int]]] = {}  # forked rows draw from streams of their own
+        for pos in sorted(range(len(run.live)), key=run.live.__getitem__):
+            stream = run.streams[run.live[pos]] or run.job.generator or self.generator
+            streams.setdefault(id(stream), (stream, []))[1].append(pos)
         draws = torch.empty(len(run.live), 1)
-        draws[torch.tensor(order)] = torch.rand(len(order), 1, generator=run.job.generator or self.generator)
+        for stream, positions in streams.values():
+            draws[torch.tensor(positions)] = torch.rand(len(positions), 1, generator=stream)
         return draws
 
     def _keep_states(self, new_states: dict[str, RowState], owners: dict[str, int], callers: set[int]) -> None:

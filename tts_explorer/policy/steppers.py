@@ -152,9 +152,9 @@ class LlamaStep(ModelShape):
 
     def _own_mask(self, batch: KVBatch, tokens: int):
         """Additive mask (0: may attend) for a batch's own part, [B, 1, groups*T, length]: causal
-        among the T new tokens, an inlined chain's padding blocked; None when T is 1 and nothing
-        is inlined (a row sees all its own tokens)."""
-        if tokens == 1 and not batch.start:
+        among the T new tokens, what holds no keys of a row blocked (own_valid); None when T is 1
+        and every own position is real (a row sees all its own tokens)."""
+        if tokens == 1 and not batch.masked:
             return None
         allowed = batch.own_valid().unsqueeze(1).expand(batch.rows, tokens, batch.length).clone()
         allowed[:, :, batch.length - tokens :] &= torch.ones(tokens, tokens, dtype=torch.bool).tril()

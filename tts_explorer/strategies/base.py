@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..answers import extract_answer
 from ..config import SearchConfig
 from ..events import IterationDone, NodesAdded, NodesPruned, NodesScored
-from ..policy.base import Completion, StopRequested
+from ..policy.base import PARK, Completion, Forks, StopRequested
 from ..policy.compute import ComputeMeter
 from ..prompts import STEP_SEPARATOR, path_prompt
 from ..scorers.base import Scorer, StepPath
@@ -99,10 +99,12 @@ def _add(ctx: SearchContext, parent: Node, completion: Completion, iteration: in
     )
 
 
-def _ended_rows(ctx: SearchContext, prompts: list[str], counts: list[int], final: bool, next_step=None):
+def _ended_rows(ctx: SearchContext, prompts: list[str], counts: list[int], final: bool, next_step=None, forks=None):
     """One policy call for `counts[i]` continuations of each prompt; yields lists of
-    (row, completion): each row as it ends where the policy hands it over then (`streams_rows`),
-    else all at the end. `next_step` goes to a policy that lets rows go on (`continues_rows`)."""
+    (row, completion): each row as it ends where the policy hands it over then (`streams_rows`;
+    with forks, the rows that ended since the last list), else all at the end. `next_step` goes to a policy that lets
+    rows go on (`continues_rows`), `forks` to one that forks them (`forks_rows`: the caller
+    checks)."""
     max_tokens, stop = _limits(ctx.config, final)
     call = dict(
         max_tokens=max_tokens,
@@ -118,6 +120,8 @@ def _ended_rows(ctx: SearchContext, prompts: list[str], counts: list[int], final
         return
     if next_step is not None and getattr(ctx.policy, "continues_rows", False):
         call["next_step"] = next_step
+    if forks is not None:
+        call["forks"] = forks
     ended: queue.SimpleQueue = queue.SimpleQueue()
     outcome: dict = {}
     abandoned = threading.Event()  # the search's consumer went away mid-call
@@ -137,9 +141,16 @@ def _ended_rows(ctx: SearchContext, prompts: list[str], counts: list[int], final
     caller.start()
     try:
         while (done := ended.get()) is not None:
-            yield [done]
+            rows = [done]  # with forks, every row that has ended (a subtree's candidates are scored together)
+            while forks is not None and not ended.empty() and (done := ended.get()) is not None:
+                rows.append(done)
+            yield rows
+            if done is None:
+                break
     finally:
         abandoned.set()
+        if forks is not None:
+            forks.close()  # a call waiting for forks sees the stop
         caller.join()
     if "error" in outcome:
         raise outcome["error"]
@@ -269,6 +280,80 @@ def grow_chains(
         finally:
             _in_row_order(ctx, first)
     return new
+
+
+def grow_subtrees(
+    ctx: SearchContext,
+    subtrees: int,
+    width: int,
+    choose: Callable[[list[Node]], tuple[Node | None, list[Node]]],
+):
+    """Grow `subtrees` subtrees from the start node where the policy forks rows (`forks_rows`),
+    `width` candidate steps at a time: every subtree's candidates in one call; once a subtree's
+    candidates have all ended they are scored, and `choose` (given them in row order) names the
+    one its next candidates grow from (None: the subtree ends) and those to prune. That one's
+    state starts the next `width` rows of the same call at once (Forks): a subtree expands again
+    without waiting for the other subtrees' candidates (continuous batching across subtrees).
+    One the engine could not park (its text does not end on a token of its own) goes on in a
+    call of its own after this one. IterationDone(k) is yielded once no subtree is at
+    iteration k or before."""
+    cfg = ctx.config
+    last = cfg.max_steps - 1
+    calls = [(ctx.start, list(range(subtrees)), 0)]  # (node, its subtrees, their iteration): a call each
+    growing, reached = {0: subtrees}, {0: subtrees}  # iteration -> subtrees expanding at it / that got to it
+    announced = 0
+    while calls:
+        start, members, depth = calls.pop(0)
+        rows = {r: (start, depth, s) for r, s in enumerate(s for s in members for _ in range(width))}
+        candidates: dict[int, list[tuple[int, Node]]] = {s: [] for s in members}  # (row, node) ended so far
+        active, added, forks = set(members), {}, Forks()
+
+        def next_step(row: int, completion: Completion, rows=rows):
+            final = rows[row][1] == last
+            return PARK if _classify(completion.text, completion.stop_reason, final)[1] == "step" else None
+
+        prompt = path_prompt(ctx.root_prompt, ctx.tree.steps(start.id))
+        try:
+            for ended in _ended_rows(ctx, [prompt], [len(rows)], depth == last, next_step, forks):
+                for row, completion in ended:
+                    parent, d, s = rows[row]
+                    added[row] = _add(ctx, parent, completion, d, d == last, s)
+                    candidates[s].append((row, added[row]))
+                yield NodesAdded([added[row].id for row, _ in ended], min(rows[row][1] for row, _ in ended))
+                complete = sorted(s for s in active if len(candidates[s]) == width)
+                if not complete:
+                    continue
+                iteration = min(rows[candidates[s][0][0]][1] for s in complete)
+                yield from _score_now(ctx, [node for s in complete for _, node in candidates[s]], iteration)
+                pruned = []
+                for s in complete:
+                    siblings, candidates[s] = sorted(candidates[s]), []
+                    d = rows[siblings[0][0]][1]
+                    best, dropped = choose([node for _, node in siblings])
+                    pruned += dropped
+                    growing[d] -= 1
+                    forks.drop([row for row, node in siblings if node is not best])
+                    if best is None:
+                        active.discard(s)
+                        continue
+                    growing[d + 1] = growing.get(d + 1, 0) + 1
+                    reached[d + 1] = reached.get(d + 1, 0) + 1
+                    row = next(row for row, node in siblings if node is best)
+                    if row in forks.parked:
+                        for new in range(forks.next_row, forks.next_row + width):
+                            rows[new] = (best, d + 1, s)
+                        forks.fork(row, width, _limits(cfg, d + 1 == last), key=s * cfg.max_steps + d + 1)
+                    else:
+                        calls.append((best, [s], d + 1))
+                        active.discard(s)
+                yield from prune(pruned, iteration)
+                while announced < len(reached) and growing.get(announced) == 0:
+                    yield IterationDone(announced, cfg.max_steps, reached.get(announced + 1, 0))
+                    announced += 1
+                if not active:
+                    forks.close()
+        finally:
+            _in_row_order(ctx, added)
 
 
 def _score_now(ctx: SearchContext, nodes: list[Node], iteration: int):
