@@ -103,3 +103,41 @@ def test_a_stop_string_inside_a_token_is_cut_at_the_token_boundary(smollm):
     assert text == "Sam has 24 pens.\n\n"
     assert kept is not None and kept[:-1] == tuple(ids[:-1]) and tok.decode(list(kept)) == text
     assert kept[-1] != inside  # the last token re-encoded from the text, not the sampled one
+
+
+def _nested(tree, node_id=0):
+    node = tree.nodes[node_id]
+    return (node.text, node.score, node.status, [_nested(tree, c) for c in node.children])
+
+
+def test_dvts_whose_subtrees_fork_rows_grows_the_tree_of_one_call_per_iteration(monkeypatch):
+    """On the real model (fp32 here: bf16 products may round differently by batch shape), greedy
+    DVTS in one call, each subtree's next candidates forked into the running batch from its
+    best candidate's state, grows the tree that one call per iteration grows: the forked rows
+    read their path's keys copied from the running batch and sample what a fresh batch samples."""
+    from tts_explorer.policy.local import TransformersPolicy
+
+    policy = load_policy(dtype="fp32")
+    config = SearchConfig(
+        strategy="dvts", n=8, beam_width=2, max_steps=4, step_tokens=48, final_tokens=64, temperature=0.0
+    )
+    question = "A baker makes 24 muffins each hour for 6 hours and sells 3 boxes of 12. How many are left?"
+    calls = []
+    real = policy.generate
+
+    def grow():
+        policy.forget()
+        tree = new_tree(question, config, "arithmetic")
+        policy.generate = lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs)
+        try:
+            run_to_end(tree, policy, config, "arithmetic")
+        finally:
+            del policy.generate
+        return tree
+
+    forked = grow()
+    assert len(calls) == 1 and max(n.iteration for n in forked if n.id) >= 2  # subtrees went on in the one call
+    monkeypatch.setattr(TransformersPolicy, "forks_rows", False)
+    per_iteration = grow()
+    assert len(calls) > 2
+    assert _nested(forked) == _nested(per_iteration)

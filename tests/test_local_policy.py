@@ -691,3 +691,127 @@ def test_deepconf_stops_its_chains_in_place_as_one_call_per_iteration_does(newli
     assert calls > 2
     assert _nested(one) == _nested(per_iteration)
     assert one.meta["deepconf"] == per_iteration.meta["deepconf"]
+
+
+def _forked_call(policy, root, stop, temperature, pause=0.0, seed=7):
+    """A call of two rows from `root` with forks, handled as a search does: both rows park at
+    their first step; once both have, row 1 is dropped and two rows are forked from row 0
+    (after `pause` seconds, the call waiting meanwhile); the call is closed when they end.
+    Returns the parked row's completion, the forked rows' completions and the call's results."""
+    import queue
+    import threading
+    import time
+
+    from tts_explorer.policy.base import PARK, Forks
+
+    view, forks, ended, handed = policy.for_search(seed), Forks(), {}, queue.SimpleQueue()
+    results = {}
+
+    def call():
+        results["out"] = view.generate(
+            [root], [2], 30, temperature, stop, on_row=lambda *d: handed.put(d), next_step=lambda *_: PARK, forks=forks
+        )
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    while not {2, 3} <= ended.keys():
+        row, completion = handed.get(timeout=60)
+        forks.wait()  # the turn's rows are all handed over; the call waits
+        ended[row] = completion
+        while not handed.empty():
+            ended.update([handed.get()])
+        if {0, 1} <= ended.keys() and forks.next_row == 2:
+            assert forks.parked == {0, 1}, [c.stop_reason for c in ended.values()]  # both stopped on the stop string
+            time.sleep(pause)
+            assert all(run.held or not run.live for run in policy._runs)  # no row of the call advanced
+            forks.drop([1])
+            assert forks.fork(0, 2, (30, stop), key=9) == range(2, 4)
+        forks.resume()
+    forks.close()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    return ended[0], [ended[2], ended[3]], results["out"]
+
+
+def test_forked_rows_sample_what_a_call_from_the_parked_state_samples(tiny_model_dir):
+    """Forks: rows started from a parked row's state join the running call and sample what a
+    call of their own from the parked text samples (greedy here: the same text and log-probs,
+    their keys read from the parked row's state, not recomputed); the call keeps the new
+    states under the parked one, lets the dropped row's state go and leaves the loop."""
+    model, tokenizer = _model_and_tokenizer(tiny_model_dir)
+    root, stop = "Tom has 3 apples and buys 5 more.\n", "F"
+    policy = TransformersPolicy(model, tokenizer)
+    meter = ComputeMeter()
+    parked, forked, out = _forked_call(policy, root, stop, 0.0)
+    assert parked.stop_reason == "stop" and [len(group) for group in out] == [2, 2]
+    ((alone,),) = TransformersPolicy(model, tokenizer).generate([root + parked.text], [1], 30, 0.0, stop, meter=meter)
+    for completion in forked:
+        assert (completion.text, completion.token_ids) == (alone.text, alone.token_ids)
+        assert completion.logprob_sum == pytest.approx(alone.logprob_sum, abs=1e-4)
+    assert not policy._runs and not policy._waiting
+    after = root + parked.text + forked[0].text
+    if forked[0].stop_reason == "stop":  # kept: its state's own tokens under the parked row's
+        assert policy._states[after].cache.parent is policy._states[root + parked.text].cache
+
+
+def test_forked_rows_draw_the_same_however_long_the_caller_takes(tiny_model_dir):
+    """A seeded call's forked rows draw from a stream of their own (the call's seed and the
+    fork's key) and join when the caller resumes the call: the same samples however long the
+    caller took to fork."""
+    model, tokenizer = _model_and_tokenizer(tiny_model_dir)
+    root, stop = "Ann has 2 cats.\n", "F"
+    at_once = _forked_call(TransformersPolicy(model, tokenizer), root, stop, 1.0)
+    later = _forked_call(TransformersPolicy(model, tokenizer), root, stop, 1.0, pause=0.3)
+    assert [c.text for c in at_once[1]] == [c.text for c in later[1]]
+    assert at_once[0].text == later[0].text
+
+
+def test_dvts_grows_every_subtree_in_one_call(newline_model_dir):
+    """DVTS where the engine forks rows: one call, each subtree expanding again as soon as its
+    own candidates are scored. A seeded search grows the same tree twice (the forked rows join
+    when the search resumes the call, drawing from streams of their own), and every subtree
+    keeps DVTS's shape: each expansion has beam-width candidates, at most one of them goes on
+    (the best by path score), the pruned ones have no children; IterationDone comes once per
+    iteration in order. (Greedy against one call per iteration: test_embedded_model.)"""
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    settings = dict(strategy="dvts", beam_width=2)
+    for seed, expected_calls in ((6, 1), (4, 2)):  # seed 4: a step cut inside a token goes on in a call of its own
+        tree, events, calls = _chains_search(policy, 8, seed=seed, **settings)
+        again, _, _ = _chains_search(policy, 8, seed=seed, **settings)
+        assert calls == expected_calls and _nested(tree) == _nested(again)
+        _assert_dvts_shape(tree, events)
+    assert not policy._runs and not policy._waiting
+
+
+def _assert_dvts_shape(tree, events):
+    from tts_explorer.events import IterationDone
+
+    expansions = [n for n in tree if n.children]
+    assert len(expansions) > 4  # the start node and subtrees that went on
+    for node in expansions:
+        children = [tree.nodes[c] for c in node.children]
+        assert len(children) == (8 if node.id == 0 else 2)
+        for subtree in {c.subtree for c in children}:  # the start node's children: every subtree's first candidates
+            siblings = [c for c in children if c.subtree == subtree]
+            going_on = [c for c in siblings if c.children]
+            assert len(siblings) == 2 and len(going_on) <= 1 and all(c.status != "pruned" for c in going_on)
+            if going_on:
+                assert going_on[0].agg_score == max(c.agg_score for c in siblings)
+    done = [e.iteration for e in events if isinstance(e, IterationDone)]
+    assert done == list(range(len(done))) and len(done) == max(n.iteration for n in tree if n.id) + 1
+
+
+def test_stop_while_dvts_subtrees_fork_keeps_their_steps_and_leaves_nothing_behind(newline_model_dir):
+    """Stop in the middle of DVTS's one call, after subtrees forked: the steps that ended stay
+    in the tree, the call leaves the decode loop and none of its states is kept."""
+    policy = TransformersPolicy(*_model_and_tokenizer(newline_model_dir))
+    turns = []
+
+    def stop():  # a few turns after a forked row (beyond the call's first 4) ended
+        turns.append(any(row >= 4 for run in policy._runs for row in run.done))
+        return sum(turns) > 2
+
+    tree = _search(policy, "Bo has 5 dogs.", "dvts", 7, should_stop=stop)
+    assert tree.meta["stopped"]
+    assert any(tree.nodes[n.parent].parent is not None for n in list(tree)[1:])  # a subtree forked
+    assert not policy._runs and not policy._waiting and not policy._states

@@ -171,6 +171,55 @@ def test_chains_inlined_in_their_rows_read_the_same(kind):
     assert child.cache.parent is c.cache and child.cache.length == 4 and child.length == len(fed[1])
 
 
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_rows_joining_a_running_batch_read_what_the_forward_reads(kind):
+    """Rows join a batch some positions in (a subtree's next candidates, forked from a row of the
+    same batch): the chain of the joining state below the prefix is copied to the end of their
+    own positions so far, what lies before it is masked, and they go on with the others. Every
+    row's logits match the model's forward on its full text; a state the joined rows leave holds
+    only their own tokens, under the state they joined from; a state from elsewhere is refused."""
+    model = _tiny(kind)
+    policy = TransformersPolicy(model, build_tokenizer())
+    step, meter = policy.step, policy.meter
+    prompt = [5, 9, 14, 3, 7, 21, 8]
+    root = policy._prefill(empty_state(prompt + [11]), meter, "policy").as_root()
+    batch = step.new_batch([root], spare=2)
+    step(torch.tensor([[11]]), torch.tensor([[root.next_pos]]), batch)
+    batch = batch.select(torch.tensor([0, 0]))  # two rows from the prompt, as a call of N rows starts
+    fed, position = [prompt + [11], prompt + [11]], root.next_pos + 1
+    for tokens in ([30, 31], [32, 33], [34, 35]):
+        logits = step(torch.tensor([[t] for t in tokens]), torch.tensor([[position]] * 2), batch)
+        fed = [ids + [t] for ids, t in zip(fed, tokens)]
+        position += 1
+    parked = batch.extract(0, position, [40], since=None)  # row 0 ends: 11, 30, 32, 34 under the prompt
+    assert parked.cache.parent is root.cache and parked.cache.length == 4 and batch.length == 4
+    batch.keep(compacted(2, {0}))
+    fed = [fed[1]]
+    logits = step(torch.tensor([[36]]), torch.tensor([[position]]), batch)  # row 1 goes on alone
+    fed[0].append(36)
+    joined_at = batch.length
+    batch.add_rows(parked.cache, 2)  # two rows from row 0's state, one position later
+    batch.add_rows(root.cache, 1)  # and one from the prompt's own state: no own position to read
+    assert batch.rows == 4 and batch.first_valid.tolist() == [0, 1, 1, 5]
+    fed += [prompt + [11, 30, 32, 34], prompt + [11, 30, 32, 34], prompt]
+    tokens, positions = [37, 40, 40, 11], [position + 1, position, position, root.next_pos]
+    for turn in range(3):
+        logits = step(torch.tensor([[t] for t in tokens]), torch.tensor([[p] for p in positions]), batch)
+        fed = [ids + [t] for ids, t in zip(fed, tokens)]
+        for row, ids in enumerate(fed):
+            assert torch.allclose(logits[row], _reference_logits(model, ids), atol=1e-4), (turn, row)
+        tokens = [50 + turn, 60 + turn, 70 + turn, 80 + turn]
+        positions = [p + 1 for p in positions]
+    child = batch.extract(2, positions[2], [tokens[2]], since=joined_at, parent=parked.cache)
+    assert child.cache.parent is parked.cache and child.cache.length == 3  # 40 and two of its own
+    assert child.length == len(fed[2]) and kept_bytes([child.cache]) == sum(s.nbytes for s in child.cache.chain())
+    with pytest.raises(ValueError, match="descend"):
+        batch.add_rows(policy._prefill(empty_state([5, 9, 2]), meter, "policy").cache, 1)
+    grouped = step.new_batch([parked, root], spare=1)
+    with pytest.raises(ValueError, match="groups"):
+        grouped.add_rows(root.cache, 1)
+
+
 def test_batches_stepped_together_read_their_own_caches():
     """Several calls' batches in one forward (as the decode loop steps several searches):
     prefixes of two lengths, two batches with groups of two widths, one inlined, one with

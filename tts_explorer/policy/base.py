@@ -42,40 +42,64 @@ PARK = "park"  # next_step's answer for a row that ends here but whose state may
 
 
 class Forks:
-    """The rows a call starts later from rows of its own (forks_rows): next_step answers PARK
-    for a row that ends its step but may be continued; the engine keeps that row's state and
-    adds it to `parked`; `fork(row, count, limits, key)` then asks for `count` new rows from it
-    (limits: (max_tokens, stop) of their step; key: an int naming the draw, so their samples
-    come from a random stream of their own, whenever they join), numbered after the call's
-    rows so far (`next_row`: the caller numbers them before asking); `drop(rows)` lets parked
-    states go; the call returns once its rows are done and `close()` was called. Thread-safe:
-    the caller asks, the engine's thread takes the requests at its next turn."""
+    """The rows a call starts later from rows of its own (forks_rows). next_step answers PARK
+    for a row that ends its step but may be continued: the engine keeps that row's state and
+    adds it to `parked`. After each turn in which rows of the call end, the call waits (its
+    rows do not advance; other calls' do) until the caller, having handled them (`wait` returns
+    once they are all handed over), calls `resume()`; what it asked for by then is done before
+    the call's next token: `fork(row, count, limits, key)`, `count` new rows from a parked row's
+    state (limits: (max_tokens, stop) of their step; key: an int naming their random stream),
+    numbered after the call's rows so far (`next_row`: the caller numbers them before asking),
+    and `drop(rows)`, letting parked states go. So the new rows join at the same point of the
+    call however long the caller took, and a seeded search draws the same tree. The call
+    returns once its rows are done and `close()` was called."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._requests: list[tuple] = []
+        self._held = threading.Event()  # the call waits for the caller (or has ended)
+        self.resumed = False
+        self.closed = False
         self.parked: set[int] = set()  # written by the engine's thread before on_row
         self.next_row = 0  # set by the call to its number of rows
-        self.closed = False
         self.wake: Callable[[], None] = lambda: None  # set by the call: turn its loop
 
+    # the caller's side
     def fork(self, row: int, count: int, limits: tuple[int, str | None], key: int) -> range:
         with self._lock:
             rows = range(self.next_row, self.next_row + count)
             self.next_row += count
             self._requests.append(("fork", row, count, limits, key, rows.start))
-        self.wake()
         return rows
 
     def drop(self, rows: Sequence[int]) -> None:
         with self._lock:
             self._requests.append(("drop", list(rows)))
+
+    def wait(self) -> None:
+        """Until the call waits for the caller (every row of the turn handed over) or has ended."""
+        self._held.wait()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._held.clear()
+            self.resumed = True
         self.wake()
 
     def close(self) -> None:
         with self._lock:
-            self.closed = True
+            self.closed = self.resumed = True
         self.wake()
+
+    # the engine's side
+    def hold(self) -> None:
+        with self._lock:
+            self.resumed = False
+            self._held.set()
+
+    def ended(self) -> None:
+        """The call is over: a caller waiting for it goes on."""
+        self._held.set()
 
     def take(self) -> tuple[list[tuple], bool]:
         """The requests made since the last take, and whether the caller has closed."""

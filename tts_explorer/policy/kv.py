@@ -16,7 +16,10 @@ prefix (a beam's M children read their parent's once); and each row's own tokens
 buffer with room for the tokens still to be decoded, so feeding a token writes one slot in
 place. Where every state has one row, a state's chain below the prefix is copied into the
 start of its row's own buffer instead (one attention call fewer). A finished row's new state
-is its own tokens, copied once, under its state's segment.
+is its own tokens, copied once, under its state's segment. Rows may join a batch later
+(`add_rows`: a subtree's next candidates, from the state of a row of the same batch): the
+joining chain below the prefix is copied to the end of their own positions so far and what
+lies before it is masked.
 """
 
 from __future__ import annotations
@@ -398,5 +401,5 @@ def _grown(buffer: torch.Tensor, rows: int, filled: int, capacity: int, room: in
     shape = list(buffer.shape)
     shape[1], shape[3] = room or rows, capacity
     bigger = buffer.new_zeros(shape)
-    bigger[:, :, :, :filled].copy_(buffer[:, :rows, :, :filled])
+    bigger[:, :rows, :, :filled].copy_(buffer[:, :rows, :, :filled])
     return bigger

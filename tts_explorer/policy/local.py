@@ -16,7 +16,9 @@ Searches share the model (for_search gives each a view with its own random strea
 decode loop (continuous batching), turned on the engine thread with every other use of the
 model (engine_thread.py): a call that arrives while others run joins the loop at the next
 token, its rows fed in the same forward as theirs, and leaves it when its last row
-finishes; each call keeps its own sampling settings, meter, Stop and kept states.
+finishes; each call keeps its own sampling settings, meter, Stop and kept states. Within
+a call a row may go on to its next step in place (`next_step`), or park and start new rows
+of the same call later, which join the running batch (`forks`: DVTS's subtrees).
 Loading models lives in loading.py.
 """
 
@@ -97,6 +99,7 @@ class _Run:
         self.parents: list = [None] * len(rows)
         self.streams: list[torch.Generator | None] = [None] * len(rows)  # a forked row's own random stream
         self.parked: dict[int, tuple[RowState, str]] = {}  # row -> its state and text, for forks
+        self.held = False  # rows ended in the last turn: the call waits for its caller (Forks)
         self.done: dict[int, Completion] = {}
         self.new_states: dict[str, RowState] = {}  # prompt + completion -> its state
         self.logits: torch.Tensor | None = None
@@ -382,8 +385,8 @@ class TransformersPolicy:
                 self._done(job)
         if not self._runs:
             self.step.release()  # nothing the step kept for the calls that left is read again
-        with self._turn:  # a call whose rows all parked waits for its forks without turning the loop
-            return bool(self._waiting or any(run.live for run in self._runs))
+        with self._turn:  # a call waiting for its caller's forks does not turn the loop
+            return bool(self._waiting or any(run.live and not run.held for run in self._runs))
 
     def _loop_step(self) -> None:
         """One turn of the decode loop: admit the waiting calls, then sample one token in every
@@ -404,14 +407,14 @@ class TransformersPolicy:
                 if run.job.should_stop is not None and run.job.should_stop():
                     self._finish(run, StopRequested())  # its rows leave the loop now
                 else:
-                    if run.logits is not None:
+                    if run.logits is not None and not run.held:
                         self._sample_step(run)
                     if run.job.forks is not None and run in self._runs:
                         try:
                             self._take_forks(run)
                         except Exception as exc:  # a request that does not fit its call: that call's error
                             self._finish(run, exc)
-            feeding = [run for run in self._runs if run.inputs is not None]
+            feeding = [run for run in self._runs if run.inputs is not None and not run.held]
             if feeding:
                 outputs = self.step.forward([(*run.inputs, run.batch) for run in feeding])
                 for run, logits in zip(feeding, outputs):
@@ -502,16 +505,24 @@ class TransformersPolicy:
             next_pos, sampled = next_pos[keep], sampled[keep]
         run.inputs = (sampled.unsqueeze(1), next_pos.unsqueeze(1)) if run.live else None
         run.next_pos = next_pos + 1
+        if ended and job.forks is not None:  # the caller decides on these rows before the call goes on
+            run.held = True
+            job.forks.hold()
 
     def _take_forks(self, run: _Run) -> None:
-        """The caller's fork and drop requests since the last turn; the call ends once closed
-        with no row left."""
+        """Once the caller has resumed the call: its fork and drop requests; the call ends once
+        closed with no row left."""
+        if run.held:
+            if not run.job.forks.resumed:
+                return
+            run.held = False
         requests, closed = run.job.forks.take()
         for request in requests:
             if request[0] == "drop":
                 for row in request[1]:
-                    _, key = run.parked.pop(row, (None, None))
-                    run.new_states.pop(key, None)
+                    state, key = run.parked.pop(row, (None, None))
+                    if state is not None and run.new_states.get(key) is state:  # not another row's of that text
+                        del run.new_states[key]
             else:
                 self._join(run, *request[1:])
         if closed and not run.live:
@@ -524,6 +535,7 @@ class TransformersPolicy:
         state, text = run.parked.pop(row)
         if len(state.pending) != 1 or len(run.rows) != first:
             raise ValueError("a fork's state or numbering does not match its call")
+        run.new_states[text] = state  # kept at the call's end (a row of the same text may have been dropped)
         since = run.batch.length  # the new rows' own tokens start here
         run.batch.add_rows(state.cache, count)
         job.prompts.append(text)

@@ -102,7 +102,8 @@ def _add(ctx: SearchContext, parent: Node, completion: Completion, iteration: in
 def _ended_rows(ctx: SearchContext, prompts: list[str], counts: list[int], final: bool, next_step=None, forks=None):
     """One policy call for `counts[i]` continuations of each prompt; yields lists of
     (row, completion): each row as it ends where the policy hands it over then (`streams_rows`;
-    with forks, the rows that ended since the last list), else all at the end. `next_step` goes to a policy that lets
+    with forks, the rows that ended in one turn, the call resumed once they are handled), else
+    all at the end. `next_step` goes to a policy that lets
     rows go on (`continues_rows`), `forks` to one that forks them (`forks_rows`: the caller
     checks)."""
     max_tokens, stop = _limits(ctx.config, final)
@@ -136,17 +137,23 @@ def _ended_rows(ctx: SearchContext, prompts: list[str], counts: list[int], final
             outcome["error"] = exc
         finally:
             ended.put(None)
+            if forks is not None:
+                forks.ended()
 
     caller = threading.Thread(target=sample, name="expand", daemon=True)
     caller.start()
     try:
         while (done := ended.get()) is not None:
-            rows = [done]  # with forks, every row that has ended (a subtree's candidates are scored together)
-            while forks is not None and not ended.empty() and (done := ended.get()) is not None:
-                rows.append(done)
+            rows = [done]
+            if forks is not None:  # every row of the turn, the call waiting until they are handled
+                forks.wait()
+                while not ended.empty() and (done := ended.get()) is not None:
+                    rows.append(done)
             yield rows
             if done is None:
                 break
+            if forks is not None:
+                forks.resume()
     finally:
         abandoned.set()
         if forks is not None:
