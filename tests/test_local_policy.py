@@ -693,11 +693,12 @@ def test_deepconf_stops_its_chains_in_place_as_one_call_per_iteration_does(newli
     assert one.meta["deepconf"] == per_iteration.meta["deepconf"]
 
 
-def _forked_call(policy, root, stop, temperature, pause=0.0, seed=7):
-    """A call of two rows from `root` with forks, handled as a search does: both rows park at
-    their first step; once both have, row 1 is dropped and two rows are forked from row 0
-    (after `pause` seconds, the call waiting meanwhile); the call is closed when they end.
-    Returns the parked row's completion, the forked rows' completions and the call's results."""
+def _forked_call(policy, root, stop, temperature, pause=0.0, seed=9):
+    """A call of three rows from `root` with forks, handled as a search does: rows 0 and 1 park
+    at their first step while row 2 goes on in place for up to three steps; once both have parked,
+    row 1 is dropped and two rows are forked from row 0 (after `pause` seconds, the call
+    waiting meanwhile); the call is closed when they and row 2 have ended. Returns the parked
+    row's completion, the forked rows' completions and row 2's, and the call's results."""
     import queue
     import threading
     import time
@@ -705,32 +706,45 @@ def _forked_call(policy, root, stop, temperature, pause=0.0, seed=7):
     from tts_explorer.policy.base import PARK, Forks
 
     view, forks, ended, handed = policy.for_search(seed), Forks(), {}, queue.SimpleQueue()
-    results = {}
+    results, steps = {}, []
+
+    def next_step(row, completion):
+        if row != 2:
+            return PARK
+        steps.append(completion)
+        return (30, stop) if len(steps) < 3 else None
 
     def call():
         results["out"] = view.generate(
-            [root], [2], 30, temperature, stop, on_row=lambda *d: handed.put(d), next_step=lambda *_: PARK, forks=forks
+            [root],
+            [3],
+            30,
+            temperature,
+            stop,
+            on_row=lambda *d: handed.put(d),
+            next_step=next_step,
+            forks=forks,
         )
 
     thread = threading.Thread(target=call)
     thread.start()
-    while not {2, 3} <= ended.keys():
+    while not {2, 3, 4} <= ended.keys():
         row, completion = handed.get(timeout=60)
         forks.wait()  # the turn's rows are all handed over; the call waits
         ended[row] = completion
         while not handed.empty():
             ended.update([handed.get()])
-        if {0, 1} <= ended.keys() and forks.next_row == 2:
+        if {0, 1} <= ended.keys() and forks.next_row == 3:
             assert forks.parked == {0, 1}, [c.stop_reason for c in ended.values()]  # both stopped on the stop string
             time.sleep(pause)
             assert all(run.held or not run.live for run in policy._runs)  # no row of the call advanced
             forks.drop([1])
-            assert forks.fork(0, 2, (30, stop), key=9) == range(2, 4)
+            assert forks.fork(0, 2, (30, stop), key=9) == range(3, 5)
         forks.resume()
     forks.close()
     thread.join(timeout=60)
     assert not thread.is_alive()
-    return ended[0], [ended[2], ended[3]], results["out"]
+    return ended[0], [ended[3], ended[4]], results["out"]
 
 
 def test_forked_rows_sample_what_a_call_from_the_parked_state_samples(tiny_model_dir):
@@ -743,7 +757,7 @@ def test_forked_rows_sample_what_a_call_from_the_parked_state_samples(tiny_model
     policy = TransformersPolicy(model, tokenizer)
     meter = ComputeMeter()
     parked, forked, out = _forked_call(policy, root, stop, 0.0)
-    assert parked.stop_reason == "stop" and [len(group) for group in out] == [2, 2]
+    assert parked.stop_reason == "stop" and [len(group) for group in out] == [3, 2]
     ((alone,),) = TransformersPolicy(model, tokenizer).generate([root + parked.text], [1], 30, 0.0, stop, meter=meter)
     for completion in forked:
         assert (completion.text, completion.token_ids) == (alone.text, alone.token_ids)
@@ -763,7 +777,7 @@ def test_forked_rows_draw_the_same_however_long_the_caller_takes(tiny_model_dir)
     at_once = _forked_call(TransformersPolicy(model, tokenizer), root, stop, 1.0)
     later = _forked_call(TransformersPolicy(model, tokenizer), root, stop, 1.0, pause=0.3)
     assert [c.text for c in at_once[1]] == [c.text for c in later[1]]
-    assert at_once[0].text == later[0].text
+    assert [c.text for c in at_once[2][0]] == [c.text for c in later[2][0]]  # and row 2's last step
 
 
 def test_dvts_grows_every_subtree_in_one_call(newline_model_dir):

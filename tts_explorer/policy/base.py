@@ -94,7 +94,7 @@ class Forks:
     # the engine's side
     def hold(self) -> None:
         with self._lock:
-            self.resumed = False
+            self.resumed = self.closed  # a closed call's caller handles no more rows: it goes on
             self._held.set()
 
     def ended(self) -> None:
