@@ -103,9 +103,8 @@ def _ended_rows(ctx: SearchContext, prompts: list[str], counts: list[int], final
     """One policy call for `counts[i]` continuations of each prompt; yields lists of
     (row, completion): each row as it ends where the policy hands it over then (`streams_rows`;
     with forks, the rows that ended in one turn, the call resumed once they are handled), else
-    all at the end. `next_step` goes to a policy that lets
-    rows go on (`continues_rows`), `forks` to one that forks them (`forks_rows`: the caller
-    checks)."""
+    all at the end. `next_step` goes to a policy that lets rows go on (`continues_rows`), `forks`
+    to one that forks them (`forks_rows`: the caller checks)."""
     max_tokens, stop = _limits(ctx.config, final)
     call = dict(
         max_tokens=max_tokens,
