@@ -105,16 +105,13 @@ def test_a_stop_string_inside_a_token_is_cut_at_the_token_boundary(smollm):
     assert kept[-1] != inside  # the last token re-encoded from the text, not the sampled one
 
 
-def _nested(tree, node_id=0):
-    node = tree.nodes[node_id]
-    return (node.text, node.score, node.status, [_nested(tree, c) for c in node.children])
-
-
 def test_dvts_whose_subtrees_fork_rows_grows_the_tree_of_one_call_per_iteration(monkeypatch):
     """On the real model (fp32 here: bf16 products may round differently by batch shape), greedy
     DVTS in one call, each subtree's next candidates forked into the running batch from its
     best candidate's state, grows the tree that one call per iteration grows: the forked rows
     read their path's keys copied from the running batch and sample what a fresh batch samples."""
+    from test_local_policy import _nested
+
     from tts_explorer.policy.local import TransformersPolicy
 
     policy = load_policy(dtype="fp32")

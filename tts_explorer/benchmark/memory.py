@@ -14,7 +14,8 @@ import json
 import subprocess
 import sys
 
-STEPS = 8  # the beam search's depth
+STEPS = 8  # the search's depth
+STRATEGY = "beam"  # the search measured, unless another is named
 CURVE_POINTS = 12
 
 PROBE = """
@@ -35,17 +36,17 @@ def config(strategy, n):
 greedy = config("greedy", 1)
 run_to_end(new_tree(problem.question, greedy, "arithmetic", problem.answer, policy.name), policy, greedy, "arithmetic")
 after_greedy = peak()
-beam = config(strategy, n)
-tree = new_tree(problem.question, beam, "arithmetic", problem.answer, policy.name)
+wide = config(strategy, n)
+tree = new_tree(problem.question, wide, "arithmetic", problem.answer, policy.name)
 curve = []
-for event in search(tree, policy, beam, "arithmetic"):
+for event in search(tree, policy, wide, "arithmetic"):
     curve.append((tree.meta["compute"]["generated_tokens"], resident_mb()))
 print(json.dumps({"loaded": loaded, "greedy": after_greedy, "searched": peak(),
                   "tokens": tree.meta["compute"]["generated_tokens"], "curve": curve}))
 """
 
 
-def engine_memory(model: str, data: str, n: int, steps: int = STEPS, strategy: str = "beam") -> dict:
+def engine_memory(model: str, data: str, n: int, steps: int = STEPS, strategy: str = STRATEGY) -> dict:
     done = subprocess.run(
         [sys.executable, "-c", PROBE, model, data, str(n), str(steps), strategy], capture_output=True, text=True
     )
@@ -54,7 +55,7 @@ def engine_memory(model: str, data: str, n: int, steps: int = STEPS, strategy: s
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def format_memory(measured: dict, n: int, steps: int = STEPS, strategy: str = "beam") -> str:
+def format_memory(measured: dict, n: int, steps: int = STEPS, strategy: str = STRATEGY) -> str:
     extra = measured["searched"] - measured["greedy"]
     per_token = extra * 1024 / max(measured["tokens"], 1)
     curve = measured["curve"]
@@ -72,5 +73,5 @@ def format_memory(measured: dict, n: int, steps: int = STEPS, strategy: str = "b
 if __name__ == "__main__":
     from ..policy.embedded import EMBEDDED
 
-    model, data, n, strategy = (sys.argv[1:] + [EMBEDDED, "easy", "64", "beam"][len(sys.argv) - 1 :])[:4]
+    model, data, n, strategy = (sys.argv[1:] + [EMBEDDED, "easy", "64", STRATEGY][len(sys.argv) - 1 :])[:4]
     print(format_memory(engine_memory(model, data, int(n), strategy=strategy), int(n), strategy=strategy))
